@@ -1,0 +1,1 @@
+"""Device drivers: sans-I/O codecs and thin I/O shells (pyserial, picamera2, python-escpos)."""

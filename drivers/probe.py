@@ -1,0 +1,22 @@
+"""`swabkiosk probe DEVICE ...`: one real read or print on one device, for technicians."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+PROBES = {
+    "idcard": "drivers.idcard_reader:probe",
+    "scanner": "drivers.scanner:probe",
+    "printer": "drivers.printer:probe",
+    "camera": "drivers.camera:probe",
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in PROBES:
+        print("usage: swabkiosk probe {idcard PORT|scanner PORT|printer TARGET [--test-label]|camera SOURCE} [--json]",
+              file=sys.stderr)
+        return 2
+    module_name, func = PROBES[argv[0]].split(":")
+    return int(getattr(importlib.import_module(module_name), func)(argv[1:]) or 0)

@@ -1,0 +1,199 @@
+"""The contract between the drivers, the station core, the store and the uplink.
+
+Drivers turn bytes into *events*; the station (a pure state machine) turns
+events into *effects*; the shell carries effects out in order: every
+``Persist`` of one step is written durably (one batch) before any other
+effect of that step (a label, a green screen) happens.
+
+Records are plain JSON-able dicts (see ``RECORD_KINDS``); they are what the
+store keeps, the uplink publishes and ``Station.restore`` replays after a
+restart, so the station's state is always derivable from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RECORD_SCHEMA = "swab.record/1"
+
+# Record kind -> MQTT topic leaf under swab/v1/<district>/<site>/<table>/
+RECORD_KINDS: dict[str, str] = {
+    "sample": "records",  # one person put into one tube
+    "void": "records",  # a mistaken sample cancelled (points at its record_id)
+    "tube_open": "tubes",
+    "tube_close": "tubes",  # reason: full | manual | end_of_queue | end_of_shift
+    "tube_replace": "tubes",  # broken tube: its people moved to a new tube in one record
+    "label": "tubes",  # a label printed (or reprinted) for a tube or box
+    "mode": "tubes",  # table pooling mode switched
+    "box_open": "boxes",
+    "box_add": "boxes",
+    "box_count": "boxes",  # packer's physical count vs listed count
+    "box_close": "boxes",
+    "box_handover": "boxes",  # handed to a courier
+    "shift_start": "shifts",
+    "shift_end": "shifts",
+}
+
+PoolMode = Literal["1", "10", "20", "household"]
+POOL_CAPACITY: dict[str, int] = {"1": 1, "10": 10, "20": 20, "household": 10}
+
+CodeColour = Literal["green", "yellow", "red"]
+
+
+def record_id(device_id: str, seq: int) -> str:
+    """Stable id: device id + persistent sequence; sorts in sequence order."""
+    return f"{device_id}-{seq:010d}"
+
+
+def mask_id(number: str) -> str:
+    """Mask an ID number for screens and logs: first 6 and last 4 kept."""
+    if len(number) <= 10:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def mask_name(name: str) -> str:
+    """张三丰 -> 张*丰, 张三 -> 张*; enough for the person to recognise themselves."""
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+# --------------------------------------------------------------------------
+# Events: what happened (drivers, UI, scanner command cards, MQTT commands)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Now:
+    """The shell's clock reading, passed with every event (the core has no clock)."""
+
+    at: float  # unix seconds
+    synced: bool  # False while NTP has not synchronised (a Pi has no RTC)
+
+
+@dataclass(frozen=True)
+class IdCard:
+    """Decoded text block of a 2nd-generation resident ID card."""
+
+    name: str
+    gender: str  # "1" male, "2" female, "0" unknown, "9" unspecified
+    nation: str  # GB 3304 two-digit code
+    birth: str  # YYYYMMDD
+    address: str
+    id_number: str
+    authority: str
+    valid_from: str  # YYYYMMDD
+    valid_to: str  # YYYYMMDD or "长期"
+    photo: bytes = field(default=b"", repr=False, compare=False)  # WLT, opaque, never logged
+
+    def __repr__(self) -> str:  # keep full numbers and addresses out of logs
+        return f"IdCard(name={mask_name(self.name)!r}, id_number={mask_id(self.id_number)!r})"
+
+
+@dataclass(frozen=True)
+class CardRead:
+    """An ID card was placed on the reader and read (once per placement)."""
+
+    card: IdCard
+
+
+@dataclass(frozen=True)
+class CodeScanned:
+    """Any code read by the camera or the handheld scanner; the station classifies it
+    (personal sampling QR, operator certificate, tube barcode, command card)."""
+
+    text: str
+    source: Literal["camera", "scanner", "manual"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """An action from the screen, a scanned command card or an MQTT cmd/<name>."""
+
+    name: str  # close_tube, void_last, confirm_duplicate, reject_duplicate, switch_mode,
+    # sign_out, reprint_label, replace_tube, open_box, close_box, box_count,
+    # handover_box, manual_entry, end_of_queue, push_volunteers, ...
+    args: dict[str, Any] = field(default_factory=dict)
+    source: Literal["ui", "scanner", "mqtt", "cli"] = "ui"
+    txn: str | None = None  # MQTT transaction id, echoed in the CommandResult
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A device came up, went down or reported a problem (e.g. paper out)."""
+
+    device: Literal["idcard", "scanner", "camera", "printer", "broker", "store"]
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceError:
+    """A device delivered something unusable (bad frame, unsupported card)."""
+
+    device: str
+    reason: str  # plain words for the volunteer
+
+
+Event = CardRead | CodeScanned | Command | DeviceStatus | DeviceError
+
+
+# --------------------------------------------------------------------------
+# Effects: what the shell must do, in order
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write this record durably before any later effect of the same step."""
+
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Label:
+    kind: Literal["tube", "box", "manifest", "command_card", "test"]
+    barcode: str  # Code128 payload (tube id / box id); "" for none
+    lines: tuple[str, ...] = ()  # human-readable text lines
+    qr: str = ""  # optional QR payload
+
+
+@dataclass(frozen=True)
+class PrintLabel:
+    label: Label
+    ref: str = ""  # tube or box id this label belongs to (the link is never lost)
+
+
+@dataclass(frozen=True)
+class Show:
+    """Screen state. level drives colour and sound."""
+
+    level: Literal["ok", "confirm", "error", "info"]
+    message: str  # zh-CN text for the volunteer
+    message_en: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)  # masked data only
+
+
+@dataclass(frozen=True)
+class Say:
+    """A short spoken prompt (e.g. "第7人", "本管已满")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Answer to a Command that carried a txn (published on cmd/<name>/response)."""
+
+    name: str
+    txn: str | None
+    ok: bool
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Effect = Persist | PrintLabel | Show | Say | CommandResult
