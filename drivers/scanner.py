@@ -166,6 +166,9 @@ class Scanner(SerialDevice):
         self._parser = LineParser(settings.terminator, settings.prefix, settings.suffix, settings.encoding)
 
     def session(self, port: serial.Serial) -> None:
+        # Bytes queued before we opened the port are from an unknown time (a
+        # command card scanned while the kiosk was down must not act now).
+        port.reset_input_buffer()
         # A scanner says nothing until it scans: an open port is all we can know.
         self.status(True, "扫码枪就绪", f"scanner ready on {self.port}")
         last_byte = time.monotonic()
