@@ -111,6 +111,16 @@ class SerialDevice(ABC):
         self.beat()
 
 
+def open_problem(port: str, baud: int) -> str | None:
+    """For probes: why this port cannot be opened right now, or None if it can."""
+    try:
+        serial.Serial(port, baud, timeout=0, exclusive=True).close()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        hint = " (in use: is the kiosk service running? stop it first)" if "lock" in str(exc).lower() else ""
+        return f"cannot open {port}: {_why(exc)}{hint}"
+    return None
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."

@@ -251,3 +251,10 @@ def test_probe_silent_reader_fails_clearly(idcard_sim):
     out = run_probe(str(idcard_sim.path), "--timeout", "20")
     assert out.returncode == 1
     assert "nothing answers" in out.stderr
+
+
+def test_probe_says_when_the_port_is_held_by_the_kiosk(idcard_sim, idcard_driver):
+    _, events = idcard_driver  # the running driver holds the port exclusively
+    ready(events)
+    out = run_probe(str(idcard_sim.path), "--timeout", "2")
+    assert out.returncode == 2 and "in use" in out.stderr
