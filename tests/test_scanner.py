@@ -207,6 +207,7 @@ def test_scan_cut_by_an_unplug_is_reported_not_delivered(scanner_sim, scanner_dr
     (err,) = events.wait_count(DeviceError, 1)
     assert "不完整" in err.reason and "incomplete" in err.reason
     scanner_sim.plug()
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and items[-1].ok)
     scanner_sim.scan("WHOLE")
     assert [e.text for e in events.wait_count(CodeScanned, 1)] == ["WHOLE"]
 
