@@ -22,14 +22,11 @@ from firmware_app.model import IdCard
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 
-# Commands (CMD, PARA)
-RESET_SAM = (0x10, 0xFF)
+# Commands (CMD, PARA) the driver sends
 SAM_STATUS = (0x11, 0xFF)
-READ_SAM_ID = (0x12, 0xFF)
 FIND_CARD = (0x20, 0x01)
 SELECT_CARD = (0x20, 0x02)
 READ_BASE = (0x30, 0x01)
-READ_BASE_FP = (0x30, 0x10)
 SET_MAX_RF_FRAME = (0x61, 0xFF)  # sent with data 0x50 by some drivers at start-up
 
 SW_OK = 0x90
