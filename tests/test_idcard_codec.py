@@ -287,3 +287,11 @@ def test_read_with_fingerprint_has_three_lengths():
     d.receive_data(frame(0x90, data))
     (ev,) = events(d)
     assert len(frame(0x90, data)) == 2321  # LEN 09 0A, as public readers document for 30 10
+
+
+def test_digits_of_other_scripts_are_refused():
+    block = text_block(replace(ZHANG_SAN, birth="١٩٩٠٠٣٠٧"))  # Arabic-Indic digits
+    with pytest.raises(idcard.CardDataError):
+        idcard.decode_text(block)
+    with pytest.raises(idcard.CardDataError):
+        idcard.decode_text(text_block(replace(ZHANG_SAN, nation="0¹")))
