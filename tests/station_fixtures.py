@@ -23,7 +23,7 @@ site_name = "莞城体育馆 3号台"
 mode = "{{mode}}"
 tubes_source = "{{source}}"
 tube_prefix = "DG03"
-tube_pattern = "^LAB[0-9]{{{{6}}}}$"
+tube_pattern = "^(LAB[0-9]{{{{6}}}}|[0-9]{{{{18}}}})$"
 box_capacity = {{box_capacity}}
 
 [authority]

@@ -280,6 +280,13 @@ def test_prelabelled_tubes_are_opened_by_scanning_them():
     assert t.show.level == "error" and "close it first" in t.show.message_en
 
 
+def test_a_scanned_id_number_is_never_taken_for_a_tube():
+    t = signed_in(source="prelabelled")
+    t.scan(make_id(1))
+    assert t.show.level == "error" and "ID number" in t.show.message_en and t.new_records == []
+    assert make_id(1) not in repr(t.effects)
+
+
 def test_prelabelled_single_tube_is_confirmed_by_scanning_it():
     t = signed_in(source="prelabelled")
     t.scan("LAB000001")
