@@ -1044,7 +1044,7 @@ class Station:
             number = ""
             if not phone:
                 raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
-        person = {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour, "key_person": bool(a.get("key_person"))}
+        person = {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour, "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
         self._person_arrives(person, "manual")
 
     def _cmd_push_volunteers(self, c: Command) -> None:

@@ -442,6 +442,16 @@ def test_every_record_carries_the_contract_fields():
     assert sample["operator"] == "V1" and sample["id_number"] == make_id(1) and sample["phone"] == "13812345678"
 
 
+def test_unsynchronised_clock_still_samples_and_says_so():
+    t = signed_in()
+    t.synced = False
+    t.scan(person(1, issued_at=int(t.now.at) + 2 * DAY), "camera")  # kiosk clock days behind the issuer
+    assert t.show.level == "ok" and t.samples()[0]["clock_synced"] is False
+    t.synced = True
+    t.scan(person(2, issued_at=int(t.now.at) + 2 * DAY), "camera")
+    assert t.show.level == "error" and "future" in t.show.message_en
+
+
 def test_restart_continues_the_open_tube_and_remembers_today():
     t = signed_in()
     for n in range(1, 4):
