@@ -56,7 +56,6 @@ COMMAND_PREFIX = "SWABCMD:"
 ID_TYPES = ("resident_id", "passport", "none")
 COLOUR_ZH = {"green": "绿码", "yellow": "黄码", "red": "红码", None: "未出示健康码"}
 SINGLE_ZH = {"red_code": "红码", "yellow_code": "黄码", "key_person": "重点人群"}
-CLOSE_REASONS = ("full", "manual", "end_of_queue", "end_of_shift", "mode_change")
 DEVICE_ZH = {"idcard": "身份证读卡器", "scanner": "扫码枪", "camera": "摄像头", "printer": "打印机", "broker": "区平台", "store": "存储"}
 # The argument a one-argument command card (SWABCMD:<name>:<arg>) carries.
 CARD_ARG = {
