@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from firmware_app.idnumber import check_char
 from firmware_app.model import IdCard
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
@@ -258,15 +259,6 @@ LONG_TERM = "长期"
 _ID_RE = re.compile(r"[0-9]{17}[0-9X]")
 _DATE_RE = re.compile(r"[0-9]{8}")
 _NATION_RE = re.compile(r"[0-9]{2}")
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-
-
-def id_check_char(first17: str) -> str:
-    """ISO 7064 MOD 11-2 check character of the first 17 digits (GB 11643)."""
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS)) % 11]
-
-
 def split_base_info(data: bytes) -> tuple[bytes, bytes, bytes]:
     """Data after SW3 of a read-base-info answer -> (text, photo, fingerprint).
 
@@ -332,7 +324,7 @@ def _check_fields(f: dict[str, str], kind: str) -> None:
     if not _DATE_RE.fullmatch(f["birth"]):
         bad.append("birth")
     number = f["id_number"].upper()
-    if not _ID_RE.fullmatch(number) or id_check_char(number[:17]) != number[17]:
+    if not _ID_RE.fullmatch(number) or check_char(number[:17]) != number[17]:
         bad.append("id_number")
     f["id_number"] = number
     if not _DATE_RE.fullmatch(f["valid_from"]):
