@@ -58,7 +58,7 @@ if [ -n "$root" ]; then
   # No service may start inside the chroot while packages are installed.
   printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod 755 "$root/usr/sbin/policy-rc.d"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-  mkdir -p "$stage"
+  rm -rf "$stage"; mkdir -p "$stage"
   # The source the kiosk was built from stays in the image (root-owned, read-only for others).
   tar -C "$src" --exclude=.git --exclude=.venv --exclude='__pycache__' --exclude='.pytest_cache' \
       --exclude='.hypothesis' --exclude='*.egg-info' --exclude=build --exclude=dist -cf - . | tar -C "$stage" --no-same-owner --no-same-permissions -xf -
