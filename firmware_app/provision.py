@@ -315,8 +315,8 @@ def report(paths: Paths, owner: Owner, outcome: Outcome, kept_previous: bool) ->
         page.unlink(missing_ok=True)
         return
     if outcome.installed:
-        message = "站点文件已应用，但只读根文件系统下重启后会重新应用，文件仍留在启动分区。"
-        message_en = "Station file applied for this boot only (read-only root): it stays on the boot partition."
+        message = "站点文件已安装，但有需要处理的问题（见下）。"
+        message_en = "Station file installed, with something to take care of (below)."
         level = "warning"
     else:
         count = len(outcome.problems)
@@ -343,7 +343,11 @@ def report(paths: Paths, owner: Owner, outcome: Outcome, kept_previous: bool) ->
     for w in outcome.warnings:
         print(f"swabkiosk provision: warning: {w}", file=sys.stderr)
     print(f"swabkiosk provision: {message_en}", file=sys.stderr)
-    paths.run.mkdir(parents=True, exist_ok=True)
+    if not paths.run.exists():
+        # As swabkiosk.service's RuntimeDirectory= would make it, so the daemon can read it.
+        paths.run.mkdir(parents=True)
+        os.chown(paths.run, owner.uid, owner.gid)
+        os.chmod(paths.run, 0o750)
     write_atomic(status_json, json.dumps(doc, ensure_ascii=False, indent=1), 0o640, 0, owner.gid)
     paths.screen.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.screen, 0o755)
@@ -425,7 +429,13 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
             " / read-only root (overlay): configuration lives in RAM until reboot; the station file stays on the boot partition"
         )
     else:
-        remove_from_boot(paths)
+        try:
+            remove_from_boot(paths)
+        except OSError as exc:  # e.g. boot partition made read-only (raspi-config enable_bootro)
+            outcome.warnings.append(
+                f"无法从启动分区删除站点文件（含密钥），请手动删除 / could not remove the station file"
+                f" (and its secrets) from the boot partition, delete it by hand: {exc.strerror}"
+            )
     report(paths, owner, outcome, kept_previous)
     return outcome
 

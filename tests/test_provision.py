@@ -218,3 +218,20 @@ def test_overlay_root_is_recognised_as_volatile(tmp_path):
     )
     assert volatile(Path("/etc/swabkiosk"), mountinfo)
     assert not volatile(Path("/var/lib/swabkiosk/store"), mountinfo)
+
+
+@needs_root
+def test_on_a_read_only_root_the_file_is_applied_but_kept_on_the_boot_partition(kiosk):
+    from firmware_app.provision import Owner, Paths, provision as provision_in_process
+
+    text = good_station_text()
+    put_on_boot(kiosk, text)
+    paths = Paths(kiosk["boot"], kiosk["etc"], kiosk["run"], kiosk["screen"], kiosk["dropin"])
+    outcome = provision_in_process(paths, Owner(SERVICE_UID, SERVICE_GID), read_only_root=True)
+    assert outcome.installed
+    assert (kiosk["etc"] / "swabkiosk.toml").read_text(encoding="utf-8") == text
+    # /etc is in RAM: the only lasting copy stays on the card and is applied at every boot.
+    assert (kiosk["boot"] / "swabkiosk.toml").is_file() and (kiosk["boot"] / "swabkiosk" / "client.key").is_file()
+    report = json.loads((kiosk["run"] / "provision-errors.json").read_text(encoding="utf-8"))
+    assert report["level"] == "warning" and report["installed"] is True
+    assert any("overlay" in w for w in report["warnings"])
