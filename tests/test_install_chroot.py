@@ -45,6 +45,21 @@ def timed(label: str, func):
     return result
 
 
+def unmount_under(path: Path) -> None:
+    """install.sh unmounts what it bind-mounted even on failure, but not if it is killed
+    (a timeout): never delete a tree with the host's /dev still mounted inside it."""
+    prefix = str(path) + "/"
+    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def remove_tree(path: Path) -> None:
+    unmount_under(path)
+    # --one-file-system: even a mount we failed to detach is skipped, not emptied.
+    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+
+
 def prepared_tarball() -> Path:
     """debootstrap bookworm + install.sh --packages-only, cached by the package list."""
     packages = run(["bash", str(INSTALL), "--print-packages"]).stdout
@@ -54,13 +69,16 @@ def prepared_tarball() -> Path:
         return tarball
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(CACHE / f"build-{key}")
-    shutil.rmtree(work, ignore_errors=True)
-    timed("debootstrap", lambda: run(["debootstrap", "--variant=minbase", "bookworm", str(work), MIRROR], timeout=900))
-    timed("Debian packages", lambda: run(["bash", str(INSTALL), "--root", str(work), "--packages-only"], timeout=900))
-    run(["chroot", str(work), "apt-get", "clean"])
-    run(["tar", "--numeric-owner", "-C", str(work), "-cf", f"{tarball}.part", "."])
-    os.rename(f"{tarball}.part", tarball)
-    shutil.rmtree(work)
+    remove_tree(work)
+    try:
+        timed("debootstrap", lambda: run(["debootstrap", "--variant=minbase", "bookworm", str(work), MIRROR], timeout=900))
+        timed("Debian packages", lambda: run(["bash", str(INSTALL), "--root", str(work), "--packages-only"], timeout=900))
+        run(["chroot", str(work), "apt-get", "clean"])
+        unmount_under(work)
+        run(["tar", "--numeric-owner", "-C", str(work), "-cf", f"{tarball}.part", "."])
+        os.rename(f"{tarball}.part", tarball)
+    finally:
+        remove_tree(work)
     return tarball
 
 
@@ -85,16 +103,17 @@ def installed(tmp_path_factory):
     target = tmp_path_factory.mktemp("chroot") / "root"
     target.mkdir()
     timed("unpack chroot", lambda: run(["tar", "--numeric-owner", "-C", str(target), "-xf", str(base)]))
-    wheels = wheelhouse(tmp_path_factory.mktemp("wheels") / "wheelhouse")
-    command = ["bash", str(INSTALL), "--root", str(target), "--wheelhouse", str(wheels), "--data-label", "swabdata"]
-    first = timed("install.sh (fresh)", lambda: run(command, timeout=900))
-    before = state(target)
-    second = timed("install.sh (again)", lambda: run(command, timeout=900))
-    yield {"root": target, "first": first, "second": second, "before": before, "after": state(target)}
-    # Nothing may stay mounted inside it before it is removed.
-    mounts = Path("/proc/self/mounts").read_text()
-    assert str(target) not in mounts
-    shutil.rmtree(target)
+    try:
+        wheels = wheelhouse(tmp_path_factory.mktemp("wheels") / "wheelhouse")
+        command = ["bash", str(INSTALL), "--root", str(target), "--wheelhouse", str(wheels), "--data-label", "swabdata"]
+        first = timed("install.sh (fresh)", lambda: run(command, timeout=900))
+        # install.sh leaves nothing mounted inside the root it installed into.
+        assert str(target) + "/" not in Path("/proc/self/mounts").read_text()
+        before = state(target)
+        second = timed("install.sh (again)", lambda: run(command, timeout=900))
+        yield {"root": target, "first": first, "second": second, "before": before, "after": state(target)}
+    finally:
+        remove_tree(target)
 
 
 def state(root: Path) -> dict:
