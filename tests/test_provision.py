@@ -8,6 +8,7 @@ modes, and that a broken file changes nothing but the error report.
 import base64
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -32,7 +33,10 @@ def public_key_b64() -> str:
 
 def good_station_text(broker: str = "mqtts://10.20.30.40:8883") -> str:
     text = (ROOT / "config" / "station.example.toml").read_text(encoding="utf-8")
-    text = text.replace('"REPLACE-WITH-BASE64-ED25519-PUBLIC-KEY"', f'"{public_key_b64()}"')
+    # The example carries the public DEMO keys, which `config check` refuses on a real kiosk.
+    for name in ("sampling_code_keys", "operator_keys"):
+        text, count = re.subn(rf"^{name} = \[.*\]$", f'{name} = ["{public_key_b64()}"]', text, flags=re.M)
+        assert count == 1, name
     return text.replace('"mqtts://broker.dongguan.example:8883"', f'"{broker}"')
 
 
