@@ -115,9 +115,10 @@ if ! getent passwd swabkiosk >/dev/null; then
           --comment "swabkiosk daemon" swabkiosk
 fi
 usermod --groups dialout,video,lp swabkiosk
-# The screen's user: runs cage + Chromium on tty1; it reads nothing of the store or secrets.
+# The screen's user: runs cage + Chromium on tty1 (display, touch, spoken prompts); it reads
+# nothing of the store or secrets.
 screen_groups=video
-for g in render input; do getent group "$g" >/dev/null && screen_groups+=",$g"; done
+for g in render input audio; do getent group "$g" >/dev/null && screen_groups+=",$g"; done
 if ! getent passwd swabkiosk-screen >/dev/null; then
   say "creating user swabkiosk-screen"
   useradd --system --user-group --home-dir /var/lib/swabkiosk-screen --create-home --shell /usr/sbin/nologin \
