@@ -49,6 +49,8 @@ DROPIN = "50-network.conf"
 
 # Keys naming files that are secrets: readable by the service user only (0600).
 SECRET_FILE_KEYS = {"password_file", "key_file"}
+# Files the daemon can do without at first: the district pushes the volunteer list over MQTT.
+OPTIONAL_FILE_KEYS = {"volunteers.list_file"}
 
 
 @dataclass
@@ -128,9 +130,9 @@ class Supplied:
     secret: bool
 
 
-def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied], list[dict]]:
+def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied], list[dict], list[str]]:
     """Match each file the station file names to a supplied or installed copy."""
-    supplied, problems = [], []
+    supplied, problems, warnings = [], [], []
     etc = Path("/etc/swabkiosk")
     for dotted, value in file_keys(data):
         target = Path(value)
@@ -151,6 +153,11 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
             supplied.append(Supplied(dotted, paths.etc / target.name, source, secret))
         elif (paths.etc / target.name).is_file():
             supplied.append(Supplied(dotted, paths.etc / target.name, None, secret))
+        elif dotted in OPTIONAL_FILE_KEYS:
+            warnings.append(
+                f"{dotted}: 尚无 {target.name}，区里推送名单前志愿者无法签到"
+                f" / no {target.name} yet: volunteers cannot sign in until the district pushes the list"
+            )
         else:
             problems.append(
                 problem(
@@ -160,7 +167,7 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
                     f" / missing file: put {target.name} in the {FILES_DIR}/ folder on the boot partition",
                 )
             )
-    return supplied, problems
+    return supplied, problems, warnings
 
 
 # --------------------------------------------------------------------------
@@ -393,6 +400,7 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
         return outcome
     problems = config_problems(text)
     supplied: list[Supplied] = []
+    warnings: list[str] = []
     data: dict = {}
     try:
         data = tomllib.loads(text)
@@ -400,7 +408,7 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
         if not problems:  # the validator reports syntax errors itself; never lose one
             problems.append(problem("", None, f"TOML 语法错误 / TOML syntax error: {exc}"))
     else:
-        supplied, file_problems = referenced_files(text, data, paths)
+        supplied, file_problems, warnings = referenced_files(text, data, paths)
         problems += file_problems
     if problems:
         outcome = Outcome(False, problems)
@@ -420,7 +428,7 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
         write_atomic(dropin, content, 0o644)
         if reload_systemd:
             subprocess.run(["systemctl", "daemon-reload"], check=True)
-    outcome = Outcome(True)
+    outcome = Outcome(True, warnings=warnings)
     if read_only_root is None:
         read_only_root = volatile(paths.etc)
     if read_only_root:

@@ -239,3 +239,15 @@ def test_on_a_read_only_root_the_file_is_applied_but_kept_on_the_boot_partition(
     report = json.loads((kiosk["run"] / "provision-errors.json").read_text(encoding="utf-8"))
     assert report["level"] == "warning" and report["installed"] is True
     assert any("overlay" in w for w in report["warnings"])
+
+
+@needs_root
+def test_a_missing_volunteer_list_installs_with_a_warning_on_screen(kiosk):
+    put_on_boot(kiosk, good_station_text(), {k: v for k, v in SUPPLIED.items() if k != "volunteers.json"})
+    out = provision(kiosk)
+    assert out.returncode == 0, out.stderr
+    assert (kiosk["etc"] / "swabkiosk.toml").is_file() and not (kiosk["etc"] / "volunteers.json").exists()
+    report = json.loads((kiosk["run"] / "provision-errors.json").read_text(encoding="utf-8"))
+    assert report["level"] == "warning" and report["installed"] is True and report["problems"] == []
+    assert any("volunteers.list_file" in w for w in report["warnings"])
+    assert "volunteers.list_file" in out.stderr
