@@ -126,7 +126,7 @@ if ! getent passwd swabkiosk-screen >/dev/null; then
 fi
 usermod --groups "$screen_groups" swabkiosk-screen
 
-install -d -m 0755 -o root -g root /opt/swabkiosk /opt/swabkiosk/bin /opt/swabkiosk/docs
+install -d -m 0755 -o root -g root /opt/swabkiosk /opt/swabkiosk/bin /opt/swabkiosk/docs /opt/swabkiosk/share
 install -d -m 0750 -o root -g swabkiosk /etc/swabkiosk
 install -d -m 0700 -o swabkiosk -g swabkiosk /var/lib/swabkiosk
 install -d -m 0700 -o swabkiosk-screen -g swabkiosk-screen /var/lib/swabkiosk-screen
@@ -153,6 +153,7 @@ fi
 
 # --------------------------------------------------------------- units, rules, browser
 install -m 0755 -o root -g root "$src/systemd/kiosk-browser" /opt/swabkiosk/bin/kiosk-browser
+install -m 0644 -o root -g root "$src/systemd/kiosk-waiting.html" /opt/swabkiosk/share/kiosk-waiting.html
 install -m 0644 -o root -g root "$src/docs/deploy.md" /opt/swabkiosk/docs/deploy.md
 install -m 0644 -o root -g root "$src/config/station.example.toml" /opt/swabkiosk/station.example.toml
 for unit in swabkiosk.service swabkiosk-firstboot.service swabkiosk-screen.service; do

@@ -46,6 +46,7 @@ SERVICE_USER = "swabkiosk"
 ERRORS_FILE = "provision-errors.json"
 ERRORS_PAGE = "provision-errors.html"
 DROPIN = "50-network.conf"
+DEFAULT_UI_PORT = 8080
 
 # Keys naming files that are secrets: readable by the service user only (0600).
 SECRET_FILE_KEYS = {"password_file", "key_file"}
@@ -211,6 +212,30 @@ def network_dropin(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kiosk_url(data: dict) -> str:
+    return f"http://127.0.0.1:{data.get('ui', {}).get('port', DEFAULT_UI_PORT)}/"
+
+
+def screen_dropin(paths: Paths) -> Path:
+    """swabkiosk-screen.service.d beside swabkiosk.service.d: where the browser learns ui.port."""
+    return paths.dropin_dir.parent / "swabkiosk-screen.service.d" / "50-url.conf"
+
+
+def screen_dropin_text(data: dict) -> str:
+    return f"# Written by swabkiosk provisioning (ui.port); do not edit.\n[Service]\nEnvironment=SWABKIOSK_URL={kiosk_url(data)}\n"
+
+
+def current_kiosk_url(paths: Paths) -> str:
+    """The URL the browser uses now (the installed station's port), for the errors page."""
+    try:
+        for line in screen_dropin(paths).read_text().splitlines():
+            if line.startswith("Environment=SWABKIOSK_URL="):
+                return line.split("=", 2)[2]
+    except OSError:
+        pass
+    return kiosk_url({})
+
+
 # --------------------------------------------------------------------------
 # Installing: stage, fsync, swap in one rename
 # --------------------------------------------------------------------------
@@ -343,6 +368,7 @@ def report(paths: Paths, owner: Owner, outcome: Outcome, kept_previous: bool) ->
         "message_en": message_en,
         "problems": outcome.problems,
         "warnings": outcome.warnings,
+        "kiosk_url": current_kiosk_url(paths),
     }
     for p in outcome.problems:
         where = f"{p['key'] or '(file)'}" + (f" line {p['line']}" if p["line"] else "")
@@ -377,7 +403,8 @@ table{{border-collapse:collapse}}td{{border:1px solid #999;padding:.3em .6em}}</
 <table><tr><td>设置 / key</td><td>行 / line</td><td>问题 / problem</td></tr>{rows}</table>
 <ul>{warnings}</ul>
 <script>/* Leave for the kiosk page as soon as the daemon answers. */
-setInterval(()=>fetch("http://127.0.0.1:8080/",{{mode:"no-cors"}}).then(()=>location.replace("http://127.0.0.1:8080/"),()=>{{}}),5000)</script>
+const kiosk={json.dumps(doc["kiosk_url"])};
+setInterval(()=>fetch(kiosk,{{mode:"no-cors"}}).then(()=>location.replace(kiosk),()=>{{}}),5000)</script>
 </html>
 """
 
@@ -421,13 +448,13 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    dropin = paths.dropin_dir / DROPIN
-    content = network_dropin(data)
-    changed = not dropin.is_file() or dropin.read_text() != content
-    if changed:
-        write_atomic(dropin, content, 0o644)
-        if reload_systemd:
-            subprocess.run(["systemctl", "daemon-reload"], check=True)
+    changed = False
+    for dropin, content in [(paths.dropin_dir / DROPIN, network_dropin(data)), (screen_dropin(paths), screen_dropin_text(data))]:
+        if not dropin.is_file() or dropin.read_text() != content:
+            write_atomic(dropin, content, 0o644)
+            changed = True
+    if changed and reload_systemd:
+        subprocess.run(["systemctl", "daemon-reload"], check=True)
     outcome = Outcome(True, warnings=warnings)
     if read_only_root is None:
         read_only_root = volatile(paths.etc)

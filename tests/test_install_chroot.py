@@ -170,6 +170,9 @@ def test_directories_and_files_have_their_owners_and_modes(installed):
         assert (root / "etc/systemd/system" / unit).read_text() == (ROOT / "systemd" / unit).read_text()
     assert mode_owner(root / "etc/udev/rules.d/70-swabkiosk.rules") == ("0o644", 0, 0)
     assert mode_owner(root / "opt/swabkiosk/bin/kiosk-browser") == ("0o755", 0, 0)
+    # The page the browser shows while the daemon does not answer, named by the script.
+    assert "/opt/swabkiosk/share/kiosk-waiting.html" in (root / "opt/swabkiosk/bin/kiosk-browser").read_text()
+    assert mode_owner(root / "opt/swabkiosk/share/kiosk-waiting.html") == ("0o644", 0, 0)
     assert "LABEL=swabdata /var/lib/swabkiosk ext4" in (root / "etc/fstab").read_text()
 
 
@@ -217,8 +220,12 @@ def test_first_boot_provisioning_works_with_the_real_service_user(installed):
         assert mode_owner(root / "etc/swabkiosk/client.key") == ("0o600", uid, gid)
         assert not (boot / "swabkiosk.toml").exists()
         assert (root / "etc/systemd/system/swabkiosk.service.d/50-network.conf").is_file()
+        assert (root / "etc/systemd/system/swabkiosk-screen.service.d/50-url.conf").is_file()
+        # systemd still accepts the units with the drop-ins provisioning wrote.
+        run(["systemd-analyze", "verify", f"--root={root}", "swabkiosk.service", "swabkiosk-screen.service"])
     finally:
-        for leftover in [root / "etc/systemd/system/swabkiosk.service.d", boot]:
+        system = root / "etc/systemd/system"
+        for leftover in [system / "swabkiosk.service.d", system / "swabkiosk-screen.service.d", boot]:
             shutil.rmtree(leftover, ignore_errors=True)
         for path in (root / "etc/swabkiosk").iterdir():
             path.unlink()

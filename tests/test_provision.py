@@ -162,6 +162,9 @@ def test_good_station_file_is_installed_with_secrets_for_the_service_only(kiosk)
     assert not (kiosk["run"] / "provision-errors.json").exists()
     dropin = (kiosk["dropin"] / "50-network.conf").read_text()
     assert "IPAddressAllow=10.20.30.40\n" in dropin
+    # The kiosk browser is told the station's screen port.
+    screen = (kiosk["dropin"].parent / "swabkiosk-screen.service.d" / "50-url.conf").read_text()
+    assert "Environment=SWABKIOSK_URL=http://127.0.0.1:8080/\n" in screen
 
 
 @needs_root

@@ -7,6 +7,7 @@ package `systemd`, installed by `bin/bootstrap --test`); CI fails if it rises ab
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,47 @@ def test_runtime_libraries_work_under_memory_deny_write_execute():
     if out.returncode == 77:
         pytest.skip(f"kernel {os.uname().release} has no PR_SET_MDWE (Linux >= 6.3)")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def run_kiosk_browser(tmp_path, **env) -> list[str]:
+    """Run systemd/kiosk-browser with a stand-in browser that records its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "chromium-browser"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/args"\n')
+    fake.chmod(0o755)
+    base = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "XDG_RUNTIME_DIR": str(tmp_path), "SWABKIOSK_WAIT_S": "2"}
+    base["SWABKIOSK_ERRORS_PAGE"] = str(tmp_path / "provision-errors.html")
+    out = subprocess.run([str(ROOT / "systemd" / "kiosk-browser")], env={**base, **env}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return (tmp_path / "args").read_text().splitlines()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kiosk_browser_opens_the_daemons_page_when_it_answers(tmp_path):
+    with socket.socket() as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.listen()
+        url = f"http://127.0.0.1:{daemon.getsockname()[1]}/"
+        args = run_kiosk_browser(tmp_path, SWABKIOSK_URL=url)
+    assert args[:2] == ["--kiosk", url]
+    assert f"--user-data-dir={tmp_path}/chromium-kiosk" in args  # a fresh profile in RAM
+
+
+def test_kiosk_browser_says_what_to_check_when_the_daemon_does_not_answer(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/"
+    args = run_kiosk_browser(tmp_path, SWABKIOSK_URL=url)
+    assert args[:2] == ["--kiosk", f"file:///opt/swabkiosk/share/kiosk-waiting.html#{url}"]
+    page = (ROOT / "systemd" / "kiosk-waiting.html").read_text(encoding="utf-8")
+    assert "location.hash" in page and "swabkiosk.toml" in page
+
+
+def test_kiosk_browser_shows_a_rejected_station_file_first(tmp_path):
+    (tmp_path / "provision-errors.html").write_text("<h1>errors</h1>")
+    args = run_kiosk_browser(tmp_path, SWABKIOSK_URL=f"http://127.0.0.1:{free_port()}/")
+    assert args[:2] == ["--kiosk", f"file://{tmp_path}/provision-errors.html"]
