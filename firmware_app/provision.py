@@ -125,7 +125,6 @@ def line_of(text: str, dotted: str) -> int | None:
 
 @dataclass
 class Supplied:
-    dotted: str
     target: Path  # where the daemon will read it
     source: Path | None  # on the boot partition; None = keep the installed one
     secret: bool
@@ -151,9 +150,9 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
             continue
         source = paths.boot / FILES_DIR / target.name
         if source.is_file():
-            supplied.append(Supplied(dotted, paths.etc / target.name, source, secret))
+            supplied.append(Supplied(paths.etc / target.name, source, secret))
         elif (paths.etc / target.name).is_file():
-            supplied.append(Supplied(dotted, paths.etc / target.name, None, secret))
+            supplied.append(Supplied(paths.etc / target.name, None, secret))
         elif dotted in OPTIONAL_FILE_KEYS:
             warnings.append(
                 f"{dotted}: 尚无 {target.name}，区里推送名单前志愿者无法签到"
@@ -168,7 +167,14 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
                     f" / missing file: put {target.name} in the {FILES_DIR}/ folder on the boot partition",
                 )
             )
-    return supplied, problems, warnings
+    # Two settings naming one file get one copy, private if either calls it a secret.
+    by_name: dict[str, Supplied] = {}
+    for item in supplied:
+        if item.target.name in by_name:
+            by_name[item.target.name].secret |= item.secret
+        else:
+            by_name[item.target.name] = item
+    return list(by_name.values()), problems, warnings
 
 
 # --------------------------------------------------------------------------
@@ -293,7 +299,7 @@ def stage(paths: Paths, owner: Owner, text: str, supplied: list[Supplied]) -> Pa
 def swap_in(paths: Paths, new: Path) -> None:
     if paths.etc.exists():
         exchange(new, paths.etc)
-        shutil.rmtree(new)  # now the old config
+        shutil.rmtree(new, ignore_errors=True)  # now the old config; the new one is in place
     else:
         os.rename(new, paths.etc)
     fsync_dir(paths.etc.parent)
@@ -442,12 +448,14 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
         report(paths, owner, outcome, kept_previous)
         return outcome
 
-    new = stage(paths, owner, text, supplied)
     try:
-        swap_in(paths, new)
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
+        swap_in(paths, stage(paths, owner, text, supplied))
+    except OSError as exc:  # disk full, read-only /etc…: the old config is untouched
+        for leftover in paths.etc.parent.glob(f".{paths.etc.name}.new-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        outcome = Outcome(False, [problem("", None, f"无法写入 {paths.etc} / cannot write {paths.etc}: {exc}")])
+        report(paths, owner, outcome, kept_previous)
+        return outcome
     changed = False
     for dropin, content in [(paths.dropin_dir / DROPIN, network_dropin(data)), (screen_dropin(paths), screen_dropin_text(data))]:
         if not dropin.is_file() or dropin.read_text() != content:

@@ -254,3 +254,23 @@ def test_a_missing_volunteer_list_installs_with_a_warning_on_screen(kiosk):
     assert report["level"] == "warning" and report["installed"] is True and report["problems"] == []
     assert any("volunteers.list_file" in w for w in report["warnings"])
     assert "volunteers.list_file" in out.stderr
+
+
+@needs_root
+def test_a_config_directory_that_cannot_be_written_is_reported_not_crashed_on(kiosk):
+    kiosk["etc"].parent.write_text("not a directory")  # stands in for a full or read-only /etc
+    put_on_boot(kiosk, good_station_text())
+    out = provision(kiosk)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    report = json.loads((kiosk["run"] / "provision-errors.json").read_text(encoding="utf-8"))
+    assert report["installed"] is False and "cannot write" in report["problems"][0]["message"]
+    assert (kiosk["boot"] / "swabkiosk" / "client.key").is_file()  # nothing removed from the card
+
+
+@needs_root
+def test_one_file_named_by_two_settings_is_installed_once_as_a_secret(kiosk):
+    text = good_station_text().replace('cert_file = "/etc/swabkiosk/client.crt"', 'cert_file = "/etc/swabkiosk/client.key"')
+    put_on_boot(kiosk, text)
+    out = provision(kiosk)
+    assert out.returncode == 0, out.stderr
+    assert mode_owner(kiosk["etc"] / "client.key") == ("0o600", SERVICE_UID, SERVICE_GID)
