@@ -9,7 +9,7 @@ src=${SWABKIOSK_SRC:-$(realpath "$(dirname "${BASH_SOURCE[0]}")/../../..")}
 rm -rf "${ROOTFS_DIR}/opt/swabkiosk/src"
 install -d "${ROOTFS_DIR}/opt/swabkiosk/src"
 tar -C "${src}" --exclude=.git --exclude=.venv --exclude=__pycache__ --exclude=.pytest_cache \
-	--exclude=.hypothesis --exclude='*.egg-info' --exclude=build --exclude=dist --exclude=pi-gen/work -cf - . \
+	--exclude=.hypothesis --exclude='*.egg-info' --exclude=build --exclude=dist -cf - . \
 	| tar -C "${ROOTFS_DIR}/opt/swabkiosk/src" --no-same-owner --no-same-permissions -xf -
 
 on_chroot << CHROOT
