@@ -32,3 +32,22 @@ def frames(kind: str, count: int, seed: int = 7):
 
 def collect(events: list, kind: type) -> list:
     return [e for e in events if isinstance(e, kind)]
+
+
+class Recorder:
+    """Thread-safe event sink with a bounded wait (no sleeps in tests)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.events: list = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.events), timeout=timeout)
