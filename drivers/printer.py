@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -94,12 +95,18 @@ def open_target(target: Target):
             vid, pid = (int(x, 16) for x in target.address.split(":"))
             p = Usb(vid, pid, timeout=int(IO_TIMEOUT_S * 1000))
         else:
+            if not os.path.exists(target.address):  # never create a plain file in its place
+                raise PrinterError(f"{NOT_CONNECTED}: {target.address} does not exist")
             from escpos.printer.file import File
             p = File(target.address)
         p.open()
+    except PrinterError:
+        raise
     except (DeviceNotFoundError, OSError) as exc:
         raise PrinterError(f"{NOT_CONNECTED}: {exc}".strip()) from exc
-    except Exception as exc:  # pyusb without libusb, serial.SerialException, ...
+    except Exception as exc:  # pyusb without libusb (NoBackendError), serial.SerialException, ...
+        if type(exc).__name__ == "NoBackendError":
+            raise PrinterError(f"{NOT_CONNECTED}: libusb missing (apt install libusb-1.0-0)") from exc
         raise PrinterError(f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}") from exc
     if p.device is None:  # python-escpos logs instead of raising for some targets
         raise PrinterError(NOT_CONNECTED)
