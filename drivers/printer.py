@@ -127,9 +127,9 @@ def query(printer, target: Target, n: int) -> int:
     return data[-1]
 
 
-def read_status(printer, target: Target) -> tuple[bool, str]:
+def read_status(printer, target: Target, enabled: bool = True) -> tuple[bool, str]:
     """(can print, reason). Paper end and cover come from DLE EOT 4 and 2."""
-    if not target.reads_status:
+    if not (enabled and target.reads_status):
         return True, ""
     paper = query(printer, target, 4)
     if paper & 0x60:
@@ -167,7 +167,8 @@ class Pending:
 
 
 class Printer:
-    """Device shell. ``settings`` is ``[devices.printer]`` (``target``).
+    """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
+    optionally ``query_status`` (default true).
 
     ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
     and raise if it cannot; ``load_pending()`` returns what was saved. Both
@@ -180,12 +181,14 @@ class Printer:
                  on_printed: Callable[[str, Label], None] | None = None,
                  retry_s: float = RETRY_S, poll_s: float = POLL_S) -> None:
         self.target = parse_target(settings["target"])
+        # Printers (or USB-serial cables without RX) that never answer DLE EOT
+        # would otherwise keep every label pending: `query_status = false`.
+        self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
-        self._load = load_pending or (lambda: [])
         self._on_printed = on_printed or (lambda ref, label: None)
         self._retry_s, self._poll_s = retry_s, poll_s
-        self._queue: list[Pending] = []
+        self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -196,8 +199,6 @@ class Printer:
     # -- API for the daemon ------------------------------------------------
 
     def start(self) -> None:
-        with self._cond:
-            self._queue = [Pending.from_dict(d) for d in self._load()]
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
         self._thread.start()
@@ -251,10 +252,10 @@ class Printer:
         try:
             if self._device is None:
                 self._device = open_target(self.target)
-            ok, reason = read_status(self._device, self.target)
+            ok, reason = read_status(self._device, self.target, self.query_status)
             if ok and head is not None:
                 self._device._raw(escpos_label.render(head.label))
-                ok, reason = read_status(self._device, self.target)
+                ok, reason = read_status(self._device, self.target, self.query_status)
                 if ok:
                     self._done(head)
         except PrinterError as exc:
