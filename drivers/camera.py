@@ -137,7 +137,7 @@ class PiCameraSource:
 
 
 def check_source(source: str) -> None:
-    if source != "picamera2" and not source.startswith("dir:/"):
+    if source != "picamera2" and not (source.startswith("dir:") and len(source) > 4):
         raise ValueError(f"未知的摄像头来源 / unknown camera source {source!r}: use picamera2 or dir:/path")
 
 

@@ -305,17 +305,19 @@ def probe(argv: list[str]) -> int:
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
     try:
         target = parse_target(args.target)
-        label = None
+        labels: list[Label] = []
+        if args.test_label:
+            labels.append(escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S")))
         if args.command_card:
-            label = _command_card()
-        elif args.test_label:
-            label = escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S"))
+            labels += _command_card()
         t0 = time.perf_counter()
         dev = open_target(target)
         try:
             ok, reason = read_status(dev, target)
             report.update(ok=ok, reason=reason, status_reads=target.reads_status)
-            if ok and label is not None:
+            for label in labels:
+                if not ok:
+                    break
                 data = escpos_label.render(label)
                 dev._raw(data)
                 ok, reason = read_status(dev, target)
@@ -339,10 +341,11 @@ def probe(argv: list[str]) -> int:
     return 0 if report["ok"] else 1
 
 
-def _command_card() -> Label:
+def _command_card() -> list[Label]:
+    """The card's index, then one label per command code (drivers.command_card)."""
     try:
-        from drivers.command_card import command_card
+        from drivers import command_card as card
     except ImportError:
         raise PrinterError("命令卡模块未安装 / drivers.command_card is not available") from None
-    return command_card()
+    return [card.command_card(), *getattr(card, "command_labels", list)()]
 

@@ -237,7 +237,9 @@ def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_p
         assert wait_printed(refs, cond, 1)
     finally:
         p.stop()
-    assert printer_pty.queries == 0 and printer_pty.labels[0].barcode == "DG032611230006"
+    # without status, "printed" means "written": the printer may still be reading it
+    [label] = printer_pty.wait_for(1)
+    assert printer_pty.queries == 0 and label.barcode == "DG032611230006"
 
 
 def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
@@ -245,11 +247,14 @@ def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
 
     from drivers.printer import probe
 
-    card = Label(kind="command_card", barcode="", lines=("命令卡 command card", "关管 close tube"),
-                 qr="SWABCMD:close_tube")
+    # The serial area's drivers.command_card: an index label, then one QR label per command.
+    index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
+    codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
+             Label(kind="command_card", barcode="", lines=("签退", "sign out"), qr="SWABCMD:sign_out")]
     monkeypatch.setitem(sys.modules, "drivers.command_card",
-                        types.SimpleNamespace(command_card=lambda: card))
+                        types.SimpleNamespace(command_card=lambda: index, command_labels=lambda: codes))
     assert probe([printer_tcp.target, "--command-card"]) == 0
-    assert "printed command_card label" in capsys.readouterr().out
-    [label] = printer_tcp.wait_for(1)
-    assert label.lines == card.lines and label.qrs == ("SWABCMD:close_tube",)
+    assert capsys.readouterr().out.count("printed command_card label") == 3
+    printed = printer_tcp.wait_for(3)
+    assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
+    assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]
