@@ -159,3 +159,20 @@ def test_probe_counts_codes_without_printing_them(tmp_path, decoder):
     assert report["codes"] == [{"kind": "SWB1 signed code", "length": len(p)} for _, p in sets]
     for _, p in sets:
         assert p[5:] not in out.stdout and p[5:25] not in out.stdout
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_signed_personal_code_on_a_phone_is_read_and_verifies(decoder):
+    qr = pytest.importorskip("firmware_app.qr")  # the core area's SWB1 format
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    now = 1_795_400_000
+    text = qr.issue_personal(key, name="张三丰", id_number="11010519491231002X", phone="13800138000",
+                             colour="green", issued_at=now - 60, expires_at=now + 3600)
+    keys = qr.Keys(personal={qr.key_id(key.public_key()): key.public_key()})
+    frame = frame_set("clean", 1, seed=9, payloads=[text])[0][0]
+    [read] = make_decoder(decoder)(frame)
+    assert read == text
+    code = qr.verify(read, keys, now)
+    assert code.name == "张三丰" and code.id_number == "11010519491231002X"
