@@ -113,6 +113,21 @@ def open_target(target: Target):
     return p
 
 
+def close(printer) -> None:
+    """Close a python-escpos printer whose device may already be gone.
+
+    Its Serial.close() flushes first, which raises on an unplugged port and
+    would raise again from __del__; close the port itself and mark it closed."""
+    try:
+        printer.close()
+    except Exception:
+        try:
+            printer._device.close()
+        except Exception:  # nothing left to release
+            pass
+        printer._device = False
+
+
 def query(printer, target: Target, n: int) -> int:
     """DLE EOT n: one real-time status byte (raises PrinterError if none comes)."""
     try:
@@ -261,9 +276,9 @@ class Printer:
         except PrinterError as exc:
             self._close()
             ok, reason = False, str(exc)
-        except OSError as exc:  # the connection broke while writing
+        except Exception as exc:  # the connection broke while writing (OSError, termios.error, USBError)
             self._close()
-            ok, reason = False, f"{NOT_CONNECTED}: {exc}"
+            ok, reason = False, f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
         self._report(ok, reason)
 
     def _done(self, head: Pending) -> None:
@@ -283,10 +298,7 @@ class Printer:
     def _close(self) -> None:
         dev, self._device = self._device, None
         if dev is not None:
-            try:
-                dev.close()
-            except Exception:  # already broken; nothing more to release
-                pass
+            close(dev)
 
 
 # --------------------------------------------------------------------------
@@ -325,7 +337,7 @@ def probe(argv: list[str]) -> int:
                 if ok:
                     report["printed"].append({"kind": label.kind, "bytes": len(data)})
         finally:
-            dev.close()
+            close(dev)
         report["seconds"] = round(time.perf_counter() - t0, 3)
     except (ValueError, PrinterError) as exc:
         report["reason"] = str(exc)

@@ -125,8 +125,9 @@ def test_labels_pending_at_a_restart_print_after_it(printer_tcp):
     assert [x.barcode for x in mock.labels] == ["DG032611230007"] and shelf.saved == []
 
 
-def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(printer_tcp):
-    mock, rec = printer_tcp, Recorder()
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(transport, request):
+    mock, rec = request.getfixturevalue(f"printer_{transport}"), Recorder()
     refs, cond, on_printed = printed_sink()
     p = make(mock, rec, printed=on_printed)
     p.start()
