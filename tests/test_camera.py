@@ -176,3 +176,19 @@ def test_signed_personal_code_on_a_phone_is_read_and_verifies(decoder):
     assert read == text
     code = qr.verify(read, keys, now)
     assert code.name == "张三丰" and code.id_number == "11010519491231002X"
+
+
+def test_a_colour_frame_is_reported_not_decoded_and_the_camera_carries_on(tmp_path):
+    frame, payload = frames("clean", 1)[0]
+    np.save(tmp_path / "a.npy", np.stack([frame] * 3, axis=-1))  # a wrong, colour frame
+    np.save(tmp_path / "b.npy", frame)
+    rec = Recorder()
+    cam = Camera({"source": f"dir:{tmp_path}", "fps": 100}, rec)
+    cam.start()
+    try:
+        assert cam.finished.wait(10)
+    finally:
+        cam.stop()
+    [error] = [e for e in rec.events if type(e).__name__ == "DeviceError"]
+    assert error.device == "camera" and "unusable frame" in error.reason
+    assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
