@@ -30,6 +30,9 @@ from firmware_app.model import DeviceStatus, Event, Label
 RETRY_S = 3.0  # how often a failing printer is tried again
 POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is needed
 IO_TIMEOUT_S = 3.0
+# DLE EOT is answered in real time, before buffered data has printed: ask the
+# after-print status once a 58 mm printer (50-90 mm/s) has fed a label out.
+SETTLE_S = 1.0
 
 NOT_CONNECTED = "打印机未连接 / printer not connected"
 NOT_ANSWERING = "打印机无响应 / printer not answering"
@@ -194,7 +197,7 @@ class Printer:
                  save_pending: Callable[[list[dict]], None] | None = None,
                  load_pending: Callable[[], list[dict]] | None = None,
                  on_printed: Callable[[str, Label], None] | None = None,
-                 retry_s: float = RETRY_S, poll_s: float = POLL_S) -> None:
+                 retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float = SETTLE_S) -> None:
         self.target = parse_target(settings["target"])
         # Printers (or USB-serial cables without RX) that never answer DLE EOT
         # would otherwise keep every label pending: `query_status = false`.
@@ -202,7 +205,7 @@ class Printer:
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
         self._on_printed = on_printed or (lambda ref, label: None)
-        self._retry_s, self._poll_s = retry_s, poll_s
+        self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
         self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
         self._cond = threading.Condition()
         self._stopping = False
@@ -270,6 +273,9 @@ class Printer:
             ok, reason = read_status(self._device, self.target, self.query_status)
             if ok and head is not None:
                 self._device._raw(escpos_label.render(head.label))
+                if self.query_status:
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
                 ok, reason = read_status(self._device, self.target, self.query_status)
                 if ok:
                     self._done(head)
@@ -332,6 +338,7 @@ def probe(argv: list[str]) -> int:
                     break
                 data = escpos_label.render(label)
                 dev._raw(data)
+                time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
                 ok, reason = read_status(dev, target)
                 report.update(ok=ok, reason=reason)
                 if ok:

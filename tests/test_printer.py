@@ -38,7 +38,7 @@ class Shelf:
 def make(mock, rec, shelf=None, printed=None, **kw) -> Printer:
     shelf = shelf or Shelf()
     return Printer({"target": mock.target}, rec, save_pending=shelf.save, load_pending=shelf.load,
-                   on_printed=printed, retry_s=0.05, **kw)
+                   on_printed=printed, retry_s=0.05, settle_s=0.0, **kw)
 
 
 def wait_printed(printed_refs: list, cond: threading.Condition, n: int) -> bool:
@@ -248,6 +248,7 @@ def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
 
     from drivers.printer import probe
 
+    monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
     # The serial area's drivers.command_card: an index label, then one QR label per command.
     index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
     codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
