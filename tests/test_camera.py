@@ -13,7 +13,7 @@ import pytest
 from drivers.camera import Camera, Debouncer, FrameScanner, check_source
 from drivers.qr_decode import DECODERS, make_decoder
 from firmware_app.model import CodeScanned, DeviceStatus
-from hw_mocks.camera import frame_set, render_frame, write_frames
+from hw_mocks.camera import frame_set, render_frame, with_noise, write_frames
 from tests.media_fixtures import Recorder, collect, frames
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,7 +84,7 @@ def test_unchanged_frames_are_not_decoded_but_keep_the_code_in_view():
     code_frames = frames("clean", 1)
     payload = code_frames[0][1]
     # same scene, fresh sensor noise in every frame: still the same scene
-    still = [render_frame(payload, seed=s, qr_px=300) for s in range(8)]
+    still = [with_noise(code_frames[0][0], seed=s) for s in range(8)]
     empty = [f for f, _ in frames("empty", 3)]
     seq = empty + still + empty
     new = [c for i, f in enumerate(seq) for c in scanner.process(f, i * 0.1)]
@@ -103,10 +103,10 @@ def test_a_still_scene_is_decoded_again_after_recheck_s():
 
 def test_camera_on_a_frame_directory_gives_one_event_for_thirty_frames(tmp_path):
     payload = frames("clean", 1)[0][1]
-    still = [render_frame(payload, seed=s) for s in range(30)]
     moving = [render_frame(payload, seed=s, centre=(500 + 8 * s, 360)) for s in range(10)]
+    still = [with_noise(moving[-1], seed=s) for s in range(30)]
     empty = [f for f, _ in frames("empty", 2)]
-    write_frames(tmp_path, empty + moving + still + empty)
+    write_frames(tmp_path, empty + moving + still + empty, fmt="npy")
     rec = Recorder()
     cam = Camera({"source": f"dir:{tmp_path}", "decoder": "zxing", "fps": 200}, rec)
     cam.start()
