@@ -192,3 +192,45 @@ def test_a_colour_frame_is_reported_not_decoded_and_the_camera_carries_on(tmp_pa
     [error] = [e for e in rec.events if type(e).__name__ == "DeviceError"]
     assert error.device == "camera" and "unusable frame" in error.reason
     assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
+
+
+def test_picamera2_source_uses_the_y_plane_of_a_yuv420_stream(monkeypatch):
+    # picamera2 only installs on Raspberry Pi OS: stand in for it at its API
+    # (YUV420 arrays are (h * 3/2, w): the Y plane, then U and V).
+    import types
+
+    frame, payload = frames("clean", 1)[0]
+    calls = {}
+
+    class FakePicamera2:
+        def create_video_configuration(self, main, controls):
+            calls["config"] = (main, controls)
+            return "config"
+
+        def configure(self, config):
+            calls["configured"] = config
+
+        def start(self):
+            calls["started"] = True
+
+        def capture_array(self, stream):
+            chroma = np.full((frame.shape[0] // 2, frame.shape[1]), 128, np.uint8)
+            return np.vstack([frame, chroma])
+
+        def stop(self):
+            calls["stopped"] = True
+
+        def close(self):
+            calls["closed"] = True
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    rec = Recorder()
+    cam = Camera({"source": "picamera2", "fps": 50}, rec)
+    cam.start()
+    try:
+        assert rec.wait_for(lambda ev: CodeScanned(payload, "camera") in ev)
+    finally:
+        cam.stop()
+    assert calls["config"] == ({"size": (1280, 720), "format": "YUV420"}, {"FrameRate": 50.0})
+    assert calls["stopped"] and calls["closed"]
+    assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
