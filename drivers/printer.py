@@ -40,6 +40,7 @@ PAPER_OUT = "打印机缺纸 / printer out of paper"
 PAPER_LOW = "打印纸快用完 / paper nearly out"
 COVER_OPEN = "打印机盖未关好 / printer cover open"
 OFFLINE = "打印机离线 / printer offline"
+TEST_BARCODE = escpos_label.probe_label("", "").barcode
 
 
 class PrinterError(Exception):
@@ -357,6 +358,8 @@ def probe(argv: list[str]) -> int:
             print("  (file: targets cannot report paper or offline status)")
         for p in report["printed"]:
             print(f"  printed {p['kind']} label, {p['bytes']} bytes")
+            if p["kind"] == "test":  # proves code sets B and C print as ESC/POS specifies
+                print(f"  扫描测试标签条码应读出 / scanning its barcode must give: {TEST_BARCODE}")
     return 0 if report["ok"] else 1
 
 

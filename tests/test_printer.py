@@ -194,12 +194,14 @@ def run_probe(*args):
 
 
 def test_probe_prints_a_test_label_and_reports_json(printer_tcp):
+    human = run_probe(printer_tcp.target, "--test-label")
+    assert human.returncode == 0 and "SWABTEST123456" in human.stdout
     out = run_probe(printer_tcp.target, "--test-label", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["printed"][0]["kind"] == "test"
-    [label] = printer_tcp.wait_for(1)
-    assert label.barcode == "SWABTEST123456" and label.qrs == ("SWABTEST",)
+    labels = printer_tcp.wait_for(2)
+    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 2 and labels[1].qrs == ("SWABTEST",)
 
 
 def test_probe_reports_paper_out_in_plain_words(printer_pty):
