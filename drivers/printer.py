@@ -268,24 +268,33 @@ class Printer:
             self._attempt(head)
 
     def _attempt(self, head: Pending | None) -> None:
-        try:
-            if self._device is None:
-                self._device = open_target(self.target)
-            ok, reason = read_status(self._device, self.target, self.query_status)
-            if ok and head is not None:
-                self._device._raw(escpos_label.render(head.label))
-                if self.query_status:
-                    with self._cond:
-                        self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
+        # A connection kept open for a while may have been dropped by the
+        # printer (idle timeout, power save): reconnect once before reporting,
+        # but only if nothing was sent yet (never print a label twice for it).
+        for last_try in (False, True):
+            reused = self._device is not None
+            sent = False
+            try:
+                if self._device is None:
+                    self._device = open_target(self.target)
                 ok, reason = read_status(self._device, self.target, self.query_status)
-                if ok:
-                    self._done(head)
-        except PrinterError as exc:
-            self._close()
-            ok, reason = False, str(exc)
-        except Exception as exc:  # the connection broke while writing (OSError, termios.error, USBError)
-            self._close()
-            ok, reason = False, f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
+                if ok and head is not None:
+                    sent = True
+                    self._device._raw(escpos_label.render(head.label))
+                    if self.query_status:
+                        with self._cond:
+                            self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
+                    ok, reason = read_status(self._device, self.target, self.query_status)
+                    if ok:
+                        self._done(head)
+                break
+            except Exception as exc:  # PrinterError; OSError, termios.error, USBError while writing
+                self._close()
+                ok = False
+                reason = str(exc) if isinstance(exc, PrinterError) else \
+                    f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
+                if sent or not reused or last_try:
+                    break
         self._report(ok, reason)
 
     def _done(self, head: Pending) -> None:

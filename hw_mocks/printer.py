@@ -411,14 +411,24 @@ class PrinterMock:
             return
         with self._cond:
             listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """TCP: close open connections but keep listening (an idle timeout)."""
+        with self._cond:
             conns, self._conns = self._conns, []
-        for s in [listener, *conns]:
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
     def replug(self) -> None:
         if self.transport == "tcp":

@@ -262,3 +262,19 @@ def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
     printed = printer_tcp.wait_for(3)
     assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
     assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]
+
+
+def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(printer_tcp):
+    mock, rec = printer_tcp, Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, printed=on_printed)
+    p.start()
+    try:
+        assert rec.wait_for(lambda ev: DeviceStatus("printer", True, "") in ev)
+        mock.drop_connections()  # e.g. a network printer's idle timeout; it still listens
+        p.print_label(tube(8), ref="DG032611230008")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert rec.events == [DeviceStatus("printer", True, "")]
+    assert [x.barcode for x in mock.labels] == ["DG032611230008"]
