@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.camera import Camera, Debouncer, FrameScanner, check_source
 from drivers.qr_decode import DECODERS, make_decoder
@@ -234,3 +236,26 @@ def test_picamera2_source_uses_the_y_plane_of_a_yuv420_stream(monkeypatch):
     assert calls["config"] == ({"size": (1280, 720), "format": "YUV420"}, {"FrameRate": 50.0})
     assert calls["stopped"] and calls["closed"]
     assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
+
+
+def test_importing_the_drivers_loads_no_decoder_or_printer_library():
+    # the CLI and the daemon's start-up pay for these only when a device is used
+    code = ("import sys, drivers.camera, drivers.printer, drivers.escpos_label; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'escpos', 'zxingcpp', 'pyzbar', 'picamera2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", None]), st.floats(0.01, 3.0)), max_size=60))
+def test_debouncer_reports_a_code_exactly_when_it_was_not_seen_for_forget_after(steps):
+    d = Debouncer(forget_after=1.5)
+    last_seen: dict[str, float] = {}
+    t = 0.0
+    for code, dt in steps:
+        t += dt
+        codes = [code] if code else []
+        expected = [c for c in codes if c not in last_seen or t - last_seen[c] > 1.5]
+        assert d.update(codes, t) == expected
+        for c in codes:
+            last_seen[c] = t
