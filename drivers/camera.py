@@ -166,6 +166,7 @@ class Camera:
 
     def start(self) -> None:
         self._stop.clear()
+        self.finished.clear()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
 
