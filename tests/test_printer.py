@@ -246,22 +246,18 @@ def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_p
 
 
 def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
-    import types
-
+    from drivers.command_card import command_card, command_labels
     from drivers.printer import probe
 
     monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
-    # The serial area's drivers.command_card: an index label, then one QR label per command.
-    index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
-    codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
-             Label(kind="command_card", barcode="", lines=("签退", "sign out"), qr="SWABCMD:sign_out")]
-    monkeypatch.setitem(sys.modules, "drivers.command_card",
-                        types.SimpleNamespace(command_card=lambda: index, command_labels=lambda: codes))
+    # The laminated card: an index label, then one QR label per command code.
+    index, codes = command_card(), command_labels()
     assert probe([printer_tcp.target, "--command-card"]) == 0
-    assert capsys.readouterr().out.count("printed command_card label") == 3
-    printed = printer_tcp.wait_for(3)
+    assert capsys.readouterr().out.count("printed command_card label") == 1 + len(codes)
+    printed = printer_tcp.wait_for(1 + len(codes))
     assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
-    assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]
+    assert [p.qrs for p in printed[1:]] == [(c.qr,) for c in codes]
+    assert all(c.qr.startswith("SWABCMD:") for c in codes)
 
 
 def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(printer_tcp):
