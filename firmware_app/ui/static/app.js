@@ -17,7 +17,7 @@ const TEXT = {
     last_person: "上一位", pending_person: "待确认",
     single: "单管", single_reasons: { yellow: "黄码", red: "红码", key_person: "重点人群", mode: "单采" },
     devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储" },
-    broker: "服务器", backlog: "待传", offline_only: "离线",
+    broker: "服务器", backlog: "待传", offline_only: "仅离线", labels_waiting: "待打印标签",
     problems_title: "需要技术员处理", line: "第{line}行",
     disconnected: "与采样程序的连接已断开", reconnecting: "正在自动重新连接…请稍候",
     send_failed: "操作未送达：{error}", waiting: "等待采样程序…",
@@ -37,7 +37,7 @@ const TEXT = {
     last_person: "Last person", pending_person: "Waiting for confirm",
     single: "single", single_reasons: { yellow: "yellow code", red: "red code", key_person: "key person", mode: "single" },
     devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage" },
-    broker: "Broker", backlog: "Unsent", offline_only: "offline",
+    broker: "Broker", backlog: "Unsent", offline_only: "offline only", labels_waiting: "Labels waiting",
     problems_title: "Needs a technician", line: "line {line}",
     disconnected: "Lost the connection to the kiosk program", reconnecting: "Reconnecting automatically… please wait",
     send_failed: "Not sent: {error}", waiting: "Waiting for the kiosk program…",
@@ -167,8 +167,7 @@ function render() {
   for (const b of document.querySelectorAll("button[data-cmd]")) b.disabled = !can[b.dataset.cmd];
 
   renderLights(s);
-  renderProblems(s.problems || [], state.provision || []);
-  renderNotices(state.notices || []);
+  renderProblems(state.problems || []);
 }
 
 function renderDots(tube) {
@@ -193,6 +192,12 @@ function light(label, status, detail) {
   return li;
 }
 
+function brokerStatus(b) {
+  if (b === null || b.url === "") return { status: "off", detail: t("offline_only") };
+  const ok = "connected" in b ? !!b.connected : !!b.ok;
+  return { status: ok ? "ok" : "bad", detail: ok ? "" : localized(b.error || b.reason, b.error_en) };
+}
+
 function renderLights(s) {
   const items = [];
   const devices = s.devices || {};
@@ -201,23 +206,20 @@ function renderLights(s) {
     const d = typeof devices[name] === "object" && devices[name] ? devices[name] : { ok: !!devices[name] };
     items.push(light(pick("devices", name), d.ok ? "ok" : "bad", d.ok ? "" : d.reason || ""));
   }
-  if ("broker" in s) {
-    const b = s.broker;
-    if (b === null) items.push(light(t("broker"), "off", t("offline_only")));
-    else items.push(light(t("broker"), b.ok ? "ok" : "bad", b.ok ? "" : b.reason || ""));
-  }
+  // broker: {ok, reason} or the uplink's state() {connected, url, error, error_en}; null = none
+  const broker = s.broker === undefined ? undefined : brokerStatus(s.broker);
+  if (broker) items.push(light(t("broker"), broker.status, broker.detail));
   if ("backlog" in s) {
     const n = Number(s.backlog) || 0;
-    const brokerDown = !s.broker || !s.broker.ok;
-    items.push(light(t("backlog") + " " + n, n === 0 ? "ok" : brokerDown ? "warn" : "busy"));
+    items.push(light(t("backlog") + " " + n, n === 0 ? "ok" : broker && broker.status === "ok" ? "busy" : "warn"));
   }
+  if (s.labels_waiting) items.push(light(t("labels_waiting") + " " + s.labels_waiting, "warn"));
   $("lights").replaceChildren(...items);
 }
 
-function renderProblems(problems, provision) {
-  const all = provision.concat(problems);
-  $("problems").hidden = all.length === 0;
-  $("problem-list").replaceChildren(...all.map((p) => {
+function renderProblems(problems) {
+  $("problems").hidden = problems.length === 0;
+  $("problem-list").replaceChildren(...problems.map((p) => {
     const li = document.createElement("li");
     const where = [p.key, p.line ? t("line", { line: p.line }) : ""].filter(Boolean).join(" · ");
     if (where) { const k = document.createElement("code"); k.textContent = where; li.append(k, " "); }
@@ -225,25 +227,6 @@ function renderProblems(problems, provision) {
     const alt = other(p.message, p.message_en);
     if (alt) { const small = document.createElement("small"); small.textContent = alt; li.append(small); }
     return li;
-  }));
-}
-
-const NOTICES_SHOWN = 2; // newest first; each one costs the main panel a row
-
-function renderNotices(notices) {
-  $("notices").replaceChildren(...notices.slice(0, NOTICES_SHOWN).map((n) => {
-    const div = document.createElement("div");
-    div.className = "notice " + n.level;
-    const p = document.createElement("p");
-    p.textContent = localized(n.message, n.message_en);
-    const x = document.createElement("button");
-    x.type = "button";
-    x.className = "dismiss";
-    x.textContent = "✕";
-    x.setAttribute("aria-label", t("cancel"));
-    x.addEventListener("click", () => post("/api/dismiss", { id: n.id }));
-    div.append(p, x);
-    return div;
   }));
 }
 
@@ -273,12 +256,12 @@ async function post(path, body) {
 }
 
 function localNotice(text) {
-  const div = document.createElement("div");
-  div.className = "notice error";
+  const div = $("local-error");
   div.textContent = text;
-  $("notices").prepend(div);
+  div.hidden = false;
   tone("error");
-  setTimeout(() => div.remove(), 8000);
+  clearTimeout(localNotice.timer);
+  localNotice.timer = setTimeout(() => { div.hidden = true; }, 8000);
 }
 
 function command(name, args) { return post("/api/command", { name, args: args || {} }); }
