@@ -172,7 +172,9 @@ class UiServer:
         self._check_provision()
         self._httpd = _Server((self.host, self.port), _Handler, self)
         self.port = self._httpd.server_address[1]
-        serve = threading.Thread(target=self._httpd.serve_forever, name="ui-http", daemon=True)
+        # poll 10x/s for shutdown: stop() returns quickly, the idle cost is negligible
+        serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                 name="ui-http", daemon=True)
         watch = threading.Thread(target=self._watch, name="ui-watch", daemon=True)
         self._threads = [serve, watch]
         for t in self._threads:
