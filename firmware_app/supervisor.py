@@ -47,9 +47,9 @@ class Supervisor:
         self.on_event(event)
 
     def _report(self, ok: bool, reason: str) -> None:
-        if (ok, reason) != (self.ok, self.reason):
-            (log.info if ok else log.warning)("%s %s%s", self.name, "up" if ok else "down",
-                                              f": {reason}" if reason else "")
+        if (ok, reason) == (self.ok, self.reason):
+            return  # retries of the same failure are not news
+        (log.info if ok else log.warning)("%s %s%s", self.name, "up" if ok else "down", f": {reason}" if reason else "")
         self.ok, self.reason = ok, reason
         self.on_event(DeviceStatus(self.name, ok, reason))  # type: ignore[arg-type]
 
