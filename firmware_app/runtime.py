@@ -9,14 +9,14 @@ them out in this order:
    card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
    from what IS stored and the volunteer sees red with the reason.
 
-Labels go to a printer worker so a slow or absent printer never blocks the
-queue; a label not yet printed is kept in the store's meta ("pending_labels")
-and printed when the printer is back, also after a restart.
+Labels go to the printer shell's queue, which is kept in the store's meta
+("pending_labels") so a slow, empty or unplugged printer never blocks the loop
+and a label not yet printed comes out when the printer is back, also after a
+restart.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import shutil
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from firmware_app import clock
 from firmware_app.model import (CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
-                                Effect, Event, Label, Now, Persist, PrintLabel, Say, Show)
+                                Effect, Event, Now, Persist, PrintLabel, Say, Show)
 
 log = logging.getLogger("swabkiosk.runtime")
 
@@ -72,81 +72,6 @@ class Speaker:
             log.warning("espeak-ng failed: %s", exc)
 
 
-def label_to_dict(label: Label) -> dict[str, Any]:
-    return dataclasses.asdict(label)
-
-
-def label_from_dict(data: dict[str, Any]) -> Label:
-    return Label(kind=data["kind"], barcode=data.get("barcode", ""), lines=tuple(data.get("lines", ())),
-                 qr=data.get("qr", ""))
-
-
-class PrinterWorker:
-    """Prints labels one after another, in order, retrying until the printer takes them."""
-
-    def __init__(self, get_printer: Callable[[], Any], on_printed: Callable[[str], None],
-                 on_failed: Callable[[str, str], None], retry_s: float = 3.0) -> None:
-        self.get_printer = get_printer
-        self.on_printed = on_printed
-        self.on_failed = on_failed
-        self.retry_s = retry_s
-        self.heartbeat = time.monotonic()
-        self._queue: queue.Queue[tuple[str, PrintLabel] | None] = queue.Queue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="printer-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, key: str, job: PrintLabel) -> None:
-        self._queue.put((key, job))
-
-    def printer_back(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
-            try:
-                item = self._queue.get(timeout=TICK_S)
-            except queue.Empty:
-                continue
-            if item is None:
-                return
-            key, job = item
-            while not self._stop.is_set():
-                self.heartbeat = time.monotonic()
-                reason = self._print(job)
-                if reason is None:
-                    self.on_printed(key)
-                    break
-                self.on_failed(key, reason)
-                self._wake.clear()
-                self._wake.wait(self.retry_s)
-
-    def _print(self, job: PrintLabel) -> str | None:
-        printer = self.get_printer()
-        if printer is None:
-            return "printer not connected"
-        try:
-            printer.print_label(job.label)
-        except Exception as exc:  # paper out, unplugged, timeout: the label waits, nothing is lost
-            return str(exc) or type(exc).__name__
-        return None
-
-    def pending(self) -> int:
-        return self._queue.qsize()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the label being printed (bounded), leave the rest pending in the store."""
-        self._queue.put(None)
-        self._thread.join(timeout=timeout)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=1)
-
-
 class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
                  get_printer: Callable[[], Any] | None = None, ui: Any = None,
@@ -171,18 +96,13 @@ class Runtime:
         self._synced: bool | None = clock.kernel_synced()
         self._synced_at = time.monotonic()
         self._status_at = 0.0
-        self._label_seq = 0
-        self.printer = PrinterWorker(get_printer or (lambda: None), self._label_printed_cb, self._label_failed_cb)
+        self.has_printer = get_printer is not None
+        self.get_printer = get_printer or (lambda: None)
 
     # ---------------------------------------------------------------- setup
     def start(self) -> None:
         self._rebuild_station()
         self._publish_snapshot()
-        for entry in self.store.get_meta(PENDING_LABELS, []) or []:
-            log.info("label for %s was not printed before the restart: printing it now", entry.get("ref") or "?")
-            self._label_seq = max(self._label_seq, int(entry["key"]))
-            self.printer.submit(entry["key"], PrintLabel(label_from_dict(entry["label"]), entry.get("ref", "")))
-        self.printer.start()
         self._thread.start()
 
     def _rebuild_station(self) -> None:
@@ -259,8 +179,6 @@ class Runtime:
         if isinstance(event, DeviceStatus):
             changed = self.devices.get(event.device, {}).get("ok") != event.ok
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
-            if event.device == "printer" and event.ok:
-                self.printer.printer_back()
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
         effects = self.station.handle(event, self.now())
@@ -321,34 +239,36 @@ class Runtime:
 
     # ------------------------------------------------------------- labels
     def _print(self, job: PrintLabel) -> None:
-        self._label_seq += 1
-        key = str(self._label_seq)
-        pending = list(self.store.get_meta(PENDING_LABELS, []) or [])
-        pending.append({"key": key, "ref": job.ref, "label": label_to_dict(job.label)})
+        """Hand the label to the printer shell's durable queue (it never blocks on paper)."""
+        if not self.has_printer:  # tubes come pre-labelled, or the table has no printer
+            log.info("no printer configured; label for %s not printed", job.ref or "?")
+            return
+        printer = self.get_printer()
         try:
-            self.store.set_meta(PENDING_LABELS, pending)
-        except Exception as exc:  # the label record itself is stored; reprint_label recovers it
-            log.warning("could not note the pending label for %s: %s", job.ref, exc)
-        self.printer.submit(key, job)
+            if printer is not None:
+                printer.print_label(job.label, job.ref)
+            else:  # the printer shell is being restarted: queue the label where it will look
+                from drivers.printer import Pending
 
-    def _label_printed_cb(self, key: str) -> None:
-        self._queue.put(lambda: self._label_printed(key))
+                queued = list(self.store.get_meta(PENDING_LABELS, []) or [])
+                self.store.set_meta(PENDING_LABELS, [*queued, Pending(job.ref, job.label, time.time()).to_dict()])
+        except Exception as exc:  # a label nobody could print, or a queue that cannot be saved
+            reason = str(exc) or type(exc).__name__
+            log.error("label for %s not queued: %s", job.ref or "?", reason)
+            self._show(Show("error", f"标签未能打印：{reason}，请扫“补打标签”", f"Label not printed: {reason}; "
+                            "scan 'reprint label'", {"label_error": reason, "ref": job.ref}))
 
-    def _label_printed(self, key: str) -> None:
-        pending = [p for p in self.store.get_meta(PENDING_LABELS, []) or [] if p.get("key") != key]
-        try:
-            self.store.set_meta(PENDING_LABELS, pending)
-        except Exception as exc:
-            log.warning("could not clear the printed label: %s", exc)
-
-    def _label_failed_cb(self, key: str, reason: str) -> None:
-        log.warning("label not printed yet (%s); it waits for the printer", reason)
+    def labels_waiting(self) -> int:
+        printer = self.get_printer()
+        if printer is not None:
+            return len(printer.pending())
+        return len(self.store.get_meta(PENDING_LABELS, []) or [])
 
     # ------------------------------------------------------------ snapshot
     def _publish_snapshot(self) -> None:
         snap = dict(self.station.snapshot()) if self.station is not None else {}
         snap["devices"] = dict(self.devices)
-        snap["labels_waiting"] = self.printer.pending()
+        snap["labels_waiting"] = self.labels_waiting()
         with self._changed:
             self.snapshot = snap
             self._changed.notify_all()
@@ -378,4 +298,3 @@ class Runtime:
         self._thread.join(timeout=timeout)
         if self._thread.is_alive():
             log.error("station loop did not finish within %.0f s", timeout)
-        self.printer.stop()
