@@ -19,6 +19,7 @@ from firmware_app.model import DeviceStatus, Event
 log = logging.getLogger("swabkiosk.supervisor")
 
 TICK_S = 1.0
+QUIET_UP_S = 2.0  # a shell that says nothing about itself this long after start counts as up
 
 
 class Supervisor:
@@ -75,8 +76,12 @@ class Supervisor:
                 self._wait(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
-            elif now - healthy_since > 60:
-                delay = self.backoff_min  # a minute of health forgives earlier failures
+            else:
+                if not self._device_spoke and now - healthy_since > QUIET_UP_S:
+                    self._report(True, "")  # started, beating, and no complaint of its own: up
+                    self._device_spoke = True
+                if now - healthy_since > 60:
+                    delay = self.backoff_min  # a minute of health forgives earlier failures
             self._wait(TICK_S)
         self._stop_device()
 
@@ -100,8 +105,6 @@ class Supervisor:
             self._report(False, str(exc) or type(exc).__name__)
             return False
         self.device = device
-        if not self._device_spoke:  # the shell said nothing about itself: it started, so it is up
-            self._report(True, "")
         return True
 
     def _hung(self, now: float) -> bool:

@@ -92,6 +92,9 @@ def test_supervisor_reports_down_then_retries_until_up():
     sup = Supervisor("idcard", port.factory, events.append, backoff=(0.05, 0.1))
     sup.start()
     assert port.started.wait(5)
+    deadline = time.monotonic() + 10
+    while not sup.ok and time.monotonic() < deadline:  # a quiet shell counts as up after 2 s
+        time.sleep(0.05)
     sup.stop()
     statuses = [e for e in events if isinstance(e, DeviceStatus)]
     assert [s.ok for s in statuses] == [False, True]  # one "down" (reported once per change), then up
