@@ -42,6 +42,7 @@ DEVICE_SHELLS = {
 # The printer polls its status every 15 s and may wait 2 x 3 s on I/O.
 DEVICE_STALE_S = {"printer": 40.0}
 DEFAULT_DEVICE_STALE_S = 30.0
+UPLINK_STALE_S = 20.0
 
 
 def version() -> str:
@@ -96,7 +97,8 @@ class Kiosk:
             beats[f"{name} supervisor"] = lambda sup=sup: sup.heartbeat
         if self.uplink is not None and hasattr(self.uplink, "heartbeat"):
             beats["uplink"] = lambda: self.uplink.heartbeat
-        self.watchdog = Watchdog(self.notifier, beats)
+        # The uplink's thread may sit in a TCP/TLS connect (paho: 5 s each) to a far broker.
+        self.watchdog = Watchdog(self.notifier, beats, limits={"uplink": UPLINK_STALE_S})
         self.watchdog.start()
         self.ready_s = time.monotonic() - t0
         snap = self.runtime.snapshot
@@ -142,7 +144,7 @@ class Kiosk:
     def _make_uplink(self) -> Any:
         from firmware_app.uplink import Uplink
 
-        return Uplink(self.store, self.cfg, on_command=self.runtime.post)
+        return Uplink(self.store, uplink_settings(self.cfg), on_command=self.runtime.post)
 
     def _make_ui(self) -> Any:
         if not self.use_ui:
@@ -154,7 +156,8 @@ class Kiosk:
             return None
         host = self.cfg.ui.get("host", "127.0.0.1")
         port = self.ui_port if self.ui_port is not None else int(self.cfg.ui.get("port", 8080))
-        ui = UiServer(host, port, self.runtime.post)
+        ui = UiServer(host, port, self.runtime.post, language=self.cfg.ui.get("language", "zh-CN"),
+                      sound=bool(self.cfg.ui.get("sound", True)))
         try:
             ui.start()
         except OSError as exc:  # port taken: the kiosk still works, the screen says nothing
@@ -204,6 +207,24 @@ class Kiosk:
         self.notifier.close()
 
 
+def uplink_settings(cfg: Any) -> Any:
+    """[station] + [mqtt] of the station file -> UplinkSettings (password read from its file)."""
+    from firmware_app.uplink import UplinkSettings
+
+    mqtt, station = cfg.mqtt, cfg.station
+    password = ""
+    if mqtt.get("password_file"):
+        try:
+            with open(mqtt["password_file"], encoding="utf-8") as f:
+                password = f.read().strip()
+        except OSError as exc:  # the uplink then reports the refused login; records wait
+            log.error("cannot read mqtt.password_file %s: %s", mqtt["password_file"], exc.strerror)
+    return UplinkSettings(url=mqtt.get("url", ""), device_id=station["device_id"], district=station["district"],
+                          site=station["site"], table=station["table"], username=mqtt.get("username", ""),
+                          password=password, ca_file=mqtt.get("ca_file", ""), cert_file=mqtt.get("cert_file", ""),
+                          key_file=mqtt.get("key_file", ""), keepalive=int(mqtt.get("keepalive", 30)))
+
+
 def open_store(data_dir: str, archive_days: int = 30) -> Any:
     """Open the store; a damaged file is set aside (never deleted) and every whole record kept."""
     from firmware_app.segments import StoreCorrupt
@@ -247,12 +268,12 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
         ui.start()
     except OSError:
         return EX_CONFIG
-    lines = [str(p) for p in problems]
-    ui.update({"level": "error", "config_problems": lines,
-               "message": f"配置文件有误（{len(lines)}处），请联系技术人员",
-               "message_en": f"Station file has {len(lines)} problem(s); call the technician"})
+    ui.update({"level": "error", "problems": [{"key": p.key, "line": p.line, "message": p.message}
+                                              for p in problems],
+               "message": f"配置文件有误（{len(problems)}处），请联系技术人员",
+               "message_en": f"Station file has {len(problems)} problem(s); call the technician"})
     notifier = Notifier()
-    notifier.ready(f"config error: {len(lines)} problem(s) in {path}")
+    notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
     wait_for_signal(threading.Event())
     notifier.stopping()
     ui.stop()

@@ -77,13 +77,15 @@ class Watchdog:
 
     ``heartbeats`` maps a part's name to a function returning its last
     ``time.monotonic()`` heartbeat; a part whose heartbeat is older than
-    ``stale_after`` seconds is hung, and then no ping is sent.
+    ``stale_after`` seconds (or its own entry in ``limits``, if longer) is hung,
+    and then no ping is sent.
     """
 
     def __init__(self, notifier: Notifier, heartbeats: dict[str, Callable[[], float]],
-                 stale_after: float | None = None) -> None:
+                 stale_after: float | None = None, limits: dict[str, float] | None = None) -> None:
         self.notifier = notifier
         self.heartbeats = heartbeats
+        self.limits = limits or {}  # parts allowed longer silences (e.g. a blocking TLS connect)
         wd = notifier.watchdog_s
         self.interval = wd / 2 if wd else None
         # A part is hung when silent longer than this; below WatchdogSec so the
@@ -95,7 +97,8 @@ class Watchdog:
 
     def stale(self, now: float | None = None) -> list[str]:
         now = time.monotonic() if now is None else now
-        return sorted(name for name, beat in self.heartbeats.items() if now - beat() > self.stale_after)
+        return sorted(name for name, beat in self.heartbeats.items()
+                      if now - beat() > max(self.stale_after, self.limits.get(name, 0.0)))
 
     def check_and_ping(self) -> bool:
         stale = self.stale()
