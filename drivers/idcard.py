@@ -164,11 +164,21 @@ class ResponseDecoder:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buf)
 
-    def reset(self) -> FrameError | None:
-        """Forget buffered bytes (e.g. a command timed out); report them if any."""
-        had = bool(self._buf)
+    def reset(self) -> None:
+        """Forget buffered bytes (before a new command: stale answers are not its answer)."""
         self._buf.clear()
-        return _frame_error("truncated") if had else None
+
+    def give_up(self) -> FrameError | None:
+        """No more bytes are coming (the answer timed out). A frame still waiting
+        for its tail is dropped as truncated and scanning restarts one byte on,
+        so a complete frame that a false preamble had swallowed is found."""
+        if not self._buf:
+            return None
+        if self._buf.startswith(PREAMBLE):
+            del self._buf[:1]
+        else:
+            self._buf.clear()
+        return _frame_error("truncated")
 
     def next_event(self) -> Response | FrameError | _NeedData:
         buf = self._buf

@@ -179,6 +179,9 @@ class IdCardReader(SerialDevice):
                 continue
             now = time.monotonic()
             if now >= deadline:
+                if self._decoder.pending and (lost := self._decoder.give_up()) is not None:
+                    frame_error = frame_error or lost
+                    continue  # rescan what is left for a whole frame
                 break
             chunk = port.read(max(1, min(port.in_waiting, 4096)))
             if chunk:
