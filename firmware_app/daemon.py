@@ -55,8 +55,11 @@ class Kiosk:
     """Everything `run` starts, in one process; `simulate` builds the same thing."""
 
     def __init__(self, cfg: Any, *, data_dir: str | None = None, ui_port: int | None = None,
-                 notifier: Notifier | None = None, use_ui: bool = True) -> None:
+                 notifier: Notifier | None = None, use_ui: bool = True,
+                 device_overrides: dict[str, dict] | None = None) -> None:
         self.cfg = cfg
+        # Settings the station file cannot hold, e.g. the simulator's camera replaying one live frame.
+        self.device_overrides = device_overrides or {}
         self.data_dir = data_dir or cfg.store.data_dir
         self.ui_port = ui_port
         self.use_ui = use_ui
@@ -109,7 +112,16 @@ class Kiosk:
         self.notifier.ready(self.status_line())
 
     def _devices(self) -> dict[str, Any]:
-        return {name: self.cfg.devices[name] for name in DEVICE_SHELLS if name in self.cfg.devices}
+        """Configured devices with their settings; a camera with source "none" is not there."""
+        devices = {}
+        for name in DEVICE_SHELLS:
+            if name not in self.cfg.devices:
+                continue
+            settings = {**self.cfg.devices[name], **self.device_overrides.get(name, {})}
+            if name == "camera" and settings.get("source") == "none":
+                continue
+            devices[name] = settings
+        return devices
 
     def _factory(self, name: str, settings: Any) -> Callable[[Callable[[Event], None]], Any]:
         module_name, class_name = DEVICE_SHELLS[name]
@@ -119,7 +131,7 @@ class Kiosk:
             if name == "printer":
                 from firmware_app.runtime import PENDING_LABELS
 
-                return cls(dict(settings), on_event,
+                return cls(settings, on_event,
                            save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
                            load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []))
             return cls(settings, on_event)

@@ -34,6 +34,7 @@ log = logging.getLogger("swabkiosk.simulate")
 
 PERSON_TIMEOUT_S = 15.0  # a read that takes longer is a failure, not a slow machine
 ACK_TIMEOUT_S = 120.0
+LIVE_CAMERA = {"camera": {"loop": True}}  # replay the table's one frame file forever
 VIA_CYCLE = ("card", "card", "scanner", "card", "scanner", "card", "card", "scanner", "card", "camera")
 
 
@@ -125,8 +126,8 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
     table = Table(workdir, printer_target=printer).start()
     kiosk = None
     try:
-        cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=20, camera_fps=30))
-        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}))
+        cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
+        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=LIVE_CAMERA)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
         seq_before = kiosk.store.last_seq()
@@ -178,7 +179,7 @@ def wait_acks(kiosk: Any) -> int:
 
 def summarise(records: list[dict], labels: list, acked: int, elapsed: float, presented: int, refused: int,
               kiosk: Any, broker: str, data_dir: str) -> dict[str, Any]:
-    voided = {r.get("voids") or r.get("target") for r in records if r.get("kind") == "void"}
+    voided = {r.get("voided_record_id") for r in records if r.get("kind") == "void"}
     samples = [r for r in records if r.get("kind") == "sample" and r["record_id"] not in voided]
     tubes: dict[str, int] = {}
     for r in samples:

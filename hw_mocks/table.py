@@ -74,8 +74,8 @@ class Table:
         self.stop()
 
     # ------------------------------------------------------- the station file
-    def station_file(self, data_dir: str, *, broker: str = "", mode: str = "10", ui_port: int = 0,
-                     poll_ms: int = 50, camera_fps: int = 10) -> str:
+    def station_file(self, data_dir: str, *, broker: str = "", mode: str = "10", ui_port: int = 8080,
+                     poll_ms: int = 50, camera_fps: int = 5) -> str:
         """A complete station file (TOML) pointing every device at its mock."""
         printer = self.printer_target or (self.printer.target if self.printer else "")
         sections = [
@@ -107,9 +107,8 @@ class Table:
         if self.scanner is not None:
             sections += ["[devices.scanner]", f'port = "{self.scanner.path}"', "baud = 9600",
                          'terminator = "CR"', ""]
-        if "camera" in self.devices:
-            sections += ["[devices.camera]", f'source = "dir:{self.frames_dir}"', 'decoder = "zxing"',
-                         f"fps = {camera_fps}", ""]
+        camera = f"dir:{self.frames_dir}" if "camera" in self.devices else "none"
+        sections += ["[devices.camera]", f'source = "{camera}"', 'decoder = "zxing"', f"fps = {camera_fps}", ""]
         if printer:
             sections += ["[devices.printer]", f'target = "{printer}"', ""]
         sections += ["[store]", f'data_dir = "{data_dir}"', "", "[mqtt]", f'url = "{broker}"', "",
@@ -149,15 +148,15 @@ class Table:
     def _show_frame(self, payload: str | None) -> None:
         """What the camera sees now: a phone with the code, or the empty table.
 
-        Written next to the directory and renamed in, so the driver never reads half a file."""
-        from PIL import Image
+        One file, replaced atomically (the driver replays the directory in a loop and
+        so always reads the current scene, never half a file); .npy loads in ~1 ms."""
+        import numpy as np
 
         from hw_mocks.camera import render_frame
 
         self._frame_no += 1
         frame = render_frame(payload, seed=self._frame_no, noise=0.0)
-        for old in self.frames_dir.glob("frame-*.png"):
-            old.unlink()
-        tmp = self.dir / f".frame-{self._frame_no:06d}.png"
-        Image.fromarray(frame).save(tmp)
-        os.replace(tmp, self.frames_dir / f"frame-{self._frame_no:06d}.png")
+        tmp = self.dir / "frame.npy.new"
+        with open(tmp, "wb") as f:
+            np.save(f, frame)
+        os.replace(tmp, self.frames_dir / "frame.npy")
