@@ -198,11 +198,21 @@ def summarise(records: list[dict], labels: list, acked: int, elapsed: float, pre
         "records": len(records),
         "acknowledged": acked,
         "waiting": stats.get("backlog", 0) + stats.get("backlog_events", 0),
-        "broker": broker or None,
+        "broker": public_url(broker) or None,
         "seconds": round(elapsed, 3),
         "people_per_s": round(presented / elapsed, 2) if elapsed > 0 else None,
         "data_dir": data_dir,
     }
+
+
+def public_url(url: str) -> str:
+    """The broker URL without its credentials, for output."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 def human(summary: dict[str, Any]) -> str:
@@ -239,7 +249,7 @@ def main(argv: list[str]) -> int:
     logsetup.setup(logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     try:
         summary = run_session(args.people, args.pool, broker=args.broker, printer=args.printer,
-                              data_dir=args.data_dir)
+                              data_dir=os.path.abspath(args.data_dir) if args.data_dir else None)
     except SimulationError as exc:
         print(f"swabkiosk simulate: {exc}", file=sys.stderr)
         return 1

@@ -76,14 +76,35 @@ class Table:
     # ------------------------------------------------------- the station file
     def station_file(self, data_dir: str, *, broker: str = "", mode: str = "10", ui_port: int = 8080,
                      poll_ms: int = 50, camera_fps: int = 5) -> str:
-        """A complete station file (TOML) pointing every device at its mock."""
+        """A complete station file (TOML) pointing every device at its mock.
+
+        ``broker`` may carry credentials (mqtt://USER:PASS@HOST:PORT); a username shaped
+        like a topic path (district/site/table, as the district's ACL wants) also names
+        the simulated table, so its records land where that user may publish."""
+        from urllib.parse import unquote, urlsplit
+
         printer = self.printer_target or (self.printer.target if self.printer else "")
+        where, mqtt = ("sim", "demo-site", "t01"), [f'url = "{broker}"']
+        if broker:
+            parts = urlsplit(broker)
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            mqtt = [f'url = "{parts.scheme}://{netloc}"']
+            if parts.username:
+                user = unquote(parts.username)
+                mqtt.append(f'username = "{user}"')
+                if user.count("/") == 2:
+                    where = tuple(user.split("/"))
+            if parts.password is not None:
+                secret = self.dir / "mqtt-password"
+                secret.write_text(unquote(parts.password))
+                secret.chmod(0o600)
+                mqtt.append(f'password_file = "{secret}"')
         sections = [
             "[station]",
-            'device_id = "sim-0001-t01"',
-            'district = "sim"',
-            'site = "demo-site"',
-            'table = "t01"',
+            f'device_id = "sim-{where[2]}"',
+            f'district = "{where[0]}"',
+            f'site = "{where[1]}"',
+            f'table = "{where[2]}"',
             'site_name = "模拟采样点 1号台"',
             "",
             "[sampling]",
@@ -111,7 +132,7 @@ class Table:
         sections += ["[devices.camera]", f'source = "{camera}"', 'decoder = "zxing"', f"fps = {camera_fps}", ""]
         if printer:
             sections += ["[devices.printer]", f'target = "{printer}"', ""]
-        sections += ["[store]", f'data_dir = "{data_dir}"', "", "[mqtt]", f'url = "{broker}"', "",
+        sections += ["[store]", f'data_dir = "{data_dir}"', "", "[mqtt]", *mqtt, "",
                      "[ui]", f"port = {ui_port}", "sound = false", ""]
         return "\n".join(sections)
 
