@@ -1,0 +1,346 @@
+"""Resident ID-card reader (GA 467 "SAM") protocol: a sans-I/O codec.
+
+No I/O here: ``encode_command`` gives the bytes to write, ``ResponseDecoder``
+takes whatever the serial port delivered (any chunking, garbage included) and
+hands back whole frames as events, h11 style::
+
+    decoder.receive_data(chunk)
+    while (event := decoder.next_event()) is not NEED_DATA:
+        ...  # Response or FrameError
+
+``decode_base_info`` turns the data of a read-base-info answer into
+``firmware_app.model.IdCard`` (or raises ``CardDataError`` / ``UnsupportedCard``).
+Frame layout and status codes: docs/idcard.md and shared/idcard-protocol.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from firmware_app.model import IdCard
+
+PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
+
+# Commands (CMD, PARA)
+RESET_SAM = (0x10, 0xFF)
+SAM_STATUS = (0x11, 0xFF)
+READ_SAM_ID = (0x12, 0xFF)
+FIND_CARD = (0x20, 0x01)
+SELECT_CARD = (0x20, 0x02)
+READ_BASE = (0x30, 0x01)
+READ_BASE_FP = (0x30, 0x10)
+SET_MAX_RF_FRAME = (0x61, 0xFF)  # sent with data 0x50 by some drivers at start-up
+
+SW_OK = 0x90
+SW_CARD_FOUND = 0x9F
+SW_NO_CARD = 0x80
+
+# LEN counts SW1 SW2 SW3 + data + CHK. The largest known answer is read base
+# info with fingerprint: 3 + 6 + 256 + 1024 + 1024 + 1 = 2314. Anything above
+# this bound is a corrupt length, not a frame to wait for.
+MIN_LEN = 4
+MAX_LEN = 2314
+
+# SW3 -> (zh-CN, English). Unknown codes are reported as unknown, never as success.
+STATUS_REASONS: dict[int, tuple[str, str]] = {
+    0x90: ("操作成功", "OK"),
+    0x9F: ("找到身份证", "card found"),
+    0x10: ("读卡器收到的命令校验错误", "checksum error in the command"),
+    0x11: ("读卡器收到的命令长度错误", "length error in the command"),
+    0x21: ("读卡器不认识该命令", "command not recognised"),
+    0x24: ("读卡器未知错误", "unknown reader error"),
+    0x31: ("身份证认证读卡器失败", "card failed to authenticate the reader"),
+    0x32: ("读卡器认证身份证失败", "reader failed to authenticate the card"),
+    0x33: ("身份证信息校验失败", "information check failed"),
+    0x40: ("卡片类型不对，不是居民身份证", "wrong card type"),
+    0x41: ("读卡失败，请拿起身份证重新放好", "read failed: lift the card and place it again"),
+    0x47: ("读卡器取随机数失败", "random-number fetch failed"),
+    0x60: ("读卡器自检失败", "reader self-test failed"),
+    0x66: ("读卡器未授权", "reader not authorised"),
+    0x80: ("未放身份证", "no card on the reader"),
+    0x81: ("选卡失败，请重新放好身份证", "select card failed: place the card again"),
+    0x91: ("读卡器未确认", "not confirmed"),
+}
+
+
+def status_reason(sw3: int) -> tuple[str, str]:
+    """Plain words for a status byte; unknown codes say so."""
+    return STATUS_REASONS.get(sw3, (f"读卡器返回未知状态码 0x{sw3:02X}", f"unknown reader status 0x{sw3:02X}"))
+
+
+def checksum(body: bytes) -> int:
+    """XOR of LEN_H, LEN_L and every following byte up to (not including) CHK."""
+    x = 0
+    for b in body:
+        x ^= b
+    return x
+
+
+def encode_command(cmd: int, para: int, data: bytes = b"") -> bytes:
+    """Frame one host -> reader command. ``encode_command(0x20, 0x01)`` is find card."""
+    if not (0 <= cmd <= 0xFF and 0 <= para <= 0xFF):
+        raise ValueError("cmd and para are single bytes")
+    length = 2 + len(data) + 1
+    if length > 0xFFFF:
+        raise ValueError("command data too long")
+    body = bytes([length >> 8, length & 0xFF, cmd, para]) + bytes(data)
+    return PREAMBLE + body + bytes([checksum(body)])
+
+
+# --------------------------------------------------------------------------
+# Decoder events
+# --------------------------------------------------------------------------
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+@dataclass(frozen=True)
+class Response:
+    """One checksum-valid reader answer."""
+
+    sw1: int
+    sw2: int
+    sw3: int
+    data: bytes = b""
+
+    def is_(self, sw3: int) -> bool:
+        """True when the answer is exactly this status with a clean SW1 SW2."""
+        return self.sw1 == 0 and self.sw2 == 0 and self.sw3 == sw3
+
+    @property
+    def reason(self) -> tuple[str, str]:
+        if (self.sw1, self.sw2) != (0, 0):
+            return (f"身份证返回错误 {self.sw1:02X}{self.sw2:02X}", f"card status {self.sw1:02X}{self.sw2:02X}")
+        return status_reason(self.sw3)
+
+    def __repr__(self) -> str:  # never dump card data (names, photo) into logs
+        return f"Response(sw={self.sw1:02X}{self.sw2:02X}{self.sw3:02X}, data={len(self.data)} bytes)"
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """Bytes that looked like a frame but were not a valid one; decoding carries on."""
+
+    kind: str  # "checksum" | "length" | "garbage" | "truncated"
+    reason: str  # zh-CN
+    reason_en: str
+
+
+def _frame_error(kind: str) -> FrameError:
+    zh, en = {
+        "checksum": ("读卡器数据校验错误，请重新放卡", "reader frame checksum error: place the card again"),
+        "length": ("读卡器数据长度错误", "reader frame length out of range"),
+        "garbage": ("读卡器发来无法识别的数据", "unrecognised bytes from the reader"),
+        "truncated": ("读卡器数据不完整", "incomplete frame from the reader"),
+    }[kind]
+    return FrameError(kind, zh, en)
+
+
+class ResponseDecoder:
+    """Reader -> host frames out of an arbitrary byte stream.
+
+    Resynchronises on the preamble: bytes before it are reported once as a
+    ``FrameError("garbage")``; a bad LEN or checksum is reported and scanning
+    restarts one byte after the false preamble, so a good frame hidden behind
+    a corrupt one is still found.
+    """
+
+    def __init__(self, max_len: int = MAX_LEN) -> None:
+        self._buf = bytearray()
+        self._max_len = max_len
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def pending(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def reset(self) -> None:
+        """Forget buffered bytes (before a new command: stale answers are not its answer)."""
+        self._buf.clear()
+
+    def give_up(self) -> FrameError | None:
+        """No more bytes are coming (the answer timed out). A frame still waiting
+        for its tail is dropped as truncated and scanning restarts one byte on,
+        so a complete frame that a false preamble had swallowed is found."""
+        if not self._buf:
+            return None
+        if self._buf.startswith(PREAMBLE):
+            del self._buf[:1]
+        else:
+            self._buf.clear()
+        return _frame_error("truncated")
+
+    def next_event(self) -> Response | FrameError | _NeedData:
+        buf = self._buf
+        start = buf.find(PREAMBLE)
+        if start < 0:
+            # Keep a tail that could be the start of a preamble split across chunks.
+            keep = 0
+            for n in range(min(len(PREAMBLE) - 1, len(buf)), 0, -1):
+                if buf.endswith(PREAMBLE[:n]):
+                    keep = n
+                    break
+            dropped = len(buf) - keep
+            if dropped:
+                del buf[:dropped]
+                return _frame_error("garbage")
+            return NEED_DATA
+        if start > 0:
+            del buf[:start]
+            return _frame_error("garbage")
+        if len(buf) < 7:
+            return NEED_DATA
+        length = (buf[5] << 8) | buf[6]
+        if not MIN_LEN <= length <= self._max_len:
+            del buf[:1]
+            return _frame_error("length")
+        total = 7 + length
+        if len(buf) < total:
+            return NEED_DATA
+        if checksum(buf[5 : total - 1]) != buf[total - 1]:
+            del buf[:1]
+            return _frame_error("checksum")
+        frame = bytes(buf[7 : total - 1])
+        del buf[:total]
+        return Response(frame[0], frame[1], frame[2], frame[3:])
+
+
+# --------------------------------------------------------------------------
+# Card data
+# --------------------------------------------------------------------------
+
+
+class IdCardError(Exception):
+    """A read whose data cannot be used; ``str()`` is the zh-CN reason."""
+
+    def __init__(self, reason: str, reason_en: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reason_en = reason_en
+
+
+class CardDataError(IdCardError):
+    """The read-base-info data is malformed (wrong lengths, undecodable text)."""
+
+
+class UnsupportedCard(IdCardError):
+    """A card this kiosk does not read (e.g. a foreign permanent-resident card)."""
+
+
+TEXT_LEN = 256
+# (field, byte offset, byte length) of the resident card's UCS-2 LE text block
+TEXT_FIELDS = (
+    ("name", 0, 30),
+    ("gender", 30, 2),
+    ("nation", 32, 4),
+    ("birth", 36, 16),
+    ("address", 52, 70),
+    ("id_number", 122, 36),
+    ("authority", 158, 30),
+    ("valid_from", 188, 16),
+    ("valid_to", 204, 16),
+)
+# Bytes 248-249 hold a card-type flag on cards issued under the extended
+# layout: blank on resident ID cards, "J" on HK/Macao/Taiwan residence
+# permits (same layout; nation field reserved), "I" on foreign
+# permanent-resident cards (a different layout: English name first).
+CARD_TYPE_AT = 248
+LONG_TERM = "长期"
+
+_ID_RE = re.compile(r"\d{17}[\dX]")
+_DATE_RE = re.compile(r"\d{8}")
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK = "10X98765432"
+
+
+def id_check_char(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits (GB 11643)."""
+    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS)) % 11]
+
+
+def split_base_info(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """Data after SW3 of a read-base-info answer -> (text, photo, fingerprint).
+
+    Readers send two big-endian lengths (text, photo) or, on 30 10 and on
+    some models even for 30 01, three (text, photo, fingerprint).
+    """
+    for n in (2, 3):
+        head = 2 * n
+        if len(data) < head:
+            break
+        lens = [int.from_bytes(data[2 * i : 2 * i + 2], "big") for i in range(n)]
+        if head + sum(lens) == len(data) and lens[0] == TEXT_LEN:
+            text = data[head : head + lens[0]]
+            photo = data[head + lens[0] : head + lens[0] + lens[1]]
+            fp = data[head + lens[0] + lens[1] :]
+            return text, photo, fp
+    raise CardDataError("身份证数据长度不对，请重新放卡", f"card data has unexpected lengths ({len(data)} bytes)")
+
+
+def card_type(text: bytes) -> str:
+    """The type flag of a text block: "" resident, "I" foreign, "J" HK/MO/TW permit, other."""
+    return text[CARD_TYPE_AT : CARD_TYPE_AT + 2].decode("utf-16-le", "replace").strip(" \x00")
+
+
+def decode_text(text: bytes, photo: bytes = b"") -> IdCard:
+    """The 256-byte text block -> IdCard; refuses anything it would misread."""
+    if len(text) != TEXT_LEN:
+        raise CardDataError("身份证文字信息长度不对", f"text block is {len(text)} bytes, expected {TEXT_LEN}")
+    kind = card_type(text)
+    if kind == "I":
+        raise UnsupportedCard(
+            "外国人永久居留身份证暂不支持读卡，请手工登记", "foreign permanent-resident card not supported: register by hand"
+        )
+    if kind not in ("", "J"):
+        raise UnsupportedCard(f"不支持的证件类型（{kind!r}），请手工登记", f"unsupported card type {kind!r}: register by hand")
+    try:
+        fields = {
+            name: text[at : at + size].decode("utf-16-le").strip(" \x00\u3000")
+            for name, at, size in TEXT_FIELDS
+        }
+    except UnicodeDecodeError:
+        raise CardDataError("身份证文字信息无法解码，请重新放卡", "card text is not valid UCS-2") from None
+    _check_fields(fields, kind)
+    return IdCard(**fields, photo=bytes(photo))
+
+
+def decode_base_info(data: bytes) -> IdCard:
+    """Data after SW3 of a successful read-base-info answer -> IdCard."""
+    text, photo, _fingerprint = split_base_info(data)
+    return decode_text(text, photo)
+
+
+def _check_fields(f: dict[str, str], kind: str) -> None:
+    """A chip read is authenticated by the SAM, so a field that does not fit
+    means the layout is not what we think: refuse rather than misread."""
+    bad = []
+    if not f["name"]:
+        bad.append("name")
+    if f["gender"] not in ("0", "1", "2", "9"):
+        bad.append("gender")
+    if kind == "" and not (len(f["nation"]) == 2 and f["nation"].isdigit()):
+        bad.append("nation")
+    if not _DATE_RE.fullmatch(f["birth"]):
+        bad.append("birth")
+    number = f["id_number"].upper()
+    if not _ID_RE.fullmatch(number) or id_check_char(number[:17]) != number[17]:
+        bad.append("id_number")
+    f["id_number"] = number
+    if not _DATE_RE.fullmatch(f["valid_from"]):
+        bad.append("valid_from")
+    if not (_DATE_RE.fullmatch(f["valid_to"]) or f["valid_to"] == LONG_TERM):
+        bad.append("valid_to")
+    if bad:
+        raise CardDataError(
+            "身份证信息格式不对，请重新放卡或手工登记", "card fields malformed: " + ", ".join(bad)
+        )

@@ -1,0 +1,277 @@
+"""ID-card reader shell: pyserial around the sans-I/O codec in drivers/idcard.py.
+
+Polls find (20 01) -> select (20 02) -> read (30 01) and emits exactly one
+``CardRead`` per card placement. Readers differ after a successful read: most
+refuse to find the same card again until it is lifted, some find it on every
+poll. Both give one event: a card counts as lifted only after ``LIFT_MISSES``
+"no card" answers in a row, and a card found again while lying there is
+recognised by the serial number select returns and not read again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+import serial
+
+from drivers import idcard
+from drivers.idcard import FrameError, Response
+from drivers.serial_port import SerialDevice
+from firmware_app.model import CardRead, DeviceError, DeviceStatus, Event, mask_id, mask_name
+
+LIFT_MISSES = 2  # one lost find (RF noise) must not turn one placement into two
+MAX_ATTEMPTS = 3  # failed reads per placement before asking for the card to be lifted
+NO_ANSWER_LIMIT = 3  # unanswered commands in a row before the reader counts as down
+COMMAND_TIMEOUT_S = 0.5  # find / select / status answers come in a few ms
+FRAME_ERROR_GRACE_S = 0.2  # after a bad frame, wait this long for a good one behind it
+
+
+@dataclass
+class IdCardSettings:
+    port: str = "/dev/swabkiosk-idcard"
+    baud: int = 115200
+    poll_ms: int = 300
+    timeout_s: float = 2.0  # read base info: 0.5-1 s on the card's RF link
+    set_rf_frame: bool = False  # send 61 FF 50 (max RF frame) at start-up, as some drivers do
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any]) -> IdCardSettings:
+        """From the station file's [devices.idcard] table (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in m.items() if k in known})
+
+
+class IdCardReader(SerialDevice):
+    device = "idcard"
+    label = ("身份证读卡器", "ID-card reader")
+
+    def __init__(self, settings: IdCardSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
+        if isinstance(settings, Mapping):
+            settings = IdCardSettings.from_mapping(settings)
+        super().__init__(settings.port, settings.baud, on_event)
+        self.settings = settings
+        self._decoder = idcard.ResponseDecoder()
+        # (select serial, ID number) of the card taken as lying on the reader, and
+        # of the last card read. After a reopen the last card is taken as lying
+        # there until a lift is seen: a reader power-cycled by an unplug finds the
+        # card again, and that is the same placement, not a second person.
+        self._held: tuple[bytes, str] | None = None
+        self._last: tuple[bytes, str] | None = None
+        self._misses = 0
+        self._attempts = 0
+        self._unanswered = 0
+        self._last_error: str | None = None
+
+    # -- one session on an open port ---------------------------------------
+
+    def session(self, port: serial.Serial) -> None:
+        self._unanswered = 0
+        self._misses = 0
+        self._held = self._held or self._last
+        if self.settings.set_rf_frame:
+            self._command(port, idcard.SET_MAX_RF_FRAME, b"\x50")
+        # SAM status tells us the reader itself answers, not just that the port opened.
+        self._command(port, idcard.SAM_STATUS)
+        poll_s = self.settings.poll_ms / 1000
+        while not self.stopping:
+            self.beat()
+            self._poll(port)
+            if self.wait(poll_s):
+                return
+
+    def _poll(self, port: serial.Serial) -> None:
+        found = self._command(port, idcard.FIND_CARD)
+        if not isinstance(found, Response):
+            self._bad(found)
+            return
+        if found.is_(idcard.SW_NO_CARD):
+            self._misses += 1
+            if self._misses >= LIFT_MISSES:
+                self._held = None
+                self._attempts = 0
+                self._last_error = None
+            return
+        if not found.is_(idcard.SW_CARD_FOUND):
+            self._report(*found.reason)
+            return
+        self._misses = 0
+        selected = self._command(port, idcard.SELECT_CARD)
+        if not isinstance(selected, Response):
+            self._bad(selected)
+            return
+        if not selected.is_(idcard.SW_OK):
+            if self._held is None:
+                self._report(*selected.reason)
+            return
+        card_serial = selected.data if any(selected.data) else b""  # some readers send zeros
+        if self._held is not None and card_serial and card_serial == self._held[0]:
+            return  # the card already read is still lying there
+        if self._held is None and self._attempts >= MAX_ATTEMPTS:
+            return  # gave up on this placement: wait for a lift
+        self._read(port, card_serial)
+
+    def _read(self, port: serial.Serial, card_serial: bytes) -> None:
+        answer = self._command(port, idcard.READ_BASE, timeout=self.settings.timeout_s)
+        if not isinstance(answer, Response):
+            self._failed(card_serial, answer)
+            return
+        if not answer.is_(idcard.SW_OK):
+            self._failed(card_serial, answer)
+            return
+        try:
+            card = idcard.decode_base_info(answer.data)
+        except idcard.UnsupportedCard as exc:
+            if self._held is None or self._held[1] != "":
+                self.error(exc.reason, exc.reason_en)
+            self._held = self._last = (card_serial, "")  # nothing to retry: wait for the next card
+            return
+        except idcard.CardDataError as exc:
+            self._failed(card_serial, exc)
+            return
+        same = self._held is not None and self._held[1] == card.id_number
+        self._held = self._last = (card_serial, card.id_number)
+        self._attempts = 0
+        self._last_error = None
+        if not same:  # a reader without serials, or after a reopen: same card, no second event
+            self.on_event(CardRead(card))
+
+    def _failed(self, card_serial: bytes, why: Response | FrameError | idcard.IdCardError | None) -> None:
+        self._attempts += 1
+        if why is None:
+            zh, en = "读卡超时，请拿起身份证重新放好", "card read timed out: lift the card and place it again"
+        elif isinstance(why, Response):
+            zh, en = why.reason
+        else:
+            zh, en = why.reason, why.reason_en
+        if self._attempts >= MAX_ATTEMPTS:
+            zh, en = zh + "（请拿起身份证重新放）", en + " (lift the card and place it again)"
+        self.error(zh, en)
+
+    # -- commands -----------------------------------------------------------
+
+    def _command(self, port: serial.Serial, cmd: tuple[int, int], data: bytes = b"",
+                 timeout: float = COMMAND_TIMEOUT_S) -> Response | FrameError | None:
+        """Send one command, return its answer: a Response, the FrameError that
+        replaced it, or None when nothing answered in time."""
+        port.reset_input_buffer()  # a late answer to an earlier command must not be taken for this one
+        self._decoder.reset()
+        port.write(idcard.encode_command(*cmd, data))
+        deadline = time.monotonic() + timeout
+        frame_error: FrameError | None = None
+        garbage: FrameError | None = None
+        while not self.stopping:
+            event = self._decoder.next_event()
+            if isinstance(event, Response):
+                self._answered()
+                return event
+            if isinstance(event, FrameError):
+                if event.kind == "garbage":
+                    garbage = event
+                elif frame_error is None:
+                    frame_error = event
+                    deadline = min(deadline, time.monotonic() + FRAME_ERROR_GRACE_S)
+                continue
+            now = time.monotonic()
+            if now >= deadline:
+                if self._decoder.pending and (lost := self._decoder.give_up()) is not None:
+                    frame_error = frame_error or lost
+                    continue  # rescan what is left for a whole frame
+                break
+            chunk = port.read(max(1, min(port.in_waiting, 4096)))
+            if chunk:
+                self._decoder.receive_data(chunk)
+        if frame_error is not None:
+            self._answered()
+            return frame_error
+        # Nothing, or only bytes that never formed a frame (a wrong baud rate looks like this).
+        self._unanswered += 1
+        if self._unanswered >= NO_ANSWER_LIMIT or self._ok is None:
+            self.status(False, "读卡器无响应（检查连线和波特率）",
+                        f"ID-card reader not answering on {self.port} (check cable and baud rate)")
+        return garbage
+
+    def _answered(self) -> None:
+        self._unanswered = 0
+        self.status(True, "身份证读卡器就绪", f"ID-card reader ready on {self.port}")
+
+    def _bad(self, what: FrameError | None) -> None:
+        if isinstance(what, FrameError):
+            self._report(what.reason, what.reason_en)
+
+    def _report(self, zh: str, en: str) -> None:
+        """A reader-level problem, reported once until something else happens."""
+        if zh != self._last_error:
+            self._last_error = zh
+            self.error(zh, en)
+
+
+# --------------------------------------------------------------------------
+# swabkiosk probe idcard PORT
+# --------------------------------------------------------------------------
+
+
+def probe(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="swabkiosk probe idcard",
+                                 description="Wait for one ID card on the reader and show what was read (masked).")
+    ap.add_argument("port")
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a card (default 30)")
+    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = ap.parse_args(argv)
+
+    def done(code: int, result: dict[str, Any], human: str) -> int:
+        if args.json:
+            print(json.dumps({"device": "idcard", "port": args.port, **result}, ensure_ascii=False))
+        else:
+            print(human, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+
+    try:
+        serial.Serial(args.port, args.baud, timeout=0).close()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        return done(2, {"ok": False, "error": "port", "message": str(exc)},
+                    f"身份证读卡器串口打不开 / cannot open {args.port}: {exc}")
+
+    events: queue.Queue[Event] = queue.Queue()
+    reader = IdCardReader(IdCardSettings(port=args.port, baud=args.baud), events.put)
+    started = time.monotonic()
+    deadline = started + args.timeout
+    no_answer_by = started + COMMAND_TIMEOUT_S * (NO_ANSWER_LIMIT + 1) + 1.0
+    errors: list[str] = []
+    answered = False
+    if not args.json:
+        print(f"请放身份证 / place a card on the reader ({args.port}, {args.baud} baud, {args.timeout:g} s)")
+    reader.start()
+    try:
+        while (now := time.monotonic()) < deadline and (answered or now < no_answer_by):
+            try:
+                ev = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if isinstance(ev, DeviceStatus):
+                answered = ev.ok
+            elif isinstance(ev, DeviceError):
+                errors.append(ev.reason)
+                if not args.json:
+                    print(f"  {ev.reason}", file=sys.stderr)
+            elif isinstance(ev, CardRead):
+                c = ev.card
+                card = {"name": mask_name(c.name), "id_number": mask_id(c.id_number), "gender": c.gender,
+                        "nation": c.nation, "valid_to": c.valid_to, "photo_bytes": len(c.photo)}
+                ms = round((time.monotonic() - started) * 1000)
+                return done(0, {"ok": True, "card": card, "errors": errors, "elapsed_ms": ms},
+                            f"读到身份证 / card read: {card['name']} {card['id_number']} "
+                            f"gender {c.gender} nation {c.nation} valid to {c.valid_to}, photo {len(c.photo)} bytes")
+    finally:
+        reader.stop()
+    if not answered:
+        return done(1, {"ok": False, "error": "no_answer", "errors": errors},
+                    f"读卡器无响应 / nothing answers on {args.port} at {args.baud} baud (check cable and baud rate)")
+    return done(1, {"ok": False, "error": "no_card", "errors": errors},
+                f"没有读到身份证 / no card read within {args.timeout:g} s")

@@ -1,0 +1,270 @@
+"""Handheld barcode scanner on a serial (USB-CDC) port: one code per line.
+
+``LineParser`` is sans-I/O (``receive_data`` / ``next_event``); ``Scanner`` is
+the pyserial shell emitting ``CodeScanned(text, "scanner")``. Command cards
+(``SWABCMD:...``) come through here like any code; the station classifies them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import sys
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+import serial
+
+from drivers.serial_port import SerialDevice
+from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
+
+TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "TAB": b"\t"}
+MAX_LINE = 4096  # a QR code holds at most 2953 bytes; more is a scanner without a terminator
+IDLE_FLUSH_S = 1.0  # a scan arrives in one burst; bytes left this long never got their terminator
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+
+
+@dataclass(frozen=True)
+class LineError:
+    kind: str  # "too_long" | "prefix" | "suffix" | "encoding" | "empty" | "unterminated"
+    reason: str  # zh-CN
+    reason_en: str
+
+
+_REASONS = {
+    "too_long": ("扫码内容过长或缺少结束符，请重扫", "scan too long or no terminator: scan again"),
+    "prefix": ("扫码内容缺少前缀，请重扫", "scan without the configured prefix: scan again"),
+    "suffix": ("扫码内容缺少后缀，请重扫", "scan without the configured suffix: scan again"),
+    "encoding": ("扫码内容无法识别（编码错误）", "scanned bytes are not valid text"),
+    "empty": ("扫码内容为空，请重扫", "empty scan: scan again"),
+    "unterminated": ("扫码内容不完整，请重扫（检查扫码枪结束符设置）",
+                     "incomplete scan, no terminator: scan again (check the scanner's terminator setting)"),
+}
+
+
+def _error(kind: str) -> LineError:
+    return LineError(kind, *_REASONS[kind])
+
+
+class LineParser:
+    """Bytes -> lines. CR and LF modes also accept CRLF (many scanners send it
+    whatever they are set to); empty lines are skipped. A line longer than
+    ``max_line`` is dropped with one ``LineError`` and its tail up to the next
+    terminator is discarded too, so memory stays bounded and no fragment
+    ever becomes a code."""
+
+    def __init__(self, terminator: str = "CR", prefix: str = "", suffix: str = "",
+                 encoding: str = "utf-8", max_line: int = MAX_LINE) -> None:
+        if terminator.upper() not in TERMINATORS:
+            raise ValueError(f"terminator must be one of {', '.join(TERMINATORS)}, not {terminator!r}")
+        self.terminator = terminator.upper()
+        self._term = TERMINATORS[self.terminator]
+        self._prefix = prefix.encode(encoding)
+        self._suffix = suffix.encode(encoding)
+        self._encoding = encoding
+        self._max = max_line
+        self._buf = bytearray()
+        self._skipping = False  # inside the tail of an over-long line
+
+    @property
+    def pending(self) -> bool:
+        """A partial line is waiting (a lone CR/LF left by a CRLF scanner is not one)."""
+        return not self._skipping and bool(self._buf.strip(b"\r\n"))
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf += data
+
+    def next_event(self) -> Line | LineError | _NeedData:
+        while True:
+            end = self._buf.find(self._term)
+            if end < 0:
+                if len(self._buf) > self._max + len(self._term):
+                    keep = len(self._term) - 1  # a split terminator may straddle chunks
+                    del self._buf[: len(self._buf) - keep]
+                    if not self._skipping:
+                        self._skipping = True
+                        return _error("too_long")
+                return NEED_DATA
+            raw = bytes(self._buf[:end])
+            del self._buf[: end + len(self._term)]
+            if self._skipping:
+                self._skipping = False
+                continue
+            if self.terminator == "CR":
+                raw = raw.lstrip(b"\n")  # the LF of a CRLF scanner
+            elif self.terminator == "LF":
+                raw = raw.rstrip(b"\r")
+            if not raw:
+                continue
+            if len(raw) > self._max:
+                return _error("too_long")
+            return self._line(raw)
+
+    def end_of_stream(self) -> LineError | None:
+        """Port lost or idle: a pending partial line is reported, never delivered."""
+        had = self.pending
+        self._buf.clear()
+        self._skipping = False
+        return _error("unterminated") if had else None
+
+    def _line(self, raw: bytes) -> Line | LineError:
+        if self._prefix:
+            if not raw.startswith(self._prefix):
+                return _error("prefix")
+            raw = raw[len(self._prefix):]
+        if self._suffix:
+            if not raw.endswith(self._suffix):
+                return _error("suffix")
+            raw = raw[: -len(self._suffix)]
+        try:
+            text = raw.decode(self._encoding)
+        except UnicodeDecodeError:
+            return _error("encoding")
+        return Line(text) if text else _error("empty")
+
+
+@dataclass
+class ScannerSettings:
+    port: str = "/dev/swabkiosk-scanner"
+    baud: int = 9600
+    terminator: str = "CR"
+    prefix: str = ""
+    suffix: str = ""
+    encoding: str = "utf-8"
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[str, Any]) -> ScannerSettings:
+        """From the station file's [devices.scanner] table (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in m.items() if k in known})
+
+
+class Scanner(SerialDevice):
+    device = "scanner"
+    label = ("扫码枪", "scanner")
+
+    def __init__(self, settings: ScannerSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
+        if isinstance(settings, Mapping):
+            settings = ScannerSettings.from_mapping(settings)
+        super().__init__(settings.port, settings.baud, on_event)
+        self.settings = settings
+        self._parser = LineParser(settings.terminator, settings.prefix, settings.suffix, settings.encoding)
+
+    def session(self, port: serial.Serial) -> None:
+        # A scanner says nothing until it scans: an open port is all we can know.
+        self.status(True, "扫码枪就绪", f"scanner ready on {self.port}")
+        last_byte = time.monotonic()
+        try:
+            while not self.stopping:
+                self.beat()
+                chunk = port.read(max(1, min(port.in_waiting, 4096)))
+                now = time.monotonic()
+                if chunk:
+                    last_byte = now
+                    self._parser.receive_data(chunk)
+                    self._drain()
+                elif self._parser.pending and now - last_byte > IDLE_FLUSH_S:
+                    self._flush()
+        finally:
+            self._flush()
+
+    def _drain(self) -> None:
+        while not isinstance(event := self._parser.next_event(), _NeedData):
+            if isinstance(event, Line):
+                self.on_event(CodeScanned(event.text, "scanner"))
+            else:
+                self.error(event.reason, event.reason_en)
+
+    def _flush(self) -> None:
+        if (event := self._parser.end_of_stream()) is not None:
+            self.error(event.reason, event.reason_en)
+
+
+# --------------------------------------------------------------------------
+# swabkiosk probe scanner PORT
+# --------------------------------------------------------------------------
+
+_LONG_DIGITS = re.compile(r"\d{15}")
+
+
+def shown(text: str) -> str:
+    """What a technician may see of a scan: command cards and short codes in
+    full; anything that may carry personal data (signed QR codes, ID numbers)
+    only by its start and length."""
+    if text.startswith("SWABCMD:") or (len(text) <= 24 and not _LONG_DIGITS.search(text)):
+        return text
+    return f"{text[:6]}… ({len(text)} chars)"
+
+
+def probe(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="swabkiosk probe scanner",
+                                 description="Wait for one scanned code and show it.")
+    ap.add_argument("port")
+    ap.add_argument("--baud", type=int, default=9600)
+    ap.add_argument("--terminator", default="CR", type=str.upper, choices=sorted(TERMINATORS))
+    ap.add_argument("--prefix", default="")
+    ap.add_argument("--suffix", default="")
+    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a scan (default 30)")
+    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = ap.parse_args(argv)
+
+    def done(code: int, result: dict[str, Any], human: str) -> int:
+        if args.json:
+            print(json.dumps({"device": "scanner", "port": args.port, **result}, ensure_ascii=False))
+        else:
+            print(human, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+
+    try:
+        serial.Serial(args.port, args.baud, timeout=0).close()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        return done(2, {"ok": False, "error": "port", "message": str(exc)},
+                    f"扫码枪串口打不开 / cannot open {args.port}: {exc}")
+
+    events: queue.Queue[Event] = queue.Queue()
+    settings = ScannerSettings(port=args.port, baud=args.baud, terminator=args.terminator,
+                               prefix=args.prefix, suffix=args.suffix)
+    scanner = Scanner(settings, events.put)
+    errors: list[str] = []
+    if not args.json:
+        print(f"请扫码 / scan a code ({args.port}, {args.baud} baud, terminator {args.terminator}, "
+              f"{args.timeout:g} s)")
+    started = time.monotonic()
+    scanner.start()
+    try:
+        while (left := started + args.timeout - time.monotonic()) > 0:
+            try:
+                ev = events.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if isinstance(ev, DeviceError):
+                errors.append(ev.reason)
+                if not args.json:
+                    print(f"  {ev.reason}", file=sys.stderr)
+            elif isinstance(ev, DeviceStatus) and not ev.ok:
+                return done(1, {"ok": False, "error": "port", "message": ev.reason, "errors": errors},
+                            f"扫码枪断开 / {ev.reason}")
+            elif isinstance(ev, CodeScanned):
+                return done(0, {"ok": True, "code": shown(ev.text), "length": len(ev.text),
+                                "command_card": ev.text.startswith("SWABCMD:"), "errors": errors},
+                            f"扫到 / scanned: {shown(ev.text)}")
+    finally:
+        scanner.stop()
+    return done(1, {"ok": False, "error": "no_scan", "errors": errors},
+                f"没有扫到码 / nothing scanned within {args.timeout:g} s "
+                f"(check the port, baud rate and terminator {args.terminator})")

@@ -1,0 +1,116 @@
+"""The one place where a serial device is kept open: open, run, lose, reopen.
+
+``SerialDevice`` owns the thread, the stop flag, ``heartbeat`` and the
+``DeviceStatus`` reports. A subclass implements ``session(port)``: it talks to
+the open port until ``self.stopping`` or until the port fails (pyserial raises
+``SerialException``/``OSError`` on unplug); then the port is closed and reopened
+every ``REOPEN_S`` until the device is back (udev gives it the same path).
+"""
+
+from __future__ import annotations
+
+import logging
+import termios
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import serial
+
+from firmware_app.model import DeviceError, DeviceStatus, Event
+
+log = logging.getLogger(__name__)
+
+# What a vanished device raises: pyserial wraps most, termios calls (flush) are raw.
+PORT_LOST = (serial.SerialException, OSError, termios.error)
+REOPEN_S = 0.25  # retry interval while the device is away: replug is seen well within 2 s
+READ_TIMEOUT_S = 0.05  # bounds every blocking read, so stop() is prompt
+
+
+class SerialDevice(ABC):
+    device: str = ""  # "idcard" | "scanner"
+    label: tuple[str, str] = ("串口设备", "serial device")  # zh, en: for messages
+
+    def __init__(self, port: str, baud: int, on_event: Callable[[Event], None]) -> None:
+        self.port = port
+        self.baud = baud
+        self.on_event = on_event
+        self.heartbeat = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ok: bool | None = None  # last reported status, so each change is reported once
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"{self.device}-serial", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep that ends early on stop(); True when stopping."""
+        return self._stop.wait(seconds)
+
+    def beat(self) -> None:
+        self.heartbeat = time.monotonic()
+
+    # -- reports ------------------------------------------------------------
+
+    def status(self, ok: bool, zh: str, en: str) -> None:
+        """Report up/down once per change (not once per retry)."""
+        if ok != self._ok:
+            self._ok = ok
+            self.on_event(DeviceStatus(self.device, ok, f"{zh} / {en}"))
+
+    def error(self, zh: str, en: str) -> None:
+        self.on_event(DeviceError(self.device, f"{zh} / {en}"))
+
+    # -- the loop -----------------------------------------------------------
+
+    @abstractmethod
+    def session(self, port: serial.Serial) -> None:
+        """Talk to the open port until stopping; raise on a lost port."""
+
+    def _run(self) -> None:
+        zh, en = self.label
+        while not self._stop.is_set():
+            self.beat()
+            try:
+                port = serial.Serial(self.port, self.baud, timeout=READ_TIMEOUT_S,
+                                     write_timeout=1.0, exclusive=True)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self.status(False, f"{zh}未连接（{self.port}）", f"{en} not connected ({self.port}: {_why(exc)})")
+                self._stop.wait(REOPEN_S)
+                continue
+            try:
+                self.session(port)
+            except PORT_LOST as exc:
+                self.status(False, f"{zh}已断开，正在重连", f"{en} disconnected, reconnecting ({_why(exc)})")
+            except Exception as exc:  # a bug must not silently end the device thread
+                log.exception("%s session failed", self.device)
+                self.status(False, f"{zh}程序错误，正在重连", f"{en} driver error, restarting ({_why(exc)})")
+                self._stop.wait(REOPEN_S)
+            finally:
+                try:
+                    port.close()
+                except PORT_LOST:
+                    pass  # a vanished device cannot be closed cleanly; the fd is released anyway
+        self.beat()
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."

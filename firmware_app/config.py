@@ -1,0 +1,251 @@
+"""The station file: one TOML file per table, checked against ONE declared schema
+(``config.schema.json``, JSON Schema via the ``jsonschema`` package) plus the few checks a
+schema cannot express (keys that decode, a printer target we can open, a regex that
+compiles), all reported together, each naming the dotted key and its line.
+
+A kiosk with any problem in its file refuses to start: a wrong key id or table name
+would send people's records where nobody looks for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+SCHEMA_FILE = "config.schema.json"
+# Public keys of config/demo-*.pem, whose private halves are in the repository: fine for
+# `simulate` and training, never for a real table (anyone could forge codes).
+DEMO_KEYS = frozenset({"A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="})
+PRINTER_TARGET = re.compile(r"^(serial:/\S+|usb:0x[0-9a-fA-F]{4}:0x[0-9a-fA-F]{4}|tcp://[^\s:/]+(:\d{1,5})?|file:/\S+)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # dotted, e.g. "sampling.mode" or "authority.operator_keys[0]"; "" for the file
+    line: int | None  # 1-based line in the file where the key is (or its section), if found
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.key or '(file)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Problem], path: str = ""):
+        self.problems = problems
+        self.path = path
+        super().__init__("\n".join([f"{path}: {len(problems)} problem(s)"] + [str(p) for p in problems]))
+
+
+class Section(Mapping[str, Any]):
+    """A read-only section of the station file: ``cfg.devices.printer.target`` or ``cfg.mqtt["url"]``."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        self._data = {k: Section(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Section({self._data!r})"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked station file with every default filled in (defaults live in the schema)."""
+
+    station: Section
+    sampling: Section
+    authority: Section
+    volunteers: Section
+    devices: Section
+    store: Section
+    mqtt: Section
+    ui: Section
+
+    @property
+    def keys(self):
+        """Trusted authority keys (firmware_app.qr.Keys)."""
+        from firmware_app import qr
+
+        return qr.Keys.from_base64(list(self.authority.sampling_code_keys), list(self.authority.operator_keys))
+
+
+def schema() -> dict:
+    return json.loads(resources.files("firmware_app").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------
+# Checking
+# --------------------------------------------------------------------------
+
+
+def _dotted(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _find_line(text: str, key: str) -> int | None:
+    """Line of ``key`` (dotted, indices dropped) in the TOML text, else of its deepest section header."""
+    parts = re.sub(r"\[\d+\]", "", key).split(".") if key else []
+    table: list[str] = []
+    header_line, header_depth = None, 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        header = re.match(r"^\[\s*([^\[\]]+?)\s*\]", line)
+        if header:
+            table = [p.strip().strip('"') for p in header.group(1).split(".")]
+            if table == parts[: len(table)] and len(table) > header_depth:
+                header_line, header_depth = n, len(table)
+            continue
+        m = re.match(r'^"?([A-Za-z0-9_-]+)"?\s*=', line)
+        if m and table + [m.group(1)] == parts:
+            return n
+    return header_line
+
+
+def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
+    """What the schema cannot say. Only for values whose basic type is already right."""
+    from firmware_app import qr
+
+    authority = data.get("authority", {})
+    for name in ("sampling_code_keys", "operator_keys"):
+        keys = authority.get(name)
+        if isinstance(keys, list):
+            for i, key in enumerate(keys):
+                if isinstance(key, str):
+                    try:
+                        qr.public_key_from_base64(key)
+                    except ValueError as exc:
+                        yield f"authority.{name}[{i}]", f"not an Ed25519 public key ({exc}); paste the output of `swabkiosk qr keygen`"
+                    if key in DEMO_KEYS and not allow_demo_keys:
+                        yield f"authority.{name}[{i}]", "a DEMO key (its private key is public): put the district's real key here"
+    pattern = data.get("sampling", {}).get("tube_pattern")
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            yield "sampling.tube_pattern", f"not a regular expression ({exc})"
+    target = data.get("devices", {}).get("printer", {}).get("target")
+    if isinstance(target, str) and not PRINTER_TARGET.match(target):
+        yield "devices.printer.target", 'not a printer target: use "serial:/dev/...", "usb:0xVID:0xPID", "tcp://HOST:9100" or "file:/dev/usb/lp0"'
+    url = data.get("mqtt", {}).get("url")
+    if isinstance(url, str) and url.startswith("mqtts://") and not data.get("mqtt", {}).get("ca_file"):
+        yield "mqtt.ca_file", "mqtts:// needs ca_file (the broker's CA certificate)"
+
+
+def _fill_defaults(instance: Any, schema_node: dict) -> Any:
+    if not isinstance(instance, dict):
+        return instance
+    out = dict(instance)
+    for key, sub in schema_node.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = json.loads(json.dumps(sub["default"]))
+        if key in out:
+            out[key] = _fill_defaults(out[key], sub)
+    return out
+
+
+def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dict | None]:
+    import jsonschema  # only when checking: keeps it out of every other command's start-up
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        return [Problem("", int(m.group(1)) if m else None, f"not valid TOML: {exc}")], None
+    the_schema = schema()
+    validator = jsonschema.Draft202012Validator(the_schema)
+    problems = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        key = _dotted(err.absolute_path)
+        message = err.message
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for name in extra:
+                full = f"{key}.{name}" if key else name
+                problems.append(Problem(full, _find_line(text, full), "unknown key (misspelt?)"))
+            continue
+        if err.validator == "required":
+            missing = re.match(r"'([^']+)'", message)
+            full = f"{key}.{missing.group(1)}" if key and missing else (missing.group(1) if missing else key)
+            problems.append(Problem(full, _find_line(text, key), "required key is missing"))
+            continue
+        if err.validator == "pattern":
+            message = f"{err.instance!r} is not allowed here (must match {err.validator_value})"
+        problems.append(Problem(key, _find_line(text, key), message))
+    for key, message in _semantic(data, allow_demo_keys):
+        problems.append(Problem(key, _find_line(text, key), message))
+    problems.sort(key=lambda p: (p.line or 0, p.key))
+    return problems, (_fill_defaults(data, the_schema) if not problems else None)
+
+
+def check_text(text: str, allow_demo_keys: bool = False) -> list[Problem]:
+    """Every problem of a station file's text (empty list: the file is good)."""
+    return _check(text, allow_demo_keys)[0]
+
+
+def parse_text(text: str, path: str = "<text>", allow_demo_keys: bool = False) -> Config:
+    problems, data = _check(text, allow_demo_keys)
+    if problems:
+        raise ConfigError(problems, path)
+    return Config(**{name: Section(data.get(name, {})) for name in Config.__dataclass_fields__})
+
+
+def load(path: str, allow_demo_keys: bool = False) -> Config:
+    """Read and check a station file; raise ConfigError listing every problem.
+
+    allow_demo_keys: for `simulate` and training only (see DEMO_KEYS)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ConfigError([Problem("", None, f"cannot read the file: {exc.strerror}")], path) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem("", None, "not UTF-8 text")], path) from None
+    return parse_text(text, path, allow_demo_keys)
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="swabkiosk config", description="Check a station file.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("check", help="validate a station file; exit 0 if good, 1 with every problem")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="problems as a JSON list")
+    p.add_argument("--allow-demo-keys", action="store_true", help="accept the demo authority keys (simulation, training)")
+    args = parser.parse_args(argv)
+    try:
+        load(args.file, args.allow_demo_keys)
+        problems: list[Problem] = []
+    except ConfigError as exc:
+        problems = exc.problems
+    if args.json:
+        print(json.dumps({"file": args.file, "ok": not problems, "problems": [asdict(p) for p in problems]}, ensure_ascii=False))
+    elif problems:
+        print(f"{args.file}: {len(problems)} problem(s); the kiosk will not start with this file", file=sys.stderr)
+        for problem in problems:
+            print(f"{args.file}:{problem}", file=sys.stderr)
+    else:
+        print(f"{args.file}: OK")
+    return 1 if problems else 0

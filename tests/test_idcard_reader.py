@@ -1,0 +1,253 @@
+"""The ID-card reader shell through real pyserial on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from drivers.idcard_reader import IdCardReader, IdCardSettings
+from firmware_app.model import CardRead, DeviceError, DeviceStatus
+from hw_mocks.idcard_reader import LI_SI, ZHANG_SAN, SimIdCardReader, foreign_text_block
+from tests.serial_fixtures import POLL_MS, Events, idcard_driver, idcard_sim, polls, wait_until  # noqa: F401
+
+
+def ready(events: Events) -> None:
+    events.wait_for(lambda items: any(isinstance(e, DeviceStatus) and e.ok for e in items))
+
+
+def test_card_round_trip_gives_name_and_id_number(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    ready(events)
+    idcard_sim.place(ZHANG_SAN)
+    (read,) = events.wait_count(CardRead, 1)
+    assert read.card == ZHANG_SAN
+    assert read.card.name == "张三" and read.card.id_number == ZHANG_SAN.id_number
+    assert len(read.card.photo) == 1024
+
+
+def test_card_lying_on_the_reader_gives_one_event(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.place(LI_SI)
+    events.wait_count(CardRead, 1)
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 15)
+    assert len(events.of(CardRead)) == 1
+    assert idcard_sim.commands.count((0x30, 0x01)) == 1
+
+
+def test_reader_that_finds_the_card_on_every_poll_still_gives_one_event(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.refind = True
+    idcard_sim.place(LI_SI)
+    events.wait_count(CardRead, 1)
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 15)
+    assert len(events.of(CardRead)) == 1
+    assert idcard_sim.commands.count((0x30, 0x01)) == 1  # recognised by its serial, not re-read
+
+
+def test_lift_and_place_again_is_a_new_placement(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.place(ZHANG_SAN)
+    events.wait_count(CardRead, 1)
+    idcard_sim.lift()
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 3)
+    idcard_sim.place(ZHANG_SAN)
+    reads = events.wait_count(CardRead, 2)
+    assert [r.card for r in reads] == [ZHANG_SAN, ZHANG_SAN]
+    idcard_sim.lift()
+    idcard_sim.place(LI_SI)
+    assert events.wait_count(CardRead, 3)[-1].card == LI_SI
+
+
+def test_unplug_and_replug_with_a_card_placed_while_away(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    ready(events)
+    idcard_sim.unplug()
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and not items[-1].ok)
+    idcard_sim.place(ZHANG_SAN)  # placed while the reader is unplugged
+    idcard_sim.plug()
+    events.wait_count(CardRead, 1)
+    statuses = [e.ok for e in events.of(DeviceStatus)]
+    assert statuses == [True, False, True]
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 10)
+    assert [r.card for r in events.of(CardRead)] == [ZHANG_SAN]  # not lost, not doubled
+
+
+def test_card_lying_through_an_unplug_is_not_read_twice(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.place(LI_SI)
+    events.wait_count(CardRead, 1)
+    for _ in range(3):
+        idcard_sim.unplug()  # the simulated reader powers down and forgets it read the card
+        events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and not items[-1].ok)
+        idcard_sim.plug()
+        events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and items[-1].ok)
+        seen = polls(idcard_sim)
+        wait_until(lambda: polls(idcard_sim) >= seen + 5)
+    assert len(events.of(CardRead)) == 1
+    idcard_sim.lift()
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 3)
+    idcard_sim.place(LI_SI)
+    assert len(events.wait_count(CardRead, 2)) == 2
+
+
+def test_reader_absent_at_start_comes_up_when_plugged(tmp_path):
+    sim = SimIdCardReader(tmp_path / "idcard", plug=False)
+    events = Events()
+    reader = IdCardReader(IdCardSettings(port=str(sim.path), poll_ms=POLL_MS), events)
+    reader.start()
+    try:
+        events.wait_for(lambda items: len(items) >= 1)
+        assert events.items[0] == events.of(DeviceStatus)[0] and not events.items[0].ok
+        assert "未连接" in events.items[0].reason and "not connected" in events.items[0].reason
+        sim.plug()
+        sim.place(ZHANG_SAN)
+        assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+    finally:
+        reader.stop()
+        sim.close()
+    assert reader._thread is None
+
+
+def test_bad_checksum_gives_a_clear_reason_and_no_crash(idcard_sim, idcard_driver):
+    reader, events = idcard_driver
+    idcard_sim.corrupt_reads = 1
+    idcard_sim.refind = True  # a reader that lets the driver try again
+    idcard_sim.place(ZHANG_SAN)
+    (err,) = events.wait_count(DeviceError, 1)
+    assert "校验" in err.reason and "checksum" in err.reason
+    assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+    assert reader._thread.is_alive()
+
+
+def test_garbage_on_the_line_does_not_stop_a_read(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    ready(events)
+    idcard_sim.garbage = b"\x00\xff\xaa\xaa\x13\x37" * 20
+    idcard_sim.place(LI_SI)
+    assert events.wait_count(CardRead, 1)[0].card == LI_SI
+    assert events.of(DeviceError) == []
+
+
+def test_read_failed_status_is_reported_then_retried(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.fail_reads = 1
+    idcard_sim.place(LI_SI)
+    (err,) = events.wait_count(DeviceError, 1)
+    assert err.reason.startswith("读卡失败") and "read failed" in err.reason
+    assert events.wait_count(CardRead, 1)[0].card == LI_SI
+
+
+def test_repeated_read_failures_stop_after_three_and_ask_for_a_lift(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.fail_reads = 100
+    idcard_sim.place(LI_SI)
+    errors = events.wait_count(DeviceError, 3)
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 10)
+    assert len(events.of(DeviceError)) == 3
+    assert "lift the card" in errors[-1].reason
+    assert events.of(CardRead) == []
+
+
+def test_unknown_status_is_an_error_never_a_card(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.fail_reads, idcard_sim.fail_sw3 = 1, 0x77
+    idcard_sim.place(ZHANG_SAN)
+    (err,) = events.wait_count(DeviceError, 1)
+    assert "0x77" in err.reason
+    assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+
+
+def test_foreign_card_is_reported_once_as_unsupported(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.refind = True
+    idcard_sim.place(foreign_text_block())
+    (err,) = events.wait_count(DeviceError, 1)
+    assert "外国人永久居留" in err.reason
+    seen = polls(idcard_sim)
+    wait_until(lambda: polls(idcard_sim) >= seen + 10)
+    assert len(events.of(DeviceError)) == 1 and events.of(CardRead) == []
+
+
+def test_slow_reader_still_reads(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    idcard_sim.delay_s = 0.3
+    idcard_sim.place(ZHANG_SAN)
+    assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+
+
+def test_silent_reader_is_reported_down_then_up(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    ready(events)
+    idcard_sim.silent = True
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and not items[-1].ok)
+    assert "not answering" in events.items[-1].reason
+    idcard_sim.silent = False
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and items[-1].ok)
+
+
+def test_rf_frame_command_sent_at_start_when_configured(idcard_sim):
+    events = Events()
+    reader = IdCardReader({"port": str(idcard_sim.path), "poll_ms": POLL_MS, "set_rf_frame": True,
+                           "baud": 115200, "unknown_key": 1}, events)
+    reader.start()
+    try:
+        wait_until(lambda: len(idcard_sim.commands) >= 3)
+        assert idcard_sim.commands[:3] == [(0x61, 0xFF), (0x11, 0xFF), (0x20, 0x01)]
+    finally:
+        reader.stop()
+
+
+def test_stop_joins_and_heartbeat_moves(idcard_sim, idcard_driver):
+    reader, events = idcard_driver
+    ready(events)
+    first = reader.heartbeat
+    wait_until(lambda: reader.heartbeat > first)
+    thread = reader._thread
+    reader.stop()
+    assert not thread.is_alive()
+
+
+# -- swabkiosk probe idcard ------------------------------------------------
+
+
+def run_probe(*args):
+    return subprocess.run([sys.executable, "-m", "firmware_app", "probe", "idcard", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_probe_reads_a_card_and_masks_it(idcard_sim):
+    idcard_sim.place(LI_SI)
+    out = run_probe(str(idcard_sim.path), "--timeout", "10")
+    assert out.returncode == 0, out.stderr
+    assert "李*" in out.stdout and "110105********002X" in out.stdout
+    assert LI_SI.id_number not in out.stdout + out.stderr and "李四" not in out.stdout + out.stderr
+
+
+def test_probe_json_is_masked(idcard_sim):
+    idcard_sim.place(ZHANG_SAN)
+    out = run_probe(str(idcard_sim.path), "--json", "--timeout", "10")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["ok"] and result["card"]["id_number"] == "441900********" + ZHANG_SAN.id_number[-4:]
+    assert result["card"]["name"] == "张*"
+    assert ZHANG_SAN.id_number not in out.stdout
+
+
+def test_probe_missing_port_fails_clearly(tmp_path):
+    out = run_probe(str(tmp_path / "nothing"), "--timeout", "2")
+    assert out.returncode == 2
+    assert "cannot open" in out.stderr
+
+
+def test_probe_silent_reader_fails_clearly(idcard_sim):
+    idcard_sim.silent = True
+    out = run_probe(str(idcard_sim.path), "--timeout", "20")
+    assert out.returncode == 1
+    assert "nothing answers" in out.stderr
