@@ -117,6 +117,7 @@ def save_screenshot(pg, name: str, tmp_path: Path) -> Path:
     """Screenshot into the test's tmp dir; also into docs/screenshots when
     SWAB_UPDATE_SCREENSHOTS=1 (so a normal test run leaves the tree clean)."""
     out = tmp_path / f"{name}.png"
+    pg.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")  # not mid-flash
     pg.screenshot(path=str(out))
     if os.environ.get("SWAB_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)

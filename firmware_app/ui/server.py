@@ -55,6 +55,8 @@ COMMANDS: dict[str, Callable[[dict], dict]] = {
     "reprint_label": _no_args,
     "void_last": _no_args,
     "switch_mode": _mode_arg,
+    "confirm": _no_args,  # whatever waits: a single tube for a yellow code, a tube swap
+    "reject": _no_args,
     "confirm_duplicate": _no_args,
     "reject_duplicate": _no_args,
     "end_of_queue": _no_args,

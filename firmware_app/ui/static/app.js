@@ -9,14 +9,15 @@ const TEXT = {
     modes: { "1": "单采单检", "10": "10混1", "20": "20混1", household: "一户一管" },
     close_tube: "封管", reprint_label: "补打标签", void_last: "作废上一人",
     switch_mode: "切换模式", confirm_duplicate: "确认加入", reject_duplicate: "不加入",
+    confirm_single: "确认单管", confirm_replace: "确认换管", reject: "取消",
     sign_out: "签退", yes: "确定", cancel: "取消",
     confirm_void: "确定作废上一人 {who}？", confirm_sign_out: "确定签退？",
     choose_mode: "选择混采模式",
     colours: { green: "绿码", yellow: "黄码", red: "红码" },
-    sources: { idcard: "身份证", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
+    sources: { idcard: "身份证", qr: "采样码", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
     last_person: "上一位", pending_person: "待确认",
-    single: "单管", single_reasons: { yellow: "黄码", red: "红码", key_person: "重点人群", mode: "单采" },
-    devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储" },
+    single: "单管", single_reasons: { yellow_code: "黄码", red_code: "红码", key_person: "重点人群" },
+    devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储", broker: "服务器" },
     broker: "服务器", backlog: "待传", offline_only: "仅离线", labels_waiting: "待打印标签",
     problems_title: "需要技术员处理", line: "第{line}行",
     disconnected: "与采样程序的连接已断开", reconnecting: "正在自动重新连接…请稍候",
@@ -29,14 +30,15 @@ const TEXT = {
     modes: { "1": "single", "10": "10 in 1", "20": "20 in 1", household: "household" },
     close_tube: "Close tube", reprint_label: "Reprint label", void_last: "Void last",
     switch_mode: "Switch mode", confirm_duplicate: "Confirm add", reject_duplicate: "Do not add",
+    confirm_single: "Single tube", confirm_replace: "Replace tube", reject: "Cancel",
     sign_out: "Sign out", yes: "Yes", cancel: "Cancel",
     confirm_void: "Void the last person {who}?", confirm_sign_out: "Sign out now?",
     choose_mode: "Choose the pooling mode",
     colours: { green: "green", yellow: "yellow", red: "red" },
-    sources: { idcard: "ID card", camera: "QR code", scanner: "scanner", manual: "manual" },
+    sources: { idcard: "ID card", qr: "sampling code", camera: "QR code", scanner: "scanner", manual: "manual" },
     last_person: "Last person", pending_person: "Waiting for confirm",
-    single: "single", single_reasons: { yellow: "yellow code", red: "red code", key_person: "key person", mode: "single" },
-    devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage" },
+    single: "single", single_reasons: { yellow_code: "yellow code", red_code: "red code", key_person: "key person" },
+    devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage", broker: "Broker" },
     broker: "Broker", backlog: "Unsent", offline_only: "offline only", labels_waiting: "Labels waiting",
     problems_title: "Needs a technician", line: "line {line}",
     disconnected: "Lost the connection to the kiosk program", reconnecting: "Reconnecting automatically… please wait",
@@ -143,6 +145,9 @@ function render() {
   // a pending confirm takes the tube strip's place: the two answers are what matters now
   $("pending-actions").hidden = !s.pending;
   $("tube").hidden = !!s.pending;
+  const answers = pendingAnswers(s.pending);
+  for (const b of document.querySelectorAll("[data-cmd=confirm_duplicate]")) b.textContent = t(answers.yesLabel);
+  for (const b of document.querySelectorAll("[data-cmd=reject_duplicate]")) b.textContent = t(answers.noLabel);
 
   // the tube and its fill
   const tube = s.tube;
@@ -168,6 +173,15 @@ function render() {
 
   renderLights(s);
   renderProblems(state.problems || []);
+}
+
+// What the confirm/reject taps mean depends on what waits: a person seen today already,
+// a yellow/red code or key person for a separate single tube, or a broken-tube swap.
+function pendingAnswers(p) {
+  if (p && p.duplicate_of) return { yes: "confirm_duplicate", no: "reject_duplicate", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
+  if (p && p.kind === "replace_tube") return { yes: "confirm", no: "reject", yesLabel: "confirm_replace", noLabel: "reject" };
+  if (p && p.single_reason) return { yes: "confirm", no: "reject", yesLabel: "confirm_single", noLabel: "reject" };
+  return { yes: "confirm", no: "reject", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
 }
 
 function renderDots(tube) {
@@ -201,7 +215,8 @@ function brokerStatus(b) {
 function renderLights(s) {
   const items = [];
   const devices = s.devices || {};
-  const names = DEVICE_ORDER.filter((n) => n in devices).concat(Object.keys(devices).filter((n) => !DEVICE_ORDER.includes(n)));
+  const names = DEVICE_ORDER.filter((n) => n in devices).concat(Object.keys(devices).filter((n) => !DEVICE_ORDER.includes(n)))
+    .filter((n) => !(n === "broker" && s.broker !== undefined)); // one broker light, from the uplink
   for (const name of names) {
     const d = typeof devices[name] === "object" && devices[name] ? devices[name] : { ok: !!devices[name] };
     items.push(light(pick("devices", name), d.ok ? "ok" : "bad", d.ok ? "" : d.reason || ""));
@@ -290,6 +305,10 @@ function onAction(name) {
     const modes = ["1", "10", "20", "household"].map((m) =>
       [pick("modes", m), String(s.mode) === m ? "current" : "", () => command("switch_mode", { mode: m })]);
     ask(t("choose_mode"), modes.concat([[t("cancel"), "", null]]));
+  } else if (name === "confirm_duplicate") {
+    command(pendingAnswers(s.pending).yes);
+  } else if (name === "reject_duplicate") {
+    command(pendingAnswers(s.pending).no);
   } else {
     command(name);
   }
