@@ -56,10 +56,11 @@ class Kiosk:
 
     def __init__(self, cfg: Any, *, data_dir: str | None = None, ui_port: int | None = None,
                  notifier: Notifier | None = None, use_ui: bool = True,
-                 device_overrides: dict[str, dict] | None = None) -> None:
+                 device_overrides: dict[str, dict] | None = None, any_ui_port: bool = False) -> None:
         self.cfg = cfg
         # Settings the station file cannot hold, e.g. the simulator's camera replaying one live frame.
         self.device_overrides = device_overrides or {}
+        self.any_ui_port = any_ui_port  # the simulator takes a free port when its own is busy
         self.data_dir = data_dir or cfg.store.data_dir
         self.ui_port = ui_port
         self.use_ui = use_ui
@@ -71,6 +72,7 @@ class Kiosk:
         self.supervisors: dict[str, Supervisor] = {}
         self.watchdog: Watchdog | None = None
         self.started_at = 0.0
+        self.final_stats: dict[str, Any] = {}
         self.ready_s: float | None = None
 
     # ------------------------------------------------------------- start
@@ -173,8 +175,11 @@ class Kiosk:
         try:
             ui.start()
         except OSError as exc:  # port taken: the kiosk still works, the screen says nothing
-            log.error("screen server could not listen on %s:%s: %s", host, port, exc)
-            return None
+            if not self.any_ui_port:
+                log.error("screen server could not listen on %s:%s: %s", host, port, exc)
+                return None
+            ui.port = 0
+            ui.start()
         ui.update(self.runtime.snapshot)
         return ui
 
@@ -213,8 +218,9 @@ class Kiosk:
             except Exception:
                 log.warning("screen stop failed", exc_info=True)
         if self.store is not None:
-            stats = self.store.stats()
-            log.info("stopped; %s records wait for the broker (kept in %s)", stats.get("backlog"), self.data_dir)
+            stats = self.final_stats = self.store.stats()
+            log.info("stopped; %s records (%s of them people) wait for the broker, kept in %s",
+                     stats.get("backlog", 0) + stats.get("backlog_events", 0), stats.get("backlog", 0), self.data_dir)
             self.store.close()
         self.notifier.close()
 
@@ -315,6 +321,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--broker", default="", help="with --simulate: publish to this broker (mqtt://HOST:PORT)")
     ap.add_argument("--pace", type=float, default=3.0, help="with --simulate: seconds between people")
     ap.add_argument("--people", type=int, default=0, help="with --simulate: stop after this many (0: keep going)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="with --simulate: the daemon's log too")
     return ap.parse_args(argv)
 
 

@@ -256,3 +256,200 @@ def main(argv: list[str]) -> int:
     print(json.dumps(summary, ensure_ascii=False) if args.json else human(summary))
     ok = summary["registered"] == args.people and (not args.broker or summary["waiting"] == 0)
     return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------
+# swabkiosk run --simulate (watchable)
+# --------------------------------------------------------------------------
+
+LEVEL_MARK = {"ok": ("✔", "32"), "confirm": ("?", "33"), "error": ("✖", "31"), "info": ("·", "36")}
+
+
+class Console:
+    """What a newcomer watches: each action at the table, the kiosk's answer, labels."""
+
+    def __init__(self, stream=None) -> None:
+        self.out = stream or sys.stdout
+        self.colour = hasattr(self.out, "isatty") and self.out.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def line(self, text: str = "", mark: str = " ", code: str = "0") -> None:
+        with self._lock:
+            stamp = time.strftime("%H:%M:%S")
+            print(f"{stamp}  {self.paint(mark, code)} {text}", file=self.out, flush=True)
+
+    def action(self, text: str) -> None:
+        self.line(self.paint(text, "2"), "▶", "2")
+
+    def observe(self, event: Any, effects: list) -> None:
+        """Runtime observer: the screen's messages, and the tube filling."""
+        from firmware_app.model import DeviceStatus
+
+        for show in (e for e in effects if isinstance(e, Show)):
+            if isinstance(event, DeviceStatus) and show.level == "info":
+                continue  # "device ready" lines are noise in the demo
+            mark, code = LEVEL_MARK.get(show.level, ("·", "0"))
+            self.line(f"{show.message}\n{' ' * 12}{self.paint(show.message_en, '2')}", mark, code)
+
+    def tube(self, snap: dict) -> None:
+        tube = snap.get("tube")
+        if not tube:
+            return
+        filled = "■" * tube["count"] + "□" * (tube["capacity"] - tube["count"])
+        self.line(self.paint(f"tube {tube['id']} [{filled}] {tube['count']}/{tube['capacity']}", "2"))
+
+    def label(self, label: Any) -> None:
+        """A label as the printer mock parsed it back: text lines and the barcode it printed."""
+        with self._lock:
+            bar = self.paint("│", "35")
+            print(f"{time.strftime('%H:%M:%S')}  {self.paint('⎙', '35')} label printed", file=self.out)
+            for text in label.lines:
+                print(f"{' ' * 12}{bar} {text}", file=self.out)
+            for _symbology, data in label.barcodes:
+                for row in ascii_barcode(data):
+                    print(f"{' ' * 12}{bar} {row}", file=self.out)
+                print(f"{' ' * 12}{bar} {data}", file=self.out)
+            self.out.flush()
+
+
+def ascii_barcode(data: str, height: int = 2) -> list[str]:
+    """Code 128 bars of ``data`` drawn with half blocks (two modules per character)."""
+    import numpy as np
+    import zxingcpp
+
+    barcode = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.Code128)
+    image = np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=1, add_quiet_zones=False))
+    row = list(image[image.shape[0] // 2] < 128) + [False]
+    chars = {(True, True): "█", (True, False): "▌", (False, True): "▐", (False, False): " "}
+    line = "".join(chars[(bool(a), bool(b))] for a, b in zip(row[0::2], row[1::2]))
+    return [line] * height
+
+
+def watch_labels(printer: Any, console: Console, stop: threading.Event) -> None:
+    seen = len(printer.labels)
+    while not stop.is_set():
+        labels = printer.wait_for(seen + 1, timeout=0.5)
+        for label in labels[seen:]:
+            console.label(label)
+        seen = max(seen, len(labels))
+
+
+def scenario(table: Any, index: int, earlier: list) -> tuple[Any, str | None]:
+    """Who comes next, and the command card the volunteer scans after the kiosk asks.
+
+    Mostly green people by card, scanner or camera; every 25 people one with a yellow
+    code (forced into a single tube) and one who was already sampled today (flagged;
+    the volunteer confirms after checking)."""
+    turn = index % 25
+    if turn == 6:
+        return table.people.person(colour="yellow", via="camera"), "confirm_single"
+    if turn == 13 and len(earlier) > 5:
+        return earlier[-5], "confirm_duplicate"
+    return table.people.person(via=VIA_CYCLE[index % len(VIA_CYCLE)]), None
+
+
+def describe_person(person: Any) -> str:
+    how = {"card": "puts an ID card on the reader", "scanner": "shows a sampling code to the scanner",
+           "camera": "holds a phone with a sampling code to the camera"}[person.via]
+    colour = f" ({person.colour} code)" if person.via != "card" else ""
+    return f"{person.masked} {how}{colour}"
+
+
+def run_watchable(args: argparse.Namespace) -> int:
+    """`swabkiosk run --simulate`: the daemon on simulated devices, people at a human pace."""
+    from firmware_app import config
+    from firmware_app.daemon import Kiosk, serve
+    from hw_mocks.table import Table
+
+    if not args.verbose:  # the console view tells the story; warnings and errors still show
+        logging.getLogger().setLevel(logging.WARNING)
+    console = Console()
+    data_dir = os.path.abspath(args.data_dir or os.path.join("var", "sim"))
+    workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")
+    table = Table(workdir, seed=int(time.time())).start()
+    ui_port = args.ui_port or 8080
+    cfg = config.parse_text(table.station_file(data_dir, broker=args.broker, ui_port=ui_port))
+    kiosk = Kiosk(cfg, data_dir=data_dir, ui_port=ui_port, device_overrides=LIVE_CAMERA, any_ui_port=True)
+    stop = threading.Event()
+    feeder = threading.Thread(target=feed, args=(kiosk, table, console, args, stop), name="simulated-people",
+                              daemon=True)
+
+    def started(k: Any) -> None:
+        console.line(f"swabkiosk on a simulated table: ready in {k.ready_s:.2f} s; data in {data_dir}")
+        console.line(f"broker: {public_url(args.broker) or 'none: working offline, records wait in the store'}")
+        if k.ui is not None:
+            console.line(f"screen: {k.ui.url}  (open it in a browser)")
+        console.line("Ctrl-C stops the kiosk cleanly.")
+        k.runtime.observers.append(console.observe)
+        if table.printer is not None:
+            threading.Thread(target=watch_labels, args=(table.printer, console, stop), daemon=True).start()
+        feeder.start()
+
+    try:
+        code = serve(kiosk, stop, started)
+        stats = kiosk.final_stats
+        if stats:
+            console.line(f"stopped cleanly: {stats.get('backlog', 0) + stats.get('backlog_events', 0)} records "
+                         f"wait for the broker, {stats.get('archived', 0)} acknowledged; all kept in {data_dir}")
+        return code
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(timeout=5)
+        table.stop()
+
+
+def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, stop: threading.Event) -> None:
+    tracker = Tracker(kiosk.runtime)
+    try:
+        wait_devices(kiosk, [n for n in ("idcard", "scanner", "camera") if n in table.devices])
+    except SimulationError as exc:
+        console.line(str(exc), "✖", "31")
+        return
+    try:
+        if not kiosk.runtime.snapshot.get("operator"):
+            console.action("volunteer 李志愿 scans their certificate code (signed operator certificate)")
+            step(table, tracker, table.sign_in, "sign-in")
+        else:
+            console.line("volunteer still signed in from before the restart; the open tube continues")
+            console.tube(kiosk.runtime.snapshot)
+        earlier: list = []
+        index = 0
+        while not stop.is_set() and (not args.people or index < args.people):
+            if stop.wait(args.pace):
+                return
+            person, confirm = scenario(table, index, earlier)
+            console.action(describe_person(person))
+            level = step(table, tracker, lambda: table.present(person), repr(person))
+            if level == "confirm" and confirm:
+                if stop.wait(min(args.pace, 1.5)):
+                    return
+                console.action(f"volunteer checks and scans the '{confirm}' command card")
+                step(table, tracker, lambda: table.command(confirm), confirm)
+            table.take_away(person)
+            console.tube(kiosk.runtime.snapshot)
+            earlier.append(person)
+            index += 1
+            if index % 10 == 0:
+                report_backlog(kiosk, console, args.broker)
+        if args.people:
+            console.action("end of the queue: volunteer scans the 'end_of_queue' card")
+            step(table, tracker, lambda: table.command("end_of_queue"), "end_of_queue")
+            report_backlog(kiosk, console, args.broker)
+    except SimulationError as exc:
+        console.line(str(exc), "✖", "31")
+
+
+def report_backlog(kiosk: Any, console: Console, broker: str) -> None:
+    stats = kiosk.store.stats()
+    waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
+    if broker:
+        state = kiosk.uplink.state()
+        link = "connected" if state.get("connected") else f"not connected ({state.get('error_en') or '…'})"
+        console.line(f"broker {link}: {stats.get('archived', 0)} records acknowledged, {waiting} in flight/waiting",
+                     "⇅", "34")
+    else:
+        console.line(f"offline: {waiting} records safe in the store, waiting for a broker", "⇅", "34")
