@@ -14,8 +14,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
-
 import pytest
 
 CHROMIUM = os.environ.get("SWAB_CHROMIUM", "/usr/bin/chromium")
@@ -123,13 +121,3 @@ def save_screenshot(pg, name: str, tmp_path: Path) -> Path:
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, SCREENSHOT_DIR / f"{name}.png")
     return out
-
-
-def bounded_wait(predicate: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.02) -> bool:
-    """For conditions outside the page (a file written, a command received)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()

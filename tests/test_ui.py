@@ -199,11 +199,15 @@ def test_every_show_flashes_even_the_same_error_twice(ui):
 
 
 def test_ok_then_info_in_one_step_keeps_the_ok_tone(ui):
+    # the daemon: notify() for each Show of a step, then update() with the snapshot
     ui.notify("ok", "第10人", "person 10")
     ui.notify("info", "本管已满，请贴标签", "tube full: label it")
     state = ui.state()
     assert state["flash"]["level"] == "ok"
     assert state["snapshot"]["message"] == "本管已满，请贴标签"
+    ui.update({"today": {"people": 10}})
+    ui.notify("info", "打印机正常", "printer ready")  # the next step starts afresh
+    assert ui.state()["flash"]["level"] == "info"
 
 
 def test_stop_ends_open_streams_so_browsers_reconnect(tmp_path):

@@ -107,6 +107,7 @@ def test_red_error_shows_the_reason_in_plain_words_and_buzzes(ui, page):
     assert "疑似伪造" in page.inner_text("#message")
     assert "forged" in page.inner_text("#message-alt")
     assert page.eval_on_selector("#state", "el => getComputedStyle(el).backgroundColor") == "rgb(196, 18, 47)"
+    ui.update({"today": {"people": 67, "tubes": 7}})  # as the daemon does after each step
     page.wait_for_function("() => document.querySelector('#app').dataset.tone === 'error'")
     error_tones = page.evaluate("window.__tones")
     ui.notify("ok", "第8人 已加入", "Person 8 added")
@@ -121,7 +122,8 @@ def test_red_error_shows_the_reason_in_plain_words_and_buzzes(ui, page):
 def test_a_duplicate_waits_amber_and_the_confirm_tap_is_a_command(ui, page):
     open_screen(page, ui.url)
     assert page.is_disabled("#actions [data-cmd=confirm_duplicate]")
-    ui.update({"pending": {"name": "王*", "id": "440106********5678", "colour": "green"}})
+    ui.update({"pending": {"kind": "person", "name": "王*", "id": "440106********5678", "colour": "green",
+                           "single_reason": None, "duplicate_of": {"tube_id": "DG032611230003", "at": "09:12"}}})
     ui.notify("confirm", "今日已在本台采样（09:12），确认再次加入？", "Already sampled here today at 09:12: add again?")
     page.wait_for_selector("#state[data-level=confirm]")
     assert page.inner_text("#person-name") == "王*"
@@ -130,6 +132,18 @@ def test_a_duplicate_waits_amber_and_the_confirm_tap_is_a_command(ui, page):
     assert ui.recorder.wait(1) == [Command("confirm_duplicate", {}, source="ui")]
     page.click("#pending-actions [data-cmd=reject_duplicate]")
     assert ui.recorder.wait(2)[1] == Command("reject_duplicate", {}, source="ui")
+
+
+def test_a_yellow_code_single_tube_is_confirmed_with_its_own_words(ui, page):
+    open_screen(page, ui.url)
+    ui.update({"pending": {"kind": "person", "name": "赵*", "id": "440106********0012", "colour": "yellow",
+                           "single_reason": "yellow_code", "duplicate_of": None},
+               "level": "confirm", "message": "黄码：需单独一管", "message_en": "yellow code: single tube"})
+    page.wait_for_selector("#state[data-level=confirm]")
+    assert page.inner_text("#code") == "黄码"
+    assert page.inner_text("#pending-actions [data-cmd=confirm_duplicate]") == "确认单管"
+    page.click("#pending-actions [data-cmd=confirm_duplicate]")
+    assert ui.recorder.wait(1) == [Command("confirm", {}, source="ui")]
 
 
 def test_void_last_needs_a_second_tap_to_confirm(ui, page):

@@ -198,32 +198,36 @@ def test_switch_mode_from_the_screen_is_the_same_as_the_card(table_and_kiosk, pa
 
 def test_run_simulate_serves_the_screen(tmp_path, page):
     """The real `swabkiosk run --simulate` process: its screen comes up and fills."""
-    import socket
+    import queue
+    import re
+    import threading
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_app", "run", "--simulate", "--ui-port", str(port),
+        [sys.executable, "-m", "firmware_app", "run", "--simulate", "--ui-port", "0",
          "--data-dir", str(tmp_path / "data"), "--pace", "0.3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
+        url, seen = None, []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while url is None and time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
                 break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"run --simulate exited {proc.returncode}: {proc.stdout.read()[-2000:]}")
-                time.sleep(0.1)
-        open_screen(page, f"http://127.0.0.1:{port}/")
+            seen.append(line)
+            match = re.search(r"screen: (http://127\.0\.0\.1:\d+/)", line)
+            url = match.group(1) if match else None
+        assert url, f"run --simulate printed no screen URL: {''.join(seen)[-2000:]}"
+        open_screen(page, url)
         page.wait_for_function("() => document.querySelector('#operator').textContent !== '未签到'",
                                timeout=60_000)
         page.wait_for_function("() => Number(document.querySelector('#count').textContent) >= 2", timeout=60_000)
-        assert page.inner_text("#person-id").count("*") >= 8
-        rss_kb = int(open(f"/proc/{proc.pid}/status").read().split("VmRSS:")[1].split()[0])
-        print(f"\nrun --simulate RSS: {rss_kb / 1024:.1f} MiB (whole daemon with the screen server)")
+        assert page.inner_text("#person-id").count("*") >= 8  # masked on screen
+        with open(f"/proc/{proc.pid}/status") as f:
+            rss_kb = int(f.read().split("VmRSS:")[1].split()[0])
+        print(f"\nrun --simulate RSS: {rss_kb / 1024:.1f} MiB (whole daemon incl. simulated devices and screen)")
     finally:
         proc.terminate()
         try:

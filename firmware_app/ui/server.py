@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,7 +63,6 @@ COMMANDS: dict[str, Callable[[dict], dict]] = {
 }
 LEVELS = ("ok", "confirm", "error", "info")
 SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
-BURST_S = 0.3  # Shows this close together are one moment: the page plays the gravest tone
 MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
 KEEPALIVE_S = 15.0  # ping idle streams: dead browsers are noticed, the page spots a hung daemon
 MAX_BODY = 4096
@@ -158,7 +156,7 @@ class UiServer:
         self._snapshot: dict[str, Any] = {}
         self._show_key: tuple | None = None
         self._flash = {"n": 0, "level": "info"}
-        self._flash_at = 0.0
+        self._in_step = False  # notify() since the last update(): Shows of one station step
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
         self._ui = {"language": "en" if language == "en" else "zh-CN", "sound": bool(sound)}
@@ -206,12 +204,14 @@ class UiServer:
         with self._cond:
             merged = {**self._snapshot, **snapshot}
             if merged == self._snapshot:
+                self._in_step = False
                 return
             self._snapshot = merged
             key = (merged.get("level"), merged.get("message"), merged.get("message_en"))
             if key != self._show_key and merged.get("message"):
                 self._flash_locked(merged.get("level"))  # a Show this server was not told of
             self._show_key = key
+            self._in_step = False
             self._bump()
 
     def notify(self, level: str, message: str, message_en: str = "") -> None:
@@ -220,6 +220,7 @@ class UiServer:
             self._snapshot = {**self._snapshot, "level": level, "message": message, "message_en": message_en}
             self._show_key = (level, message, message_en)
             self._flash_locked(level)
+            self._in_step = True
             self._bump()
 
     def state(self) -> dict:
@@ -243,11 +244,9 @@ class UiServer:
 
     def _flash_locked(self, level: Any) -> None:
         level = level if level in LEVELS else "info"
-        now = time.monotonic()
-        if now - self._flash_at < BURST_S and SEVERITY[self._flash["level"]] > SEVERITY[level]:
-            level = self._flash["level"]  # "第10人" (ok) then "本管已满" (info): still the OK tone
+        if self._in_step and SEVERITY[self._flash["level"]] > SEVERITY[level]:
+            level = self._flash["level"]  # one step said "第10人" (ok) then "本管已满" (info): OK tone
         self._flash = {"n": self._flash["n"] + 1, "level": level}
-        self._flash_at = now
 
     def _bump(self) -> None:
         self._rev += 1
