@@ -123,9 +123,13 @@ class Store:
         else:
             self._prepare_dirs()
         self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage)
-        self._load()
-        if not read_only:
-            self.prune()
+        try:
+            self._load()
+            if not read_only:
+                self.prune()
+        except BaseException:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- opening
 
