@@ -357,6 +357,11 @@ class Store:
                 out += [r for r in self._records_of(seg) if r["seq"] in seqs]
             return out
 
+    def is_sent(self, record_id: str) -> bool:
+        """True once the broker acknowledged this stored record."""
+        with self._lock:
+            return record_id not in self._unacked
+
     def last_seq(self) -> int:
         with self._lock:
             last = self._segments[-1].seqs[-1] if self._segments and self._segments[-1].seqs else 0
