@@ -14,7 +14,6 @@ import json
 import os
 import queue
 import shutil
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
