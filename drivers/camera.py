@@ -11,8 +11,10 @@ frames and times in, new codes out), tested with the directory source:
   decode still runs every ``recheck_s`` (a code held still that failed once).
 * Debounce. A code is reported when it appears, then not again while it stays
   in view (plus ``forget_after`` seconds of missed frames: a hand moving over
-  it). It is reported again once it has been gone that long, or when another
-  code was reported after it (the next person, then the first one again).
+  it). It is reported again only once it has been gone that long. Another code
+  appearing does not reset it: with two phones in view the decoder may see
+  them in alternate frames, and each re-report would be a same-day duplicate
+  for the volunteer to confirm.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ class Debouncer:
     def update(self, codes: list[str], t: float) -> list[str]:
         self._seen = {c: s for c, s in self._seen.items() if t - s <= self.forget_after}
         new = [c for c in dict.fromkeys(codes) if c not in self._seen]
-        if new:  # a different code appeared: forget the ones no longer in view
-            self._seen = {c: s for c, s in self._seen.items() if c in codes}
         for c in codes:
             self._seen[c] = t
         return new
@@ -137,7 +137,7 @@ class PiCameraSource:
 
 
 def check_source(source: str) -> None:
-    if source != "picamera2" and not source.startswith("dir:/"):
+    if source != "picamera2" and not (source.startswith("dir:") and len(source) > 4):
         raise ValueError(f"未知的摄像头来源 / unknown camera source {source!r}: use picamera2 or dir:/path")
 
 

@@ -56,8 +56,11 @@ def _escpos_class():
         base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME") \
             or str(Path.home() / ".cache")
         cache = Path(base.split(":")[0]) / "swabkiosk-escpos"
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
+        try:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
+        except OSError:  # read-only home: slower import, labels still print
+            pass
     from escpos.escpos import Escpos
 
     class _Bytes(Escpos):

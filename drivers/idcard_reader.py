@@ -22,7 +22,7 @@ import serial
 
 from drivers import idcard
 from drivers.idcard import FrameError, Response
-from drivers.serial_port import SerialDevice
+from drivers.serial_port import SerialDevice, open_problem
 from firmware_app.model import CardRead, DeviceError, DeviceStatus, Event, mask_id, mask_name
 
 LIFT_MISSES = 2  # one lost find (RF noise) must not turn one placement into two
@@ -166,6 +166,7 @@ class IdCardReader(SerialDevice):
         frame_error: FrameError | None = None
         garbage: FrameError | None = None
         while not self.stopping:
+            self.beat()  # a 2 s read is the loop working, not a hang
             event = self._decoder.next_event()
             if isinstance(event, Response):
                 self._answered()
@@ -232,11 +233,8 @@ def probe(argv: list[str]) -> int:
             print(human, file=sys.stdout if code == 0 else sys.stderr)
         return code
 
-    try:
-        serial.Serial(args.port, args.baud, timeout=0).close()
-    except (serial.SerialException, OSError, ValueError) as exc:
-        return done(2, {"ok": False, "error": "port", "message": str(exc)},
-                    f"身份证读卡器串口打不开 / cannot open {args.port}: {exc}")
+    if (problem := open_problem(args.port, args.baud)) is not None:
+        return done(2, {"ok": False, "error": "port", "message": problem}, f"身份证读卡器串口打不开 / {problem}")
 
     events: queue.Queue[Event] = queue.Queue()
     reader = IdCardReader(IdCardSettings(port=args.port, baud=args.baud), events.put)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -94,12 +95,18 @@ def open_target(target: Target):
             vid, pid = (int(x, 16) for x in target.address.split(":"))
             p = Usb(vid, pid, timeout=int(IO_TIMEOUT_S * 1000))
         else:
+            if not os.path.exists(target.address):  # never create a plain file in its place
+                raise PrinterError(f"{NOT_CONNECTED}: {target.address} does not exist")
             from escpos.printer.file import File
             p = File(target.address)
         p.open()
+    except PrinterError:
+        raise
     except (DeviceNotFoundError, OSError) as exc:
         raise PrinterError(f"{NOT_CONNECTED}: {exc}".strip()) from exc
-    except Exception as exc:  # pyusb without libusb, serial.SerialException, ...
+    except Exception as exc:  # pyusb without libusb (NoBackendError), serial.SerialException, ...
+        if type(exc).__name__ == "NoBackendError":
+            raise PrinterError(f"{NOT_CONNECTED}: libusb missing (apt install libusb-1.0-0)") from exc
         raise PrinterError(f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}") from exc
     if p.device is None:  # python-escpos logs instead of raising for some targets
         raise PrinterError(NOT_CONNECTED)
@@ -120,9 +127,9 @@ def query(printer, target: Target, n: int) -> int:
     return data[-1]
 
 
-def read_status(printer, target: Target) -> tuple[bool, str]:
+def read_status(printer, target: Target, enabled: bool = True) -> tuple[bool, str]:
     """(can print, reason). Paper end and cover come from DLE EOT 4 and 2."""
-    if not target.reads_status:
+    if not (enabled and target.reads_status):
         return True, ""
     paper = query(printer, target, 4)
     if paper & 0x60:
@@ -160,7 +167,8 @@ class Pending:
 
 
 class Printer:
-    """Device shell. ``settings`` is ``[devices.printer]`` (``target``).
+    """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
+    optionally ``query_status`` (default true).
 
     ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
     and raise if it cannot; ``load_pending()`` returns what was saved. Both
@@ -173,12 +181,14 @@ class Printer:
                  on_printed: Callable[[str, Label], None] | None = None,
                  retry_s: float = RETRY_S, poll_s: float = POLL_S) -> None:
         self.target = parse_target(settings["target"])
+        # Printers (or USB-serial cables without RX) that never answer DLE EOT
+        # would otherwise keep every label pending: `query_status = false`.
+        self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
-        self._load = load_pending or (lambda: [])
         self._on_printed = on_printed or (lambda ref, label: None)
         self._retry_s, self._poll_s = retry_s, poll_s
-        self._queue: list[Pending] = []
+        self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -189,8 +199,6 @@ class Printer:
     # -- API for the daemon ------------------------------------------------
 
     def start(self) -> None:
-        with self._cond:
-            self._queue = [Pending.from_dict(d) for d in self._load()]
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
         self._thread.start()
@@ -244,10 +252,10 @@ class Printer:
         try:
             if self._device is None:
                 self._device = open_target(self.target)
-            ok, reason = read_status(self._device, self.target)
+            ok, reason = read_status(self._device, self.target, self.query_status)
             if ok and head is not None:
                 self._device._raw(escpos_label.render(head.label))
-                ok, reason = read_status(self._device, self.target)
+                ok, reason = read_status(self._device, self.target, self.query_status)
                 if ok:
                     self._done(head)
         except PrinterError as exc:
@@ -297,17 +305,19 @@ def probe(argv: list[str]) -> int:
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
     try:
         target = parse_target(args.target)
-        label = None
+        labels: list[Label] = []
+        if args.test_label:
+            labels.append(escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S")))
         if args.command_card:
-            label = _command_card()
-        elif args.test_label:
-            label = escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S"))
+            labels += _command_card()
         t0 = time.perf_counter()
         dev = open_target(target)
         try:
             ok, reason = read_status(dev, target)
             report.update(ok=ok, reason=reason, status_reads=target.reads_status)
-            if ok and label is not None:
+            for label in labels:
+                if not ok:
+                    break
                 data = escpos_label.render(label)
                 dev._raw(data)
                 ok, reason = read_status(dev, target)
@@ -331,10 +341,11 @@ def probe(argv: list[str]) -> int:
     return 0 if report["ok"] else 1
 
 
-def _command_card() -> Label:
+def _command_card() -> list[Label]:
+    """The card's index, then one label per command code (drivers.command_card)."""
     try:
-        from drivers.command_card import command_card
+        from drivers import command_card as card
     except ImportError:
         raise PrinterError("命令卡模块未安装 / drivers.command_card is not available") from None
-    return command_card()
+    return [card.command_card(), *getattr(card, "command_labels", list)()]
 

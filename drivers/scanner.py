@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import serial
 
-from drivers.serial_port import SerialDevice
+from drivers.serial_port import SerialDevice, open_problem
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
 
 TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "TAB": b"\t"}
@@ -166,6 +166,9 @@ class Scanner(SerialDevice):
         self._parser = LineParser(settings.terminator, settings.prefix, settings.suffix, settings.encoding)
 
     def session(self, port: serial.Serial) -> None:
+        # Bytes queued before we opened the port are from an unknown time (a
+        # command card scanned while the kiosk was down must not act now).
+        port.reset_input_buffer()
         # A scanner says nothing until it scans: an open port is all we can know.
         self.status(True, "扫码枪就绪", f"scanner ready on {self.port}")
         last_byte = time.monotonic()
@@ -230,11 +233,8 @@ def probe(argv: list[str]) -> int:
             print(human, file=sys.stdout if code == 0 else sys.stderr)
         return code
 
-    try:
-        serial.Serial(args.port, args.baud, timeout=0).close()
-    except (serial.SerialException, OSError, ValueError) as exc:
-        return done(2, {"ok": False, "error": "port", "message": str(exc)},
-                    f"扫码枪串口打不开 / cannot open {args.port}: {exc}")
+    if (problem := open_problem(args.port, args.baud)) is not None:
+        return done(2, {"ok": False, "error": "port", "message": problem}, f"扫码枪串口打不开 / {problem}")
 
     events: queue.Queue[Event] = queue.Queue()
     settings = ScannerSettings(port=args.port, baud=args.baud, terminator=args.terminator,

@@ -39,7 +39,8 @@ class SerialDevice(ABC):
         self.heartbeat = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._ok: bool | None = None  # last reported status, so each change is reported once
+        self._ok: bool | None = None  # last reported state
+        self._said = ""  # and its reason: each change is reported once, not once per retry
 
     # -- life cycle ---------------------------------------------------------
 
@@ -69,10 +70,11 @@ class SerialDevice(ABC):
 
     # -- reports ------------------------------------------------------------
 
-    def status(self, ok: bool, zh: str, en: str) -> None:
-        """Report up/down once per change (not once per retry)."""
-        if ok != self._ok:
-            self._ok = ok
+    def status(self, ok: bool, zh: str, en: str, key: str = "") -> None:
+        """Report up/down, and a new kind of being down, once per change
+        (``key`` groups wordings that mean the same state)."""
+        if (ok, key or zh) != (self._ok, self._said):
+            self._ok, self._said = ok, key or zh
             self.on_event(DeviceStatus(self.device, ok, f"{zh} / {en}"))
 
     def error(self, zh: str, en: str) -> None:
@@ -92,13 +94,15 @@ class SerialDevice(ABC):
                 port = serial.Serial(self.port, self.baud, timeout=READ_TIMEOUT_S,
                                      write_timeout=1.0, exclusive=True)
             except (serial.SerialException, OSError, ValueError) as exc:
-                self.status(False, f"{zh}未连接（{self.port}）", f"{en} not connected ({self.port}: {_why(exc)})")
+                self.status(False, f"{zh}未连接（{self.port}）", f"{en} not connected ({self.port}: {_why(exc)})",
+                            key="absent")
                 self._stop.wait(REOPEN_S)
                 continue
             try:
                 self.session(port)
             except PORT_LOST as exc:
-                self.status(False, f"{zh}已断开，正在重连", f"{en} disconnected, reconnecting ({_why(exc)})")
+                self.status(False, f"{zh}已断开，正在重连", f"{en} disconnected, reconnecting ({_why(exc)})",
+                            key="absent")
             except Exception as exc:  # a bug must not silently end the device thread
                 log.exception("%s session failed", self.device)
                 self.status(False, f"{zh}程序错误，正在重连", f"{en} driver error, restarting ({_why(exc)})")
@@ -109,6 +113,16 @@ class SerialDevice(ABC):
                 except PORT_LOST:
                     pass  # a vanished device cannot be closed cleanly; the fd is released anyway
         self.beat()
+
+
+def open_problem(port: str, baud: int) -> str | None:
+    """For probes: why this port cannot be opened right now, or None if it can."""
+    try:
+        serial.Serial(port, baud, timeout=0, exclusive=True).close()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        hint = " (in use: is the kiosk service running? stop it first)" if "lock" in str(exc).lower() else ""
+        return f"cannot open {port}: {_why(exc)}{hint}"
+    return None
 
 
 def _why(exc: BaseException) -> str:

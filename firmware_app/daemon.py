@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -56,8 +58,11 @@ class Kiosk:
 
     def __init__(self, cfg: Any, *, data_dir: str | None = None, ui_port: int | None = None,
                  notifier: Notifier | None = None, use_ui: bool = True,
-                 device_overrides: dict[str, dict] | None = None, any_ui_port: bool = False) -> None:
+                 device_overrides: dict[str, dict] | None = None, any_ui_port: bool = False,
+                 config_path: str | None = None, restart: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
+        self.config_path = config_path  # where a pushed station file is written (None: refused)
+        self.restart = restart or (lambda: None)
         # Settings the station file cannot hold, e.g. the simulator's camera replaying one live frame.
         self.device_overrides = device_overrides or {}
         self.any_ui_port = any_ui_port  # the simulator takes a free port when its own is busy
@@ -85,6 +90,8 @@ class Kiosk:
         self.runtime = Runtime(self.store, self._make_station, uplink=None,
                                get_printer=self._printer if "printer" in self._devices() else None,
                                speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version())
+        self.runtime.shell_commands["push_config"] = self._push_config
+        self.runtime.observers.append(self._after_step)
         self.runtime.start()
         self.uplink = self._make_uplink()
         self.runtime.uplink = self.uplink
@@ -154,6 +161,51 @@ class Kiosk:
             log.error("volunteer list %s unusable (%s): nobody can sign in until it is fixed or pushed", path, exc)
             people = {}
         return station.Station(self.cfg, people)
+
+    def _push_config(self, command: Any) -> list:
+        """cmd/push_config: a new station file from the district, checked like any input.
+
+        A good file replaces the old one (atomically, the old kept as .previous) and the
+        kiosk restarts cleanly to apply it; a bad one is refused with every problem."""
+        from firmware_app import config
+        from firmware_app.model import CommandResult, Show
+
+        text = command.args.get("config")
+        problems = config.check_text(text) if isinstance(text, str) else []
+        if not isinstance(text, str) or problems or not self.config_path:
+            why = ([str(p) for p in problems] if problems else
+                   ["config must be the station file's text"] if not isinstance(text, str) else
+                   ["this kiosk was not started from a station file"])
+            return [Show("error", "远程配置被拒绝，仍用原配置", "pushed station file refused; the old one stays"),
+                    CommandResult(command.name, command.txn, False, "; ".join(why), {"problems": why})]
+        tmp = f"{self.config_path}.new"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(self.config_path):
+            shutil.copy2(self.config_path, f"{self.config_path}.previous")
+        os.replace(tmp, self.config_path)
+        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", self.config_path)
+        self.restart()
+        return [Show("info", "已收到新配置，正在重启", "new station file received; restarting"),
+                CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it")]
+
+    def _after_step(self, event: Any, effects: list) -> None:
+        """Keep what the station accepted from a volunteer-list push across restarts."""
+        from firmware_app.model import Command, CommandResult
+
+        if not (isinstance(event, Command) and event.name == "push_volunteers"):
+            return
+        if any(isinstance(e, CommandResult) and not e.ok for e in effects):
+            return
+        path = self.cfg.volunteers.get("list_file", "")
+        try:
+            from firmware_app import volunteers
+
+            volunteers.save(path, self.runtime.station.volunteers)
+        except (OSError, ValueError) as exc:
+            log.error("pushed volunteer list applied but not saved to %s: %s", path, exc)
 
     def _make_uplink(self) -> Any:
         from firmware_app.uplink import Uplink
@@ -341,8 +393,10 @@ def main(argv: list[str]) -> int:
         cfg = config.load(args.config)
     except config.ConfigError as exc:
         return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config))
-    kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port)
-    return serve(kiosk)
+    stop = threading.Event()
+    kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port, config_path=os.path.abspath(args.config),
+                  restart=stop.set)
+    return serve(kiosk, stop)
 
 
 def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[Kiosk], None] | None = None) -> int:

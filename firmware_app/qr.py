@@ -169,9 +169,10 @@ def _b64e(data: bytes) -> str:
 
 
 def _b64d(text: str) -> bytes:
-    if not text.isascii():
-        raise binascii.Error("non-ascii")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64e(data) != text:  # stray low bits in the last character: one code, one text
+        raise binascii.Error("non-canonical base64")
+    return data
 
 
 def _sign(body: list, private_key: Ed25519PrivateKey) -> str:

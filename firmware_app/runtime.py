@@ -89,6 +89,8 @@ class Runtime:
         self.store_errors = 0
         self.snapshot: dict[str, Any] = {}
         self.observers: list[Callable[[Event, list[Effect]], None]] = []
+        # Commands the shell answers itself (they touch files, not the station's state).
+        self.shell_commands: dict[str, Callable[[Command], list[Effect]]] = {}
         self._queue: queue.Queue[Any] = queue.Queue()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -181,7 +183,8 @@ class Runtime:
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
-        effects = self.station.handle(event, self.now())
+        shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
+        effects = shell(event) if shell is not None else self.station.handle(event, self.now())
         records = [e.record for e in effects if isinstance(e, Persist)]
         if records:
             try:
@@ -269,6 +272,14 @@ class Runtime:
         snap = dict(self.station.snapshot()) if self.station is not None else {}
         snap["devices"] = dict(self.devices)
         snap["labels_waiting"] = self.labels_waiting()
+        try:
+            snap["backlog"] = self.store.stats().get("backlog", 0)
+        except Exception:  # a store that cannot even count is reported by the next write
+            pass
+        if self.uplink is not None:
+            link = self.uplink.state()
+            snap["broker"] = None if not link.get("url") else {
+                "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
         with self._changed:
             self.snapshot = snap
             self._changed.notify_all()

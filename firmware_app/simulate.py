@@ -49,7 +49,6 @@ class Tracker:
         self._cond = threading.Condition()
         self.handled = 0
         self.last_shows: list[Show] = []
-        self.errors: list[str] = []
         runtime.observers.append(self._observe)
 
     def _observe(self, event: Any, effects: list) -> None:
@@ -59,8 +58,6 @@ class Tracker:
         with self._cond:
             self.handled += 1
             self.last_shows = shows
-            if isinstance(event, DeviceError):
-                self.errors.append(event.reason)
             self._cond.notify_all()
 
     def wait_past(self, count: int, timeout: float = PERSON_TIMEOUT_S) -> bool:

@@ -487,6 +487,9 @@ class Station:
                 }
                 self._person_arrives(person, "qr")
             return None
+        if len(text) == 18 and idnumber.is_valid(text, self._today()):
+            # never taken for a tube id (it would be printed and shown in full)
+            raise Refused("这是身份证号，请用读卡器刷身份证或出示采样码", "that is an ID number: use the card reader or a sampling code")
         if self._tube_re.fullmatch(text):
             self._on_tube_scan(text)
             return None
@@ -699,7 +702,8 @@ class Station:
         if self._source == "print":
             tube = self._tubes.get(tube_id)
             if tube is None:
-                raise Refused(f"本台打印标签，{tube_id} 不是本台的管", f"this table prints its labels; {tube_id} is not one of its tubes")
+                # not echoed: an unknown barcode may be someone's ID number
+                raise Refused("本台打印标签，该条码不是本台的管", "this table prints its labels; that barcode is not one of its tubes")
             state = {"open": "采样中", "closed": "已封管", "replaced": "已更换"}[tube.state]
             self._show_("info", f"管 {tube_id}：{len(tube.samples)}人，{state}", f"tube {tube_id}: {len(tube.samples)} people, {tube.state}")
             return
@@ -1040,7 +1044,7 @@ class Station:
             number = ""
             if not phone:
                 raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
-        person = {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour, "key_person": bool(a.get("key_person"))}
+        person = {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour, "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
         self._person_arrives(person, "manual")
 
     def _cmd_push_volunteers(self, c: Command) -> None:

@@ -123,9 +123,13 @@ class Store:
         else:
             self._prepare_dirs()
         self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage)
-        self._load()
-        if not read_only:
-            self.prune()
+        try:
+            self._load()
+            if not read_only:
+                self.prune()
+        except BaseException:
+            self.close()
+            raise
 
     # ---------------------------------------------------------------- opening
 
@@ -352,6 +356,11 @@ class Store:
             for seg, seqs in wanted.values():
                 out += [r for r in self._records_of(seg) if r["seq"] in seqs]
             return out
+
+    def is_sent(self, record_id: str) -> bool:
+        """True once the broker acknowledged this stored record."""
+        with self._lock:
+            return record_id not in self._unacked
 
     def last_seq(self) -> int:
         with self._lock:

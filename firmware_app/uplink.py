@@ -149,6 +149,7 @@ class _Conn:
     """One connection attempt's paho client and what is in flight on it."""
 
     client: mqtt.Client
+    tls: bool = False
     up: bool = False  # CONNACK accepted
     inflight: dict[int, str] = field(default_factory=dict)  # mid -> record_id
     last_log_error: str = ""
@@ -257,7 +258,7 @@ class Uplink:
         where = f"{parts.scheme}://{host}:{port}"
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.device_id, clean_session=False,
                              protocol=mqtt.MQTTv311)
-        conn = _Conn(client)
+        conn = _Conn(client, tls=tls)
         # paho's own limit above our window so responses/status are never stuck behind records
         client.max_inflight_messages_set(s.window + 16)
         client.max_queued_messages_set(0)
@@ -294,7 +295,7 @@ class Uplink:
         log.info("uplink connected to %s", self.settings.url)
 
     def _on_log(self, conn: _Conn, level: int, buf: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR:
+        if level == mqtt.MQTT_LOG_ERR and not conn.last_log_error:  # the first error is the cause
             conn.last_log_error = buf
 
     def _lost(self, conn: _Conn, rc) -> None:
@@ -307,9 +308,12 @@ class Uplink:
         detail = conn.last_log_error or mqtt.error_string(rc)
         if conn.up:
             self._failed(f"与服务器的连接中断：{detail}", f"Connection to the broker lost: {detail}")
-        elif "alert" in detail or "certificate" in detail:
-            self._failed(f"服务器拒绝了本机的客户端证书：{detail}",
-                         f"The broker rejected this station's client certificate: {detail}")
+        elif conn.tls:
+            # TLS 1.3 checks the client certificate after the handshake: the broker just hangs up
+            self._failed(
+                f"服务器在登录前关闭了 TLS 连接：很可能拒绝了本机的客户端证书（不是区级 CA 签发、已过期或被吊销）（{detail}）",
+                f"The broker closed the TLS connection before login: it most likely rejected this station's "
+                f"client certificate (not signed by the district CA, expired or revoked) ({detail})")
         else:
             self._failed(f"服务器在登录前断开：{detail}", f"The broker closed the connection before login: {detail}")
 

@@ -152,3 +152,22 @@ def write_frames(directory: str | Path, frames: list[np.ndarray], start: int = 0
         Image.fromarray(frame).save(p)
         paths.append(p)
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m hw_mocks.camera DIR [--kind K] [--count N] [--seed S]: a replay directory."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hw_mocks.camera", description=main.__doc__)
+    ap.add_argument("directory")
+    ap.add_argument("--kind", choices=KINDS, default="clean")
+    ap.add_argument("--count", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    paths = write_frames(args.directory, [f for f, _ in frame_set(args.kind, args.count, args.seed)])
+    print(f"wrote {len(paths)} {args.kind} frames to {args.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

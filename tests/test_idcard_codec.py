@@ -277,3 +277,15 @@ def test_every_corruption_of_the_length_field_is_caught():
                 evs = drain(d)
                 assert any(isinstance(e, FrameError) for e in evs), (f.hex(), i, flip)
                 assert evs[-1] == Response(0, 0, 0x90, b"")
+
+
+def test_read_with_fingerprint_has_three_lengths():
+    fp = bytes(range(256)) * 4
+    data = b"".join(n.to_bytes(2, "big") for n in (256, 1024, 1024)) + text_block(LI_SI) + fake_photo("p") + fp
+    text, photo, fingerprint = idcard.split_base_info(data)
+    assert fingerprint == fp and photo == fake_photo("p")
+    assert idcard.decode_base_info(data) == LI_SI
+    d = ResponseDecoder()
+    d.receive_data(frame(0x90, data))
+    (ev,) = events(d)
+    assert len(frame(0x90, data)) == 2321  # LEN 09 0A, as public readers document for 30 10

@@ -251,3 +251,21 @@ def test_probe_silent_reader_fails_clearly(idcard_sim):
     out = run_probe(str(idcard_sim.path), "--timeout", "20")
     assert out.returncode == 1
     assert "nothing answers" in out.stderr
+
+
+def test_probe_says_when_the_port_is_held_by_the_kiosk(idcard_sim, idcard_driver):
+    _, events = idcard_driver  # the running driver holds the port exclusively
+    ready(events)
+    out = run_probe(str(idcard_sim.path), "--timeout", "2")
+    assert out.returncode == 2 and "in use" in out.stderr
+
+
+def test_port_back_but_reader_silent_says_so(idcard_sim, idcard_driver):
+    _, events = idcard_driver
+    ready(events)
+    idcard_sim.unplug()
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and not items[-1].ok)
+    idcard_sim.silent = True
+    idcard_sim.plug()
+    events.wait_for(lambda items: isinstance(items[-1], DeviceStatus) and "not answering" in items[-1].reason)
+    assert not events.items[-1].ok

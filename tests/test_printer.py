@@ -212,3 +212,49 @@ def test_probe_reports_paper_out_in_plain_words(printer_pty):
 def test_probe_of_an_absent_printer_fails_clearly():
     out = run_probe("tcp://127.0.0.1:9")
     assert out.returncode == 1 and "printer not connected" in out.stdout
+
+
+def test_paper_nearly_out_still_prints_and_warns(printer_tcp):
+    printer_tcp.near_end = True
+    rec = Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(printer_tcp, rec, printed=on_printed)
+    p.print_label(tube(5), ref="DG032611230005")  # queued before start: kept
+    p.start()
+    try:
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert rec.events[0] == DeviceStatus("printer", True, "打印纸快用完 / paper nearly out")
+
+
+def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_pty):
+    refs, cond, on_printed = printed_sink()
+    p = Printer({"target": printer_pty.target, "query_status": False}, Recorder(), on_printed=on_printed)
+    p.start()
+    try:
+        p.print_label(tube(6), ref="DG032611230006")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    # without status, "printed" means "written": the printer may still be reading it
+    [label] = printer_pty.wait_for(1)
+    assert printer_pty.queries == 0 and label.barcode == "DG032611230006"
+
+
+def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
+    import types
+
+    from drivers.printer import probe
+
+    # The serial area's drivers.command_card: an index label, then one QR label per command.
+    index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
+    codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
+             Label(kind="command_card", barcode="", lines=("签退", "sign out"), qr="SWABCMD:sign_out")]
+    monkeypatch.setitem(sys.modules, "drivers.command_card",
+                        types.SimpleNamespace(command_card=lambda: index, command_labels=lambda: codes))
+    assert probe([printer_tcp.target, "--command-card"]) == 0
+    assert capsys.readouterr().out.count("printed command_card label") == 3
+    printed = printer_tcp.wait_for(3)
+    assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
+    assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]

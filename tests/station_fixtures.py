@@ -1,0 +1,105 @@
+"""A station on a fixed config and volunteer list, driven through its public API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from firmware_app import config
+from firmware_app.idnumber import check_char
+from firmware_app.model import CodeScanned, Command, Now, Persist, PrintLabel, Say, Show
+from firmware_app.station import Station
+from firmware_app.volunteers import Volunteer
+from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB, T0, operator_code
+
+STATION_TOML = f"""
+[station]
+device_id = "gd-dg-0001-t03"
+district = "dongguan"
+site = "guancheng"
+table = "t03"
+site_name = "莞城体育馆 3号台"
+
+[sampling]
+mode = "{{mode}}"
+tubes_source = "{{source}}"
+tube_prefix = "DG03"
+tube_pattern = "^(LAB[0-9]{{{{6}}}}|[0-9]{{{{18}}}})$"
+box_capacity = {{box_capacity}}
+
+[authority]
+sampling_code_keys = ["{SAMPLING_PUB}"]
+operator_keys = ["{OPERATOR_PUB}"]
+max_code_age_hours = 720
+"""
+
+VOLUNTEERS = {
+    "V1": Volunteer("V1", "李志愿", dt.date(2027, 6, 30)),
+    "V2": Volunteer("V2", "王过期", dt.date(2026, 1, 31)),  # certification lapsed
+    "V3": Volunteer("V3", "赵撤销", dt.date(2027, 6, 30), revoked=True),
+}
+
+
+def make_config(mode="10", source="print", box_capacity=50):
+    return config.parse_text(STATION_TOML.format(mode=mode, source=source, box_capacity=box_capacity), allow_demo_keys=True)
+
+
+def make_id(n: int, birth="19800101") -> str:
+    first17 = f"440104{birth}{n % 1000:03d}"
+    return first17 + check_char(first17)
+
+
+class Table:
+    """A station plus a clock and the records it asked to persist (the 'store')."""
+
+    def __init__(self, mode="10", source="print", box_capacity=50, start=T0):
+        self.cfg = make_config(mode, source, box_capacity)
+        self.station = Station(self.cfg, VOLUNTEERS)
+        self.now = Now(start, True)
+        self.synced = True  # set False to act as a Pi whose clock NTP has not set yet
+        self.records: list[dict] = []
+        self.effects: list = []
+
+    def tick(self, seconds: float = 20) -> None:
+        self.now = Now(self.now.at + seconds, self.synced)
+
+    def do(self, event) -> list:
+        self.tick()
+        self.effects = self.station.handle(event, self.now)
+        self.records += [e.record for e in self.effects if isinstance(e, Persist)]
+        return self.effects
+
+    def scan(self, text: str, source="scanner") -> list:
+        return self.do(CodeScanned(text, source))
+
+    def cmd(self, command: str, /, **args) -> list:
+        return self.do(Command(command, args))
+
+    def sign_in(self, cert_id="V1", name="李志愿") -> list:
+        return self.scan(operator_code(cert_id=cert_id, name=name))
+
+    def restart(self) -> None:
+        self.station = Station(self.cfg, VOLUNTEERS)
+        self.station.restore(list(self.records))
+
+    # what the volunteer sees and hears
+    @property
+    def show(self) -> Show:
+        return [e for e in self.effects if isinstance(e, Show)][-1]
+
+    @property
+    def said(self) -> list[str]:
+        return [e.text for e in self.effects if isinstance(e, Say)]
+
+    @property
+    def prints(self) -> list[PrintLabel]:
+        return [e for e in self.effects if isinstance(e, PrintLabel)]
+
+    @property
+    def new_records(self) -> list[dict]:
+        return [e.record for e in self.effects if isinstance(e, Persist)]
+
+    def kinds(self) -> list[str]:
+        return [r["kind"] for r in self.new_records]
+
+    def samples(self) -> list[dict]:
+        return [r for r in self.records if r["kind"] == "sample"]

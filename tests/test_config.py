@@ -1,0 +1,126 @@
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_app import config
+from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB
+
+EXAMPLE = pathlib.Path(__file__).parent.parent / "config" / "station.example.toml"
+
+GOOD = f"""
+[station]
+device_id = "gd-dg-0001-t03"
+district = "dongguan"
+site = "guancheng"
+table = "t03"
+
+[authority]
+sampling_code_keys = ["{SAMPLING_PUB}"]
+operator_keys = ["{OPERATOR_PUB}"]
+"""
+
+FIVE_MISTAKES = f"""
+[station]
+device_id = "GD 0001"
+district = "dongguan"
+site = "guancheng"
+
+[sampling]
+mode = "15"
+tubes_sorce = "print"
+
+[authority]
+sampling_code_keys = ["{SAMPLING_PUB}", "not-a-key"]
+operator_keys = ["{OPERATOR_PUB}"]
+
+[devices.printer]
+target = "lpt1"
+"""
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "firmware_app", "config", *args], capture_output=True, text=True)
+
+
+def test_a_minimal_file_gets_every_default():
+    cfg = config.parse_text(GOOD, allow_demo_keys=True)
+    assert cfg.sampling.mode == "10" and cfg.sampling.tubes_source == "print"
+    assert cfg.devices.printer.target == "usb:0x0416:0x5011" and cfg.mqtt["url"] == ""
+    assert cfg.station.utc_offset_hours == 8 and cfg.ui.port == 8080
+    assert len(cfg.keys.personal) == 1 and len(cfg.keys.operator) == 1
+
+
+def test_five_mistakes_are_all_reported_with_key_and_line():
+    problems = config.check_text(FIVE_MISTAKES, allow_demo_keys=True)
+    found = {(p.key, p.line) for p in problems}
+    assert found == {
+        ("station.device_id", 3),
+        ("station.table", 2),  # missing: points at its section
+        ("sampling.mode", 8),
+        ("sampling.tubes_sorce", 9),
+        ("authority.sampling_code_keys[1]", 12),
+        ("devices.printer.target", 16),
+    }
+    assert all(p.message for p in problems)
+    assert [p.line for p in problems] == sorted(p.line for p in problems)
+
+
+def test_load_refuses_and_lists_problems(tmp_path):
+    path = tmp_path / "station.toml"
+    path.write_text(FIVE_MISTAKES)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(str(path))
+    assert len(err.value.problems) >= 6
+    with pytest.raises(config.ConfigError) as err:
+        config.load(str(tmp_path / "missing.toml"))
+    assert "cannot read" in err.value.problems[0].message
+
+
+def test_broken_toml_names_the_line():
+    (problem,) = config.check_text('[station]\ndevice_id = "x"\nsite = \n')
+    assert problem.line == 3 and "TOML" in problem.message
+
+
+def test_demo_keys_are_refused_unless_allowed():
+    problems = config.check_text(GOOD)
+    assert {p.key for p in problems} == {"authority.sampling_code_keys[0]", "authority.operator_keys[0]"}
+    assert all("DEMO" in p.message for p in problems)
+
+
+def test_wrong_length_key_is_reported():
+    text = GOOD.replace(OPERATOR_PUB, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")
+    (problem,) = config.check_text(text, allow_demo_keys=True)
+    assert problem.key == "authority.operator_keys[0]" and "31 bytes" in problem.message
+
+
+def test_shipped_example_gives_a_clear_answer():
+    out = run_cli("check", str(EXAMPLE))
+    assert out.returncode == 1 and "DEMO key" in out.stderr
+    assert out.stderr.count("DEMO key") == 2  # exactly the two placeholder keys, nothing else
+    out = run_cli("check", "--allow-demo-keys", str(EXAMPLE))
+    assert out.returncode == 0 and "OK" in out.stdout
+    cfg = config.load(str(EXAMPLE), allow_demo_keys=True)
+    assert cfg.station.device_id == "gd-dg-0001-t03" and cfg.devices.scanner.terminator == "CR"
+
+
+def test_cli_json_and_exit_codes(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(FIVE_MISTAKES)
+    out = run_cli("check", "--json", "--allow-demo-keys", str(path))
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["ok"] is False and {"key", "line", "message"} <= set(report["problems"][0])
+    out = run_cli("check", "--allow-demo-keys", str(path))
+    assert out.returncode == 1 and len([line for line in out.stderr.splitlines() if "line " in line]) == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gives_problems_or_a_config_never_a_crash(text):
+    problems = config.check_text(text)
+    assert problems and all(isinstance(p, config.Problem) for p in problems)

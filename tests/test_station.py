@@ -1,0 +1,468 @@
+"""Each rule a volunteer, a packer or the district would notice, one at a time."""
+
+import datetime as dt
+
+import pytest
+
+from firmware_app.model import RECORD_KINDS, CardRead, Command, CommandResult, DeviceError, DeviceStatus, IdCard, Persist, record_id
+from tests.qr_fixtures import DAY, STRANGER_KEY, T0, operator_code, person_code
+from tests.station_fixtures import Table, make_id
+
+
+def card(n=1, name="陈大文", number=None):
+    return CardRead(IdCard(name, "1", "01", "19800101", "广州市", number or make_id(n), "公安局", "20200101", "20400101"))
+
+
+def person(n=1, **kw):
+    return person_code(id_number=make_id(n), name=kw.pop("name", f"市民{n}"), **kw)
+
+
+def signed_in(**kw) -> Table:
+    t = Table(**kw)
+    t.sign_in()
+    assert t.show.level == "ok"
+    return t
+
+
+# ---------------------------------------------------------------- operators
+
+
+def test_nothing_is_registered_before_sign_in():
+    t = Table()
+    t.scan(person(1), "camera")
+    assert t.show.level == "error" and "签到" in t.show.message
+    t.do(card(2))
+    t.cmd("manual_entry", name="小明", id_type="none", phone="13800000000")
+    assert t.records == []
+
+
+@pytest.mark.parametrize(
+    "cert, words",
+    [
+        (operator_code(cert_id="V9", name="无名"), "not on the certified list"),
+        (operator_code(cert_id="V2", name="王过期"), "expired on 2026-01-31"),
+        (operator_code(cert_id="V3", name="赵撤销"), "revoked"),
+        (operator_code(cert_id="V1", issued_at=T0 - 400 * DAY), "expired"),
+        (operator_code(cert_id="V1", key=STRANGER_KEY), "does not trust"),
+    ],
+)
+def test_uncertified_operators_are_refused_with_a_reason(cert, words):
+    t = Table()
+    t.scan(cert)
+    assert t.show.level == "error" and words in t.show.message_en
+    assert t.records == []
+    t.scan(person(1), "camera")
+    assert t.records == []
+
+
+def test_shift_records_give_service_time():
+    t = signed_in()
+    start = t.new_records[0]
+    assert (start["kind"], start["operator"], start["operator_name"]) == ("shift_start", "V1", "李志愿")
+    t.scan(person(1), "camera")
+    t.tick(3 * 3600)
+    t.cmd("sign_out")
+    assert t.kinds() == ["tube_close", "box_open", "box_add", "shift_end"]
+    assert t.new_records[0]["reason"] == "end_of_shift"
+    end = t.new_records[-1]
+    assert end["duration_s"] == 3 * 3600 + 40 and end["people"] == 1 and end["operator"] == "V1"
+    assert "3小时0分" in t.show.message
+    t.scan(person(2), "camera")
+    assert t.show.level == "error" and len(t.samples()) == 1
+
+
+def test_a_second_operator_must_wait_for_sign_out():
+    t = signed_in()
+    t.scan(operator_code(cert_id="V1b", name="别人"))
+    assert t.show.level == "error"
+    t.sign_in()
+    assert t.show.level == "info" and t.new_records == []
+
+
+def test_a_revoked_operator_stops_registering_after_a_push():
+    t = signed_in()
+    t.do(Command("push_volunteers", {"volunteers": [{"cert_id": "V1", "name": "李志愿", "expires": "2027-01-01", "revoked": True}]}, "mqtt", "tx1"))
+    assert t.show.level == "error"
+    assert [e for e in t.effects if isinstance(e, CommandResult)][0].ok
+    t.scan(person(1), "camera")
+    assert t.show.level == "error" and t.samples() == []
+
+
+# ---------------------------------------------------------------- pooling
+
+
+def test_ten_people_fill_a_tube_and_the_next_label_prints():
+    t = signed_in()
+    for n in range(1, 10):
+        t.scan(person(n), "camera")
+    assert t.said == ["第9人"] and t.station.snapshot()["tube"]["count"] == 9
+    first_tube = t.samples()[0]["tube_id"]
+    t.scan(person(10), "camera")
+    assert t.kinds() == ["sample", "tube_close", "box_open", "box_add", "tube_open", "label"]
+    assert "本管已满" in t.said and "本管已满" in t.show.message
+    assert t.new_records[1] == {**t.new_records[1], "tube_id": first_tube, "reason": "full", "count": 10}
+    (label,) = t.prints
+    assert label.label.kind == "tube" and label.label.barcode == t.new_records[4]["tube_id"] != first_tube
+    assert any("10混1" in line for line in label.label.lines) and any("3号台" in line for line in label.label.lines)
+    # persisted before anything is printed or shown
+    kinds = [type(e).__name__ for e in t.effects]
+    assert kinds.index("PrintLabel") > max(i for i, k in enumerate(kinds) if k == "Persist")
+    assert t.station.snapshot()["tube"] == {"id": label.label.barcode, "count": 0, "capacity": 10, "single_reason": None}
+
+
+@pytest.mark.parametrize("mode, capacity", [("1", 1), ("20", 20), ("household", 10)])
+def test_other_modes_have_their_capacity(mode, capacity):
+    t = signed_in(mode=mode)
+    tubes = set()
+    for n in range(1, capacity + 2):
+        t.scan(person(n), "camera")
+        tubes.add(t.new_records[[r["kind"] for r in t.new_records].index("sample")]["tube_id"])
+    assert len(tubes) == 2
+    assert sum(1 for r in t.samples() if r["tube_id"] == min(tubes)) == capacity
+
+
+def test_household_tube_is_closed_by_hand():
+    t = signed_in(mode="household")
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    t.scan("SWABCMD:close_tube")
+    assert t.new_records[0]["kind"] == "tube_close" and t.new_records[0]["reason"] == "manual"
+    assert t.new_records[0]["count"] == 3
+    t.scan(person(4), "camera")
+    assert t.kinds()[:2] == ["tube_open", "label"] and t.samples()[-1]["position"] == 1
+
+
+def test_end_of_queue_closes_early_and_says_so():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.scan("SWABCMD:end_of_queue")
+    assert t.new_records[0]["reason"] == "end_of_queue" and t.new_records[0]["count"] == 1
+    assert t.station.snapshot()["tube"] is None
+    t.scan("SWABCMD:end_of_queue")
+    assert t.show.level == "error" and t.new_records == []
+
+
+def test_mode_switch_closes_the_open_tube_and_the_next_has_the_new_size():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.scan("SWABCMD:switch_mode:20")
+    assert t.kinds()[0] == "tube_close" and t.new_records[0]["reason"] == "mode_change"
+    assert t.new_records[-1]["kind"] == "mode" and t.new_records[-1]["mode"] == "20"
+    t.scan(person(2), "camera")
+    assert t.samples()[-1]["capacity"] == 20
+    t.scan("SWABCMD:switch_mode:15")
+    assert t.show.level == "error" and t.new_records == []
+
+
+# ---------------------------------------------------------------- single tubes
+
+
+@pytest.mark.parametrize("colour, key_person, reason", [("yellow", False, "yellow_code"), ("red", False, "red_code"), ("green", True, "key_person")])
+def test_yellow_red_and_key_people_go_single_after_a_confirm(colour, key_person, reason):
+    t = signed_in()
+    t.scan(person(1), "camera")
+    pooled = t.samples()[0]["tube_id"]
+    t.scan(person(2, colour=colour, key_person=key_person), "camera")
+    assert t.show.level == "confirm" and t.new_records == [] and "单人单管" in t.show.message
+    assert any("单采单管" in s for s in t.said)
+    assert t.station.snapshot()["pending"]["single_reason"] == reason
+    t.scan(person(3), "camera")  # the queue cannot run past an unconfirmed single
+    assert t.show.level == "error" and len(t.samples()) == 1
+    t.scan("SWABCMD:confirm")
+    single = t.samples()[-1]
+    assert single["single_reason"] == reason and single["capacity"] == 1 and single["tube_id"] != pooled
+    assert t.kinds() == ["tube_open", "label", "sample", "tube_close", "box_open", "box_add"]
+    assert "单管" in t.prints[0].label.lines[2]
+    t.scan(person(4), "camera")
+    assert t.samples()[-1]["tube_id"] == pooled and t.samples()[-1]["position"] == 2
+
+
+def test_rejected_single_registers_nothing():
+    t = signed_in()
+    t.scan(person(1, colour="red"), "camera")
+    t.cmd("reject")
+    assert t.samples() == [] and t.station.snapshot()["pending"] is None
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_same_person_twice_a_day_needs_an_explicit_confirm():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    first = t.samples()[0]
+    t.do(card(1))  # same number, now from the ID card
+    assert t.show.level == "confirm" and t.new_records == []
+    assert first["tube_id"] in t.show.message and first["at"][11:16] in t.show.message
+    t.scan("SWABCMD:reject_duplicate")
+    assert len(t.samples()) == 1
+    t.do(card(1))
+    t.scan("SWABCMD:confirm_duplicate")
+    assert len(t.samples()) == 2 and t.samples()[1]["duplicate_of"] == first["record_id"]
+    assert t.samples()[1]["source"] == "idcard"
+
+
+def test_next_day_is_not_a_duplicate_and_a_voided_entry_is_not_either():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.scan("SWABCMD:void_last")
+    t.scan(person(1), "camera")
+    assert t.show.level == "ok" and t.samples()[-1]["duplicate_of"] is None
+    t.tick(DAY)
+    t.scan(person(1), "camera")
+    assert t.show.level == "ok"
+
+
+# ---------------------------------------------------------------- voids
+
+
+def test_void_is_a_record_pointing_at_the_sample_and_the_slot_stays_used():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.scan(person(2), "camera")
+    target = t.samples()[-1]
+    t.scan("SWABCMD:void_last")
+    (void,) = t.new_records
+    assert void["kind"] == "void" and void["voided_record_id"] == target["record_id"] and void["tube_id"] == target["tube_id"]
+    assert t.station.snapshot()["tube"]["count"] == 2 and t.station.snapshot()["last"]["voided"]
+    assert len(t.samples()) == 2  # never deleted
+    t.scan("SWABCMD:void_last")
+    assert t.show.level == "error" and t.new_records == []
+    t.cmd("void", record_id=target["record_id"])
+    assert t.show.level == "error"
+    t.cmd("void", record_id="nope-0000000001")
+    assert t.show.level == "error"
+    t.cmd("void", record_id=t.samples()[0]["record_id"])
+    assert t.new_records[0]["voided_record_id"] == t.samples()[0]["record_id"]
+
+
+# ---------------------------------------------------------------- replace
+
+
+def test_broken_tube_is_replaced_in_one_record():
+    t = signed_in()
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    old = t.samples()[0]["tube_id"]
+    t.cmd("replace_tube", reason="spilled")
+    (rec, label) = t.new_records
+    assert rec["kind"] == "tube_replace" and rec["old_tube_id"] == old and rec["count"] == 3
+    assert rec["samples"] == [s["record_id"] for s in t.samples()] and rec["reason"] == "spilled"
+    assert label["kind"] == "label" and t.prints[0].label.barcode == rec["tube_id"]
+    assert t.show.level == "confirm" and len(t.show.detail["people"]) == 3 and "重新采样" in t.show.message
+    assert t.station.snapshot()["tube"] == {"id": rec["tube_id"], "count": 3, "capacity": 10, "single_reason": None}
+    t.scan(person(4), "camera")
+    assert t.samples()[-1]["tube_id"] == rec["tube_id"] and t.samples()[-1]["position"] == 4
+    t.cmd("replace_tube", tube_id=old)
+    assert t.show.level == "error"
+
+
+# ---------------------------------------------------------------- prelabelled tubes
+
+
+def test_prelabelled_tubes_are_opened_by_scanning_them():
+    t = signed_in(source="prelabelled")
+    t.scan(person(1), "camera")
+    assert t.show.level == "error" and "scan a tube first" in t.show.message_en and t.samples() == []
+    t.scan("LAB000001")
+    assert t.kinds() == ["tube_open"] and t.prints == []
+    for n in range(1, 11):
+        t.scan(person(n), "camera")
+    assert "请扫描新管" in t.said and t.station.snapshot()["tube"] is None
+    t.scan(person(11), "camera")
+    assert t.show.level == "error"
+    t.scan("LAB000001")
+    assert t.show.level == "error" and "used" in t.show.message_en
+    t.scan("LAB000002")
+    t.scan(person(11), "camera")
+    assert t.samples()[-1]["tube_id"] == "LAB000002"
+    t.scan("LAB000003")
+    assert t.show.level == "error" and "close it first" in t.show.message_en
+
+
+def test_a_scanned_id_number_is_never_taken_for_a_tube():
+    t = signed_in(source="prelabelled")
+    t.scan(make_id(1))
+    assert t.show.level == "error" and "ID number" in t.show.message_en and t.new_records == []
+    assert make_id(1) not in repr(t.effects)
+
+
+def test_prelabelled_single_tube_is_confirmed_by_scanning_it():
+    t = signed_in(source="prelabelled")
+    t.scan("LAB000001")
+    t.scan(person(1, colour="yellow"), "camera")
+    assert t.station.snapshot()["pending"]["needs_tube_scan"]
+    t.scan("SWABCMD:confirm")
+    assert t.show.level == "error" and t.samples() == []
+    t.scan("LAB000009")
+    assert t.samples()[0]["tube_id"] == "LAB000009" and t.samples()[0]["single_reason"] == "yellow_code"
+    assert t.station.snapshot()["tube"]["id"] == "LAB000001"
+
+
+# ---------------------------------------------------------------- boxes
+
+
+def test_box_count_must_match_before_closing_and_handover_is_recorded():
+    t = signed_in(mode="1")
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    assert t.station.snapshot()["box"]["tubes"] == 3
+    t.scan("SWABCMD:close_box")
+    assert t.show.level == "error" and t.new_records == []
+    t.scan("SWABCMD:box_count:2")
+    assert t.new_records[0]["match"] is False and t.show.level == "error"
+    assert t.station.snapshot()["box"]["blocked"]
+    t.scan("SWABCMD:close_box")
+    assert t.show.level == "error" and t.new_records == []
+    t.scan("SWABCMD:box_count:3")
+    t.scan("SWABCMD:close_box")
+    assert t.kinds() == ["box_close", "label", "label"]
+    box_label, manifest = t.prints
+    assert box_label.label.kind == "box" and manifest.label.kind == "manifest"
+    assert sum(1 for line in manifest.label.lines if line.startswith((" 1.", " 2.", " 3."))) == 3
+    assert t.new_records[0]["tubes"] == [s["tube_id"] for s in t.samples()]
+    t.scan("SWABCMD:handover_box:顺丰张师傅")
+    assert t.new_records[0]["kind"] == "box_handover" and t.new_records[0]["courier"] == "顺丰张师傅"
+    t.scan("SWABCMD:handover_box:again")
+    assert t.show.level == "error"
+
+
+def test_a_tube_added_after_the_count_needs_a_recount():
+    t = signed_in(mode="1")
+    t.scan(person(1), "camera")
+    t.scan("SWABCMD:box_count:1")
+    t.scan(person(2), "camera")
+    t.scan("SWABCMD:close_box")
+    assert t.show.level == "error" and t.new_records == []
+
+
+def test_full_box_leaves_tubes_waiting_for_the_next_box():
+    t = signed_in(mode="1", box_capacity=2)
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    assert "转运箱已满，请清点封箱" in t.said and t.station.snapshot()["unboxed"] == 1
+    t.scan("SWABCMD:box_count:2")
+    t.scan("SWABCMD:close_box")
+    assert t.kinds()[-2:] == ["box_open", "box_add"] and t.station.snapshot()["box"]["tubes"] == 1
+
+
+# ---------------------------------------------------------------- identities and input
+
+
+def test_id_card_with_a_wrong_check_digit_is_refused():
+    t = signed_in()
+    bad = make_id(1)[:-1] + ("0" if make_id(1)[-1] != "0" else "1")
+    t.do(card(number=bad))
+    assert t.show.level == "error" and "check character" in t.show.message_en and t.samples() == []
+    t.do(card(1))
+    assert t.samples()[0]["source"] == "idcard" and t.samples()[0]["colour"] is None
+
+
+def test_manual_entry_is_marked_and_still_checked():
+    t = signed_in()
+    t.cmd("manual_entry", name="张小宝", id_type="resident_id", id_number="11010519900230001X")
+    assert t.show.level == "error" and t.samples() == []
+    t.cmd("manual_entry", name="张小宝", id_type="none")
+    assert t.show.level == "error"
+    t.cmd("manual_entry", name="张小宝", id_type="none", phone="13900000000")
+    t.cmd("manual_entry", name="老奶奶", id_type="resident_id", id_number=make_id(5).lower(), phone="1", colour="green")
+    assert [s["source"] for s in t.samples()] == ["manual", "manual"]
+    assert t.samples()[1]["id_number"] == make_id(5)
+
+
+@pytest.mark.parametrize("text", ["hello", "SWB1:garbage", "SWABCMD:fly_away", "SWABCMD:", "4401041980010100" + "12"])
+def test_unrecognised_or_broken_codes_are_refused(text):
+    t = signed_in()
+    t.scan(text)
+    assert t.show.level == "error" and t.new_records == []
+
+
+def test_forged_and_expired_codes_say_why():
+    t = signed_in()
+    t.scan(person(1, key=STRANGER_KEY), "camera")
+    assert "does not trust" in t.show.message_en
+    t.scan(person(1, issued_at=T0 - 40 * DAY, valid=DAY), "camera")
+    assert "expired" in t.show.message_en and t.samples() == []
+
+
+def test_nothing_shown_or_said_carries_a_full_id_number():
+    t = signed_in()
+    numbers = [make_id(n) for n in range(1, 13)]
+    seen = []
+    for n in range(1, 13):
+        seen += t.scan(person(n, colour="red" if n == 5 else "green"), "camera")
+        seen += t.scan("SWABCMD:confirm")
+    seen += t.scan(person(1), "camera") + t.cmd("confirm") + t.cmd("void_last") + t.cmd("replace_tube") + t.cmd("sign_out")
+    text = repr([e for e in seen if not isinstance(e, Persist)]) + repr(t.station.snapshot())
+    assert not any(number in text for number in numbers)
+    assert all(number in repr(t.records) for number in numbers)  # the district gets them
+
+
+def test_device_problems_are_shown_and_recorded_nowhere():
+    t = signed_in()
+    t.do(DeviceStatus("printer", False, "paper out"))
+    assert t.show.level == "error" and "打印机" in t.show.message and t.new_records == []
+    assert t.station.snapshot()["devices"]["printer"] == {"ok": False, "reason": "paper out"}
+    t.do(DeviceError("idcard", "checksum error"))
+    assert t.show.level == "error" and t.new_records == []
+
+
+# ---------------------------------------------------------------- commands over MQTT
+
+
+def test_mqtt_commands_get_a_result():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.do(Command("close_tube", {}, "mqtt", "t-1"))
+    (result,) = [e for e in t.effects if isinstance(e, CommandResult)]
+    assert (result.name, result.txn, result.ok, result.data["count"]) == ("close_tube", "t-1", True, 1)
+    t.do(Command("reprint_label", {}, "mqtt", "t-2"))
+    assert t.prints and t.kinds() == ["label"] and t.new_records[0]["reprint"] is True
+    t.do(Command("push_config", {}, "mqtt", "t-3"))
+    assert [e for e in t.effects if isinstance(e, CommandResult)][0].ok is False
+    t.do(Command("push_volunteers", {"volunteers": "rubbish"}, "mqtt", "t-4"))
+    assert [e for e in t.effects if isinstance(e, CommandResult)][0].ok is False
+    assert "V1" in t.station.volunteers
+
+
+# ---------------------------------------------------------------- records and restarts
+
+
+def test_every_record_carries_the_contract_fields():
+    t = signed_in()
+    t.synced = False
+    t.scan(person(1), "camera")
+    for n, r in enumerate(t.records, 1):
+        assert r["schema"] == "swab.record/1" and r["kind"] in RECORD_KINDS
+        assert r["record_id"] == record_id("gd-dg-0001-t03", n) and r["seq"] == n
+        assert (r["device_id"], r["district"], r["site"], r["table"]) == ("gd-dg-0001-t03", "dongguan", "guancheng", "t03")
+        assert dt.datetime.fromisoformat(r["at"]).utcoffset() == dt.timedelta(hours=8)
+    assert t.records[0]["clock_synced"] is True and t.samples()[0]["clock_synced"] is False
+    sample = t.samples()[0]
+    assert sample["operator"] == "V1" and sample["id_number"] == make_id(1) and sample["phone"] == "13812345678"
+
+
+def test_unsynchronised_clock_still_samples_and_says_so():
+    t = signed_in()
+    t.synced = False
+    t.scan(person(1, issued_at=int(t.now.at) + 2 * DAY), "camera")  # kiosk clock days behind the issuer
+    assert t.show.level == "ok" and t.samples()[0]["clock_synced"] is False
+    t.synced = True
+    t.scan(person(2, issued_at=int(t.now.at) + 2 * DAY), "camera")
+    assert t.show.level == "error" and "future" in t.show.message_en
+
+
+def test_restart_continues_the_open_tube_and_remembers_today():
+    t = signed_in()
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    before = t.station.snapshot()
+    t.restart()
+    after = t.station.snapshot()
+    for key in ("operator", "mode", "tube", "last", "today", "box", "seq"):
+        assert after[key] == before[key]
+    assert "已恢复" in after["message"]
+    t.scan(person(4), "camera")
+    assert t.samples()[-1]["position"] == 4 and t.new_records[0]["seq"] == before["seq"] + 1
+    t.scan(person(1), "camera")
+    assert t.show.level == "confirm"  # the duplicate is still known after the restart
