@@ -48,8 +48,10 @@ TONE_PROBE = """
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # module scope: Playwright's sync API runs its own event loop while open, so it is
+    # closed before another module (or another test file's asyncio) runs
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} not found: run bin/bootstrap --test (Debian packages chromium, chromium-driver)")
     from playwright.sync_api import sync_playwright
