@@ -82,6 +82,13 @@ def test_the_page_shows_who_what_and_how_full(ui, page):
     assert page.locator(".light.bad").count() == 2
     green = page.eval_on_selector("#state", "el => getComputedStyle(el).backgroundColor")
     assert green == "rgb(11, 122, 42)"
+    # the daemon's own broker shape, and offline-only (no broker configured)
+    ui.update({"broker": {"ok": True, "reason": ""}, "backlog": 0})
+    page.wait_for_function("() => document.querySelectorAll('.light.bad').length === 1")
+    assert "待传 0" in page.inner_text("#lights")
+    ui.update({"broker": None, "backlog": 5})
+    page.wait_for_function("() => document.querySelector('#lights').textContent.includes('仅离线')")
+    assert page.locator(".light.warn").count() == 1  # 5 records wait with no broker
 
 
 def test_every_push_reaches_the_page_quickly(ui, page):
