@@ -25,6 +25,7 @@ from hw_mocks.people import Authority, People, Person
 
 OPERATOR = ("SIM-V-0001", "李志愿")
 ALL_DEVICES = ("idcard", "scanner", "camera", "printer")
+FRAME_W, FRAME_H = 1280, 720  # hw_mocks.camera's frame size
 
 
 class Table:
@@ -169,15 +170,16 @@ class Table:
     def _show_frame(self, payload: str | None) -> None:
         """What the camera sees now: a phone with the code, or the empty table.
 
-        One file, replaced atomically (the driver replays the directory in a loop and
-        so always reads the current scene, never half a file); .npy loads in ~1 ms."""
-        import numpy as np
+        One file, replaced atomically: the driver replays the directory in a loop and so
+        always reads the current scene, never half a file. Binary PGM: the empty table
+        needs no numpy (a fast start), and it reads back in about a millisecond."""
+        if payload is None:
+            pixels = bytes([150]) * (FRAME_W * FRAME_H)  # a plain grey table top
+        else:
+            from hw_mocks.camera import render_frame
 
-        from hw_mocks.camera import render_frame
-
+            pixels = render_frame(payload, seed=self._frame_no, noise=0.0).tobytes()
         self._frame_no += 1
-        frame = render_frame(payload, seed=self._frame_no, noise=0.0)
-        tmp = self.dir / "frame.npy.new"
-        with open(tmp, "wb") as f:
-            np.save(f, frame)
-        os.replace(tmp, self.frames_dir / "frame.npy")
+        tmp = self.dir / "frame.pgm.new"
+        tmp.write_bytes(b"P5\n%d %d\n255\n" % (FRAME_W, FRAME_H) + pixels)
+        os.replace(tmp, self.frames_dir / "frame.pgm")
