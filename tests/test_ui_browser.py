@@ -165,6 +165,9 @@ def test_void_last_needs_a_second_tap_to_confirm(ui, page):
     page.click("[data-cmd=void_last]")
     page.click("#dialog-buttons button:has-text('确定')")
     assert ui.recorder.wait(2)[1] == Command("void_last", {}, source="ui")
+    ui.update({"last": {**SNAPSHOT["last"], "voided": True}})  # the station voided it
+    page.wait_for_function("() => document.querySelector('#person-label').textContent.includes('已作废')")
+    assert page.is_disabled("#actions [data-cmd=void_last]")  # nothing left to void
 
 
 def test_switch_mode_offers_the_four_modes(ui, page):

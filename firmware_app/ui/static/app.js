@@ -15,7 +15,7 @@ const TEXT = {
     choose_mode: "选择混采模式",
     colours: { green: "绿码", yellow: "黄码", red: "红码" },
     sources: { idcard: "身份证", qr: "采样码", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
-    last_person: "上一位", pending_person: "待确认",
+    last_person: "上一位", pending_person: "待确认", voided: "已作废",
     single: "单管", single_reasons: { yellow_code: "黄码", red_code: "红码", key_person: "重点人群" },
     devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储", broker: "服务器" },
     broker: "服务器", backlog: "待传", offline_only: "仅离线", labels_waiting: "待打印标签",
@@ -36,7 +36,7 @@ const TEXT = {
     choose_mode: "Choose the pooling mode",
     colours: { green: "green", yellow: "yellow", red: "red" },
     sources: { idcard: "ID card", qr: "sampling code", camera: "QR code", scanner: "scanner", manual: "manual" },
-    last_person: "Last person", pending_person: "Waiting for confirm",
+    last_person: "Last person", pending_person: "Waiting for confirm", voided: "voided",
     single: "single", single_reasons: { yellow_code: "yellow code", red_code: "red code", key_person: "key person" },
     devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage", broker: "Broker" },
     broker: "Broker", backlog: "Unsent", offline_only: "offline only", labels_waiting: "Labels waiting",
@@ -133,7 +133,8 @@ function render() {
   const who = s.pending && s.pending.name ? s.pending : s.last;
   $("person").hidden = !who;
   if (who) {
-    setText("person-label", t(who === s.last ? "last_person" : "pending_person"));
+    setText("person-label", t(who === s.last ? "last_person" : "pending_person") + (who.voided ? " · " + t("voided") : ""));
+    $("person").classList.toggle("voided", !!who.voided);
     const code = $("code");
     code.className = "chip " + (who.colour || "none");
     code.textContent = who.colour ? pick("colours", who.colour) : "";
@@ -163,7 +164,7 @@ function render() {
   const can = {
     close_tube: !!(op && tube && tube.count > 0),
     reprint_label: !!op,
-    void_last: !!(op && s.last),
+    void_last: !!(op && s.last && !s.last.voided),
     switch_mode: !!op,
     confirm_duplicate: !!s.pending,
     reject_duplicate: !!s.pending,
