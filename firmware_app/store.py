@@ -53,6 +53,7 @@ __all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", 
 SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
 SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
 PRUNE_EVERY_S = 3600.0
+PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
 
 
 def record_day(record: dict) -> str:
@@ -113,6 +114,7 @@ class Store:
         self._archived = 0
         self._last_ack_at: float | None = None
         self._current: TinyDB | None = None
+        self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
         if read_only:
@@ -320,6 +322,7 @@ class Store:
                         except FileNotFoundError:
                             pass
                     self._segments.remove(seg)
+                    self._parsed.pop(seg.path, None)
                     self._archived -= len(seg.acked)
                     removed += len(seg.seqs)
         return removed
@@ -329,9 +332,18 @@ class Store:
     def _records_of(self, seg: _Segment) -> list[dict]:
         if self._current is not None and self._current.storage.path == seg.path:
             data = self._current.storage.read() or {}
-        else:
+            return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+        # only the newest segment ever changes: older ones are cached while the uplink drains them
+        records = self._parsed.get(seg.path)
+        if records is None:
             data = load_json(seg.path, _check_segment) or {}
-        return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            self._parsed[seg.path] = records
+            if len(self._parsed) > PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(seg.path)
+        return records
 
     def iter_records(self, day: str | None = None) -> Iterator[dict]:
         """Every stored record (outbox and archive) in seq order, optionally of one day."""
@@ -344,13 +356,20 @@ class Store:
                 if day is None or record_day(rec) == day:
                     yield rec
 
-    def outbox(self, limit: int = 100) -> list[dict]:
-        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order)."""
+    def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
+        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
+
+        ``after_seq``: only records after it (the uplink's cursor on one connection).
+        """
         with self._lock:
             wanted: OrderedDict[int, tuple[_Segment, set[int]]] = OrderedDict()
-            for n, (seg, seq, _kind, _at) in enumerate(self._unacked.values()):
+            n = 0
+            for seg, seq, _kind, _at in self._unacked.values():
+                if seq <= after_seq:
+                    continue
                 if n >= limit:
                     break
+                n += 1
                 wanted.setdefault(id(seg), (seg, set()))[1].add(seq)
             out = []
             for seg, seqs in wanted.values():

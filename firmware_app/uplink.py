@@ -47,6 +47,8 @@ MQTT_COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
     "push_volunteers": ({"volunteers": list}, {}),
 }
 MAX_COMMAND_BYTES = 256 * 1024
+ACK_BATCH = 256  # PUBACKs written to the store in one go ...
+ACK_DELAY_S = 0.1  # ... or after this long
 _TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -152,6 +154,7 @@ class _Conn:
     tls: bool = False
     up: bool = False  # CONNACK accepted
     inflight: dict[int, str] = field(default_factory=dict)  # mid -> record_id
+    cursor: int = 0  # seq of the last record published on this connection (a new one starts over)
     last_log_error: str = ""
 
 
@@ -374,27 +377,22 @@ class Uplink:
         room = self.settings.window - len(conn.inflight)
         if room < max(1, self.settings.window // 4) and conn.inflight:
             return
-        busy = set(conn.inflight.values()) | set(self._acked)
-        records = self.store.outbox(len(busy) + room)
         root = self.settings.root
-        for rec in records:
-            if rec["record_id"] in busy:
-                continue
+        for rec in self.store.outbox(room, after_seq=conn.cursor):
             topic = root + RECORD_KINDS.get(rec.get("kind", ""), "records")
             info = conn.client.publish(topic, json.dumps(rec, ensure_ascii=False).encode(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break  # connection gone: the loop notices; the record stays in the outbox
             conn.inflight[info.mid] = rec["record_id"]
+            conn.cursor = rec["seq"]
             self._state["sent"] += 1
         self._state["inflight"] = len(conn.inflight)
-        if not records:
-            self._wake.clear()
 
     def _flush_acks(self, force: bool = False) -> None:
         if not self._acked:
             return
-        due = force or len(self._acked) >= max(1, self.settings.window // 2) or (
-            time.monotonic() - self._acked_since > 0.05)
+        # one fsync per batch of acks; a lost ack only means the record is sent again
+        due = force or len(self._acked) >= ACK_BATCH or time.monotonic() - self._acked_since > ACK_DELAY_S
         if not due:
             return
         try:
