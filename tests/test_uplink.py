@@ -211,3 +211,25 @@ def test_offline_station_keeps_records_waiting(tmp_path):
     finally:
         uplink.stop()
         store.close()
+
+
+def test_command_sent_while_kiosk_is_offline_arrives_on_reconnect(password_broker, tmp_path):
+    commands: queue.Queue = queue.Queue()
+    store = Store(tmp_path / "data")
+    uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
+    uplink.start()
+    assert wait(lambda: uplink.state()["connected"])
+    uplink.stop()  # the broker keeps the session (clean_session False, fixed client id)
+    op = _operator()
+    op.connect("127.0.0.1", password_broker.port)
+    op.loop_start()
+    try:
+        op.publish(ROOT + "cmd/close_tube", json.dumps({"txn": "late-1"}), qos=1).wait_for_publish(10)
+        uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
+        uplink.start()
+        assert commands.get(timeout=10).txn == "late-1"
+    finally:
+        uplink.stop()
+        store.close()
+        op.loop_stop()
+        op.disconnect()
