@@ -242,16 +242,25 @@ class Uplink:
                         continue
                     self._connect()
                     continue
-                rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
-                    self._lost(conn, rc)
-                    continue
-                if conn.up:
-                    self._send_control(conn)
-                    self._fill_window(conn)
-                self._flush_acks()
+                try:
+                    self._step(conn)
+                except Exception as exc:  # noqa: BLE001 - e.g. a store read error: report, reconnect later
+                    log.exception("uplink: unexpected error")
+                    self._conn = None
+                    conn.client.disconnect()
+                    self._failed(f"上传程序出错：{exc}", f"Uplink error: {exc}")
         finally:
             self._shutdown()
+
+    def _step(self, conn: _Conn) -> None:
+        rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
+            self._lost(conn, rc)
+            return
+        if conn.up:
+            self._send_control(conn)
+            self._fill_window(conn)
+        self._flush_acks()
 
     def _connect(self) -> None:
         s = self.settings
