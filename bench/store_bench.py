@@ -61,7 +61,8 @@ def _summary(times: list[float], wbytes: list[int]) -> dict:
 def measure(backlog: int, writes: int = 200, storage: str = "store", directory: str | None = None) -> dict:
     """Time ``writes`` single-record appends on top of ``backlog`` unacknowledged records.
 
-    storage: "store" (firmware_app.store) or "tinydb-default" (TinyDB's JSONStorage).
+    storage: "store" (firmware_app.store), "tinydb-default" (TinyDB's JSONStorage) or
+    "floor" (append + fsync of the same record to one file, for scale on this disk).
     """
     with tempfile.TemporaryDirectory(dir=directory) as d:
         if storage == "store":
@@ -79,6 +80,12 @@ def measure(backlog: int, writes: int = 200, storage: str = "store", directory: 
 
             def write(seq):
                 table.insert(Document(make_record(seq), doc_id=seq))
+        elif storage == "floor":  # append one JSON line + fsync: the least a durable write costs
+            fd = os.open(os.path.join(d, "floor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+            def write(seq):
+                os.write(fd, json.dumps(make_record(seq), ensure_ascii=False).encode() + b"\n")
+                os.fsync(fd)
         else:
             raise ValueError(storage)
         times, wbytes = [], []
@@ -90,12 +97,15 @@ def measure(backlog: int, writes: int = 200, storage: str = "store", directory: 
         result = {"storage": storage, "backlog": backlog, **_summary(times, wbytes)}
         if storage == "store":
             store.close()
+        elif storage == "floor":
+            os.close(fd)
         return result
 
 
 def main(argv: list[str] | None = None) -> int:
     rows = []
     for backlog in (0, 10_000, 50_000):
+        rows.append(measure(0, storage="floor"))
         rows.append(measure(backlog))
         rows.append(measure(backlog, writes=200 if backlog < 50_000 else 50, storage="tinydb-default"))
     print(json.dumps(rows, indent=1))

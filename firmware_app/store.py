@@ -280,28 +280,25 @@ class Store:
         self._writable()
         now = time.time()
         with self._lock:
-            by_seg: dict[int, tuple[_Segment, list[int]]] = {}
-            for rid in record_ids:
+            by_seg: dict[int, tuple[_Segment, list[str]]] = {}
+            for rid in dict.fromkeys(record_ids):
                 entry = self._unacked.get(rid)
                 if entry is not None:
-                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(entry[1])
+                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(rid)
             done = 0
-            for seg, seqs in by_seg.values():
-                line = encode({"at": now, "seqs": seqs}) + b"\n"
+            for seg, rids in by_seg.values():
+                seqs = [self._unacked[rid][1] for rid in rids]
                 try:
-                    append_durable(seg.acks_path, line)
+                    append_durable(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
                 except OSError as exc:
                     raise os_error(exc, seg.acks_path) from exc
                 seg.acked.update(seqs)
                 seg.last_ack_at = now
-                done += len(seqs)
-            for rid in record_ids:
-                entry = self._unacked.pop(rid, None)
-                if entry is not None:
-                    self._by_kind[entry[2]] -= 1
-            self._archived += done
-            if done:
+                for rid in rids:
+                    self._by_kind[self._unacked.pop(rid)[2]] -= 1
+                self._archived += len(rids)
                 self._last_ack_at = now
+                done += len(rids)
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done

@@ -174,6 +174,7 @@ class Uplink:
         self._conn: _Conn | None = None
         self._acked: list[str] = []  # PUBACKed, not yet written to the store
         self._acked_since = 0.0
+        self._ack_error = ""
         self._failures = 0
         self._next_attempt = 0.0
         self._state_lock = threading.Lock()
@@ -401,14 +402,21 @@ class Uplink:
         if not self._acked:
             return
         # one fsync per batch of acks; a lost ack only means the record is sent again
-        due = force or len(self._acked) >= ACK_BATCH or time.monotonic() - self._acked_since > ACK_DELAY_S
+        full = len(self._acked) >= ACK_BATCH and not self._ack_error
+        due = force or full or time.monotonic() - self._acked_since > ACK_DELAY_S
         if not due:
             return
         try:
             self.store.ack(self._acked)
-        except StoreError as exc:  # not written: those records are simply sent again later
-            log.error("uplink: could not record acknowledgements: %s", exc.message_en)
+        except StoreError as exc:  # not written: kept here and retried; at worst sent again
+            if not self._ack_error:
+                log.error("uplink: could not record acknowledgements: %s", exc.message_en)
+            self._ack_error = exc.message_en
+            self._acked_since = time.monotonic()  # retry after ACK_DELAY_S, not in a tight loop
             return
+        if self._ack_error:
+            log.info("uplink: acknowledgements recorded again")
+            self._ack_error = ""
         now = time.time()
         with self._state_lock:
             self._state["acked"] += len(self._acked)
