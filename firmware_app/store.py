@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterator
 
 from tinydb import Query, TinyDB
@@ -48,7 +49,7 @@ from firmware_app.segments import (
     write_atomic,
 )
 
-__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day"]
+__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
 
 SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
 SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
@@ -57,14 +58,33 @@ PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them 
 
 
 def record_day(record: dict) -> str:
-    """The record's local calendar day (YYYY-MM-DD): its ``day`` field, else from ``at``."""
+    """The record's local calendar day (YYYY-MM-DD): ``day``, else the date of ``at``.
+
+    ``at`` is the station's ISO 8601 local time ("2026-11-18T19:09:10.000+08:00"),
+    whose first 10 characters are the kiosk's own date; unix seconds are accepted too.
+    """
     day = record.get("day")
     if isinstance(day, str) and len(day) == 10:
         return day
     at = record.get("at")
+    if isinstance(at, str) and len(at) >= 10:
+        return at[:10]
     if isinstance(at, (int, float)):
         return time.strftime("%Y-%m-%d", time.localtime(at))
     return ""
+
+
+def record_time(record: dict) -> float | None:
+    """``at`` as unix seconds (None if absent or unreadable)."""
+    at = record.get("at")
+    if isinstance(at, (int, float)):
+        return float(at)
+    if isinstance(at, str):
+        try:
+            return datetime.fromisoformat(at).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _check_segment(data: dict) -> None:
@@ -205,8 +225,7 @@ class Store:
 
     def _track(self, seg: _Segment, rec: dict) -> None:
         kind = rec.get("kind", "")
-        at = rec.get("at")
-        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, at if isinstance(at, (int, float)) else None)
+        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, record_time(rec))
         self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
 
     def close(self) -> None:
