@@ -68,6 +68,9 @@ class Section(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Section({self._data!r})"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v.to_dict() if isinstance(v, Section) else v for k, v in self._data.items()}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -81,6 +84,10 @@ class Config:
     store: Section
     mqtt: Section
     ui: Section
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts (JSON-able), e.g. for the status topic or doctor."""
+        return {name: getattr(self, name).to_dict() for name in self.__dataclass_fields__}
 
     @property
     def keys(self):

@@ -9,8 +9,9 @@
 Every state change is a record: ``handle`` builds a record, applies it to the state with
 the same ``_apply`` that ``restore`` uses, and returns it as a ``Persist``. So the state
 is always what the stored records say, and a fresh Station restored from them continues
-exactly where this one stopped. If the shell fails to store a step's records it must
-rebuild the Station from the store (``restore``) before handling anything else.
+exactly where this one stopped. If the shell fails to store a step's records, or
+``handle`` raises (a bug), the shell must rebuild the Station from the store
+(``restore``) before handling anything else: the state then matches what is durable.
 
 No clock (``Now`` comes with every event), no files, no logging: full ID numbers live only
 in records (the district needs them) and never in Show/Say/CommandResult.
@@ -56,7 +57,6 @@ COMMAND_PREFIX = "SWABCMD:"
 ID_TYPES = ("resident_id", "passport", "none")
 COLOUR_ZH = {"green": "绿码", "yellow": "黄码", "red": "红码", None: "未出示健康码"}
 SINGLE_ZH = {"red_code": "红码", "yellow_code": "黄码", "key_person": "重点人群"}
-CLOSE_REASONS = ("full", "manual", "end_of_queue", "end_of_shift", "mode_change")
 DEVICE_ZH = {"idcard": "身份证读卡器", "scanner": "扫码枪", "camera": "摄像头", "printer": "打印机", "broker": "区平台", "store": "存储"}
 # The argument a one-argument command card (SWABCMD:<name>:<arg>) carries.
 CARD_ARG = {
@@ -183,12 +183,23 @@ class Station:
     # Public API
     # ------------------------------------------------------------------
 
-    def restore(self, records: Iterable[dict]) -> None:
-        """Replay stored records (any order; applied in seq order). Call before handle()."""
+    def restore(self, records: Iterable[dict]) -> int:
+        """Replay stored records (any order; applied in seq order). Call before handle().
+
+        Pass every record the store has (``store.iter_records()``): then the state is
+        exactly what they say. A record referring to something not passed (a tube from
+        an archived day) is skipped; the number skipped is returned so the shell can
+        report it."""
+        skipped = 0
         for record in sorted(records, key=lambda r: r.get("seq", 0)):
             self._seq = max(self._seq, int(record.get("seq", 0)))
-            if record.get("kind") in RECORD_KINDS:
+            if record.get("kind") not in RECORD_KINDS:
+                skipped += 1
+                continue
+            try:
                 self._apply(record)
+            except (KeyError, ValueError, TypeError):
+                skipped += 1
         tube = self._tubes.get(self._tube) if self._tube else None
         if self._operator is None:
             self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
@@ -200,6 +211,7 @@ class Station:
             )
         else:
             self._show = Show("info", f"已恢复：{self._operator.name} 在岗", f"Restored: {self._operator.cert_id} signed in")
+        return skipped
 
     def handle(self, event: Event, now: Now) -> list[Effect]:
         self._now = now
@@ -335,11 +347,10 @@ class Station:
             self._count_number(r["tube_id"], self._prefix)
         elif kind == "sample":
             tube = self._tubes[r["tube_id"]]
-            tube.samples.append(r["record_id"])
             key = _person_key(r["id_type"], r["id_number"], r["name"], r["phone"])
-            self._samples[r["record_id"]] = _Sample(
-                r["record_id"], r["tube_id"], day, key, r["name"], r["id_number"], r["colour"], r["source"], r["at"]
-            )
+            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["id_number"], r["colour"], r["source"], r["at"])
+            tube.samples.append(r["record_id"])
+            self._samples[r["record_id"]] = sample
             self._people.setdefault((day, key), []).append(r["record_id"])
             self._last_sample = r["record_id"]
             self._day_people[day] = self._day_people.get(day, 0) + 1
@@ -380,8 +391,9 @@ class Station:
             self._box = r["box_id"]
             self._count_number(r["box_id"], f"{self._prefix}-B")
         elif kind == "box_add":
-            self._boxes[r["box_id"]].tubes.append(r["tube_id"])
-            self._tubes[r["tube_id"]].box = r["box_id"]
+            box, tube = self._boxes[r["box_id"]], self._tubes[r["tube_id"]]
+            box.tubes.append(tube.id)
+            tube.box = box.id
             self._unboxed.remove(r["tube_id"])
         elif kind == "box_count":
             box = self._boxes[r["box_id"]]
@@ -442,7 +454,8 @@ class Station:
         self._devices[event.device] = {"ok": event.ok, "reason": event.reason}
         name = DEVICE_ZH.get(event.device, event.device)
         if event.ok:
-            self._show_("info", f"{name}正常", f"{event.device} ready")
+            if self._pending is None:  # never hide a waiting confirm behind "printer ready"
+                self._show_("info", f"{name}正常", f"{event.device} ready")
         else:
             self._show_("error", f"{name}故障：{event.reason}", f"{event.device} not working: {event.reason}")
             self._say(f"{name}故障")

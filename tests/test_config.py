@@ -53,6 +53,7 @@ def test_a_minimal_file_gets_every_default():
     assert cfg.devices.printer.target == "usb:0x0416:0x5011" and cfg.mqtt["url"] == ""
     assert cfg.station.utc_offset_hours == 8 and cfg.ui.port == 8080
     assert len(cfg.keys.personal) == 1 and len(cfg.keys.operator) == 1
+    assert json.loads(json.dumps(cfg.to_dict()))["devices"]["idcard"]["baud"] == 115200
 
 
 def test_five_mistakes_are_all_reported_with_key_and_line():

@@ -3,8 +3,10 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from firmware_app.model import RECORD_KINDS, CardRead, Command, CommandResult, DeviceError, DeviceStatus, IdCard, Persist, record_id
+from firmware_app.model import RECORD_KINDS, CardRead, Command, CommandResult, DeviceError, DeviceStatus, IdCard, Persist, Show, record_id
 from tests.qr_fixtures import DAY, STRANGER_KEY, T0, operator_code, person_code
 from tests.station_fixtures import Table, make_id
 
@@ -466,3 +468,57 @@ def test_restart_continues_the_open_tube_and_remembers_today():
     assert t.samples()[-1]["position"] == 4 and t.new_records[0]["seq"] == before["seq"] + 1
     t.scan(person(1), "camera")
     assert t.show.level == "confirm"  # the duplicate is still known after the restart
+
+
+def test_restore_from_a_partial_window_skips_what_it_cannot_place():
+    t = signed_in(mode="1")
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    t.tick(DAY)
+    t.scan(person(4), "camera")
+    station = Table().station
+    assert station.restore(t.records) == 0
+    today = [r for r in t.records if r["at"][:10] == t.records[-1]["at"][:10]]
+    station = Table().station
+    # yesterday's tube is not in the window: its sample, close and box_add are counted, not a crash
+    assert station.restore(today) == 3
+    assert station.snapshot()["seq"] == t.records[-1]["seq"]  # numbering never goes back
+
+
+def test_prelabelled_replacement_waits_for_the_new_tube_scan():
+    t = signed_in(source="prelabelled")
+    t.scan("LAB000001")
+    t.scan(person(1), "camera")
+    t.scan("SWABCMD:replace_tube")
+    assert t.show.level == "confirm" and t.new_records == []
+    assert t.station.snapshot()["pending"] == {"kind": "replace_tube", "tube_id": "LAB000001"}
+    t.scan("SWABCMD:confirm")
+    assert t.show.level == "error" and t.new_records == []
+    t.scan("LAB000001")
+    assert t.show.level == "error" and t.new_records == []  # the broken tube itself
+    t.scan("LAB000002")
+    (rec,) = t.new_records
+    assert (rec["kind"], rec["old_tube_id"], rec["tube_id"]) == ("tube_replace", "LAB000001", "LAB000002")
+    assert t.station.snapshot()["tube"]["id"] == "LAB000002" and t.prints == []
+
+
+def test_reprint_of_a_closed_box_prints_label_and_manifest_again():
+    t = signed_in(mode="1")
+    t.scan(person(1), "camera")
+    box_id = t.station.snapshot()["box"]["id"]
+    t.cmd("reprint_label", ref=box_id)
+    assert t.show.level == "error"  # an open box has no label yet
+    t.cmd("box_count", count=1)
+    t.cmd("close_box")
+    t.cmd("reprint_label", ref=box_id)
+    assert [p.label.kind for p in t.prints] == ["box", "manifest"]
+    assert all(r["reprint"] for r in t.new_records)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=120) | st.text(max_size=120).map(lambda s: "SWABCMD:" + s) | st.text(max_size=120).map(lambda s: "SWB1:" + s))
+def test_any_scanned_text_is_answered_never_crashes_and_registers_nobody(text):
+    t = signed_in()
+    effects = t.scan(text)
+    assert any(isinstance(e, Show) for e in effects)  # the volunteer always gets an answer
+    assert t.samples() == []

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from firmware_app.model import POOL_CAPACITY, CardRead, CodeScanned, Command, IdCard, Persist, PrintLabel, Say, Show
+from firmware_app.model import POOL_CAPACITY, CardRead, CodeScanned, Command, IdCard, Now, Persist, PrintLabel, Say, Show
 from firmware_app.station import Station
 from tests.qr_fixtures import DAY, STRANGER_KEY, T0, operator_code, person_code
 from tests.station_fixtures import VOLUNTEERS, make_config, make_id
@@ -235,8 +235,6 @@ class TableSession(RuleBasedStateMachine):
 
 
 def _now(at):
-    from firmware_app.model import Now
-
     return Now(at, True)
 
 
