@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 
 from tinydb import TinyDB
 from tinydb.table import Document
@@ -21,21 +22,36 @@ from tinydb.table import Document
 from firmware_app.model import record_id
 from firmware_app.store import Store
 
+CST = timezone(timedelta(hours=8))
+
 
 def make_record(seq: int, device: str = "gd-dg-0001-t03") -> dict:
-    """A sample record shaped like the station's (~340 bytes of JSON)."""
+    """A sample record shaped like the station's (docs/records.md), ~560 bytes of JSON."""
     return {
         "schema": "swab.record/1",
         "record_id": record_id(device, seq),
         "seq": seq,
         "kind": "sample",
-        "at": time.time(),
-        "synced": True,
-        "tube_id": f"DG03261123{seq // 10:04d}",
-        "person": {"name": "张三丰", "id_type": "resident", "id_number": "11010519491231002X", "phone": "13800138000"},
-        "source": "idcard",
-        "colour": "green",
+        "device_id": device,
+        "district": "dongguan",
+        "site": "guancheng-stadium",
+        "table": "t03",
+        "at": datetime.now(CST).isoformat(timespec="milliseconds"),
+        "clock_synced": True,
         "operator": "op-0001",
+        "tube_id": f"DG03261123{seq // 10:04d}",
+        "position": seq % 10 + 1,
+        "capacity": 10,
+        "pool_mode": "10",
+        "single_reason": None,
+        "name": "张三丰",
+        "id_type": "resident_id",
+        "id_number": "11010519491231002X",
+        "phone": "13800138000",
+        "colour": "green",
+        "key_person": False,
+        "source": "idcard",
+        "duplicate_of": None,
     }
 
 
@@ -61,7 +77,8 @@ def _summary(times: list[float], wbytes: list[int]) -> dict:
 def measure(backlog: int, writes: int = 200, storage: str = "store", directory: str | None = None) -> dict:
     """Time ``writes`` single-record appends on top of ``backlog`` unacknowledged records.
 
-    storage: "store" (firmware_app.store) or "tinydb-default" (TinyDB's JSONStorage).
+    storage: "store" (firmware_app.store), "tinydb-default" (TinyDB's JSONStorage) or
+    "floor" (append + fsync of the same record to one file, for scale on this disk).
     """
     with tempfile.TemporaryDirectory(dir=directory) as d:
         if storage == "store":
@@ -79,6 +96,12 @@ def measure(backlog: int, writes: int = 200, storage: str = "store", directory: 
 
             def write(seq):
                 table.insert(Document(make_record(seq), doc_id=seq))
+        elif storage == "floor":  # append one JSON line + fsync: the least a durable write costs
+            fd = os.open(os.path.join(d, "floor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+            def write(seq):
+                os.write(fd, json.dumps(make_record(seq), ensure_ascii=False).encode() + b"\n")
+                os.fsync(fd)
         else:
             raise ValueError(storage)
         times, wbytes = [], []
@@ -90,12 +113,15 @@ def measure(backlog: int, writes: int = 200, storage: str = "store", directory: 
         result = {"storage": storage, "backlog": backlog, **_summary(times, wbytes)}
         if storage == "store":
             store.close()
+        elif storage == "floor":
+            os.close(fd)
         return result
 
 
 def main(argv: list[str] | None = None) -> int:
     rows = []
     for backlog in (0, 10_000, 50_000):
+        rows.append(measure(0, storage="floor"))
         rows.append(measure(backlog))
         rows.append(measure(backlog, writes=200 if backlog < 50_000 else 50, storage="tinydb-default"))
     print(json.dumps(rows, indent=1))

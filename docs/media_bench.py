@@ -43,6 +43,23 @@ def decode_times() -> None:
             print(f"  {name:5} {label:15} {ms(times)}  (correct {ok}/{len(frames)})")
 
 
+def gate_cost() -> None:
+    print("== per-frame cost of an unchanged frame (subsample + compare, no decode), median of 300")
+    from drivers.camera import FrameScanner
+    from hw_mocks.camera import with_noise
+
+    base = frame_set("empty", 1, seed=3)[0][0]
+    still = [with_noise(base, seed=i) for i in range(300)]
+    scanner = FrameScanner(make_decoder("zxing"), recheck_s=1e9)
+    scanner.process(still[0], 0.0)
+    times = []
+    for i, frame in enumerate(still):
+        t0 = time.perf_counter()
+        scanner.process(frame, i * 0.1)
+        times.append(time.perf_counter() - t0)
+    print(f"  {1e6 * statistics.median(times):.0f} us per frame, {scanner.decodes} decode(s) for 301 frames")
+
+
 def hard_frames() -> None:
     print("== hard frames, 20 each (hw_mocks.camera.frame_set, seed 5): read exactly")
     sets = {kind: frame_set(kind, 20, seed=5) for kind in HARD_KINDS}
@@ -102,6 +119,7 @@ if __name__ == "__main__":
     ap.add_argument("--fps", type=float, default=10.0)
     args = ap.parse_args()
     decode_times()
+    gate_cost()
     hard_frames()
     labels()
     idle_cpu(args.cpu_seconds, args.fps)

@@ -58,7 +58,10 @@ def _escpos_class():
         cache = Path(base.split(":")[0]) / "swabkiosk-escpos"
         try:
             cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
+            st = cache.stat()
+            # the library unpickles from there: only a directory no one else can write
+            if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+                os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
         except OSError:  # read-only home: slower import, labels still print
             pass
     from escpos.escpos import Escpos

@@ -22,14 +22,11 @@ from firmware_app.model import IdCard
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 
-# Commands (CMD, PARA)
-RESET_SAM = (0x10, 0xFF)
+# Commands (CMD, PARA) the driver sends
 SAM_STATUS = (0x11, 0xFF)
-READ_SAM_ID = (0x12, 0xFF)
 FIND_CARD = (0x20, 0x01)
 SELECT_CARD = (0x20, 0x02)
 READ_BASE = (0x30, 0x01)
-READ_BASE_FP = (0x30, 0x10)
 SET_MAX_RF_FRAME = (0x61, 0xFF)  # sent with data 0x50 by some drivers at start-up
 
 SW_OK = 0x90
@@ -257,8 +254,10 @@ TEXT_FIELDS = (
 CARD_TYPE_AT = 248
 LONG_TERM = "长期"
 
-_ID_RE = re.compile(r"\d{17}[\dX]")
-_DATE_RE = re.compile(r"\d{8}")
+# ASCII digits only: \d and str.isdigit() would also take other scripts' digits.
+_ID_RE = re.compile(r"[0-9]{17}[0-9X]")
+_DATE_RE = re.compile(r"[0-9]{8}")
+_NATION_RE = re.compile(r"[0-9]{2}")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 
@@ -328,7 +327,7 @@ def _check_fields(f: dict[str, str], kind: str) -> None:
         bad.append("name")
     if f["gender"] not in ("0", "1", "2", "9"):
         bad.append("gender")
-    if kind == "" and not (len(f["nation"]) == 2 and f["nation"].isdigit()):
+    if kind == "" and not _NATION_RE.fullmatch(f["nation"]):
         bad.append("nation")
     if not _DATE_RE.fullmatch(f["birth"]):
         bad.append("birth")

@@ -30,6 +30,9 @@ from firmware_app.model import DeviceStatus, Event, Label
 RETRY_S = 3.0  # how often a failing printer is tried again
 POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is needed
 IO_TIMEOUT_S = 3.0
+# DLE EOT is answered in real time, before buffered data has printed: ask the
+# after-print status once a 58 mm printer (50-90 mm/s) has fed a label out.
+SETTLE_S = 1.0
 
 NOT_CONNECTED = "打印机未连接 / printer not connected"
 NOT_ANSWERING = "打印机无响应 / printer not answering"
@@ -37,6 +40,7 @@ PAPER_OUT = "打印机缺纸 / printer out of paper"
 PAPER_LOW = "打印纸快用完 / paper nearly out"
 COVER_OPEN = "打印机盖未关好 / printer cover open"
 OFFLINE = "打印机离线 / printer offline"
+TEST_BARCODE = escpos_label.probe_label("", "").barcode
 
 
 class PrinterError(Exception):
@@ -113,6 +117,21 @@ def open_target(target: Target):
     return p
 
 
+def close(printer) -> None:
+    """Close a python-escpos printer whose device may already be gone.
+
+    Its Serial.close() flushes first, which raises on an unplugged port and
+    would raise again from __del__; close the port itself and mark it closed."""
+    try:
+        printer.close()
+    except Exception:
+        try:
+            printer._device.close()
+        except Exception:  # nothing left to release
+            pass
+        printer._device = False
+
+
 def query(printer, target: Target, n: int) -> int:
     """DLE EOT n: one real-time status byte (raises PrinterError if none comes)."""
     try:
@@ -179,7 +198,7 @@ class Printer:
                  save_pending: Callable[[list[dict]], None] | None = None,
                  load_pending: Callable[[], list[dict]] | None = None,
                  on_printed: Callable[[str, Label], None] | None = None,
-                 retry_s: float = RETRY_S, poll_s: float = POLL_S) -> None:
+                 retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float = SETTLE_S) -> None:
         self.target = parse_target(settings["target"])
         # Printers (or USB-serial cables without RX) that never answer DLE EOT
         # would otherwise keep every label pending: `query_status = false`.
@@ -187,7 +206,7 @@ class Printer:
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
         self._on_printed = on_printed or (lambda ref, label: None)
-        self._retry_s, self._poll_s = retry_s, poll_s
+        self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
         self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
         self._cond = threading.Condition()
         self._stopping = False
@@ -249,21 +268,33 @@ class Printer:
             self._attempt(head)
 
     def _attempt(self, head: Pending | None) -> None:
-        try:
-            if self._device is None:
-                self._device = open_target(self.target)
-            ok, reason = read_status(self._device, self.target, self.query_status)
-            if ok and head is not None:
-                self._device._raw(escpos_label.render(head.label))
+        # A connection kept open for a while may have been dropped by the
+        # printer (idle timeout, power save): reconnect once before reporting,
+        # but only if nothing was sent yet (never print a label twice for it).
+        for last_try in (False, True):
+            reused = self._device is not None
+            sent = False
+            try:
+                if self._device is None:
+                    self._device = open_target(self.target)
                 ok, reason = read_status(self._device, self.target, self.query_status)
-                if ok:
-                    self._done(head)
-        except PrinterError as exc:
-            self._close()
-            ok, reason = False, str(exc)
-        except OSError as exc:  # the connection broke while writing
-            self._close()
-            ok, reason = False, f"{NOT_CONNECTED}: {exc}"
+                if ok and head is not None:
+                    sent = True
+                    self._device._raw(escpos_label.render(head.label))
+                    if self.query_status:
+                        with self._cond:
+                            self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
+                    ok, reason = read_status(self._device, self.target, self.query_status)
+                    if ok:
+                        self._done(head)
+                break
+            except Exception as exc:  # PrinterError; OSError, termios.error, USBError while writing
+                self._close()
+                ok = False
+                reason = str(exc) if isinstance(exc, PrinterError) else \
+                    f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
+                if sent or not reused or last_try:
+                    break
         self._report(ok, reason)
 
     def _done(self, head: Pending) -> None:
@@ -283,10 +314,7 @@ class Printer:
     def _close(self) -> None:
         dev, self._device = self._device, None
         if dev is not None:
-            try:
-                dev.close()
-            except Exception:  # already broken; nothing more to release
-                pass
+            close(dev)
 
 
 # --------------------------------------------------------------------------
@@ -320,12 +348,13 @@ def probe(argv: list[str]) -> int:
                     break
                 data = escpos_label.render(label)
                 dev._raw(data)
+                time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
                 ok, reason = read_status(dev, target)
                 report.update(ok=ok, reason=reason)
                 if ok:
                     report["printed"].append({"kind": label.kind, "bytes": len(data)})
         finally:
-            dev.close()
+            close(dev)
         report["seconds"] = round(time.perf_counter() - t0, 3)
     except (ValueError, PrinterError) as exc:
         report["reason"] = str(exc)
@@ -338,6 +367,8 @@ def probe(argv: list[str]) -> int:
             print("  (file: targets cannot report paper or offline status)")
         for p in report["printed"]:
             print(f"  printed {p['kind']} label, {p['bytes']} bytes")
+            if p["kind"] == "test":  # proves code sets B and C print as ESC/POS specifies
+                print(f"  扫描测试标签条码应读出 / scanning its barcode must give: {TEST_BARCODE}")
     return 0 if report["ok"] else 1
 
 

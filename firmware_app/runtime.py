@@ -91,6 +91,7 @@ class Runtime:
         self.observers: list[Callable[[Event, list[Effect]], None]] = []
         # Commands the shell answers itself (they touch files, not the station's state).
         self.shell_commands: dict[str, Callable[[Command], list[Effect]]] = {}
+        self._refusal: Show | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -163,21 +164,25 @@ class Runtime:
                 item()
                 continue
             try:
-                self._step(item)
+                effects = self._step(item)
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
                 self._rebuild_station()
-                self._show(Show("error", "内部错误，请重试", "Internal error, please try again"))
+                effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
+                self._show(effects[0])
             self.steps += 1
             self._publish_snapshot()
+            for observer in self.observers:  # after the snapshot: observers see the state of this step
+                observer(item, effects)
 
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:
             self._synced, self._synced_at = clock.kernel_synced(), time.monotonic()
         return Now(at=time.time(), synced=bool(self._synced))
 
-    def _step(self, event: Event) -> None:
+    def _step(self, event: Event) -> list[Effect]:
         log.info("%s", describe(event))
+        self._refusal = None
         if isinstance(event, DeviceStatus):
             changed = self.devices.get(event.device, {}).get("ok") != event.ok
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
@@ -190,8 +195,7 @@ class Runtime:
             try:
                 self.store.append(records)
             except Exception as exc:  # StoreFull, ReadOnly, any I/O error: nothing of this step is OK
-                self._refused(event, exc)
-                return
+                return self._refused(event, exc)
             if self.uplink is not None:
                 self.uplink.wake()
         answered = False
@@ -209,22 +213,21 @@ class Runtime:
             shown = [e for e in effects if isinstance(e, Show)]
             self._respond(CommandResult(event.name, event.txn, not any(s.level == "error" for s in shown),
                                         shown[-1].message if shown else ""))
-        for observer in self.observers:
-            observer(event, effects)
+        return effects
 
-    def _refused(self, event: Event, exc: Exception) -> None:
+    def _refused(self, event: Event, exc: Exception) -> list[Effect]:
         self.store_errors += 1
         reason = str(exc) or type(exc).__name__
+        zh, en = getattr(exc, "message", reason), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
         self._rebuild_station()  # forget what the station assumed: the store is the truth
-        show = Show("error", f"未保存，请勿继续：{reason}", f"NOT saved, do not continue: {reason}",
-                    {"store_error": reason})
+        show = Show("error", f"未保存，请勿继续：{zh}", f"NOT saved, do not continue: {en}", {"store_error": en})
         self._show(show)
+        self._refusal = show  # the screen stays red until the next step
         self.speaker.say("保存失败")
         if isinstance(event, Command) and event.txn:
             self._respond(CommandResult(event.name, event.txn, False, f"not saved: {reason}"))
-        for observer in self.observers:
-            observer(event, [show])
+        return [show]
 
     def _show(self, show: Show) -> None:
         log.log(logging.WARNING if show.level == "error" else logging.INFO, "screen [%s] %s | %s",
@@ -271,6 +274,8 @@ class Runtime:
     def _publish_snapshot(self) -> None:
         snap = dict(self.station.snapshot()) if self.station is not None else {}
         snap["devices"] = dict(self.devices)
+        if self._refusal is not None:
+            snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)
         snap["labels_waiting"] = self.labels_waiting()
         try:
             snap["backlog"] = self.store.stats().get("backlog", 0)

@@ -368,7 +368,8 @@ def run_watchable(args: argparse.Namespace) -> int:
     workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")
     table = Table(workdir, seed=int(time.time())).start()
     ui_port = args.ui_port or 8080
-    cfg = config.parse_text(table.station_file(data_dir, broker=args.broker, ui_port=ui_port))
+    # A real reader's poll rate (~300 ms): the demo idles like a kiosk at a table would.
+    cfg = config.parse_text(table.station_file(data_dir, broker=args.broker, ui_port=ui_port, poll_ms=300))
     kiosk = Kiosk(cfg, data_dir=data_dir, ui_port=ui_port, device_overrides=LIVE_CAMERA, any_ui_port=True)
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(kiosk, table, console, args, stop), name="simulated-people",

@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Iterator
 
 from tinydb import Query, TinyDB
@@ -48,22 +49,42 @@ from firmware_app.segments import (
     write_atomic,
 )
 
-__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day"]
+__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
 
 SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
 SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
 PRUNE_EVERY_S = 3600.0
+PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
 
 
 def record_day(record: dict) -> str:
-    """The record's local calendar day (YYYY-MM-DD): its ``day`` field, else from ``at``."""
+    """The record's local calendar day (YYYY-MM-DD): ``day``, else the date of ``at``.
+
+    ``at`` is the station's ISO 8601 local time ("2026-11-18T19:09:10.000+08:00"),
+    whose first 10 characters are the kiosk's own date; unix seconds are accepted too.
+    """
     day = record.get("day")
     if isinstance(day, str) and len(day) == 10:
         return day
     at = record.get("at")
+    if isinstance(at, str) and len(at) >= 10:
+        return at[:10]
     if isinstance(at, (int, float)):
         return time.strftime("%Y-%m-%d", time.localtime(at))
     return ""
+
+
+def record_time(record: dict) -> float | None:
+    """``at`` as unix seconds (None if absent or unreadable)."""
+    at = record.get("at")
+    if isinstance(at, (int, float)):
+        return float(at)
+    if isinstance(at, str):
+        try:
+            return datetime.fromisoformat(at).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _check_segment(data: dict) -> None:
@@ -113,6 +134,7 @@ class Store:
         self._archived = 0
         self._last_ack_at: float | None = None
         self._current: TinyDB | None = None
+        self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
         if read_only:
@@ -203,8 +225,7 @@ class Store:
 
     def _track(self, seg: _Segment, rec: dict) -> None:
         kind = rec.get("kind", "")
-        at = rec.get("at")
-        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, at if isinstance(at, (int, float)) else None)
+        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, record_time(rec))
         self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
 
     def close(self) -> None:
@@ -278,28 +299,25 @@ class Store:
         self._writable()
         now = time.time()
         with self._lock:
-            by_seg: dict[int, tuple[_Segment, list[int]]] = {}
-            for rid in record_ids:
+            by_seg: dict[int, tuple[_Segment, list[str]]] = {}
+            for rid in dict.fromkeys(record_ids):
                 entry = self._unacked.get(rid)
                 if entry is not None:
-                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(entry[1])
+                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(rid)
             done = 0
-            for seg, seqs in by_seg.values():
-                line = encode({"at": now, "seqs": seqs}) + b"\n"
+            for seg, rids in by_seg.values():
+                seqs = [self._unacked[rid][1] for rid in rids]
                 try:
-                    append_durable(seg.acks_path, line)
+                    append_durable(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
                 except OSError as exc:
                     raise os_error(exc, seg.acks_path) from exc
                 seg.acked.update(seqs)
                 seg.last_ack_at = now
-                done += len(seqs)
-            for rid in record_ids:
-                entry = self._unacked.pop(rid, None)
-                if entry is not None:
-                    self._by_kind[entry[2]] -= 1
-            self._archived += done
-            if done:
+                for rid in rids:
+                    self._by_kind[self._unacked.pop(rid)[2]] -= 1
+                self._archived += len(rids)
                 self._last_ack_at = now
+                done += len(rids)
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done
@@ -320,6 +338,7 @@ class Store:
                         except FileNotFoundError:
                             pass
                     self._segments.remove(seg)
+                    self._parsed.pop(seg.path, None)
                     self._archived -= len(seg.acked)
                     removed += len(seg.seqs)
         return removed
@@ -329,9 +348,18 @@ class Store:
     def _records_of(self, seg: _Segment) -> list[dict]:
         if self._current is not None and self._current.storage.path == seg.path:
             data = self._current.storage.read() or {}
-        else:
+            return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+        # only the newest segment ever changes: older ones are cached while the uplink drains them
+        records = self._parsed.get(seg.path)
+        if records is None:
             data = load_json(seg.path, _check_segment) or {}
-        return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            self._parsed[seg.path] = records
+            if len(self._parsed) > PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(seg.path)
+        return records
 
     def iter_records(self, day: str | None = None) -> Iterator[dict]:
         """Every stored record (outbox and archive) in seq order, optionally of one day."""
@@ -344,13 +372,20 @@ class Store:
                 if day is None or record_day(rec) == day:
                     yield rec
 
-    def outbox(self, limit: int = 100) -> list[dict]:
-        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order)."""
+    def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
+        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
+
+        ``after_seq``: only records after it (the uplink's cursor on one connection).
+        """
         with self._lock:
             wanted: OrderedDict[int, tuple[_Segment, set[int]]] = OrderedDict()
-            for n, (seg, seq, _kind, _at) in enumerate(self._unacked.values()):
+            n = 0
+            for seg, seq, _kind, _at in self._unacked.values():
+                if seq <= after_seq:
+                    continue
                 if n >= limit:
                     break
+                n += 1
                 wanted.setdefault(id(seg), (seg, set()))[1].add(seq)
             out = []
             for seg, seqs in wanted.values():

@@ -47,6 +47,8 @@ MQTT_COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
     "push_volunteers": ({"volunteers": list}, {}),
 }
 MAX_COMMAND_BYTES = 256 * 1024
+ACK_BATCH = 256  # PUBACKs written to the store in one go ...
+ACK_DELAY_S = 0.1  # ... or after this long
 _TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -152,6 +154,7 @@ class _Conn:
     tls: bool = False
     up: bool = False  # CONNACK accepted
     inflight: dict[int, str] = field(default_factory=dict)  # mid -> record_id
+    cursor: int = 0  # seq of the last record published on this connection (a new one starts over)
     last_log_error: str = ""
 
 
@@ -171,6 +174,7 @@ class Uplink:
         self._conn: _Conn | None = None
         self._acked: list[str] = []  # PUBACKed, not yet written to the store
         self._acked_since = 0.0
+        self._ack_error = ""
         self._failures = 0
         self._next_attempt = 0.0
         self._state_lock = threading.Lock()
@@ -239,16 +243,25 @@ class Uplink:
                         continue
                     self._connect()
                     continue
-                rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
-                    self._lost(conn, rc)
-                    continue
-                if conn.up:
-                    self._send_control(conn)
-                    self._fill_window(conn)
-                self._flush_acks()
+                try:
+                    self._step(conn)
+                except Exception as exc:  # noqa: BLE001 - e.g. a store read error: report, reconnect later
+                    log.exception("uplink: unexpected error")
+                    self._conn = None
+                    conn.client.disconnect()
+                    self._failed(f"上传程序出错：{exc}", f"Uplink error: {exc}")
         finally:
             self._shutdown()
+
+    def _step(self, conn: _Conn) -> None:
+        rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
+            self._lost(conn, rc)
+            return
+        if conn.up:
+            self._send_control(conn)
+            self._fill_window(conn)
+        self._flush_acks()
 
     def _connect(self) -> None:
         s = self.settings
@@ -374,34 +387,36 @@ class Uplink:
         room = self.settings.window - len(conn.inflight)
         if room < max(1, self.settings.window // 4) and conn.inflight:
             return
-        busy = set(conn.inflight.values()) | set(self._acked)
-        records = self.store.outbox(len(busy) + room)
         root = self.settings.root
-        for rec in records:
-            if rec["record_id"] in busy:
-                continue
+        for rec in self.store.outbox(room, after_seq=conn.cursor):
             topic = root + RECORD_KINDS.get(rec.get("kind", ""), "records")
             info = conn.client.publish(topic, json.dumps(rec, ensure_ascii=False).encode(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break  # connection gone: the loop notices; the record stays in the outbox
             conn.inflight[info.mid] = rec["record_id"]
+            conn.cursor = rec["seq"]
             self._state["sent"] += 1
         self._state["inflight"] = len(conn.inflight)
-        if not records:
-            self._wake.clear()
 
     def _flush_acks(self, force: bool = False) -> None:
         if not self._acked:
             return
-        due = force or len(self._acked) >= max(1, self.settings.window // 2) or (
-            time.monotonic() - self._acked_since > 0.05)
+        # one fsync per batch of acks; a lost ack only means the record is sent again
+        full = len(self._acked) >= ACK_BATCH and not self._ack_error
+        due = force or full or time.monotonic() - self._acked_since > ACK_DELAY_S
         if not due:
             return
         try:
             self.store.ack(self._acked)
-        except StoreError as exc:  # not written: those records are simply sent again later
-            log.error("uplink: could not record acknowledgements: %s", exc.message_en)
+        except StoreError as exc:  # not written: kept here and retried; at worst sent again
+            if not self._ack_error:
+                log.error("uplink: could not record acknowledgements: %s", exc.message_en)
+            self._ack_error = exc.message_en
+            self._acked_since = time.monotonic()  # retry after ACK_DELAY_S, not in a tight loop
             return
+        if self._ack_error:
+            log.info("uplink: acknowledgements recorded again")
+            self._ack_error = ""
         now = time.time()
         with self._state_lock:
             self._state["acked"] += len(self._acked)

@@ -8,6 +8,7 @@ Reusable pieces (the benchmark uses them too):
                                   low_contrast, rotation, glare
   write_frames(dir, frames)       a directory the camera driver replays
                                   (``source = "dir:/path"``)
+  with_noise(frame, seed)         the next frame of a still scene
   sample_payload(rng)             a payload as long as a signed SWB1 code
 """
 
@@ -112,6 +113,12 @@ def _place_phone(img: np.ndarray, payload: str, qr_px: int, angle: float,
     return np.asarray(canvas, dtype=np.float32)
 
 
+def with_noise(frame: np.ndarray, seed: int, noise: float = 3.0) -> np.ndarray:
+    """The same scene again, as the next frame of a still camera: fresh sensor noise."""
+    rng = np.random.default_rng(seed)
+    return np.clip(frame + rng.normal(0, noise, frame.shape), 0, 255).astype(np.uint8)
+
+
 def frame_set(kind: str, count: int, seed: int = 0,
               payloads: list[str] | None = None) -> list[tuple[np.ndarray, str | None]]:
     """``count`` reproducible frames of one kind, each with its expected payload.
@@ -143,13 +150,16 @@ def frame_set(kind: str, count: int, seed: int = 0,
 
 def write_frames(directory: str | Path, frames: list[np.ndarray], start: int = 0,
                  fmt: str = "png") -> list[Path]:
-    """Write frames as frame-000000.png ... (or .pgm, faster to read back)."""
+    """Write frames as frame-000000.png ... (.pgm or .npy: faster to write and read)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, frame in enumerate(frames, start):
         p = d / f"frame-{i:06d}.{fmt}"
-        Image.fromarray(frame).save(p)
+        if fmt == "npy":
+            np.save(p, frame)
+        else:
+            Image.fromarray(frame).save(p)
         paths.append(p)
     return paths
 

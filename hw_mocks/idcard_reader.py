@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import replace
-
 from firmware_app.model import IdCard
 from hw_mocks.pty_device import PtyDevice
 
@@ -147,10 +145,6 @@ class SimIdCardReader(PtyDevice):
             self._text = None
             self._selected = False
 
-    @property
-    def card_present(self) -> bool:
-        return self._text is not None
-
     # -- protocol -----------------------------------------------------------
 
     def unplug(self) -> None:
@@ -233,7 +227,3 @@ class SimIdCardReader(PtyDevice):
                 return frame(0x90, payload)
             return frame(0x21)
 
-
-def with_id(card: IdCard, first17: str) -> IdCard:
-    """A copy of a sample card with another (check-digit-valid) ID number."""
-    return replace(card, id_number=first17 + check_char(first17))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import tty
@@ -357,7 +359,10 @@ class PrinterMock:
         self._conns: list[socket.socket] = []
         self.port = 0
         self._master = self._slave = -1
-        self.device = ""
+        self._pty_thread: threading.Thread | None = None
+        self._pty_up = threading.Event()
+        self._dir = ""
+        self.device = ""  # pty: a symlink to the current /dev/pts/N, as udev gives a real printer
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -365,10 +370,9 @@ class PrinterMock:
         if self.transport == "tcp":
             self._listen()
         else:
-            self._master, self._slave = os.openpty()
-            tty.setraw(self._slave)
-            self.device = os.ttyname(self._slave)
-            self._spawn(self._serve_pty)
+            self._dir = tempfile.mkdtemp(prefix="printer-mock-")
+            self.device = os.path.join(self._dir, "printer")
+            self._open_pty()
         return self
 
     def stop(self) -> None:
@@ -376,10 +380,8 @@ class PrinterMock:
         self.unplug()
         for t in self._threads:
             t.join(timeout=5)
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> PrinterMock:
         return self.start()
@@ -402,21 +404,37 @@ class PrinterMock:
             self.paper_left, self._out = None, False
 
     def unplug(self) -> None:
-        """TCP: stop listening and drop connections (the printer lost power)."""
+        """The printer loses power or its cable: TCP stops listening and drops
+        connections; the pty closes and its device link disappears."""
+        if self.transport == "pty":
+            self._close_pty()
+            return
         with self._cond:
             listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """TCP: close open connections but keep listening (an idle timeout)."""
+        with self._cond:
             conns, self._conns = self._conns, []
-        for s in [listener, *conns]:
-            if s is not None:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
     def replug(self) -> None:
         if self.transport == "tcp":
             self._listen()
+        else:
+            self._open_pty()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[PrintedLabel]:
         """Block until ``count`` labels have printed (or the timeout passes)."""
@@ -474,17 +492,40 @@ class PrinterMock:
             if not self._handle(parser, data, lambda b: conn.sendall(b)):
                 return
 
-    def _serve_pty(self) -> None:
+    def _open_pty(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        tmp = self.device + ".new"
+        os.symlink(os.ttyname(self._slave), tmp)
+        os.replace(tmp, self.device)
+        self._pty_up.set()
+        self._pty_thread = threading.Thread(target=self._serve_pty, args=(self._master,), daemon=True,
+                                            name="printer-mock-pty")
+        self._pty_thread.start()
+
+    def _close_pty(self) -> None:
+        self._pty_up.clear()
+        if self._pty_thread is not None:
+            self._pty_thread.join(timeout=5)  # it stops using the fds before they close
+            self._pty_thread = None
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+        if self.device and os.path.lexists(self.device):
+            os.unlink(self.device)
+
+    def _serve_pty(self, master: int) -> None:
         parser = EscposParser()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.1)
+        while self._pty_up.is_set() and not self._stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
             if not ready:
                 continue
             try:
-                data = os.read(self._master, 4096)
+                data = os.read(master, 4096)
             except OSError:
                 return
-            self._handle(parser, data, lambda b: os.write(self._master, b))
+            self._handle(parser, data, lambda b: os.write(master, b))
 
     def _handle(self, parser: EscposParser, data: bytes, reply) -> bool:
         try:

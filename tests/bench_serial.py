@@ -80,6 +80,48 @@ def bench_latency(runs: int = 20) -> None:
           f"min {lat[0]:.0f}, max {lat[-1]:.0f}")
 
 
+def bench_replug(runs: int = 10) -> None:
+    """plug() of the mock -> DeviceStatus(ok=True) from the driver."""
+    from drivers.scanner import Scanner, ScannerSettings
+    from firmware_app.model import DeviceStatus
+
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("idcard", "scanner"):
+            sim = SimIdCardReader(Path(d) / kind) if kind == "idcard" else SimScanner(Path(d) / kind)
+            up = threading.Event()
+            down = threading.Event()
+            at: list[float] = []
+
+            def on_event(ev, up=up, down=down, at=at):
+                if isinstance(ev, DeviceStatus):
+                    (up if ev.ok else down).set()
+                    at.append(time.monotonic())
+
+            dev = (IdCardReader(IdCardSettings(port=str(sim.path)), on_event) if kind == "idcard"
+                   else Scanner(ScannerSettings(port=str(sim.path)), on_event))
+            dev.start()
+            took = []
+            try:
+                up.wait(5)
+                for i in range(runs):
+                    up.clear()
+                    down.clear()
+                    sim.unplug()
+                    down.wait(5)
+                    time.sleep(0.1 + (i % 5) * 0.05)  # vary the phase against the 0.25 s retry
+                    t = time.monotonic()
+                    sim.plug()
+                    if not up.wait(5):
+                        raise SystemExit(f"{kind} did not come back")
+                    took.append((at[-1] - t) * 1000)
+            finally:
+                dev.stop()
+                sim.close()
+            took.sort()
+            print(f"replug {kind:7s} plug -> ready, {runs} runs: median {statistics.median(took):.0f} ms, "
+                  f"max {took[-1]:.0f} ms")
+
+
 IDLE_CHILD = """
 import sys, time
 from drivers.idcard_reader import IdCardReader, IdCardSettings
@@ -116,4 +158,5 @@ def bench_idle(seconds: float = 10.0) -> None:
 if __name__ == "__main__":
     bench_codec()
     bench_latency()
+    bench_replug()
     bench_idle()

@@ -13,7 +13,7 @@ import pytest
 from drivers.camera import Camera, Debouncer, FrameScanner, check_source
 from drivers.qr_decode import DECODERS, make_decoder
 from firmware_app.model import CodeScanned, DeviceStatus
-from hw_mocks.camera import frame_set, render_frame, write_frames
+from hw_mocks.camera import frame_set, render_frame, with_noise, write_frames
 from tests.media_fixtures import Recorder, collect, frames
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,7 +84,7 @@ def test_unchanged_frames_are_not_decoded_but_keep_the_code_in_view():
     code_frames = frames("clean", 1)
     payload = code_frames[0][1]
     # same scene, fresh sensor noise in every frame: still the same scene
-    still = [render_frame(payload, seed=s, qr_px=300) for s in range(8)]
+    still = [with_noise(code_frames[0][0], seed=s) for s in range(8)]
     empty = [f for f, _ in frames("empty", 3)]
     seq = empty + still + empty
     new = [c for i, f in enumerate(seq) for c in scanner.process(f, i * 0.1)]
@@ -103,10 +103,10 @@ def test_a_still_scene_is_decoded_again_after_recheck_s():
 
 def test_camera_on_a_frame_directory_gives_one_event_for_thirty_frames(tmp_path):
     payload = frames("clean", 1)[0][1]
-    still = [render_frame(payload, seed=s) for s in range(30)]
     moving = [render_frame(payload, seed=s, centre=(500 + 8 * s, 360)) for s in range(10)]
+    still = [with_noise(moving[-1], seed=s) for s in range(30)]
     empty = [f for f, _ in frames("empty", 2)]
-    write_frames(tmp_path, empty + moving + still + empty)
+    write_frames(tmp_path, empty + moving + still + empty, fmt="npy")
     rec = Recorder()
     cam = Camera({"source": f"dir:{tmp_path}", "decoder": "zxing", "fps": 200}, rec)
     cam.start()
@@ -159,3 +159,78 @@ def test_probe_counts_codes_without_printing_them(tmp_path, decoder):
     assert report["codes"] == [{"kind": "SWB1 signed code", "length": len(p)} for _, p in sets]
     for _, p in sets:
         assert p[5:] not in out.stdout and p[5:25] not in out.stdout
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_signed_personal_code_on_a_phone_is_read_and_verifies(decoder):
+    qr = pytest.importorskip("firmware_app.qr")  # the core area's SWB1 format
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    now = 1_795_400_000
+    text = qr.issue_personal(key, name="张三丰", id_number="11010519491231002X", phone="13800138000",
+                             colour="green", issued_at=now - 60, expires_at=now + 3600)
+    keys = qr.Keys(personal={qr.key_id(key.public_key()): key.public_key()})
+    frame = frame_set("clean", 1, seed=9, payloads=[text])[0][0]
+    [read] = make_decoder(decoder)(frame)
+    assert read == text
+    code = qr.verify(read, keys, now)
+    assert code.name == "张三丰" and code.id_number == "11010519491231002X"
+
+
+def test_a_colour_frame_is_reported_not_decoded_and_the_camera_carries_on(tmp_path):
+    frame, payload = frames("clean", 1)[0]
+    np.save(tmp_path / "a.npy", np.stack([frame] * 3, axis=-1))  # a wrong, colour frame
+    np.save(tmp_path / "b.npy", frame)
+    rec = Recorder()
+    cam = Camera({"source": f"dir:{tmp_path}", "fps": 100}, rec)
+    cam.start()
+    try:
+        assert cam.finished.wait(10)
+    finally:
+        cam.stop()
+    [error] = [e for e in rec.events if type(e).__name__ == "DeviceError"]
+    assert error.device == "camera" and "unusable frame" in error.reason
+    assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
+
+
+def test_picamera2_source_uses_the_y_plane_of_a_yuv420_stream(monkeypatch):
+    # picamera2 only installs on Raspberry Pi OS: stand in for it at its API
+    # (YUV420 arrays are (h * 3/2, w): the Y plane, then U and V).
+    import types
+
+    frame, payload = frames("clean", 1)[0]
+    calls = {}
+
+    class FakePicamera2:
+        def create_video_configuration(self, main, controls):
+            calls["config"] = (main, controls)
+            return "config"
+
+        def configure(self, config):
+            calls["configured"] = config
+
+        def start(self):
+            calls["started"] = True
+
+        def capture_array(self, stream):
+            chroma = np.full((frame.shape[0] // 2, frame.shape[1]), 128, np.uint8)
+            return np.vstack([frame, chroma])
+
+        def stop(self):
+            calls["stopped"] = True
+
+        def close(self):
+            calls["closed"] = True
+
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    rec = Recorder()
+    cam = Camera({"source": "picamera2", "fps": 50}, rec)
+    cam.start()
+    try:
+        assert rec.wait_for(lambda ev: CodeScanned(payload, "camera") in ev)
+    finally:
+        cam.stop()
+    assert calls["config"] == ({"size": (1280, 720), "format": "YUV420"}, {"FrameRate": 50.0})
+    assert calls["stopped"] and calls["closed"]
+    assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from drivers import idcard
 from drivers.idcard import NEED_DATA, FrameError, Response, ResponseDecoder
-from hw_mocks.idcard_reader import (AYI_GULI, LI_SI, ZHANG_SAN, fake_photo, foreign_text_block, frame,
-                                    text_block)
+from hw_mocks.idcard_reader import (AYI_GULI, LI_SI, ZHANG_SAN, check_char, fake_photo, foreign_text_block,
+                                    frame, text_block)
 
 
 def events(decoder: ResponseDecoder) -> list:
@@ -38,7 +38,7 @@ def read_answer(card=ZHANG_SAN, lengths=2) -> bytes:
 
 
 def test_commands_match_the_published_bytes():
-    assert idcard.encode_command(*idcard.FIND_CARD) == bytes.fromhex("AAAAAA9669000320 0122".replace(" ", ""))
+    assert idcard.encode_command(*idcard.FIND_CARD) == bytes.fromhex("AAAAAA96690003200122")
     assert idcard.encode_command(*idcard.SELECT_CARD) == bytes.fromhex("AAAAAA96690003200221")
     assert idcard.encode_command(*idcard.SAM_STATUS) == bytes.fromhex("AAAAAA9669000311FFED")
     assert idcard.encode_command(*idcard.READ_BASE) == bytes.fromhex("AAAAAA96690003300132")
@@ -55,7 +55,7 @@ def test_command_bytes_are_checked():
 
 def test_published_error_example_decodes_to_read_failed():
     d = ResponseDecoder()
-    d.receive_data(bytes.fromhex("AAAAAA96690004000041 45".replace(" ", "")))
+    d.receive_data(bytes.fromhex("AAAAAA9669000400004145"))
     (ev,) = events(d)
     assert ev == Response(0, 0, 0x41, b"")
     assert not ev.is_(idcard.SW_OK)
@@ -169,9 +169,7 @@ def test_unknown_card_type_flag_is_unsupported():
 
 
 def test_hk_macao_taiwan_permit_shares_the_layout():
-    permit = replace(ZHANG_SAN, nation="", id_number="81000019950615001" + "X")
-    from hw_mocks.idcard_reader import check_char
-    permit = replace(permit, id_number="81000019950615001" + check_char("81000019950615001"))
+    permit = replace(ZHANG_SAN, nation="", id_number="81000019950615001" + check_char("81000019950615001"))
     assert idcard.decode_text(text_block(permit, card_type="J")) == permit
 
 
@@ -289,3 +287,11 @@ def test_read_with_fingerprint_has_three_lengths():
     d.receive_data(frame(0x90, data))
     (ev,) = events(d)
     assert len(frame(0x90, data)) == 2321  # LEN 09 0A, as public readers document for 30 10
+
+
+def test_digits_of_other_scripts_are_refused():
+    block = text_block(replace(ZHANG_SAN, birth="١٩٩٠٠٣٠٧"))  # Arabic-Indic digits
+    with pytest.raises(idcard.CardDataError):
+        idcard.decode_text(block)
+    with pytest.raises(idcard.CardDataError):
+        idcard.decode_text(text_block(replace(ZHANG_SAN, nation="0¹")))

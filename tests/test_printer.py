@@ -38,7 +38,7 @@ class Shelf:
 def make(mock, rec, shelf=None, printed=None, **kw) -> Printer:
     shelf = shelf or Shelf()
     return Printer({"target": mock.target}, rec, save_pending=shelf.save, load_pending=shelf.load,
-                   on_printed=printed, retry_s=0.05, **kw)
+                   on_printed=printed, retry_s=0.05, settle_s=0.0, **kw)
 
 
 def wait_printed(printed_refs: list, cond: threading.Condition, n: int) -> bool:
@@ -125,8 +125,9 @@ def test_labels_pending_at_a_restart_print_after_it(printer_tcp):
     assert [x.barcode for x in mock.labels] == ["DG032611230007"] and shelf.saved == []
 
 
-def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(printer_tcp):
-    mock, rec = printer_tcp, Recorder()
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(transport, request):
+    mock, rec = request.getfixturevalue(f"printer_{transport}"), Recorder()
     refs, cond, on_printed = printed_sink()
     p = make(mock, rec, printed=on_printed)
     p.start()
@@ -193,12 +194,14 @@ def run_probe(*args):
 
 
 def test_probe_prints_a_test_label_and_reports_json(printer_tcp):
+    human = run_probe(printer_tcp.target, "--test-label")
+    assert human.returncode == 0 and "SWABTEST123456" in human.stdout
     out = run_probe(printer_tcp.target, "--test-label", "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["printed"][0]["kind"] == "test"
-    [label] = printer_tcp.wait_for(1)
-    assert label.barcode == "SWABTEST123456" and label.qrs == ("SWABTEST",)
+    labels = printer_tcp.wait_for(2)
+    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 2 and labels[1].qrs == ("SWABTEST",)
 
 
 def test_probe_reports_paper_out_in_plain_words(printer_pty):
@@ -247,6 +250,7 @@ def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
 
     from drivers.printer import probe
 
+    monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
     # The serial area's drivers.command_card: an index label, then one QR label per command.
     index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
     codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
@@ -258,3 +262,19 @@ def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
     printed = printer_tcp.wait_for(3)
     assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
     assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]
+
+
+def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(printer_tcp):
+    mock, rec = printer_tcp, Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, printed=on_printed)
+    p.start()
+    try:
+        assert rec.wait_for(lambda ev: DeviceStatus("printer", True, "") in ev)
+        mock.drop_connections()  # e.g. a network printer's idle timeout; it still listens
+        p.print_label(tube(8), ref="DG032611230008")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert rec.events == [DeviceStatus("printer", True, "")]
+    assert [x.barcode for x in mock.labels] == ["DG032611230008"]

@@ -23,9 +23,9 @@ ROOT = f"swab/v1/{STATION_A}/"
 
 def settings_for(port, **kw) -> UplinkSettings:
     district, site, table = STATION_A.split("/")
-    return UplinkSettings(url=f"mqtt://127.0.0.1:{port}", device_id="gd-dg-0001-t03", district=district, site=site,
-                          table=table, username=STATION_A, password=PASSWORDS[STATION_A],
-                          backoff_min_s=0.05, backoff_max_s=0.5, **kw)
+    base = dict(url=f"mqtt://127.0.0.1:{port}", device_id="gd-dg-0001-t03", district=district, site=site,
+                table=table, username=STATION_A, password=PASSWORDS[STATION_A], backoff_min_s=0.05, backoff_max_s=0.5)
+    return UplinkSettings(**{**base, **kw})
 
 
 def wait(predicate, timeout=20.0):
@@ -180,3 +180,56 @@ def test_broker_killed_and_restarted_while_2000_records_are_registered(password_
         uplink.stop()
         store.close()
         collector.close()
+
+
+def test_wrong_password_is_explained_and_nothing_is_forgotten(password_broker, tmp_path):
+    store = Store(tmp_path / "data")
+    store.append([sample(1)])
+    uplink = Uplink(store, settings_for(password_broker.port, password="wrong"), on_command=lambda c: None)
+    uplink.start()
+    try:
+        assert wait(lambda: uplink.state()["error_en"])
+        assert "refused the login" in uplink.state()["error_en"]
+        assert store.stats()["backlog"] == 1
+    finally:
+        uplink.stop()
+        store.close()
+
+
+def test_offline_station_keeps_records_waiting(tmp_path):
+    store = Store(tmp_path / "data")
+    district, site, table = STATION_A.split("/")
+    uplink = Uplink(store, UplinkSettings(url="", device_id="d", district=district, site=site, table=table),
+                    on_command=lambda c: None)
+    uplink.start()
+    try:
+        store.append([sample(1), sample(2)])
+        uplink.wake()
+        beat = uplink.heartbeat
+        assert wait(lambda: uplink.heartbeat > beat)  # alive for the watchdog while offline
+        assert store.stats()["backlog"] == 2 and not uplink.state()["connected"]
+    finally:
+        uplink.stop()
+        store.close()
+
+
+def test_command_sent_while_kiosk_is_offline_arrives_on_reconnect(password_broker, tmp_path):
+    commands: queue.Queue = queue.Queue()
+    store = Store(tmp_path / "data")
+    uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
+    uplink.start()
+    assert wait(lambda: uplink.state()["connected"])
+    uplink.stop()  # the broker keeps the session (clean_session False, fixed client id)
+    op = _operator()
+    op.connect("127.0.0.1", password_broker.port)
+    op.loop_start()
+    try:
+        op.publish(ROOT + "cmd/close_tube", json.dumps({"txn": "late-1"}), qos=1).wait_for_publish(10)
+        uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
+        uplink.start()
+        assert commands.get(timeout=10).txn == "late-1"
+    finally:
+        uplink.stop()
+        store.close()
+        op.loop_stop()
+        op.disconnect()
