@@ -37,6 +37,8 @@ from firmware_app.segments import (
     DIR_MODE,
     FILE_MODE,
     AtomicJSONStorage,
+    SegmentStorage,
+    check_meta,
     StoreCorrupt,
     StoreError,
     StoreFull,
@@ -46,7 +48,6 @@ from firmware_app.segments import (
     load_json,
     os_error,
     salvage_records,
-    write_atomic,
 )
 
 __all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
@@ -87,13 +88,9 @@ def record_time(record: dict) -> float | None:
     return None
 
 
-def _check_segment(data: dict) -> None:
-    table = data.get("records", {})
-    if not isinstance(table, dict):
-        raise ValueError("'records' is not an object")
-    for key, rec in table.items():
-        if not isinstance(rec, dict) or rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
-            raise ValueError(f"record {key!r} is malformed")
+def _read_segment(path: str) -> dict:
+    """A segment's records (checked, checksums verified); StoreCorrupt names a damaged file."""
+    return SegmentStorage(path).read() or {}
 
 
 @dataclass
@@ -144,7 +141,7 @@ class Store:
                 )
         else:
             self._prepare_dirs()
-        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage)
+        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage, validate=check_meta)
         try:
             self._load()
             if not read_only:
@@ -185,10 +182,10 @@ class Store:
         return sorted(names, key=lambda n: int(n[:-5]))
 
     def _load(self) -> None:
-        load_json(self._meta.storage.path)  # a damaged meta file is reported, like a segment
+        load_json(self._meta.storage.path, check_meta)  # a damaged meta file is reported, like a segment
         for name in self._segment_files():
             seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
-            data = load_json(seg.path, _check_segment) or {}
+            data = _read_segment(seg.path)
             seg.size = os.path.getsize(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
             seg.seqs = [r["seq"] for r in records]
@@ -257,7 +254,7 @@ class Store:
             if seg is None or seg.size >= SEGMENT_BYTES:
                 first = records[0]["seq"]
                 seg = _Segment(first=first, path=os.path.join(self._seg_dir, f"{first:010d}.json"))
-                db = TinyDB(seg.path, storage=AtomicJSONStorage)
+                db = TinyDB(seg.path, storage=SegmentStorage)
                 new = True
             else:
                 db = self._current_db(seg)
@@ -273,7 +270,7 @@ class Store:
 
     def _current_db(self, seg: _Segment) -> TinyDB:
         if self._current is None or self._current.storage.path != seg.path:
-            self._current = TinyDB(seg.path, storage=AtomicJSONStorage)
+            self._current = TinyDB(seg.path, storage=SegmentStorage)
         return self._current
 
     def _validate(self, records: list[dict]) -> None:
@@ -352,7 +349,7 @@ class Store:
         # only the newest segment ever changes: older ones are cached while the uplink drains them
         records = self._parsed.get(seg.path)
         if records is None:
-            data = load_json(seg.path, _check_segment) or {}
+            data = _read_segment(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
             self._parsed[seg.path] = records
             if len(self._parsed) > PARSED_CACHE:
@@ -465,7 +462,7 @@ class Store:
         for i, name in enumerate(names):
             path = os.path.join(seg_dir, name)
             try:
-                load_json(path, _check_segment)
+                _read_segment(path)
                 continue
             except StoreCorrupt:
                 pass
@@ -476,8 +473,8 @@ class Store:
             moved = os.path.join(damaged_dir, f"{name}.{int(time.time())}")
             shutil.copy2(path, moved)
             os.chmod(moved, FILE_MODE)
-            records = {str(s): found[s] for s in sorted(found)}
-            write_atomic(path, encode({"records": records}))
+            repaired = SegmentStorage(path)
+            repaired.write({"records": {str(s): found[s] for s in sorted(found)}})
             first = int(name[:-5])
             note = "intact records kept; records after the damage may be lost"
             if i == len(names) - 1:
@@ -486,7 +483,7 @@ class Store:
             report.append({"file": path, "moved_to": moved, "recovered": len(found), "note": note})
         meta_path = os.path.join(data_dir, "meta.json")
         try:
-            load_json(meta_path)
+            load_json(meta_path, check_meta)
         except StoreCorrupt:
             os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
             moved = os.path.join(damaged_dir, f"meta.json.{int(time.time())}")
