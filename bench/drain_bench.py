@@ -75,7 +75,7 @@ def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64) -
     return elapsed
 
 
-def measure(n: int = 10_000, window: int = 64, port: int | None = None) -> dict:
+def measure(n: int = 10_000, window: int = 128, port: int | None = None) -> dict:
     """Drain n stored records through the Uplink; raw paho on the same messages, same broker."""
     with tempfile.TemporaryDirectory() as d:
         proc = None

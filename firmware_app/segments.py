@@ -105,17 +105,13 @@ def write_atomic(path: str, data: bytes) -> None:
     fsync_dir(os.path.dirname(path) or ".")
 
 
-def append_durable(path: str, data: bytes) -> None:
-    """Append one journal line and fsync it (a torn last line is ignored on reading)."""
-    created = not os.path.exists(path)
+def append_line(path: str, data: bytes) -> None:
+    """Append one journal line (not fsynced: the store syncs journals in batches)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
-    if created:
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 def _unlink_quietly(path: str) -> None:

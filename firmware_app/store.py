@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -43,18 +44,22 @@ from firmware_app.segments import (
     StoreError,
     StoreFull,
     StoreReadOnly,
-    append_durable,
+    append_line,
     encode,
+    fsync_dir,
     load_json,
     os_error,
     salvage_records,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
 
 SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
 SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
 PRUNE_EVERY_S = 3600.0
+ACK_SYNC_S = 1.0  # ack journals are fsynced at most this often (see sync_acks)
 PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
 
 
@@ -134,6 +139,8 @@ class Store:
         self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
+        self._unsynced_acks: set[str] = set()
+        self._acks_synced_at = 0.0
         if read_only:
             if not os.path.isdir(self._seg_dir):
                 raise StoreError(
@@ -227,6 +234,11 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            if self._unsynced_acks and not self.read_only:
+                try:
+                    self.sync_acks()
+                except StoreError as exc:  # only means some records are sent once more
+                    log.warning("store: %s", exc.message_en)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -305,9 +317,10 @@ class Store:
             for seg, rids in by_seg.values():
                 seqs = [self._unacked[rid][1] for rid in rids]
                 try:
-                    append_durable(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
+                    append_line(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
                 except OSError as exc:
                     raise os_error(exc, seg.acks_path) from exc
+                self._unsynced_acks.add(seg.acks_path)
                 seg.acked.update(seqs)
                 seg.last_ack_at = now
                 for rid in rids:
@@ -315,9 +328,34 @@ class Store:
                 self._archived += len(rids)
                 self._last_ack_at = now
                 done += len(rids)
+            if now - self._acks_synced_at >= ACK_SYNC_S:
+                self.sync_acks()
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done
+
+    def sync_acks(self) -> None:
+        """fsync the ack journals written since the last sync (ack() does it every ACK_SYNC_S).
+
+        Acks are fsynced lazily: an ack lost to a power cut only means the record is
+        sent once more (same record_id), and a drain is not held up by one fsync per batch.
+        """
+        with self._lock:
+            for path in sorted(self._unsynced_acks):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise os_error(exc, path) from exc
+                finally:
+                    os.close(fd)
+            if self._unsynced_acks:
+                fsync_dir(self._seg_dir)  # a journal created since the last sync
+            self._unsynced_acks.clear()
+            self._acks_synced_at = time.time()
 
     def prune(self, now: float | None = None) -> int:
         """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
