@@ -476,11 +476,6 @@ class Store:
         with self._lock:
             self._meta.table("meta").upsert({"key": key, "value": value}, Query().key == key)
 
-    def reload_meta(self) -> None:
-        """Drop the cached meta so the next read sees another process's writes."""
-        with self._lock:
-            self._meta.storage.close()
-
     # ---------------------------------------------------------------- repair
 
     @staticmethod
