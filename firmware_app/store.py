@@ -273,6 +273,8 @@ class Store:
                 new = False
             db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
             seg.size = db.storage.size
+            # a segment read (and cached) before this write must never be served stale later
+            self._parsed.pop(seg.path, None)
             if new:
                 self._segments.append(seg)
             self._current = db

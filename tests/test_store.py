@@ -141,6 +141,21 @@ def test_prune_keeps_archive_days_and_never_the_outbox(tmp_path, monkeypatch):
         assert s.last_seq() == 60
 
 
+def test_records_written_after_a_reopen_stay_in_the_outbox_when_the_segment_fills(tmp_path, monkeypatch):
+    # Regression: after a restart the last segment was read into the cache, then written to,
+    # then left behind by a new segment; the outbox served the stale copy and 7 people were
+    # never sent.
+    monkeypatch.setattr("firmware_app.store.SEGMENT_BYTES", 6000)
+    with Store(tmp_path) as s:
+        s.append([sample(n) for n in range(1, 6)])
+    with Store(tmp_path) as s:
+        assert [r["seq"] for r in s.outbox(100)] == [1, 2, 3, 4, 5]
+        for n in range(6, 30):
+            s.append([sample(n)])
+        assert s.stats()["segments"] > 1
+        assert [r["seq"] for r in s.outbox(100)] == list(range(1, 30))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["append", "ack", "reopen"]), st.integers(1, 7)), max_size=25))
 def test_outbox_matches_model_under_random_operations(tmp_path_factory, ops):
