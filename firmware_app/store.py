@@ -1,0 +1,484 @@
+"""The kiosk's durable record store: TinyDB in small, atomically replaced segments.
+
+Layout of ``data_dir`` (dirs 0700, files 0600)::
+
+    lock                      flock held by the one writing process
+    meta.json                 TinyDB table "meta": small durable key-value
+    segments/0000000001.json  TinyDB table "records", doc_id = record seq
+    segments/0000000001.acks  ack journal: one JSON line {"at": t, "seqs": [...]} per ack
+    damaged/                  files set aside by ``Store.repair`` (never deleted)
+
+Why segments: a write replaces only the current segment (at most
+``SEGMENT_BYTES`` plus the batch), so its cost does not grow with the backlog,
+and a power cut leaves each file whole (temp + fsync + rename + dir fsync).
+A record is in the *outbox* until the uplink acks it (broker PUBACK); it then
+stays in its segment as *archived* until the whole segment is acknowledged
+and older than ``archive_days``, when the segment is deleted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from tinydb import Query, TinyDB
+from tinydb.table import Document
+
+from firmware_app.model import RECORD_KINDS
+from firmware_app.segments import (
+    DIR_MODE,
+    FILE_MODE,
+    AtomicJSONStorage,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+    append_durable,
+    encode,
+    load_json,
+    os_error,
+    salvage_records,
+    write_atomic,
+)
+
+__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day"]
+
+SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
+SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
+PRUNE_EVERY_S = 3600.0
+PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
+
+
+def record_day(record: dict) -> str:
+    """The record's local calendar day (YYYY-MM-DD): its ``day`` field, else from ``at``."""
+    day = record.get("day")
+    if isinstance(day, str) and len(day) == 10:
+        return day
+    at = record.get("at")
+    if isinstance(at, (int, float)):
+        return time.strftime("%Y-%m-%d", time.localtime(at))
+    return ""
+
+
+def _check_segment(data: dict) -> None:
+    table = data.get("records", {})
+    if not isinstance(table, dict):
+        raise ValueError("'records' is not an object")
+    for key, rec in table.items():
+        if not isinstance(rec, dict) or rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
+            raise ValueError(f"record {key!r} is malformed")
+
+
+@dataclass
+class _Segment:
+    first: int  # seq of its first record (also its file name)
+    path: str
+    size: int = 0
+    seqs: list[int] = field(default_factory=list)
+    acked: set[int] = field(default_factory=set)
+    last_ack_at: float = 0.0
+    ack_damage: str = ""  # a damaged line in the ack journal (records are re-sent: safe)
+
+    @property
+    def acks_path(self) -> str:
+        return self.path[: -len(".json")] + ".acks"
+
+    @property
+    def done(self) -> bool:
+        return len(self.acked) >= len(self.seqs)
+
+
+class Store:
+    """Durable records and outbox. Thread-safe; one writing process per ``data_dir``.
+
+    ``read_only=True`` opens without the lock for another process (``swabkiosk
+    status``) while the daemon runs; writes then raise ``StoreReadOnly``.
+    """
+
+    def __init__(self, data_dir: str, archive_days: int = 30, read_only: bool = False):
+        self.data_dir = os.path.abspath(data_dir)
+        self.archive_days = archive_days
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._seg_dir = os.path.join(self.data_dir, "segments")
+        self._segments: list[_Segment] = []
+        self._unacked: OrderedDict[str, tuple[_Segment, int, str, float]] = OrderedDict()
+        self._by_kind: dict[str, int] = {}
+        self._archived = 0
+        self._last_ack_at: float | None = None
+        self._current: TinyDB | None = None
+        self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
+        self._lock_fd: int | None = None
+        self._last_prune = 0.0
+        if read_only:
+            if not os.path.isdir(self._seg_dir):
+                raise StoreError(
+                    f"没有找到数据目录：{self.data_dir}", f"No store found in {self.data_dir}", self.data_dir
+                )
+        else:
+            self._prepare_dirs()
+        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage)
+        try:
+            self._load()
+            if not read_only:
+                self.prune()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---------------------------------------------------------------- opening
+
+    def _prepare_dirs(self) -> None:
+        try:
+            for d in (self.data_dir, self._seg_dir):
+                os.makedirs(d, mode=DIR_MODE, exist_ok=True)
+                os.chmod(d, DIR_MODE)
+            self._lock_fd = os.open(os.path.join(self.data_dir, "lock"), os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise os_error(exc, self.data_dir) from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise StoreError(
+                f"数据目录正被另一个进程使用：{self.data_dir}（是否已在运行 swabkiosk run？）",
+                f"The store {self.data_dir} is in use by another process (is `swabkiosk run` already running?)",
+                self.data_dir,
+            ) from None
+        for name in os.listdir(self._seg_dir):
+            path = os.path.join(self._seg_dir, name)
+            if name.endswith(".tmp"):  # a write that never committed (crash before rename)
+                os.unlink(path)
+            elif os.stat(path).st_mode & 0o077:
+                os.chmod(path, FILE_MODE)
+
+    def _segment_files(self) -> list[str]:
+        names = [n for n in os.listdir(self._seg_dir) if n.endswith(".json") and n[:-5].isdigit()]
+        return sorted(names, key=lambda n: int(n[:-5]))
+
+    def _load(self) -> None:
+        load_json(self._meta.storage.path)  # a damaged meta file is reported, like a segment
+        for name in self._segment_files():
+            seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
+            data = load_json(seg.path, _check_segment) or {}
+            seg.size = os.path.getsize(seg.path)
+            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            seg.seqs = [r["seq"] for r in records]
+            self._load_acks(seg)
+            for rec in records:
+                if rec["seq"] in seg.acked:
+                    continue
+                self._track(seg, rec)
+            self._archived += len(seg.acked)
+            self._segments.append(seg)
+
+    def _load_acks(self, seg: _Segment) -> None:
+        try:
+            with open(seg.acks_path, "rb") as f:
+                lines = f.read().split(b"\n")
+        except FileNotFoundError:
+            return
+        known = set(seg.seqs)
+        for n, line in enumerate(lines, 1):
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+                seqs, at = entry["seqs"], float(entry["at"])
+            except (ValueError, KeyError, TypeError):
+                # A torn last line is a crash mid-ack: those records are simply re-sent.
+                if n < len(lines):
+                    seg.ack_damage = f"{seg.acks_path} line {n}"
+                continue
+            seg.acked.update(s for s in seqs if s in known)
+            seg.last_ack_at = max(seg.last_ack_at, at)
+        if seg.last_ack_at:
+            self._last_ack_at = max(self._last_ack_at or 0.0, seg.last_ack_at)
+
+    def _track(self, seg: _Segment, rec: dict) -> None:
+        kind = rec.get("kind", "")
+        at = rec.get("at")
+        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, at if isinstance(at, (int, float)) else None)
+        self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writing
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreReadOnly("数据以只读方式打开", "The store was opened read-only", self.data_dir)
+
+    def append(self, records: list[dict]) -> None:
+        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none."""
+        if not records:
+            return
+        self._writable()
+        with self._lock:
+            self._validate(records)
+            seg = self._segments[-1] if self._segments else None
+            if seg is None or seg.size >= SEGMENT_BYTES:
+                first = records[0]["seq"]
+                seg = _Segment(first=first, path=os.path.join(self._seg_dir, f"{first:010d}.json"))
+                db = TinyDB(seg.path, storage=AtomicJSONStorage)
+                new = True
+            else:
+                db = self._current_db(seg)
+                new = False
+            db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
+            seg.size = db.storage.size
+            if new:
+                self._segments.append(seg)
+            self._current = db
+            for r in records:
+                seg.seqs.append(r["seq"])
+                self._track(seg, r)
+
+    def _current_db(self, seg: _Segment) -> TinyDB:
+        if self._current is None or self._current.storage.path != seg.path:
+            self._current = TinyDB(seg.path, storage=AtomicJSONStorage)
+        return self._current
+
+    def _validate(self, records: list[dict]) -> None:
+        last = self.last_seq()
+        for r in records:
+            if not isinstance(r, dict):
+                raise ValueError("a record must be a dict")
+            seq, rid, kind = r.get("seq"), r.get("record_id"), r.get("kind")
+            if not isinstance(seq, int) or seq <= last:
+                raise ValueError(f"record seq must be an int above {last}, got {seq!r}")
+            if not isinstance(rid, str) or not rid or rid in self._unacked:
+                raise ValueError(f"record_id missing or already stored: {rid!r}")
+            if kind not in RECORD_KINDS:
+                raise ValueError(f"unknown record kind {kind!r}")
+            last = seq
+        encode(records)  # not JSON-able -> ValueError/TypeError before anything is written
+
+    def ack(self, record_ids) -> int:
+        """The broker acknowledged these records: move them from the outbox to the archive.
+
+        Unknown or already acknowledged ids are ignored. Returns how many were newly acked.
+        """
+        self._writable()
+        now = time.time()
+        with self._lock:
+            by_seg: dict[int, tuple[_Segment, list[str]]] = {}
+            for rid in dict.fromkeys(record_ids):
+                entry = self._unacked.get(rid)
+                if entry is not None:
+                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(rid)
+            done = 0
+            for seg, rids in by_seg.values():
+                seqs = [self._unacked[rid][1] for rid in rids]
+                try:
+                    append_durable(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
+                except OSError as exc:
+                    raise os_error(exc, seg.acks_path) from exc
+                seg.acked.update(seqs)
+                seg.last_ack_at = now
+                for rid in rids:
+                    self._by_kind[self._unacked.pop(rid)[2]] -= 1
+                self._archived += len(rids)
+                self._last_ack_at = now
+                done += len(rids)
+            if now - self._last_prune > PRUNE_EVERY_S:
+                self.prune()
+            return done
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
+        self._writable()
+        now = time.time() if now is None else now
+        cutoff = now - self.archive_days * 86400
+        removed = 0
+        with self._lock:
+            self._last_prune = now
+            for seg in list(self._segments[:-1]):
+                if seg.done and seg.last_ack_at < cutoff:
+                    for path in (seg.path, seg.acks_path):
+                        try:
+                            os.unlink(path)
+                        except FileNotFoundError:
+                            pass
+                    self._segments.remove(seg)
+                    self._parsed.pop(seg.path, None)
+                    self._archived -= len(seg.acked)
+                    removed += len(seg.seqs)
+        return removed
+
+    # ---------------------------------------------------------------- reading
+
+    def _records_of(self, seg: _Segment) -> list[dict]:
+        if self._current is not None and self._current.storage.path == seg.path:
+            data = self._current.storage.read() or {}
+            return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+        # only the newest segment ever changes: older ones are cached while the uplink drains them
+        records = self._parsed.get(seg.path)
+        if records is None:
+            data = load_json(seg.path, _check_segment) or {}
+            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            self._parsed[seg.path] = records
+            if len(self._parsed) > PARSED_CACHE:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(seg.path)
+        return records
+
+    def iter_records(self, day: str | None = None) -> Iterator[dict]:
+        """Every stored record (outbox and archive) in seq order, optionally of one day."""
+        with self._lock:
+            segments = list(self._segments)
+        for seg in segments:
+            with self._lock:
+                records = self._records_of(seg)
+            for rec in records:
+                if day is None or record_day(rec) == day:
+                    yield rec
+
+    def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
+        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
+
+        ``after_seq``: only records after it (the uplink's cursor on one connection).
+        """
+        with self._lock:
+            wanted: OrderedDict[int, tuple[_Segment, set[int]]] = OrderedDict()
+            n = 0
+            for seg, seq, _kind, _at in self._unacked.values():
+                if seq <= after_seq:
+                    continue
+                if n >= limit:
+                    break
+                n += 1
+                wanted.setdefault(id(seg), (seg, set()))[1].add(seq)
+            out = []
+            for seg, seqs in wanted.values():
+                out += [r for r in self._records_of(seg) if r["seq"] in seqs]
+            return out
+
+    def is_sent(self, record_id: str) -> bool:
+        """True once the broker acknowledged this stored record."""
+        with self._lock:
+            return record_id not in self._unacked
+
+    def last_seq(self) -> int:
+        with self._lock:
+            last = self._segments[-1].seqs[-1] if self._segments and self._segments[-1].seqs else 0
+            return max(last, int(self.get_meta("seq_floor", 0)))
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            oldest = next(iter(self._unacked.values()), None)
+            backlog = self._by_kind.get("sample", 0)
+            total_unacked = len(self._unacked)
+            damage = [s.ack_damage for s in self._segments if s.ack_damage]
+            size = sum(s.size for s in self._segments)
+            last_seq = self.last_seq()
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError:
+            free = None
+        return {
+            "backlog": backlog,  # sample records (one per person) not yet acknowledged
+            "backlog_events": total_unacked - backlog,  # voids, tube/box/shift events
+            "archived": self._archived,
+            "oldest_unsent_age_s": (
+                round(time.time() - oldest[3], 1) if oldest is not None and oldest[3] is not None else None
+            ),
+            "last_ack_at": self._last_ack_at,
+            "last_seq": last_seq,
+            "segments": len(self._segments),
+            "bytes": size,
+            "free_bytes": free,
+            "damage": damage,
+        }
+
+    # ---------------------------------------------------------------- meta
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            doc = self._meta.table("meta").get(Query().key == key)
+            return default if doc is None else doc["value"]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._writable()
+        with self._lock:
+            self._meta.table("meta").upsert({"key": key, "value": value}, Query().key == key)
+
+    def reload_meta(self) -> None:
+        """Drop the cached meta so the next read sees another process's writes."""
+        with self._lock:
+            self._meta.storage.close()
+
+    # ---------------------------------------------------------------- repair
+
+    @staticmethod
+    def repair(data_dir: str) -> list[dict]:
+        """Set damaged files aside in ``damaged/`` and keep every record that is still whole.
+
+        Returns one entry per damaged file: {"file", "moved_to", "recovered", "note"}.
+        Never deletes a damaged file. After a damaged newest segment, sequence numbers
+        jump by SEQ_GAP_AFTER_REPAIR so no record id is ever reused.
+        """
+        data_dir = os.path.abspath(data_dir)
+        seg_dir = os.path.join(data_dir, "segments")
+        damaged_dir = os.path.join(data_dir, "damaged")
+        report: list[dict] = []
+        names = sorted((n for n in os.listdir(seg_dir) if n.endswith(".json")), key=lambda n: int(n[:-5]))
+        floor = 0
+        for i, name in enumerate(names):
+            path = os.path.join(seg_dir, name)
+            try:
+                load_json(path, _check_segment)
+                continue
+            except StoreCorrupt:
+                pass
+            with open(path, "rb") as f:
+                raw = f.read()
+            found = salvage_records(raw)
+            os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
+            moved = os.path.join(damaged_dir, f"{name}.{int(time.time())}")
+            shutil.copy2(path, moved)
+            os.chmod(moved, FILE_MODE)
+            records = {str(s): found[s] for s in sorted(found)}
+            write_atomic(path, encode({"records": records}))
+            first = int(name[:-5])
+            note = "intact records kept; records after the damage may be lost"
+            if i == len(names) - 1:
+                floor = max(floor, max(found, default=first) + SEQ_GAP_AFTER_REPAIR)
+                note += f"; sequence continues from {floor} so no record id is reused"
+            report.append({"file": path, "moved_to": moved, "recovered": len(found), "note": note})
+        meta_path = os.path.join(data_dir, "meta.json")
+        try:
+            load_json(meta_path)
+        except StoreCorrupt:
+            os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
+            moved = os.path.join(damaged_dir, f"meta.json.{int(time.time())}")
+            os.replace(meta_path, moved)
+            report.append(
+                {"file": meta_path, "moved_to": moved, "recovered": 0, "note": "meta reset (pending labels, uplink state)"}
+            )
+        if floor:
+            store = Store(data_dir)
+            try:
+                store.set_meta("seq_floor", max(floor, int(store.get_meta("seq_floor", 0))))
+            finally:
+                store.close()
+        return report

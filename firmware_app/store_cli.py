@@ -1,0 +1,308 @@
+"""`swabkiosk status`, `swabkiosk tube TUBE_ID`, `swabkiosk export --day D --csv FILE`.
+
+They open the store read-only, so they work beside a running daemon and on an
+SD card mounted read-only in a technician's laptop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+import time
+import tomllib
+
+from firmware_app.model import mask_id, mask_name
+from firmware_app.store import Store, StoreError, record_day
+
+DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"swabkiosk {prog}", description=description)
+    p.add_argument("--data-dir", help=f"store directory (default: [store] data_dir of --config, else {DEFAULT_DATA_DIR})")
+    p.add_argument("--config", help="station file to take [store] data_dir from")
+    return p
+
+
+def _data_dir(args) -> str:
+    if args.data_dir:
+        return args.data_dir
+    if args.config:
+        with open(args.config, "rb") as f:
+            return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+    return DEFAULT_DATA_DIR
+
+
+def _open(args) -> Store:
+    return Store(_data_dir(args), read_only=True)
+
+
+def _fail(exc: StoreError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": exc.message_en, "error_zh": exc.message, "file": exc.path}, ensure_ascii=False))
+    else:
+        print(f"{exc.message}\n{exc.message_en}", file=sys.stderr)
+    return 1
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- status
+
+
+def broker_state(store: Store) -> dict:
+    """What the uplink last recorded, checked against whether its process still lives."""
+    up = store.get_meta("uplink") or {}
+    running = _pid_alive(up.get("pid"))
+    state = {
+        "connected": bool(up.get("connected")) and running,
+        "url": up.get("url", ""),
+        "since": up.get("since"),
+        "error": up.get("error", ""),
+        "error_en": up.get("error_en", ""),
+        "daemon_running": running,
+    }
+    if not up:
+        state.update(error="从未连接过服务器", error_en="the uplink has never run on this store")
+    elif not running:
+        state.update(error="kiosk 程序未运行", error_en="the kiosk daemon is not running")
+    return state
+
+
+def status(argv: list[str]) -> int:
+    p = _parser("status", "Backlog, archive, last acknowledgement and broker state of a store.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--repair", action="store_true",
+                   help="set damaged store files aside (kept in damaged/) and keep every intact record")
+    args = p.parse_args(argv)
+    data_dir = _data_dir(args)
+    if args.repair:
+        return _repair(data_dir, args.json)
+    try:
+        store = Store(data_dir, read_only=True)
+    except StoreError as exc:
+        return _fail(exc, args.json)
+    with store:
+        stats = store.stats()
+        broker = broker_state(store)
+    out = {"data_dir": os.path.abspath(data_dir), **stats, "broker": broker}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    b = broker
+    link = (f"已连接 connected  {b['url']}  (since {_when(b['since'])})" if b["connected"]
+            else f"未连接 NOT connected  {b['url']}\n    {b['error']}\n    {b['error_en']}")
+    free = f"{stats['free_bytes'] / 1e9:.1f} GB" if stats["free_bytes"] is not None else "—"
+    print(f"""存储 Store            {out['data_dir']}
+待上传 Backlog         {stats['backlog']} 人 people + {stats['backlog_events']} 事件 events
+最早未上传 Oldest unsent {_age(stats['oldest_unsent_age_s'])}
+已确认 Archived        {stats['archived']}
+最后确认 Last ack      {_when(stats['last_ack_at'])}
+服务器 Broker          {link}
+剩余空间 Free space     {free}""")
+    for d in stats["damage"]:
+        print(f"注意 Note: damaged ack journal line (records there are re-sent): {d}")
+    return 0
+
+
+def _repair(data_dir: str, as_json: bool) -> int:
+    try:
+        report = Store.repair(data_dir)
+    except StoreError as exc:
+        return _fail(exc, as_json)
+    except OSError as exc:
+        print(f"修复失败 Repair failed: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"repaired": report}, ensure_ascii=False, indent=1))
+    elif not report:
+        print("存储完好，无需修复 / The store is intact; nothing to repair.")
+    else:
+        for e in report:
+            print(f"已修复 Repaired {e['file']}: {e['recovered']} 条记录保留 records kept; "
+                  f"损坏文件移至 damaged file kept at {e['moved_to']}; {e['note']}")
+    return 0
+
+
+# ---------------------------------------------------------------- tube
+
+
+def _person(rec: dict) -> tuple[str, str]:
+    person = rec.get("person") if isinstance(rec.get("person"), dict) else rec
+    return str(person.get("name", "")), str(person.get("id_number", ""))
+
+
+def _void_target(rec: dict) -> str | None:
+    for key in ("voids", "void_of", "target_record_id", "target"):
+        if isinstance(rec.get(key), str):
+            return rec[key]
+    return None
+
+
+def _replacement(rec: dict) -> tuple[str | None, str | None]:
+    old = rec.get("old_tube_id") or rec.get("from_tube") or rec.get("tube_id")
+    new = rec.get("new_tube_id") or rec.get("to_tube")
+    return old, new
+
+
+def tube_report(records: list[dict], tube_id: str) -> dict:
+    """Who was in ``tube_id``: its samples, voids applied, replacements followed (unmasked)."""
+    replaced_by = replaces = None
+    for rec in records:
+        if rec.get("kind") == "tube_replace":
+            old, new = _replacement(rec)
+            if old == tube_id:
+                replaced_by = new
+            if new == tube_id:
+                replaces = old
+    # a replacement tube holds the people of the broken one; follow the chain back
+    sources = [tube_id]
+    while replaces and replaces not in sources:
+        sources.append(replaces)
+        replaces = next((_replacement(r)[0] for r in records
+                         if r.get("kind") == "tube_replace" and _replacement(r)[1] == replaces), None)
+    voided = {_void_target(r): r for r in records if r.get("kind") == "void"}
+    people, events = [], []
+    for rec in records:
+        if rec.get("tube_id") not in sources and not (rec.get("kind") == "tube_replace" and tube_id in _replacement(rec)):
+            continue
+        kind = rec.get("kind")
+        if kind == "sample":
+            name, number = _person(rec)
+            void = voided.get(rec["record_id"])
+            people.append({
+                "record_id": rec["record_id"], "seq": rec.get("seq"), "at": rec.get("at"),
+                "name": name, "id_number": number, "colour": rec.get("colour"), "source": rec.get("source"),
+                "single_reason": rec.get("single_reason"), "from_tube": rec.get("tube_id") if rec.get("tube_id") != tube_id else None,
+                "void": void is not None, "void_record_id": void["record_id"] if void else None,
+            })
+        elif kind != "void":
+            events.append({"kind": kind, "at": rec.get("at"), "record_id": rec["record_id"],
+                           **{k: rec[k] for k in ("reason", "box_id", "new_tube_id", "old_tube_id") if k in rec}})
+    return {"tube_id": tube_id, "replaced_by": replaced_by, "replaces": sources[1] if len(sources) > 1 else None,
+            "count": sum(not p["void"] for p in people), "people": people, "events": events}
+
+
+def tube(argv: list[str]) -> int:
+    p = _parser("tube", "Who was in a tube (names and ID numbers masked), voids and replacements shown.")
+    p.add_argument("tube_id", metavar="TUBE_ID")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    try:
+        store = _open(args)
+    except StoreError as exc:
+        return _fail(exc, args.json)
+    with store:
+        report = tube_report(list(store.iter_records()), args.tube_id)
+    for person in report["people"]:  # nothing unmasked leaves this command
+        person["name"] = mask_name(person["name"])
+        person["id_number"] = mask_id(person["id_number"])
+    if not report["people"] and not report["events"]:
+        msg = {"error": f"tube {args.tube_id} not found in this store", "error_zh": f"本机没有试管 {args.tube_id} 的记录"}
+        print(json.dumps(msg, ensure_ascii=False) if args.json else f"{msg['error_zh']}\n{msg['error']}",
+              file=sys.stdout if args.json else sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return 0
+    print(f"试管 Tube {report['tube_id']}: {report['count']} 人 people")
+    if report["replaces"]:
+        print(f"  替换自 replaces broken tube {report['replaces']} (its people were moved here)")
+    if report["replaced_by"]:
+        print(f"  已替换为 REPLACED by tube {report['replaced_by']}: these people are now in that tube")
+    for ev in report["events"]:
+        extra = f" ({ev['reason']})" if ev.get("reason") else ""
+        print(f"  {_when(ev['at'])}  {ev['kind']}{extra}")
+    for n, person in enumerate(report["people"], 1):
+        flag = f"  作废 VOID by {person['void_record_id']}" if person["void"] else ""
+        moved = f"  from {person['from_tube']}" if person["from_tube"] else ""
+        single = f"  单管 single: {person['single_reason']}" if person["single_reason"] else ""
+        print(f"  {n:>2}. {_when(person['at'])}  {person['name']:<6} {person['id_number']}  "
+              f"{person['colour'] or ''}  {person['source'] or ''}  {person['record_id']}{moved}{single}{flag}")
+    return 0
+
+
+# ---------------------------------------------------------------- export
+
+EXPORT_COLUMNS = ["record_id", "seq", "kind", "day", "time", "clock_synced", "tube_id", "name", "id_type",
+                  "id_number", "phone", "colour", "source", "single_reason", "operator", "void_of", "reason",
+                  "uploaded", "other"]
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no formulas in a spreadsheet
+
+
+def export(argv: list[str]) -> int:
+    p = _parser("export", "Write one day's records to CSV. The file holds FULL ID numbers (the district needs "
+                          "them) and is written readable by its owner only (0600).")
+    p.add_argument("--day", required=True, help="YYYY-MM-DD (the kiosk's local date)")
+    p.add_argument("--csv", required=True, metavar="FILE", help="output CSV file (UTF-8 with BOM, opens in Excel)")
+    args = p.parse_args(argv)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.day):
+        print(f"日期格式应为 YYYY-MM-DD：{args.day!r} / --day must be YYYY-MM-DD", file=sys.stderr)
+        return 2
+    try:
+        store = _open(args)
+    except StoreError as exc:
+        return _fail(exc, False)
+    with store:
+        records = list(store.iter_records(args.day))
+        sent = {r["record_id"]: store.is_sent(r["record_id"]) for r in records}
+    try:
+        fd = os.open(args.csv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+    except OSError as exc:
+        print(f"无法写入 {args.csv}：{exc.strerror} / cannot write {args.csv}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with open(fd, "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(EXPORT_COLUMNS)
+        for rec in records:
+            person = rec.get("person") if isinstance(rec.get("person"), dict) else {}
+            known = {"record_id", "seq", "kind", "at", "day", "synced", "tube_id", "person", "colour", "source",
+                     "single_reason", "operator", "reason", "schema", "name", "id_number", "voids", "void_of"}
+            other = {k: v for k, v in rec.items() if k not in known}
+            w.writerow([_cell(v) for v in [
+                rec["record_id"], rec.get("seq"), rec.get("kind"), record_day(rec),
+                time.strftime("%H:%M:%S", time.localtime(rec["at"])) if isinstance(rec.get("at"), (int, float)) else "",
+                rec.get("synced"), rec.get("tube_id"), person.get("name", rec.get("name")), person.get("id_type"),
+                person.get("id_number", rec.get("id_number")), person.get("phone"), rec.get("colour"), rec.get("source"),
+                rec.get("single_reason"), rec.get("operator"), _void_target(rec), rec.get("reason"),
+                "yes" if sent[rec["record_id"]] else "no", json.dumps(other, ensure_ascii=False) if other else "",
+            ]])
+    people = sum(r.get("kind") == "sample" for r in records)
+    print(f"已导出 {args.day} 的 {len(records)} 条记录（{people} 人）到 {args.csv}\n"
+          f"Exported {len(records)} records ({people} people) of {args.day} to {args.csv}\n"
+          f"注意：文件含完整身份证号（区指挥部需要），仅本用户可读（0600）；请经安全渠道交付并及时删除。\n"
+          f"Note: the file holds FULL ID numbers (the district needs them); it is readable by you only "
+          f"(0600). Hand it over by a secure channel and delete it afterwards.")
+    return 0

@@ -1,0 +1,447 @@
+"""MQTT uplink: sends the store's outbox to the district broker, QoS 1, at least once.
+
+The store is the queue. paho keeps unacknowledged QoS 1 messages only in memory,
+so each connection gets a fresh paho client and starts again from the oldest
+record still in the outbox; a record leaves the outbox only when the PUBACK of
+the message that carried it arrives (mid -> record_id). A duplicate is therefore
+always the same record (same ``record_id``) and the consumer de-duplicates on it.
+
+One thread owns the paho client (connect, loop, publish, acks), so no paho call
+races another. Records go out strictly in seq order (per-table order, hence
+per-tube order), ``window`` in flight; command responses, status and
+availability never queue behind a backlog: they are published as soon as they
+come, and paho's in-flight limit leaves room for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import re
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import paho.mqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from firmware_app import __version__
+from firmware_app.model import RECORD_KINDS, Command, CommandResult
+from firmware_app.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# Commands the district may send (cmd/<name>) and the args each must carry: name -> {arg: type}.
+# Optional args are checked for type when present. The station validates the meaning.
+MQTT_COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
+    "reprint_label": ({}, {"tube_id": str, "box_id": str}),
+    "close_tube": ({}, {"reason": str}),
+    "push_config": ({"config": str}, {}),
+    "push_volunteers": ({"volunteers": list}, {}),
+}
+MAX_COMMAND_BYTES = 256 * 1024
+ACK_BATCH = 256  # PUBACKs written to the store in one go ...
+ACK_DELAY_S = 0.1  # ... or after this long
+_TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class UplinkSettings:
+    """What the uplink needs; the daemon builds it from the station config's [station]/[mqtt]."""
+
+    url: str  # mqtt://host[:1883] or mqtts://host[:8883]; "" = offline, records wait in the store
+    device_id: str  # MQTT client id (fixed: the broker keeps our session)
+    district: str
+    site: str
+    table: str
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive: int = 30
+    window: int = 64  # records in flight; paho's limit is window + 16 so control messages get through
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 60.0
+    status_every_s: float = 60.0
+
+    @property
+    def root(self) -> str:
+        return f"swab/v1/{self.district}/{self.site}/{self.table}/"
+
+
+def explain_connect_error(exc: BaseException, where: str) -> tuple[str, str]:
+    """A connection failure in plain words (zh, en); paho's text is kept at the end."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"无法验证服务器证书（CA 文件不对、证书过期或主机名不符）：{where}（{text}）",
+            f"Cannot verify the broker's certificate (wrong CA file, expired certificate or "
+            f"host name mismatch): {where} ({text})",
+        )
+    if isinstance(exc, ssl.SSLError):
+        low = text.lower()
+        if any(w in low for w in ("certificate required", "unknown ca", "bad certificate", "certificate unknown")):
+            return (
+                f"服务器拒绝了本机的客户端证书：{where}（{text}）",
+                f"The broker rejected this station's client certificate: {where} ({text})",
+            )
+        if "key values mismatch" in low or "pem" in low:
+            return (f"客户端证书或私钥文件无效：{text}", f"Client certificate or key file is invalid: {text}")
+        return (f"TLS 连接失败：{where}（{text}）", f"TLS connection failed: {where} ({text})")
+    if isinstance(exc, FileNotFoundError):
+        return (f"证书文件不存在：{exc.filename}", f"Certificate file not found: {exc.filename}")
+    if isinstance(exc, ConnectionRefusedError):
+        return (f"服务器拒绝连接（未运行或端口不对）：{where}", f"Broker refused the connection (not running or wrong port): {where}")
+    if isinstance(exc, (TimeoutError, OSError)):
+        return (f"无法连接服务器：{where}（{text}）", f"Cannot reach the broker: {where} ({text})")
+    return (f"连接失败：{where}（{text}）", f"Connection failed: {where} ({text})")
+
+
+def _explain_connack(reason: Any) -> tuple[str, str]:
+    text = str(reason)
+    if "not authori" in text.lower() or "password" in text.lower():
+        return (f"服务器拒绝登录（用户名/密码或证书身份无权限）：{text}", f"Broker refused the login (username/password or certificate identity not allowed): {text}")
+    return (f"服务器拒绝连接：{text}", f"Broker refused the connection: {text}")
+
+
+def validate_command(name: str, payload: bytes) -> tuple[Command | None, str | None, tuple[str, str]]:
+    """Check a cmd/<name> message. Returns (command, txn, ("", "")) or (None, txn, (zh, en))."""
+    txn = None
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None, None, ("命令过大", f"command larger than {MAX_COMMAND_BYTES} bytes")
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None, None, ("命令不是有效的 JSON", "command payload is not valid JSON")
+    if not isinstance(body, dict):
+        return None, None, ("命令必须是 JSON 对象", "command payload must be a JSON object")
+    raw_txn = body.get("txn")
+    if isinstance(raw_txn, str) and _TXN.match(raw_txn):
+        txn = raw_txn
+    else:
+        return None, None, ("缺少或无效的事务号 txn", "missing or invalid txn (1-64 of A-Z a-z 0-9 . _ : -)")
+    if name not in MQTT_COMMANDS:
+        return None, txn, (f"未知命令：{name}", f"unknown command: {name}")
+    args = body.get("args", {})
+    if not isinstance(args, dict):
+        return None, txn, ("args 必须是 JSON 对象", "args must be a JSON object")
+    required, optional = MQTT_COMMANDS[name]
+    for key, typ in required.items():
+        if not isinstance(args.get(key), typ):
+            return None, txn, (f"缺少参数 {key}", f"missing or wrong type for argument {key!r}")
+    for key, value in args.items():
+        typ = required.get(key) or optional.get(key)
+        if typ is None:
+            return None, txn, (f"未知参数 {key}", f"unknown argument {key!r}")
+        if not isinstance(value, typ):
+            return None, txn, (f"参数 {key} 类型错误", f"wrong type for argument {key!r}")
+    return Command(name=name, args=args, source="mqtt", txn=txn), txn, ("", "")
+
+
+@dataclass
+class _Conn:
+    """One connection attempt's paho client and what is in flight on it."""
+
+    client: mqtt.Client
+    tls: bool = False
+    up: bool = False  # CONNACK accepted
+    inflight: dict[int, str] = field(default_factory=dict)  # mid -> record_id
+    cursor: int = 0  # seq of the last record published on this connection (a new one starts over)
+    last_log_error: str = ""
+
+
+class Uplink:
+    def __init__(self, store: Store, settings: UplinkSettings, on_command: Callable[[Command], None]):
+        self.store = store
+        self.settings = settings
+        self.on_command = on_command
+        self.heartbeat = time.monotonic()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._control: queue.Queue[tuple[str, bytes, bool]] = queue.Queue()
+        self._status: dict[str, Any] = {}
+        self._status_dirty = True
+        self._status_sent_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._conn: _Conn | None = None
+        self._acked: list[str] = []  # PUBACKed, not yet written to the store
+        self._acked_since = 0.0
+        self._ack_error = ""
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._state_lock = threading.Lock()
+        self._state: dict[str, Any] = {
+            "connected": False,
+            "url": settings.url,
+            "error": "",
+            "error_en": "",
+            "since": None,
+            "sent": 0,
+            "acked": 0,
+            "last_ack_at": None,
+            "inflight": 0,
+        }
+
+    # ---------------------------------------------------------------- public
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish availability offline, write pending acks, close."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """New records were appended: send them now."""
+        self._wake.set()
+
+    def respond(self, result: CommandResult) -> None:
+        body = {"txn": result.txn, "ok": result.ok, "message": result.message, "data": result.data,
+                "device_id": self.settings.device_id, "at": time.time()}
+        self._control.put((f"cmd/{result.name}/response", json.dumps(body, ensure_ascii=False).encode(), False))
+        self._wake.set()
+
+    def set_status(self, status: dict) -> None:
+        """Retained status (devices, ...); backlog and versions are added by the uplink."""
+        self._status = dict(status)
+        self._status_dirty = True
+        self._wake.set()
+
+    def state(self) -> dict:
+        with self._state_lock:
+            return dict(self._state)
+
+    # ---------------------------------------------------------------- thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                if not self.settings.url:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                conn = self._conn
+                if conn is None:
+                    delay = self._next_attempt - time.monotonic()
+                    if delay > 0:
+                        self._wake.wait(min(delay, 1.0))
+                        self._wake.clear()
+                        continue
+                    self._connect()
+                    continue
+                try:
+                    self._step(conn)
+                except Exception as exc:  # noqa: BLE001 - e.g. a store read error: report, reconnect later
+                    log.exception("uplink: unexpected error")
+                    self._conn = None
+                    conn.client.disconnect()
+                    self._failed(f"上传程序出错：{exc}", f"Uplink error: {exc}")
+        finally:
+            self._shutdown()
+
+    def _step(self, conn: _Conn) -> None:
+        rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
+            self._lost(conn, rc)
+            return
+        if conn.up:
+            self._send_control(conn)
+            self._fill_window(conn)
+        self._flush_acks()
+
+    def _connect(self) -> None:
+        s = self.settings
+        parts = urlsplit(s.url)
+        tls = parts.scheme == "mqtts"
+        host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
+        where = f"{parts.scheme}://{host}:{port}"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.device_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
+        conn = _Conn(client, tls=tls)
+        # paho's own limit above our window so responses/status are never stuck behind records
+        client.max_inflight_messages_set(s.window + 16)
+        client.max_queued_messages_set(0)
+        client.will_set(s.root + "availability", b"offline", qos=1, retain=True)
+        if s.username:
+            client.username_pw_set(s.username, s.password or None)
+        client.on_connect = lambda c, u, f, reason, p: self._on_connect(conn, reason)
+        client.on_publish = lambda c, u, mid, reason, p: self._on_publish(conn, mid)
+        client.on_message = lambda c, u, msg: self._on_message(msg)
+        client.on_log = lambda c, u, level, buf: self._on_log(conn, level, buf)
+        try:
+            if tls:
+                client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None,
+                               keyfile=s.key_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.connect(host, port, keepalive=s.keepalive)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported and retried
+            self._failed(*explain_connect_error(exc, where))
+            return
+        self._conn = conn
+
+    def _on_connect(self, conn: _Conn, reason) -> None:
+        if reason.is_failure:
+            self._failed(*_explain_connack(reason))
+            conn.client.disconnect()
+            self._conn = None
+            return
+        conn.up = True
+        self._failures = 0
+        root = self.settings.root
+        conn.client.subscribe(root + "cmd/+", qos=1)
+        conn.client.publish(root + "availability", b"online", qos=1, retain=True)
+        self._status_dirty = True
+        self._set_state(connected=True, error="", error_en="", since=time.time(), next_attempt_s=None)
+        log.info("uplink connected to %s", self.settings.url)
+
+    def _on_log(self, conn: _Conn, level: int, buf: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and not conn.last_log_error:  # the first error is the cause
+            conn.last_log_error = buf
+
+    def _lost(self, conn: _Conn, rc) -> None:
+        """The connection dropped; anything in flight stays in the outbox and is sent again."""
+        self._conn = None
+        try:
+            conn.client.disconnect()
+        except Exception:  # noqa: BLE001 - the socket is already gone
+            pass
+        detail = conn.last_log_error or mqtt.error_string(rc)
+        if conn.up:
+            self._failed(f"与服务器的连接中断：{detail}", f"Connection to the broker lost: {detail}")
+        elif conn.tls:
+            # TLS 1.3 checks the client certificate after the handshake: the broker just hangs up
+            self._failed(
+                f"服务器在登录前关闭了 TLS 连接：很可能拒绝了本机的客户端证书（不是区级 CA 签发、已过期或被吊销）（{detail}）",
+                f"The broker closed the TLS connection before login: it most likely rejected this station's "
+                f"client certificate (not signed by the district CA, expired or revoked) ({detail})")
+        else:
+            self._failed(f"服务器在登录前断开：{detail}", f"The broker closed the connection before login: {detail}")
+
+    def _failed(self, message: str, message_en: str) -> None:
+        self._failures += 1
+        base = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** min(self._failures - 1, 16))
+        delay = random.uniform(base / 2, base)  # jitter: 20,000 tables must not reconnect in step
+        self._next_attempt = time.monotonic() + delay
+        first = self._state["connected"] or self._state["error_en"] != message_en
+        self._set_state(connected=False, error=message, error_en=message_en, since=time.time(),
+                        next_attempt_s=round(delay, 2))
+        if first:
+            log.warning("uplink: %s (retry in %.1f s)", message_en, delay)
+
+    def _on_publish(self, conn: _Conn, mid: int) -> None:
+        record_id = conn.inflight.pop(mid, None)
+        if record_id is not None:
+            if not self._acked:
+                self._acked_since = time.monotonic()
+            self._acked.append(record_id)
+
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        root = self.settings.root
+        name = msg.topic[len(root + "cmd/"):] if msg.topic.startswith(root + "cmd/") else ""
+        command, txn, (err, err_en) = validate_command(name, msg.payload)
+        if command is None:
+            body = {"txn": txn, "ok": False, "message": err, "message_en": err_en,
+                    "device_id": self.settings.device_id, "at": time.time()}
+            self._control.put((f"cmd/{name or 'unknown'}/response", json.dumps(body, ensure_ascii=False).encode(), False))
+            log.warning("uplink: refused command %r: %s", name, err_en)
+            return
+        try:
+            self.on_command(command)
+        except Exception:  # noqa: BLE001 - a handler bug must not kill the uplink
+            log.exception("uplink: command handler failed for %s", name)
+            self.respond(CommandResult(name, txn, False, "命令处理失败 / command handler failed"))
+
+    def _send_control(self, conn: _Conn) -> None:
+        root = self.settings.root
+        while True:
+            try:
+                leaf, payload, retain = self._control.get_nowait()
+            except queue.Empty:
+                break
+            conn.client.publish(root + leaf, payload, qos=1, retain=retain)
+        now = time.monotonic()
+        if self._status_dirty or now - self._status_sent_at > self.settings.status_every_s:
+            stats = self.store.stats()
+            body = {"device_id": self.settings.device_id, "at": time.time(), **self._status,
+                    "backlog": stats["backlog"], "backlog_events": stats["backlog_events"],
+                    "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
+                                 **self._status.get("versions", {})}}
+            conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)
+            self._status_dirty = False
+            self._status_sent_at = now
+
+    def _fill_window(self, conn: _Conn) -> None:
+        room = self.settings.window - len(conn.inflight)
+        if room < max(1, self.settings.window // 4) and conn.inflight:
+            return
+        root = self.settings.root
+        for rec in self.store.outbox(room, after_seq=conn.cursor):
+            topic = root + RECORD_KINDS.get(rec.get("kind", ""), "records")
+            info = conn.client.publish(topic, json.dumps(rec, ensure_ascii=False).encode(), qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break  # connection gone: the loop notices; the record stays in the outbox
+            conn.inflight[info.mid] = rec["record_id"]
+            conn.cursor = rec["seq"]
+            self._state["sent"] += 1
+        self._state["inflight"] = len(conn.inflight)
+
+    def _flush_acks(self, force: bool = False) -> None:
+        if not self._acked:
+            return
+        # one fsync per batch of acks; a lost ack only means the record is sent again
+        full = len(self._acked) >= ACK_BATCH and not self._ack_error
+        due = force or full or time.monotonic() - self._acked_since > ACK_DELAY_S
+        if not due:
+            return
+        try:
+            self.store.ack(self._acked)
+        except StoreError as exc:  # not written: kept here and retried; at worst sent again
+            if not self._ack_error:
+                log.error("uplink: could not record acknowledgements: %s", exc.message_en)
+            self._ack_error = exc.message_en
+            self._acked_since = time.monotonic()  # retry after ACK_DELAY_S, not in a tight loop
+            return
+        if self._ack_error:
+            log.info("uplink: acknowledgements recorded again")
+            self._ack_error = ""
+        now = time.time()
+        with self._state_lock:
+            self._state["acked"] += len(self._acked)
+            self._state["last_ack_at"] = now
+        self._acked = []
+
+    def _set_state(self, **changes) -> None:
+        with self._state_lock:
+            self._state.update(changes)
+            snapshot = dict(self._state)
+        try:  # so `swabkiosk status` (another process) can show the broker state
+            self.store.set_meta("uplink", {**snapshot, "pid": os.getpid(), "updated_at": time.time()})
+        except StoreError as exc:
+            log.error("uplink: could not record state: %s", exc.message_en)
+
+    def _shutdown(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if conn.up:
+                conn.client.publish(self.settings.root + "availability", b"offline", qos=1, retain=True)
+                deadline = time.monotonic() + 2.0
+                while conn.inflight and time.monotonic() < deadline:
+                    if conn.client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        break
+                conn.client.loop(timeout=0.05)
+            conn.client.disconnect()
+        self._flush_acks(force=True)
+        self._set_state(connected=False, error="已停止", error_en="stopped", since=time.time())
