@@ -1,0 +1,276 @@
+"""Camera shell: frames in, one ``CodeScanned(text, "camera")`` per code shown.
+
+The capture part is tiny (``PiCameraSource``: picamera2, imported only on
+the Pi; ``DirectorySource``: replays image files for tests, demos and
+training). Everything that matters is in ``FrameScanner`` (sans-I/O:
+frames and times in, new codes out), tested with the directory source:
+
+* Skip unchanged frames. A 160x90 subsample is compared with the last
+  decoded frame; while the scene stands still the last result is reused, so
+  an idle table costs a subsample and a compare per frame, not a decode. A
+  decode still runs every ``recheck_s`` (a code held still that failed once).
+* Debounce. A code is reported when it appears, then not again while it stays
+  in view (plus ``forget_after`` seconds of missed frames: a hand moving over
+  it). It is reported again only once it has been gone that long. Another code
+  appearing does not reset it: with two phones in view the decoder may see
+  them in alternate frames, and each re-report would be a same-day duplicate
+  for the volunteer to confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from drivers.qr_decode import DECODERS, Decoder, make_decoder
+from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
+
+FRAME_SIZE = (1280, 720)
+THUMB_STEP = 8  # subsample 1280x720 -> 160x90 for change detection
+CHANGE_LEVEL = 20  # grey levels; sensor noise (sigma ~3) stays far below
+CHANGE_PIXELS = 14  # changed thumbnail pixels (0.1%) that count as "the scene moved"
+IMAGE_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".bmp", ".npy")
+REOPEN_S = 5.0
+
+
+class Debouncer:
+    """Codes seen per frame -> codes to report (see the module doc)."""
+
+    def __init__(self, forget_after: float = 1.5) -> None:
+        self.forget_after = forget_after
+        self._seen: dict[str, float] = {}
+
+    def update(self, codes: list[str], t: float) -> list[str]:
+        self._seen = {c: s for c, s in self._seen.items() if t - s <= self.forget_after}
+        new = [c for c in dict.fromkeys(codes) if c not in self._seen]
+        for c in codes:
+            self._seen[c] = t
+        return new
+
+
+class FrameScanner:
+    """Frames -> new codes, decoding only frames that changed."""
+
+    def __init__(self, decode: Decoder, forget_after: float = 1.5, recheck_s: float = 1.0) -> None:
+        self._decode = decode
+        self._debouncer = Debouncer(forget_after)
+        self._recheck_s = recheck_s
+        self._thumb: np.ndarray | None = None
+        self._codes: list[str] = []
+        self._decoded_at = float("-inf")
+        self.frames = 0
+        self.decodes = 0
+        self.decode_s: list[float] = []  # per decode, for probe and benchmarks
+
+    def process(self, frame: np.ndarray, t: float) -> list[str]:
+        self.frames += 1
+        thumb = frame[::THUMB_STEP, ::THUMB_STEP].astype(np.int16)
+        if (self._thumb is None or t - self._decoded_at >= self._recheck_s
+                or np.count_nonzero(np.abs(thumb - self._thumb) > CHANGE_LEVEL) > CHANGE_PIXELS):
+            t0 = time.perf_counter()
+            self._codes = self._decode(frame)
+            self.decode_s.append(time.perf_counter() - t0)
+            del self.decode_s[:-1000]
+            self.decodes += 1
+            self._thumb, self._decoded_at = thumb, t
+        return self._debouncer.update(self._codes, t)
+
+
+class DirectorySource:
+    """Image files of a directory in name order, as grey frames."""
+
+    def __init__(self, path: str, loop: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise OSError(f"帧目录不存在 / frame directory not found: {path}")
+        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise OSError(f"帧目录里没有图片 / no images in {path}")
+        self.loop = loop
+        self._i = 0
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None when the directory has been played (no loop)."""
+        if self._i >= len(self.files):
+            if not self.loop:
+                return None
+            self._i = 0
+        p = self.files[self._i]
+        self._i += 1
+        if p.suffix.lower() == ".npy":
+            return np.load(p)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return np.asarray(im.convert("L"))
+
+    def close(self) -> None:
+        self._i = len(self.files)
+
+
+class PiCameraSource:
+    """The Pi camera via picamera2 (only on Raspberry Pi OS). Grey = the Y plane."""
+
+    def __init__(self, size: tuple[int, int] = FRAME_SIZE, fps: float = 10) -> None:
+        from picamera2 import Picamera2  # lazy: not installable off the Pi
+
+        self._cam = Picamera2()
+        config = self._cam.create_video_configuration(
+            main={"size": size, "format": "YUV420"}, controls={"FrameRate": fps})
+        self._cam.configure(config)
+        self._cam.start()
+        self._h = size[1]
+
+    def read(self) -> np.ndarray:
+        return self._cam.capture_array("main")[: self._h]  # blocks until the next frame
+
+    def close(self) -> None:
+        self._cam.stop()
+        self._cam.close()
+
+
+def check_source(source: str) -> None:
+    if source != "picamera2" and not (source.startswith("dir:") and len(source) > 4):
+        raise ValueError(f"未知的摄像头来源 / unknown camera source {source!r}: use picamera2 or dir:/path")
+
+
+def open_source(source: str, fps: float, loop: bool = False):
+    check_source(source)
+    if source == "picamera2":
+        return PiCameraSource(fps=fps)
+    return DirectorySource(source[4:], loop=loop)
+
+
+class Camera:
+    """Device shell. ``settings`` is ``[devices.camera]``: source, decoder, fps
+    (and ``loop = true`` to replay a directory forever, for demos)."""
+
+    def __init__(self, settings: dict[str, Any], on_event: Callable[[Event], None]) -> None:
+        self.source_name = settings.get("source", "picamera2")
+        self.fps = float(settings.get("fps", 10))
+        self.loop = bool(settings.get("loop", False))
+        check_source(self.source_name)
+        self.scanner = FrameScanner(make_decoder(settings.get("decoder", "zxing")))
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.finished = threading.Event()  # a directory source has been played
+        self.heartbeat = time.monotonic()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                source = open_source(self.source_name, self.fps, self.loop)
+            except Exception as exc:  # no camera, no libcamera, empty directory
+                self._on_event(DeviceStatus("camera", False, f"摄像头无法打开 / camera not available: {exc}"))
+                self._stop.wait(REOPEN_S)
+                continue
+            self._on_event(DeviceStatus("camera", True, ""))
+            try:
+                self._capture(source)
+            except Exception as exc:  # the camera went away mid-stream
+                self._on_event(DeviceStatus("camera", False, f"摄像头断开 / camera lost: {exc}"))
+                self._stop.wait(REOPEN_S)
+            finally:
+                source.close()
+            if self.finished.is_set():
+                self._idle()
+                return
+
+    def _capture(self, source) -> None:
+        period = 1.0 / self.fps
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            frame = source.read()
+            if frame is None:
+                self._on_event(DeviceStatus("camera", True, "回放结束 / replay finished"))
+                self.finished.set()
+                return
+            if frame.ndim != 2 or frame.dtype != np.uint8:
+                self._on_event(DeviceError("camera", f"帧格式不对 / unusable frame {frame.shape} {frame.dtype}"))
+                continue
+            for text in self.scanner.process(frame, time.monotonic()):
+                self._on_event(CodeScanned(text, "camera"))
+            next_at = max(next_at + period, time.monotonic() - period)
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _idle(self) -> None:
+        """After a replay: stay alive for the watchdog until stopped."""
+        while not self._stop.wait(1.0):
+            self.heartbeat = time.monotonic()
+
+
+# --------------------------------------------------------------------------
+# swabkiosk probe camera SOURCE [--decoder zxing|zbar] [--seconds N] [--json]
+# --------------------------------------------------------------------------
+
+
+def code_kind(text: str) -> str:
+    """What a code is, without its content (personal data never printed)."""
+    if text.startswith("SWB1:"):
+        return "SWB1 signed code"
+    if text.startswith("SWABCMD:"):
+        return "command card"
+    return "other code"
+
+
+def probe(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="swabkiosk probe camera",
+                                 description="Watch the camera for a while; report frames, speed and codes (kind and length only).")
+    ap.add_argument("source", help="picamera2 | dir:/path/to/frames")
+    ap.add_argument("--decoder", choices=DECODERS, default="zxing")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    events: list[Event] = []
+    try:
+        cam = Camera({"source": args.source, "decoder": args.decoder, "fps": args.fps}, events.append)
+    except ValueError as exc:
+        print(str(exc))
+        return 2
+    t0, c0 = time.monotonic(), time.process_time()
+    cam.start()
+    cam.finished.wait(args.seconds)
+    cam.stop()
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
+    s = cam.scanner
+    problems = [e.reason for e in events if isinstance(e, (DeviceStatus, DeviceError))
+                and not getattr(e, "ok", False)]
+    codes = [{"kind": code_kind(e.text), "length": len(e.text)} for e in events if isinstance(e, CodeScanned)]
+    report = {
+        "source": args.source, "decoder": args.decoder, "ok": s.frames > 0 and not problems,
+        "frames": s.frames, "fps": round(s.frames / wall, 1) if wall else 0.0, "decodes": s.decodes,
+        "decode_ms_median": round(1000 * statistics.median(s.decode_s), 2) if s.decode_s else None,
+        "cpu_share": round(cpu / wall, 3) if wall else 0.0, "codes": codes, "problems": problems,
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(f"camera {args.source}: {'正常 OK' if report['ok'] else '故障 FAULT'}")
+        for p in problems:
+            print(f"  {p}")
+        print(f"  frames {report['frames']} at {report['fps']} fps, {report['decodes']} decoded "
+              f"({args.decoder}, median {report['decode_ms_median']} ms), CPU {100 * report['cpu_share']:.1f}%")
+        for c in codes:
+            print(f"  code: {c['kind']}, {c['length']} characters")
+    return 0 if report["ok"] else 1

@@ -1,0 +1,184 @@
+"""Label -> ESC/POS bytes, with no I/O (the printer shell sends them).
+
+Bytes are produced by python-escpos itself (a byte-collecting ``Escpos``
+subclass, like its ``Dummy`` printer) so the printer mock parses back exactly
+what the library sends to a real printer.
+
+Choices that matter on the 58 mm Chinese thermal printers at the tables
+(Xprinter XP-58, ZJiang ZJ-5890 and the like, 384 dots, GB18030 font):
+
+* Text: the label enters Chinese character mode (``FS &``) once and every
+  line is sent as GB18030 bytes. In that mode ASCII bytes still print as
+  ASCII, so one encoding covers "莞城体育馆 3号采样台" and "DG03...".
+  python-escpos' own ``text()`` picks single-byte code pages and cannot print
+  Chinese, so lines go through ``_raw``. Characters outside GBK (4-byte
+  GB18030) need a printer whose font has them; site names do not use them.
+* Code128 in hardware (``GS k 73``): code set B for letters, code set C for a
+  run of 4+ digits (two digits per symbol; ESC/POS takes code C as binary
+  values 0-99). A tube id DG03 + yymmdd + nnnn is 290 dots wide at module
+  width 2 instead of 378 in pure code B, which would leave no quiet zone on
+  384-dot paper. A literal ``{`` is sent as ``{{`` (ESC/POS Code128 escape).
+* QR in hardware (``GS ( k``, native=True): 0.04 ms and ~300 bytes against
+  ~8 ms and ~4 KB as a raster image.
+* ``Escpos.barcode()`` prints "Using hardware barcode renderer" on stdout on
+  every call; we call its hardware renderer ``_hw_barcode`` directly (the
+  same bytes, with the library's own validation) so the daemon's output
+  stays clean without redirecting sys.stdout under other threads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from firmware_app.model import Label
+
+CHINESE_ON = b"\x1c&"  # FS &: Chinese character mode (GB18030 double-byte)
+TEXT_ENCODING = "gb18030"
+BARCODE_HEIGHT = 80  # dots: 10 mm at 203 dpi, easy for a handheld scanner
+BARCODE_MODULE = 2  # dots per narrow bar: the narrowest python-escpos allows
+QR_MODULE = 4  # dots per QR module
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGIT_RUN = re.compile(r"\d{4,}")
+
+
+class LabelError(ValueError):
+    """A label that cannot be printed as asked (e.g. a barcode with non-ASCII)."""
+
+
+def _escpos_class():
+    """Import python-escpos on first use (it costs ~70-230 ms, see below)."""
+    # python-escpos caches its parsed printer database as a pickle in a fresh
+    # mkdtemp() per process unless told where: every import re-parses ~140 ms
+    # of YAML and leaves a temp dir behind. Give it a persistent private cache.
+    if "ESCPOS_CAPABILITIES_PICKLE_DIR" not in os.environ:
+        base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME") \
+            or str(Path.home() / ".cache")
+        cache = Path(base.split(":")[0]) / "swabkiosk-escpos"
+        try:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = cache.stat()
+            # the library unpickles from there: only a directory no one else can write
+            if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+                os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)
+        except OSError:  # read-only home: slower import, labels still print
+            pass
+    from escpos.escpos import Escpos
+
+    class _Bytes(Escpos):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out = bytearray()
+
+        def _raw(self, msg: bytes) -> None:
+            self.out += msg
+
+    return _Bytes
+
+
+_BYTES_CLASS = None
+
+
+def _printer():
+    global _BYTES_CLASS
+    if _BYTES_CLASS is None:
+        _BYTES_CLASS = _escpos_class()
+    return _BYTES_CLASS()
+
+
+def code128_data(text: str) -> str:
+    """The ESC/POS Code128 data for ``text``: code set B, C for digit runs."""
+    if not text or any(not (32 <= ord(c) <= 126) for c in text):
+        raise LabelError(f"条码只能含英文字母和数字 / barcode must be printable ASCII: {text!r}")
+    parts: list[str] = []
+    pos = 0
+    for m in _DIGIT_RUN.finditer(text):
+        start, end = m.start(), m.end()
+        if (end - start) % 2:  # an odd run keeps its first digit in code B
+            start += 1
+        if start > pos:
+            parts.append("{B" + text[pos:start].replace("{", "{{"))
+        digits = text[start:end]
+        parts.append("{C" + "".join(chr(int(digits[i:i + 2])) for i in range(0, len(digits), 2)))
+        pos = end
+    if pos < len(text):
+        parts.append("{B" + text[pos:].replace("{", "{{"))
+    data = "".join(parts)
+    if len(data) > 255:
+        raise LabelError(f"条码太长 / barcode too long ({len(text)} characters)")
+    return data
+
+
+def _clean(line: str) -> str:
+    # A control byte inside a line would be read by the printer as a command.
+    return _CONTROL.sub(" ", line)
+
+
+def render(label: Label) -> bytes:
+    """ESC/POS bytes for one label: title, text lines, Code128, QR, feed and cut."""
+    p = _printer()
+    p.hw("INIT")
+    p._raw(CHINESE_ON)
+    for i, line in enumerate(label.lines):
+        if i == 0:
+            # GS ! (custom size) doubles Chinese characters too; ESC ! would not.
+            p.set(align="center", bold=True, custom_size=True, width=1, height=2)
+        elif i == 1:
+            p.set(align="left", bold=False, custom_size=True, width=1, height=1)
+        p._raw(_clean(line).encode(TEXT_ENCODING, errors="replace") + b"\n")
+    if label.barcode:
+        p._hw_barcode(code128_data(label.barcode), "CODE128", height=BARCODE_HEIGHT,
+                      width=BARCODE_MODULE, pos="BELOW", font="A", align_ct=True,
+                      function_type="B")
+    if label.qr:
+        p.set(align="center")
+        p.qr(label.qr, size=QR_MODULE, native=True)
+    p.set(align="left", bold=False, custom_size=True, width=1, height=1)
+    p.cut(mode="PART")
+    return bytes(p.out)
+
+
+# --------------------------------------------------------------------------
+# The labels the kiosk prints. The station may build Labels itself; these
+# keep the wording and order in one place.
+# --------------------------------------------------------------------------
+
+
+def tube_label(tube_id: str, site_name: str, table: str, opened_at: str, capacity: int,
+               single_reason: str = "") -> Label:
+    """Tube label: Code128 of the tube id plus what the lab and courier read by eye.
+
+    ``opened_at`` is already formatted local time (the core has the clock)."""
+    pool = "单采单检 single" if capacity == 1 else f"{capacity}混1 pool of {capacity}"
+    lines = [tube_id, site_name, f"采样台 table {table}", f"时间 {opened_at}", pool]
+    if single_reason:
+        lines.append(f"单管原因 {single_reason}")
+    return Label(kind="tube", barcode=tube_id, lines=tuple(lines))
+
+
+def box_label(box_id: str, site_name: str, table: str, closed_at: str, tubes: int,
+              people: int) -> Label:
+    return Label(kind="box", barcode=box_id, lines=(
+        box_id, site_name, f"采样台 table {table}", f"封箱 closed {closed_at}",
+        f"管数 tubes {tubes}  人数 people {people}"))
+
+
+def manifest_label(box_id: str, site_name: str, sampler: str, closed_at: str,
+                   tubes: list[tuple[str, int]], courier: str = "") -> Label:
+    """Transport manifest (样本转运单): every tube with its count of people.
+
+    ``sampler`` is the volunteer's (masked) name; the courier line is left to
+    sign by hand when the courier is not yet known."""
+    lines = [f"转运单 manifest {box_id}", site_name, f"采样人 sampler {sampler}",
+             f"封箱 closed {closed_at}"]
+    lines += [f"{i:>2}. {tube_id}  {count}人" for i, (tube_id, count) in enumerate(tubes, 1)]
+    lines.append(f"合计 total: {len(tubes)}管 tubes, {sum(c for _, c in tubes)}人 people")
+    lines.append(f"转运人 courier: {courier or '________'}  接收人 receiver: ________")
+    return Label(kind="manifest", barcode=box_id, lines=tuple(lines))
+
+
+def probe_label(target: str, at: str) -> Label:
+    return Label(kind="test", barcode="SWABTEST123456", lines=(
+        "打印测试 test label", "中文 GB18030 / ASCII ok", f"目标 target {target}", f"时间 {at}"),
+        qr="SWABTEST")

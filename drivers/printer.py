@@ -1,0 +1,382 @@
+"""ESC/POS label printer shell: a queue of labels that survives restarts.
+
+Every label is persisted (``save_pending``) before ``print_label`` returns,
+then a worker thread asks the printer's status (DLE EOT), sends the bytes,
+and asks again: only a label followed by a good status leaves the queue. A
+label sent while the paper ran out is therefore printed again after the
+refill (a duplicate label is harmless; a tube without one is not). The tube
+id (``ref``) travels with the label through the queue and the store, so the
+tube <-> label link survives a crash or a power cut.
+
+Targets (``[devices.printer] target``):
+  serial:/dev/ttyUSB0[:baud]   usb:0x0416:0x5011   tcp://HOST[:9100]   file:/dev/usb/lp0
+``file:`` cannot read status back (the kernel's usblp is write-only for us):
+labels are taken as printed once written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from drivers import escpos_label
+from firmware_app.model import DeviceStatus, Event, Label
+
+RETRY_S = 3.0  # how often a failing printer is tried again
+POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is needed
+IO_TIMEOUT_S = 3.0
+# DLE EOT is answered in real time, before buffered data has printed: ask the
+# after-print status once a 58 mm printer (50-90 mm/s) has fed a label out.
+SETTLE_S = 1.0
+
+NOT_CONNECTED = "打印机未连接 / printer not connected"
+NOT_ANSWERING = "打印机无响应 / printer not answering"
+PAPER_OUT = "打印机缺纸 / printer out of paper"
+PAPER_LOW = "打印纸快用完 / paper nearly out"
+COVER_OPEN = "打印机盖未关好 / printer cover open"
+OFFLINE = "打印机离线 / printer offline"
+TEST_BARCODE = escpos_label.probe_label("", "").barcode
+
+
+class PrinterError(Exception):
+    """The printer cannot print now; ``str()`` is the reason for the volunteer."""
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # serial | usb | tcp | file
+    address: str  # device path, host, or VID:PID
+    number: int = 0  # baud or TCP port
+
+    @property
+    def reads_status(self) -> bool:
+        return self.kind != "file"
+
+
+def parse_target(text: str) -> Target:
+    """``serial:/dev/ttyUSB0:9600`` -> Target; ValueError with a clear message."""
+    try:
+        if text.startswith("serial:"):
+            path, _, baud = text[7:].partition(":")
+            if not path.startswith("/"):
+                raise ValueError
+            return Target("serial", path, int(baud or 9600))
+        if text.startswith("usb:"):
+            vid, pid = text[4:].split(":")
+            return Target("usb", f"{int(vid, 16):04x}:{int(pid, 16):04x}")
+        if text.startswith("tcp://"):
+            host, _, port = text[6:].rstrip("/").partition(":")
+            if not host:
+                raise ValueError
+            return Target("tcp", host, int(port or 9100))
+        if text.startswith("file:") and text[5:].startswith("/"):
+            return Target("file", text[5:])
+    except ValueError:
+        pass
+    raise ValueError(f"打印机地址无法识别 / unknown printer target {text!r}: use serial:/dev/ttyUSB0[:baud], "
+                     "usb:VID:PID, tcp://HOST[:9100] or file:/dev/usb/lp0")
+
+
+def open_target(target: Target):
+    """A connected python-escpos printer object for the target (raises PrinterError)."""
+    escpos_label._escpos_class()  # sets the capabilities cache before the import below
+    from escpos.exceptions import DeviceNotFoundError
+
+    try:
+        if target.kind == "tcp":
+            from escpos.printer.network import Network
+            p = Network(target.address, target.number, timeout=IO_TIMEOUT_S)
+        elif target.kind == "serial":
+            from escpos.printer.serial import Serial
+            p = Serial(target.address, baudrate=target.number, timeout=IO_TIMEOUT_S)
+        elif target.kind == "usb":
+            from escpos.printer.usb import Usb
+            vid, pid = (int(x, 16) for x in target.address.split(":"))
+            p = Usb(vid, pid, timeout=int(IO_TIMEOUT_S * 1000))
+        else:
+            if not os.path.exists(target.address):  # never create a plain file in its place
+                raise PrinterError(f"{NOT_CONNECTED}: {target.address} does not exist")
+            from escpos.printer.file import File
+            p = File(target.address)
+        p.open()
+    except PrinterError:
+        raise
+    except (DeviceNotFoundError, OSError) as exc:
+        raise PrinterError(f"{NOT_CONNECTED}: {exc}".strip()) from exc
+    except Exception as exc:  # pyusb without libusb (NoBackendError), serial.SerialException, ...
+        if type(exc).__name__ == "NoBackendError":
+            raise PrinterError(f"{NOT_CONNECTED}: libusb missing (apt install libusb-1.0-0)") from exc
+        raise PrinterError(f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}") from exc
+    if p.device is None:  # python-escpos logs instead of raising for some targets
+        raise PrinterError(NOT_CONNECTED)
+    return p
+
+
+def close(printer) -> None:
+    """Close a python-escpos printer whose device may already be gone.
+
+    Its Serial.close() flushes first, which raises on an unplugged port and
+    would raise again from __del__; close the port itself and mark it closed."""
+    try:
+        printer.close()
+    except Exception:
+        try:
+            printer._device.close()
+        except Exception:  # nothing left to release
+            pass
+        printer._device = False
+
+
+def query(printer, target: Target, n: int) -> int:
+    """DLE EOT n: one real-time status byte (raises PrinterError if none comes)."""
+    try:
+        printer._raw(b"\x10\x04" + bytes([n]))
+        # python-escpos' Serial._read() waits for 16 bytes (the full timeout);
+        # the answer is one byte, so read exactly one.
+        data = printer.device.read(1) if target.kind == "serial" else printer._read()
+    except Exception as exc:
+        raise PrinterError(f"{NOT_ANSWERING}: {exc}") from exc
+    if not data:
+        raise PrinterError(NOT_ANSWERING)
+    return data[-1]
+
+
+def read_status(printer, target: Target, enabled: bool = True) -> tuple[bool, str]:
+    """(can print, reason). Paper end and cover come from DLE EOT 4 and 2."""
+    if not (enabled and target.reads_status):
+        return True, ""
+    paper = query(printer, target, 4)
+    if paper & 0x60:
+        return False, PAPER_OUT
+    online = query(printer, target, 1)
+    if online & 0x08:
+        cause = query(printer, target, 2)
+        if cause & 0x20:
+            return False, PAPER_OUT
+        if cause & 0x04:
+            return False, COVER_OPEN
+        return False, OFFLINE
+    return True, PAPER_LOW if paper & 0x0C else ""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A label waiting to print, with the tube/box it belongs to."""
+
+    ref: str
+    label: Label
+    queued_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["label"]["lines"] = list(self.label.lines)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Pending:
+        lab = d["label"]
+        return Pending(d["ref"], Label(kind=lab["kind"], barcode=lab["barcode"],
+                                       lines=tuple(lab["lines"]), qr=lab.get("qr", "")),
+                       float(d["queued_at"]))
+
+
+class Printer:
+    """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
+    optionally ``query_status`` (default true).
+
+    ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
+    and raise if it cannot; ``load_pending()`` returns what was saved. Both
+    default to memory only. ``on_printed(ref, label)`` is called from the
+    printer thread after a label came out."""
+
+    def __init__(self, settings: dict[str, Any], on_event: Callable[[Event], None], *,
+                 save_pending: Callable[[list[dict]], None] | None = None,
+                 load_pending: Callable[[], list[dict]] | None = None,
+                 on_printed: Callable[[str, Label], None] | None = None,
+                 retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float = SETTLE_S) -> None:
+        self.target = parse_target(settings["target"])
+        # Printers (or USB-serial cables without RX) that never answer DLE EOT
+        # would otherwise keep every label pending: `query_status = false`.
+        self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
+        self._on_event = on_event
+        self._save = save_pending or (lambda items: None)
+        self._on_printed = on_printed or (lambda ref, label: None)
+        self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
+        self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._device = None
+        self._status: tuple[bool, str] | None = None
+        self.heartbeat = time.monotonic()
+
+    # -- API for the daemon ------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread:
+            self._thread.join(timeout=2 * IO_TIMEOUT_S + 1)
+        self._close()
+
+    def print_label(self, label: Label, ref: str = "") -> None:
+        """Queue a label; it is durable (saved) when this returns.
+
+        Raises LabelError for a label no printer could print, and whatever
+        save_pending raises (e.g. StoreFull) when it cannot be kept."""
+        escpos_label.render(label)  # refuse now, not after it sat in the queue
+        with self._cond:
+            queue = [*self._queue, Pending(ref, label, time.time())]
+            self._save([p.to_dict() for p in queue])
+            self._queue = queue
+            self._cond.notify_all()
+
+    def pending(self) -> list[Pending]:
+        with self._cond:
+            return list(self._queue)
+
+    def status(self) -> tuple[bool, str] | None:
+        """Last known (ok, reason); None before the first check."""
+        return self._status
+
+    # -- worker ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self.heartbeat = time.monotonic()
+            with self._cond:
+                if self._stopping:
+                    return
+                if not self._queue or self._status is None or not self._status[0]:
+                    wait = self._poll_s if self._status and self._status[0] else self._retry_s
+                    if self._status is not None:
+                        self._cond.wait(timeout=wait)
+                if self._stopping:
+                    return
+                head = self._queue[0] if self._queue else None
+            self._attempt(head)
+
+    def _attempt(self, head: Pending | None) -> None:
+        # A connection kept open for a while may have been dropped by the
+        # printer (idle timeout, power save): reconnect once before reporting,
+        # but only if nothing was sent yet (never print a label twice for it).
+        for last_try in (False, True):
+            reused = self._device is not None
+            sent = False
+            try:
+                if self._device is None:
+                    self._device = open_target(self.target)
+                ok, reason = read_status(self._device, self.target, self.query_status)
+                if ok and head is not None:
+                    sent = True
+                    self._device._raw(escpos_label.render(head.label))
+                    if self.query_status:
+                        with self._cond:
+                            self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
+                    ok, reason = read_status(self._device, self.target, self.query_status)
+                    if ok:
+                        self._done(head)
+                break
+            except Exception as exc:  # PrinterError; OSError, termios.error, USBError while writing
+                self._close()
+                ok = False
+                reason = str(exc) if isinstance(exc, PrinterError) else \
+                    f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
+                if sent or not reused or last_try:
+                    break
+        self._report(ok, reason)
+
+    def _done(self, head: Pending) -> None:
+        with self._cond:
+            self._queue = [p for p in self._queue if p is not head]
+            try:
+                self._save([p.to_dict() for p in self._queue])
+            except Exception as exc:  # the saved queue still holds it: one reprint after a restart
+                self._on_event(DeviceStatus("printer", False, f"标签队列无法保存 / cannot save label queue: {exc}"))
+        self._on_printed(head.ref, head.label)
+
+    def _report(self, ok: bool, reason: str) -> None:
+        if (ok, reason) != self._status:
+            self._status = (ok, reason)
+            self._on_event(DeviceStatus("printer", ok, reason))
+
+    def _close(self) -> None:
+        dev, self._device = self._device, None
+        if dev is not None:
+            close(dev)
+
+
+# --------------------------------------------------------------------------
+# swabkiosk probe printer TARGET [--test-label] [--command-card] [--json]
+# --------------------------------------------------------------------------
+
+
+def probe(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="swabkiosk probe printer",
+                                 description="Ask the printer's status; optionally print one label.")
+    ap.add_argument("target", help="serial:/dev/ttyUSB0[:baud] | usb:VID:PID | tcp://HOST[:9100] | file:/dev/usb/lp0")
+    ap.add_argument("--test-label", action="store_true", help="print one test label")
+    ap.add_argument("--command-card", action="store_true", help="print the command barcode card")
+    ap.add_argument("--json", action="store_true", help="machine-readable output")
+    args = ap.parse_args(argv)
+    report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
+    try:
+        target = parse_target(args.target)
+        labels: list[Label] = []
+        if args.test_label:
+            labels.append(escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S")))
+        if args.command_card:
+            labels += _command_card()
+        t0 = time.perf_counter()
+        dev = open_target(target)
+        try:
+            ok, reason = read_status(dev, target)
+            report.update(ok=ok, reason=reason, status_reads=target.reads_status)
+            for label in labels:
+                if not ok:
+                    break
+                data = escpos_label.render(label)
+                dev._raw(data)
+                time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
+                ok, reason = read_status(dev, target)
+                report.update(ok=ok, reason=reason)
+                if ok:
+                    report["printed"].append({"kind": label.kind, "bytes": len(data)})
+        finally:
+            close(dev)
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+    except (ValueError, PrinterError) as exc:
+        report["reason"] = str(exc)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        state = "正常 OK" if report["ok"] else "故障 FAULT"
+        print(f"printer {args.target}: {state}" + (f" — {report['reason']}" if report["reason"] else ""))
+        if report.get("status_reads") is False:
+            print("  (file: targets cannot report paper or offline status)")
+        for p in report["printed"]:
+            print(f"  printed {p['kind']} label, {p['bytes']} bytes")
+            if p["kind"] == "test":  # proves code sets B and C print as ESC/POS specifies
+                print(f"  扫描测试标签条码应读出 / scanning its barcode must give: {TEST_BARCODE}")
+    return 0 if report["ok"] else 1
+
+
+def _command_card() -> list[Label]:
+    """The card's index, then one label per command code (drivers.command_card)."""
+    try:
+        from drivers import command_card as card
+    except ImportError:
+        raise PrinterError("命令卡模块未安装 / drivers.command_card is not available") from None
+    return [card.command_card(), *getattr(card, "command_labels", list)()]
+

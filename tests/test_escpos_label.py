@@ -1,0 +1,143 @@
+"""Label -> ESC/POS bytes (python-escpos) -> the printer mock's parser -> the same label."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drivers.escpos_label import (LabelError, box_label, code128_data, manifest_label, probe_label,
+                                  render, tube_label)
+from firmware_app.model import Label
+from hw_mocks.printer import EscposParseError, EscposParser, decode_code128
+
+
+def parse(data: bytes):
+    parser = EscposParser()
+    items = parser.feed(data)
+    assert parser.close() is None  # nothing left after the cut
+    return items
+
+
+def test_tube_label_round_trips_with_chinese_and_code128():
+    label = tube_label("DG032611230001", "莞城体育馆 3号采样台", "t03", "2026-11-23 10:41", 10)
+    [printed] = parse(render(label))
+    assert printed.barcodes == (("CODE128", "DG032611230001"),)
+    assert printed.lines == label.lines
+    assert "莞城体育馆 3号采样台" in printed.lines
+    assert "10混1 pool of 10" in printed.lines
+    assert printed.cut == "partial"
+
+
+def test_chinese_needs_the_chinese_mode_the_label_turns_on():
+    data = render(Label(kind="test", barcode="", lines=("采样台",)))
+    assert b"\x1c&" in data  # FS &
+    assert "采样台".encode("gb18030") in data
+    # A printer left in single-byte mode would print mojibake: the parser shows it.
+    [printed] = parse(data.replace(b"\x1c&", b""))
+    assert printed.lines != ("采样台",)
+
+
+def test_single_tube_label_says_why():
+    label = tube_label("DG032611230002", "site", "t03", "10:42", 1, single_reason="黄码 yellow code")
+    [printed] = parse(render(label))
+    assert "单采单检 single" in printed.lines
+    assert "单管原因 黄码 yellow code" in printed.lines
+
+
+def test_box_label_and_manifest_list_every_tube_and_total():
+    tubes = [("DG032611230001", 10), ("DG032611230002", 1), ("DG032611230003", 7)]
+    [box] = parse(render(box_label("DG03B2611230001", "site", "t03", "12:00", 3, 18)))
+    assert box.barcode == "DG03B2611230001"
+    [manifest] = parse(render(manifest_label("DG03B2611230001", "莞城体育馆", "张*丰", "12:00", tubes)))
+    for tube_id, count in tubes:
+        assert any(tube_id in line and f"{count}人" in line for line in manifest.lines)
+    assert "合计 total: 3管 tubes, 18人 people" in manifest.lines
+    assert any(line.startswith("转运人 courier: ________") for line in manifest.lines)
+
+
+def test_qr_is_sent_native_and_small():
+    label = probe_label("tcp://127.0.0.1:9100", "2026-11-23 10:00")
+    data = render(label)
+    [printed] = parse(data)
+    assert printed.qrs == ("SWABTEST",)
+    assert printed.images == 0  # not a raster image
+    assert len(data) < 400
+
+
+def test_code128_uses_code_set_c_for_digit_runs():
+    # 2 letters in code set B, then 12 digits as 6 code-C values: fits 58 mm paper.
+    data = code128_data("DG032611230001")
+    assert data == "{BDG{C" + "".join(map(chr, (3, 26, 11, 23, 0, 1)))
+    assert code128_data("A12345") == "{BA1{C" + chr(23) + chr(45)  # odd run: first digit in B
+    assert code128_data("{x") == "{B{{x"
+    assert decode_code128(data.encode("latin-1")) == "DG032611230001"
+    assert len(data) < len("{BDG032611230001")
+
+
+def test_barcode_that_cannot_print_is_refused_before_printing():
+    with pytest.raises(LabelError):
+        render(Label(kind="tube", barcode="管01"))
+    with pytest.raises(LabelError):
+        render(Label(kind="tube", barcode="X" * 300))
+
+
+def test_control_characters_in_text_cannot_become_commands():
+    [printed] = parse(render(Label(kind="test", barcode="", lines=("a\x1dV\x00b", "c\nd"))))
+    assert printed.lines == ("a V b", "c d")
+
+
+def test_rendering_prints_nothing_on_stdout(capsys):
+    render(tube_label("DG032611230001", "site", "t03", "10:41", 10))
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+# -- property tests ---------------------------------------------------------
+
+printable_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+barcodes = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=60)
+labels = st.builds(Label, kind=st.sampled_from(["tube", "box", "manifest", "command_card", "test"]),
+                   barcode=st.one_of(st.just(""), barcodes),
+                   lines=st.lists(printable_text, max_size=8).map(tuple),
+                   qr=st.one_of(st.just(""), st.text(st.characters(blacklist_categories=("Cs",)),
+                                                     min_size=1, max_size=200)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labels, st.integers(1, 64))
+def test_generated_labels_round_trip_exactly_in_any_chunking(label, chunk):
+    data = render(label)
+    parser = EscposParser()
+    items = []
+    for i in range(0, len(data), chunk):
+        items += parser.feed(data[i:i + chunk])
+    [printed] = items
+    assert printed.lines == label.lines
+    assert printed.barcodes == ((("CODE128", label.barcode),) if label.barcode else ())
+    assert printed.qrs == ((label.qr,) if label.qr else ())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_only_the_typed_error(data):
+    parser = EscposParser()
+    try:
+        parser.feed(data)
+        parser.close()
+    except EscposParseError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\x1b@", b"\x1c&", b"\x1c.", b"\n", b"\x1dV\x01", b"\x10\x04\x01",
+                                 b"\x1dkI\x04{BAB", b"\x1d(k\x04\x001P0x", b"\x1d(k\x03\x001Q0",
+                                 "中文".encode("gb18030"), b"abc", b"\x1b!\x10", b"\xff", b"\x1d"]),
+                max_size=30))
+def test_command_soup_raises_only_the_typed_error(parts):
+    parser = EscposParser()
+    try:
+        parser.feed(b"".join(parts))
+        parser.close()
+    except EscposParseError:
+        pass

@@ -1,0 +1,280 @@
+"""The printer shell against the printer mock over TCP and a pty: the real
+python-escpos and pyserial paths, status queries, paper out, unplug, restart."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from drivers.escpos_label import LabelError, tube_label
+from drivers.printer import PAPER_OUT, Printer, parse_target
+from firmware_app.model import DeviceStatus, Label
+from tests.media_fixtures import Recorder, printer_pty, printer_tcp  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def tube(n: int) -> Label:
+    return tube_label(f"DG03261123{n:04d}", "莞城体育馆 3号采样台", "t03", "2026-11-23 10:41", 10)
+
+
+class Shelf:
+    """Stands in for Store.get_meta/set_meta: what a restart would find."""
+
+    def __init__(self) -> None:
+        self.saved: list[dict] = []
+
+    def save(self, items: list[dict]) -> None:
+        self.saved = json.loads(json.dumps(items))  # must be JSON-able, as the store keeps it
+
+    def load(self) -> list[dict]:
+        return self.saved
+
+
+def make(mock, rec, shelf=None, printed=None, **kw) -> Printer:
+    shelf = shelf or Shelf()
+    return Printer({"target": mock.target}, rec, save_pending=shelf.save, load_pending=shelf.load,
+                   on_printed=printed, retry_s=0.05, settle_s=0.0, **kw)
+
+
+def wait_printed(printed_refs: list, cond: threading.Condition, n: int) -> bool:
+    with cond:
+        return cond.wait_for(lambda: len(printed_refs) >= n, timeout=10)
+
+
+def printed_sink():
+    refs: list[str] = []
+    cond = threading.Condition()
+
+    def on_printed(ref, label):
+        with cond:
+            refs.append(ref)
+            cond.notify_all()
+
+    return refs, cond, on_printed
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_tube_label_reaches_the_printer_with_the_tube_id_as_barcode(transport, request):
+    mock = request.getfixturevalue(f"printer_{transport}")
+    rec, shelf = Recorder(), Shelf()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, shelf, on_printed)
+    p.start()
+    try:
+        p.print_label(tube(1), ref="DG032611230001")
+        assert shelf.saved and shelf.saved[0]["ref"] == "DG032611230001"  # durable before printing
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    [label] = mock.labels
+    assert label.barcodes == (("CODE128", "DG032611230001"),)
+    assert "莞城体育馆 3号采样台" in label.lines
+    assert refs == ["DG032611230001"] and p.pending() == [] and shelf.saved == []
+    assert DeviceStatus("printer", True, "") in rec.events
+    assert mock.errors == []
+
+
+def test_paper_out_keeps_labels_pending_and_prints_them_after_refill(printer_tcp):
+    mock, rec, shelf = printer_tcp, Recorder(), Shelf()
+    refs, cond, on_printed = printed_sink()
+    mock.paper_left = 1  # the roll ends after one label
+    p = make(mock, rec, shelf, on_printed)
+    p.start()
+    try:
+        for n in (1, 2, 3):
+            p.print_label(tube(n), ref=f"DG03261123{n:04d}")
+        assert rec.wait_for(lambda ev: DeviceStatus("printer", False, PAPER_OUT) in ev)
+        assert [x.ref for x in p.pending()] == ["DG032611230002", "DG032611230003"]
+        assert [d["ref"] for d in shelf.saved] == ["DG032611230002", "DG032611230003"]
+        mock.refill()
+        assert wait_printed(refs, cond, 3)
+    finally:
+        p.stop()
+    # label 2 went out while the roll ended: lost on paper, so it printed again
+    assert len(mock.dropped) == 1 and mock.dropped[0].barcode == "DG032611230002"
+    assert [x.barcode for x in mock.labels] == ["DG032611230001", "DG032611230002", "DG032611230003"]
+    assert refs == ["DG032611230001", "DG032611230002", "DG032611230003"]
+    assert shelf.saved == [] and p.pending() == []
+    assert rec.events[-1] == DeviceStatus("printer", True, "")
+
+
+def test_labels_pending_at_a_restart_print_after_it(printer_tcp):
+    mock, shelf = printer_tcp, Shelf()
+    mock.paper_out()
+    rec = Recorder()
+    p = make(mock, rec, shelf)
+    p.start()
+    p.print_label(tube(7), ref="DG032611230007")
+    assert rec.wait_for(lambda ev: any(not e.ok for e in ev))
+    p.stop()  # the kiosk restarts with the label unprinted
+    assert [d["ref"] for d in shelf.saved] == ["DG032611230007"]
+
+    mock.refill()
+    refs, cond, on_printed = printed_sink()
+    p2 = make(mock, Recorder(), shelf, on_printed)
+    p2.start()
+    try:
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p2.stop()
+    assert [x.barcode for x in mock.labels] == ["DG032611230007"] and shelf.saved == []
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(transport, request):
+    mock, rec = request.getfixturevalue(f"printer_{transport}"), Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, printed=on_printed)
+    p.start()
+    try:
+        assert rec.wait_for(lambda ev: DeviceStatus("printer", True, "") in ev)
+        mock.unplug()
+        p.print_label(tube(4), ref="DG032611230004")
+        assert rec.wait_for(lambda ev: any(not e.ok and "printer not connected" in e.reason for e in ev))
+        assert len(p.pending()) == 1
+        mock.replug()
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert [x.barcode for x in mock.labels] == ["DG032611230004"]
+
+
+def test_slow_printer_is_reported_as_not_answering(printer_tcp, monkeypatch):
+    monkeypatch.setattr("drivers.printer.IO_TIMEOUT_S", 0.3)
+    mock, rec = printer_tcp, Recorder()
+    mock.slow = 1.0
+    p = make(mock, rec)
+    p.start()
+    try:
+        assert rec.wait_for(lambda ev: any(not e.ok and "not answering" in e.reason for e in ev))
+    finally:
+        mock.slow = 0
+        p.stop()
+
+
+def test_unprintable_label_is_refused_at_once_and_not_queued(printer_tcp):
+    shelf = Shelf()
+    p = make(printer_tcp, Recorder(), shelf)
+    with pytest.raises(LabelError):
+        p.print_label(Label(kind="tube", barcode="管"), ref="x")
+    assert p.pending() == [] and shelf.saved == []
+
+
+def test_label_that_cannot_be_saved_is_not_accepted(printer_tcp):
+    def full(items):
+        raise OSError("No space left on device")
+
+    p = Printer({"target": printer_tcp.target}, Recorder(), save_pending=full)
+    with pytest.raises(OSError):
+        p.print_label(tube(1), ref="DG032611230001")
+    assert p.pending() == []
+
+
+@pytest.mark.parametrize("text", ["serial:/dev/ttyUSB0:19200", "usb:0x0416:0x5011", "tcp://10.0.0.5",
+                                  "file:/dev/usb/lp0"])
+def test_targets_parse(text):
+    t = parse_target(text)
+    assert t.kind == text.split(":")[0]
+
+
+@pytest.mark.parametrize("text", ["", "usb:0416", "tcp://", "serial:ttyUSB0", "lpt1", "tcp://h:port"])
+def test_bad_targets_say_what_is_expected(text):
+    with pytest.raises(ValueError, match="usb:VID:PID"):
+        parse_target(text)
+
+
+def run_probe(*args):
+    return subprocess.run([sys.executable, "-m", "firmware_app", "probe", "printer", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_probe_prints_a_test_label_and_reports_json(printer_tcp):
+    human = run_probe(printer_tcp.target, "--test-label")
+    assert human.returncode == 0 and "SWABTEST123456" in human.stdout
+    out = run_probe(printer_tcp.target, "--test-label", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["printed"][0]["kind"] == "test"
+    labels = printer_tcp.wait_for(2)
+    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 2 and labels[1].qrs == ("SWABTEST",)
+
+
+def test_probe_reports_paper_out_in_plain_words(printer_pty):
+    printer_pty.paper_out()
+    out = run_probe(printer_pty.target, "--test-label")
+    assert out.returncode == 1
+    assert "缺纸" in out.stdout and "out of paper" in out.stdout
+    assert printer_pty.labels == [] and printer_pty.dropped == []
+
+
+def test_probe_of_an_absent_printer_fails_clearly():
+    out = run_probe("tcp://127.0.0.1:9")
+    assert out.returncode == 1 and "printer not connected" in out.stdout
+
+
+def test_paper_nearly_out_still_prints_and_warns(printer_tcp):
+    printer_tcp.near_end = True
+    rec = Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(printer_tcp, rec, printed=on_printed)
+    p.print_label(tube(5), ref="DG032611230005")  # queued before start: kept
+    p.start()
+    try:
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert rec.events[0] == DeviceStatus("printer", True, "打印纸快用完 / paper nearly out")
+
+
+def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_pty):
+    refs, cond, on_printed = printed_sink()
+    p = Printer({"target": printer_pty.target, "query_status": False}, Recorder(), on_printed=on_printed)
+    p.start()
+    try:
+        p.print_label(tube(6), ref="DG032611230006")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    # without status, "printed" means "written": the printer may still be reading it
+    [label] = printer_pty.wait_for(1)
+    assert printer_pty.queries == 0 and label.barcode == "DG032611230006"
+
+
+def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
+    import types
+
+    from drivers.printer import probe
+
+    monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
+    # The serial area's drivers.command_card: an index label, then one QR label per command.
+    index = Label(kind="command_card", barcode="", lines=("采样台指令卡 / command card",))
+    codes = [Label(kind="command_card", barcode="", lines=("封管", "close tube"), qr="SWABCMD:close_tube"),
+             Label(kind="command_card", barcode="", lines=("签退", "sign out"), qr="SWABCMD:sign_out")]
+    monkeypatch.setitem(sys.modules, "drivers.command_card",
+                        types.SimpleNamespace(command_card=lambda: index, command_labels=lambda: codes))
+    assert probe([printer_tcp.target, "--command-card"]) == 0
+    assert capsys.readouterr().out.count("printed command_card label") == 3
+    printed = printer_tcp.wait_for(3)
+    assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
+    assert [p.qrs for p in printed[1:]] == [("SWABCMD:close_tube",), ("SWABCMD:sign_out",)]
+
+
+def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(printer_tcp):
+    mock, rec = printer_tcp, Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, printed=on_printed)
+    p.start()
+    try:
+        assert rec.wait_for(lambda ev: DeviceStatus("printer", True, "") in ev)
+        mock.drop_connections()  # e.g. a network printer's idle timeout; it still listens
+        p.print_label(tube(8), ref="DG032611230008")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert rec.events == [DeviceStatus("printer", True, "")]
+    assert [x.barcode for x in mock.labels] == ["DG032611230008"]
