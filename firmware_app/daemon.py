@@ -1,0 +1,418 @@
+"""`swabkiosk run`: the program systemd runs at the sampling table.
+
+It opens the store, rebuilds the station from it (the open tube and the sequence
+continue across a restart), starts the station loop, then every configured
+device under a supervisor, the uplink and the screen, and tells systemd READY.
+Devices start in their own threads, so READY does not wait for a slow USB
+device. SIGTERM: devices stop first (no new people), the loop finishes what was
+already read, the uplink says offline, then STOPPING; nothing stored is lost.
+
+A station file with problems is refused with every problem listed (exit 78,
+EX_CONFIG); when the screen is available it shows them until the technician
+fixes the file, so the volunteer at the table sees why the kiosk is not working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from firmware_app import logsetup
+from firmware_app.model import Event
+from firmware_app.sdnotify import Notifier, Watchdog
+from firmware_app.supervisor import Supervisor
+
+log = logging.getLogger("swabkiosk.daemon")
+
+EX_CONFIG = 78
+# Device shells by config section: (module, class). Imported in the supervisor's thread.
+DEVICE_SHELLS = {
+    "idcard": ("drivers.idcard_reader", "IdCardReader"),
+    "scanner": ("drivers.scanner", "Scanner"),
+    "camera": ("drivers.camera", "Camera"),
+    "printer": ("drivers.printer", "Printer"),
+}
+# Heartbeat age after which a device's loop counts as hung and is restarted.
+# The printer polls its status every 15 s and may wait 2 x 3 s on I/O.
+DEVICE_STALE_S = {"printer": 40.0}
+DEFAULT_DEVICE_STALE_S = 30.0
+UPLINK_STALE_S = 20.0
+
+
+def version() -> str:
+    from firmware_app import __version__
+
+    return __version__
+
+
+class Kiosk:
+    """Everything `run` starts, in one process; `simulate` builds the same thing."""
+
+    def __init__(self, cfg: Any, *, data_dir: str | None = None, ui_port: int | None = None,
+                 notifier: Notifier | None = None, use_ui: bool = True,
+                 device_overrides: dict[str, dict] | None = None, any_ui_port: bool = False,
+                 config_path: str | None = None, restart: Callable[[], None] | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path  # where a pushed station file is written (None: refused)
+        self.restart = restart or (lambda: None)
+        # Settings the station file cannot hold, e.g. the simulator's camera replaying one live frame.
+        self.device_overrides = device_overrides or {}
+        self.any_ui_port = any_ui_port  # the simulator takes a free port when its own is busy
+        self.data_dir = data_dir or cfg.store.data_dir
+        self.ui_port = ui_port
+        self.use_ui = use_ui
+        self.notifier = notifier or Notifier()
+        self.store: Any = None
+        self.runtime: Any = None
+        self.uplink: Any = None
+        self.ui: Any = None
+        self.supervisors: dict[str, Supervisor] = {}
+        self.watchdog: Watchdog | None = None
+        self.started_at = 0.0
+        self.final_stats: dict[str, Any] = {}
+        self.ready_s: float | None = None
+
+    # ------------------------------------------------------------- start
+    def start(self) -> None:
+        t0 = time.monotonic()
+        self.started_at = t0
+        from firmware_app.runtime import Runtime, Speaker
+
+        self.store = open_store(self.data_dir, int(self.cfg.store.get("archive_days", 30)))
+        self.runtime = Runtime(self.store, self._make_station, uplink=None,
+                               get_printer=self._printer if "printer" in self._devices() else None,
+                               speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version())
+        self.runtime.shell_commands["push_config"] = self._push_config
+        self.runtime.observers.append(self._after_step)
+        self.runtime.start()
+        self.uplink = self._make_uplink()
+        self.runtime.uplink = self.uplink
+        for name, settings in self._devices().items():
+            sup = Supervisor(name, self._factory(name, settings), self.runtime.post,
+                             stale_after=DEVICE_STALE_S.get(name, DEFAULT_DEVICE_STALE_S))
+            self.supervisors[name] = sup
+            sup.start()
+        if self.uplink is not None:
+            self.uplink.start()
+        self.ui = self._make_ui()
+        self.runtime.ui = self.ui
+        beats: dict[str, Callable[[], float]] = {"station loop": lambda: self.runtime.heartbeat}
+        for name, sup in self.supervisors.items():
+            beats[f"{name} supervisor"] = lambda sup=sup: sup.heartbeat
+        if self.uplink is not None and hasattr(self.uplink, "heartbeat"):
+            beats["uplink"] = lambda: self.uplink.heartbeat
+        # The uplink's thread may sit in a TCP/TLS connect (paho: 5 s each) to a far broker.
+        self.watchdog = Watchdog(self.notifier, beats, limits={"uplink": UPLINK_STALE_S})
+        self.watchdog.start()
+        self.ready_s = time.monotonic() - t0
+        snap = self.runtime.snapshot
+        tube = snap.get("tube") or {}
+        log.info("ready in %.3f s: %d device(s) starting, broker %s, open tube %s", self.ready_s,
+                 len(self.supervisors), self.cfg.mqtt.get("url") or "none (offline: records wait in the store)",
+                 tube.get("id") or "none")
+        self.notifier.ready(self.status_line())
+
+    def _devices(self) -> dict[str, Any]:
+        """Configured devices with their settings; a camera with source "none" is not there."""
+        devices = {}
+        for name in DEVICE_SHELLS:
+            if name not in self.cfg.devices:
+                continue
+            settings = {**self.cfg.devices[name], **self.device_overrides.get(name, {})}
+            if name == "camera" and settings.get("source") == "none":
+                continue
+            devices[name] = settings
+        return devices
+
+    def _factory(self, name: str, settings: Any) -> Callable[[Callable[[Event], None]], Any]:
+        module_name, class_name = DEVICE_SHELLS[name]
+
+        def build(on_event: Callable[[Event], None]) -> Any:
+            cls = getattr(importlib.import_module(module_name), class_name)
+            if name == "printer":
+                from firmware_app.runtime import PENDING_LABELS
+
+                return cls(settings, on_event,
+                           save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
+                           load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []))
+            return cls(settings, on_event)
+
+        return build
+
+    def _printer(self) -> Any:
+        sup = self.supervisors.get("printer")
+        return sup.device if sup is not None else None
+
+    def _make_station(self) -> Any:
+        from firmware_app import station, volunteers
+
+        path = self.cfg.volunteers.get("list_file", "")
+        try:
+            people = volunteers.load(path) if path else {}
+        except (OSError, ValueError) as exc:
+            log.error("volunteer list %s unusable (%s): nobody can sign in until it is fixed or pushed", path, exc)
+            people = {}
+        return station.Station(self.cfg, people)
+
+    def _push_config(self, command: Any) -> list:
+        """cmd/push_config: a new station file from the district, checked like any input.
+
+        A good file replaces the old one (atomically, the old kept as .previous) and the
+        kiosk restarts cleanly to apply it; a bad one is refused with every problem."""
+        from firmware_app import config
+        from firmware_app.model import CommandResult, Show
+
+        text = command.args.get("config")
+        problems = config.check_text(text) if isinstance(text, str) else []
+        if not isinstance(text, str) or problems or not self.config_path:
+            why = ([str(p) for p in problems] if problems else
+                   ["config must be the station file's text"] if not isinstance(text, str) else
+                   ["this kiosk was not started from a station file"])
+            return [Show("error", "远程配置被拒绝，仍用原配置", "pushed station file refused; the old one stays"),
+                    CommandResult(command.name, command.txn, False, "; ".join(why), {"problems": why})]
+        tmp = f"{self.config_path}.new"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(self.config_path):
+            shutil.copy2(self.config_path, f"{self.config_path}.previous")
+        os.replace(tmp, self.config_path)
+        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", self.config_path)
+        self.restart()
+        return [Show("info", "已收到新配置，正在重启", "new station file received; restarting"),
+                CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it")]
+
+    def _after_step(self, event: Any, effects: list) -> None:
+        """Keep what the station accepted from a volunteer-list push across restarts."""
+        from firmware_app.model import Command, CommandResult
+
+        if not (isinstance(event, Command) and event.name == "push_volunteers"):
+            return
+        if any(isinstance(e, CommandResult) and not e.ok for e in effects):
+            return
+        path = self.cfg.volunteers.get("list_file", "")
+        try:
+            from firmware_app import volunteers
+
+            volunteers.save(path, self.runtime.station.volunteers)
+        except (OSError, ValueError) as exc:
+            log.error("pushed volunteer list applied but not saved to %s: %s", path, exc)
+
+    def _make_uplink(self) -> Any:
+        from firmware_app.uplink import Uplink
+
+        return Uplink(self.store, uplink_settings(self.cfg), on_command=self.runtime.post)
+
+    def _make_ui(self) -> Any:
+        if not self.use_ui:
+            return None
+        try:
+            from firmware_app.ui import UiServer
+        except ImportError:
+            log.info("screen not available in this build; running without it")
+            return None
+        host = self.cfg.ui.get("host", "127.0.0.1")
+        port = self.ui_port if self.ui_port is not None else int(self.cfg.ui.get("port", 8080))
+        ui = UiServer(host, port, self.runtime.post, language=self.cfg.ui.get("language", "zh-CN"),
+                      sound=bool(self.cfg.ui.get("sound", True)))
+        try:
+            ui.start()
+        except OSError as exc:  # port taken: the kiosk still works, the screen says nothing
+            if not self.any_ui_port:
+                log.error("screen server could not listen on %s:%s: %s", host, port, exc)
+                return None
+            ui.port = 0
+            ui.start()
+        ui.update(self.runtime.snapshot)
+        return ui
+
+    def status_line(self) -> str:
+        snap = self.runtime.snapshot if self.runtime else {}
+        down = [n for n, s in self.supervisors.items() if not s.ok]
+        today = snap.get("today") or {}
+        try:
+            backlog = self.store.stats().get("backlog", 0)
+        except Exception:
+            backlog = "?"
+        return (f"{today.get('people', 0)} people, {today.get('tubes', 0)} tubes today; "
+                f"{backlog} records waiting; devices down: {', '.join(down) or 'none'}")
+
+    # ------------------------------------------------------------- stop
+    def stop(self) -> None:
+        self.notifier.stopping("stopping: finishing the current step")
+        log.info("stopping: devices first, then the queued steps, then the uplink")
+        for sup in self.supervisors.values():
+            if sup.name != "printer":
+                sup.stop()
+        if self.runtime is not None:
+            self.runtime.stop()
+        if "printer" in self.supervisors:
+            self.supervisors["printer"].stop()  # after the loop: labels of the last steps are queued
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.uplink is not None:
+            try:
+                self.uplink.stop()
+            except Exception:
+                log.warning("uplink stop failed", exc_info=True)
+        if self.ui is not None:
+            try:
+                self.ui.stop()
+            except Exception:
+                log.warning("screen stop failed", exc_info=True)
+        if self.store is not None:
+            stats = self.final_stats = self.store.stats()
+            log.info("stopped; %s records (%s of them people) wait for the broker, kept in %s",
+                     stats.get("backlog", 0) + stats.get("backlog_events", 0), stats.get("backlog", 0), self.data_dir)
+            self.store.close()
+        self.notifier.close()
+
+
+def uplink_settings(cfg: Any) -> Any:
+    """[station] + [mqtt] of the station file -> UplinkSettings (password read from its file)."""
+    from firmware_app.uplink import UplinkSettings
+
+    mqtt, station = cfg.mqtt, cfg.station
+    password = ""
+    if mqtt.get("password_file"):
+        try:
+            with open(mqtt["password_file"], encoding="utf-8") as f:
+                password = f.read().strip()
+        except OSError as exc:  # the uplink then reports the refused login; records wait
+            log.error("cannot read mqtt.password_file %s: %s", mqtt["password_file"], exc.strerror)
+    return UplinkSettings(url=mqtt.get("url", ""), device_id=station["device_id"], district=station["district"],
+                          site=station["site"], table=station["table"], username=mqtt.get("username", ""),
+                          password=password, ca_file=mqtt.get("ca_file", ""), cert_file=mqtt.get("cert_file", ""),
+                          key_file=mqtt.get("key_file", ""), keepalive=int(mqtt.get("keepalive", 30)))
+
+
+def open_store(data_dir: str, archive_days: int = 30) -> Any:
+    """Open the store; a damaged file is set aside (never deleted) and every whole record kept."""
+    from firmware_app.segments import StoreCorrupt
+    from firmware_app.store import Store
+
+    try:
+        return Store(data_dir, archive_days=archive_days)
+    except StoreCorrupt as exc:
+        log.error("store damaged (%s): setting the damaged file aside and keeping every whole record", exc)
+        for entry in Store.repair(data_dir):
+            log.error("repaired %s -> %s: %s records recovered (%s)", entry.get("file"), entry.get("moved_to"),
+                      entry.get("recovered"), entry.get("note", ""))
+        return Store(data_dir, archive_days=archive_days)
+
+
+def wait_for_signal(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+def refuse(problems: list, path: str, ui_port: int | None) -> int:
+    """List every problem; show them on the screen (if there is one) until stopped."""
+    print(f"swabkiosk run: {path}: {len(problems)} problem(s); not starting. Fix them and restart "
+          f"(check with: swabkiosk config check {path})", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    try:
+        from firmware_app.ui import UiServer
+    except ImportError:
+        return EX_CONFIG
+    if ui_port is None:
+        return EX_CONFIG
+    ui = UiServer("127.0.0.1", ui_port, lambda command: None)
+    try:
+        ui.start()
+    except OSError:
+        return EX_CONFIG
+    ui.update({"level": "error", "problems": [{"key": p.key, "line": p.line, "message": p.message}
+                                              for p in problems],
+               "message": f"配置文件有误（{len(problems)}处），请联系技术人员",
+               "message_en": f"Station file has {len(problems)} problem(s); call the technician"})
+    notifier = Notifier()
+    notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
+    wait_for_signal(threading.Event())
+    notifier.stopping()
+    ui.stop()
+    return EX_CONFIG
+
+
+def _ui_port_of(path: str) -> int | None:
+    """The screen port of a station file that failed its checks, if it can be read at all."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            port = tomllib.load(f).get("ui", {}).get("port", 8080)
+    except (OSError, ValueError):
+        return None
+    return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="swabkiosk run", description="Run the kiosk daemon.")
+    ap.add_argument("--config", help="station file (TOML), e.g. /etc/swabkiosk/swabkiosk.toml")
+    ap.add_argument("--data-dir", help="where records are kept (default: [store] data_dir; "
+                                       "with --simulate ./var/sim)")
+    ap.add_argument("--ui-port", type=int, help="screen port (default: [ui] port)")
+    ap.add_argument("--simulate", action="store_true",
+                    help="every device on hw_mocks and simulated people arriving: watch it work")
+    ap.add_argument("--broker", default="", help="with --simulate: publish to this broker (mqtt://HOST:PORT)")
+    ap.add_argument("--pace", type=float, default=3.0, help="with --simulate: seconds between people")
+    ap.add_argument("--people", type=int, default=0, help="with --simulate: stop after this many (0: keep going)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="with --simulate: the daemon's log too")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logsetup.setup()
+    if args.simulate:
+        from firmware_app.simulate import run_watchable
+
+        return run_watchable(args)
+    if not args.config:
+        print("swabkiosk run: --config FILE is required (or --simulate)", file=sys.stderr)
+        return 2
+    from firmware_app import config
+
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as exc:
+        return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config))
+    stop = threading.Event()
+    kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port, config_path=os.path.abspath(args.config),
+                  restart=stop.set)
+    return serve(kiosk, stop)
+
+
+def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[Kiosk], None] | None = None) -> int:
+    stop = stop or threading.Event()
+    try:
+        kiosk.start()
+    except Exception as exc:
+        log.exception("could not start: %s", exc)
+        kiosk.notifier.stopping(f"failed to start: {exc}")
+        return 1
+    if started is not None:
+        started(kiosk)
+    wait_for_signal(stop)
+    kiosk.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,311 @@
+"""The shell around the station core: one loop thread carries out effects in order.
+
+Device threads, the uplink and the screen only *post* events into a queue; the
+loop takes one event at a time, asks the station for its effects and carries
+them out in this order:
+
+1. every ``Persist`` of the step in ONE ``store.append`` batch (durable);
+2. only then labels, screen and voice. If the store refuses (disk full, read-only
+   card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
+   from what IS stored and the volunteer sees red with the reason.
+
+Labels go to the printer shell's queue, which is kept in the store's meta
+("pending_labels") so a slow, empty or unplugged printer never blocks the loop
+and a label not yet printed comes out when the printer is back, also after a
+restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from typing import Any, Callable
+
+from firmware_app import clock
+from firmware_app.model import (CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
+                                Effect, Event, Now, Persist, PrintLabel, Say, Show)
+
+log = logging.getLogger("swabkiosk.runtime")
+
+TICK_S = 1.0  # the loop wakes at least this often, so its heartbeat stays fresh while idle
+STATUS_EVERY_S = 30.0
+PENDING_LABELS = "pending_labels"
+
+
+def describe(event: Event) -> str:
+    """One log line per event, never with a full ID number or a photo."""
+    if isinstance(event, CardRead):
+        return f"ID card read: {event.card!r}"
+    if isinstance(event, CodeScanned):
+        kind = event.text.split(":", 1)[0] if ":" in event.text else "code"
+        return f"code scanned by {event.source}: {kind}:… ({len(event.text)} chars)"
+    if isinstance(event, Command):
+        return f"command {event.name} from {event.source}" + (f" txn={event.txn}" if event.txn else "")
+    if isinstance(event, DeviceStatus):
+        return f"device {event.device} {'up' if event.ok else 'down'} {event.reason}".rstrip()
+    if isinstance(event, DeviceError):
+        return f"device {event.device} error: {event.reason}"
+    return type(event).__name__
+
+
+class Speaker:
+    """Say effects through espeak-ng (Mandarin voice) when present and wanted; else logged."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.program = shutil.which("espeak-ng") if enabled else None
+        self._current: subprocess.Popen | None = None
+
+    def say(self, text: str) -> None:
+        log.info("say: %s", text)
+        if not self.program:
+            return
+        if self._current is not None and self._current.poll() is None:
+            self._current.terminate()  # a new prompt replaces one still speaking
+        try:
+            self._current = subprocess.Popen([self.program, "-v", "cmn", text],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError as exc:
+            log.warning("espeak-ng failed: %s", exc)
+
+
+class Runtime:
+    def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
+                 get_printer: Callable[[], Any] | None = None, ui: Any = None,
+                 speaker: Speaker | None = None, version: str = "") -> None:
+        self.store = store
+        self.make_station = make_station
+        self.uplink = uplink
+        self.ui = ui
+        self.speaker = speaker or Speaker(enabled=False)
+        self.version = version
+        self.station: Any = None
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.heartbeat = time.monotonic()
+        self.steps = 0
+        self.store_errors = 0
+        self.snapshot: dict[str, Any] = {}
+        self.observers: list[Callable[[Event, list[Effect]], None]] = []
+        # Commands the shell answers itself (they touch files, not the station's state).
+        self.shell_commands: dict[str, Callable[[Command], list[Effect]]] = {}
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="station-loop", daemon=True)
+        self._synced: bool | None = clock.kernel_synced()
+        self._synced_at = time.monotonic()
+        self._status_at = 0.0
+        self.has_printer = get_printer is not None
+        self.get_printer = get_printer or (lambda: None)
+
+    # ---------------------------------------------------------------- setup
+    def start(self) -> None:
+        self._rebuild_station()
+        self._publish_snapshot()
+        self._thread.start()
+
+    def _rebuild_station(self) -> None:
+        """The station's state is derived from the store: at start, and after a refused write."""
+        station = self.make_station()
+        station.restore(self.store.iter_records())
+        self.station = station
+
+    # ------------------------------------------------------- thread-safe API
+    def post(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def call(self, fn: Callable[[], Any], timeout: float | None = 10.0) -> Any:
+        """Run fn on the loop thread (the station is not thread-safe) and return its result."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def job() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed back to the caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self._queue.put(job)
+        if not done.wait(timeout):
+            raise TimeoutError("station loop did not answer")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        """Block until predicate(snapshot) holds after some step (for simulate and tests)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.snapshot), timeout)
+
+    def idle(self) -> bool:
+        return self._queue.empty()
+
+    # ------------------------------------------------------------- the loop
+    def _run(self) -> None:
+        while True:
+            self.heartbeat = time.monotonic()
+            try:
+                item = self._queue.get(timeout=TICK_S)
+            except queue.Empty:
+                self._idle_work()
+                if self._stopping.is_set():
+                    return
+                continue
+            self.heartbeat = time.monotonic()
+            if item is None:  # stop sentinel: everything posted before it has been handled
+                return
+            if callable(item):
+                item()
+                continue
+            try:
+                self._step(item)
+            except Exception:  # one bad step must not stop the kiosk
+                log.exception("step failed for %s", describe(item))
+                self._rebuild_station()
+                self._show(Show("error", "内部错误，请重试", "Internal error, please try again"))
+            self.steps += 1
+            self._publish_snapshot()
+
+    def now(self) -> Now:
+        if time.monotonic() - self._synced_at > 60:
+            self._synced, self._synced_at = clock.kernel_synced(), time.monotonic()
+        return Now(at=time.time(), synced=bool(self._synced))
+
+    def _step(self, event: Event) -> None:
+        log.info("%s", describe(event))
+        if isinstance(event, DeviceStatus):
+            changed = self.devices.get(event.device, {}).get("ok") != event.ok
+            self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
+            if changed:
+                self._status_at = 0.0  # publish the change with the next idle tick
+        shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
+        effects = shell(event) if shell is not None else self.station.handle(event, self.now())
+        records = [e.record for e in effects if isinstance(e, Persist)]
+        if records:
+            try:
+                self.store.append(records)
+            except Exception as exc:  # StoreFull, ReadOnly, any I/O error: nothing of this step is OK
+                self._refused(event, exc)
+                return
+            if self.uplink is not None:
+                self.uplink.wake()
+        answered = False
+        for effect in effects:
+            if isinstance(effect, PrintLabel):
+                self._print(effect)
+            elif isinstance(effect, Show):
+                self._show(effect)
+            elif isinstance(effect, Say):
+                self.speaker.say(effect.text)
+            elif isinstance(effect, CommandResult):
+                answered = True
+                self._respond(effect)
+        if isinstance(event, Command) and event.txn and not answered:
+            shown = [e for e in effects if isinstance(e, Show)]
+            self._respond(CommandResult(event.name, event.txn, not any(s.level == "error" for s in shown),
+                                        shown[-1].message if shown else ""))
+        for observer in self.observers:
+            observer(event, effects)
+
+    def _refused(self, event: Event, exc: Exception) -> None:
+        self.store_errors += 1
+        reason = str(exc) or type(exc).__name__
+        log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
+        self._rebuild_station()  # forget what the station assumed: the store is the truth
+        show = Show("error", f"未保存，请勿继续：{reason}", f"NOT saved, do not continue: {reason}",
+                    {"store_error": reason})
+        self._show(show)
+        self.speaker.say("保存失败")
+        if isinstance(event, Command) and event.txn:
+            self._respond(CommandResult(event.name, event.txn, False, f"not saved: {reason}"))
+        for observer in self.observers:
+            observer(event, [show])
+
+    def _show(self, show: Show) -> None:
+        log.log(logging.WARNING if show.level == "error" else logging.INFO, "screen [%s] %s | %s",
+                show.level, show.message, show.message_en)
+        if self.ui is not None:
+            try:
+                self.ui.notify(show.level, show.message, show.message_en)
+            except Exception:
+                log.warning("screen update failed", exc_info=True)
+
+    def _respond(self, result: CommandResult) -> None:
+        log.info("command %s -> %s %s", result.name, "ok" if result.ok else "refused", result.message)
+        if self.uplink is not None and result.txn:
+            self.uplink.respond(result)
+
+    # ------------------------------------------------------------- labels
+    def _print(self, job: PrintLabel) -> None:
+        """Hand the label to the printer shell's durable queue (it never blocks on paper)."""
+        if not self.has_printer:  # tubes come pre-labelled, or the table has no printer
+            log.info("no printer configured; label for %s not printed", job.ref or "?")
+            return
+        printer = self.get_printer()
+        try:
+            if printer is not None:
+                printer.print_label(job.label, job.ref)
+            else:  # the printer shell is being restarted: queue the label where it will look
+                from drivers.printer import Pending
+
+                queued = list(self.store.get_meta(PENDING_LABELS, []) or [])
+                self.store.set_meta(PENDING_LABELS, [*queued, Pending(job.ref, job.label, time.time()).to_dict()])
+        except Exception as exc:  # a label nobody could print, or a queue that cannot be saved
+            reason = str(exc) or type(exc).__name__
+            log.error("label for %s not queued: %s", job.ref or "?", reason)
+            self._show(Show("error", f"标签未能打印：{reason}，请扫“补打标签”", f"Label not printed: {reason}; "
+                            "scan 'reprint label'", {"label_error": reason, "ref": job.ref}))
+
+    def labels_waiting(self) -> int:
+        printer = self.get_printer()
+        if printer is not None:
+            return len(printer.pending())
+        return len(self.store.get_meta(PENDING_LABELS, []) or [])
+
+    # ------------------------------------------------------------ snapshot
+    def _publish_snapshot(self) -> None:
+        snap = dict(self.station.snapshot()) if self.station is not None else {}
+        snap["devices"] = dict(self.devices)
+        snap["labels_waiting"] = self.labels_waiting()
+        try:
+            snap["backlog"] = self.store.stats().get("backlog", 0)
+        except Exception:  # a store that cannot even count is reported by the next write
+            pass
+        if self.uplink is not None:
+            link = self.uplink.state()
+            snap["broker"] = None if not link.get("url") else {
+                "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
+        with self._changed:
+            self.snapshot = snap
+            self._changed.notify_all()
+        if self.ui is not None:
+            try:
+                self.ui.update(snap)
+            except Exception:
+                log.warning("screen update failed", exc_info=True)
+
+    def _idle_work(self) -> None:
+        if self.uplink is None or time.monotonic() - self._status_at < STATUS_EVERY_S:
+            return
+        self._status_at = time.monotonic()
+        try:
+            stats = self.store.stats()
+            self.uplink.set_status({"devices": self.devices, "backlog": stats.get("backlog"),
+                                    "oldest_unsent_age_s": stats.get("oldest_unsent_age_s"),
+                                    "version": self.version, "clock_synced": bool(self._synced)})
+        except Exception:
+            log.warning("status publish failed", exc_info=True)
+
+    # ------------------------------------------------------------ shutdown
+    def stop(self, timeout: float = 10.0) -> None:
+        """Handle everything already posted, then stop; labels in flight get a bounded time."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            log.error("station loop did not finish within %.0f s", timeout)

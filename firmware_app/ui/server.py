@@ -1,0 +1,446 @@
+"""The kiosk screen's server: one small page, live state pushed over Server-Sent Events.
+
+Stdlib only (``http.server``) so a Pi Zero 2 W pays a few MB for it, nothing to build
+and nothing to keep patched. The page (``static/``) talks to this daemon only, never
+to the broker, so it keeps working offline.
+
+Threads: ``update``/``notify`` are called from the daemon's loop; each browser's
+``/events`` stream runs in its own handler thread and waits on one condition for the
+next revision, so a push reaches the screen as soon as it happens (no polling).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from firmware_app.model import POOL_CAPACITY, Command, mask_id
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+PROVISION_ERRORS = Path("/run/swabkiosk/provision-errors.json")
+STATIC_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+# Commands the screen may send: name -> validator of its args (returns clean args).
+# The same names as the scanner's SWABCMD: cards, so both paths are one station event.
+def _no_args(args: dict) -> dict:
+    if args:
+        raise ValueError("takes no arguments")
+    return {}
+
+
+def _mode_arg(args: dict) -> dict:
+    if set(args) != {"mode"} or args["mode"] not in POOL_CAPACITY:
+        raise ValueError(f"needs mode, one of {sorted(POOL_CAPACITY)}")
+    return {"mode": args["mode"]}
+
+
+COMMANDS: dict[str, Callable[[dict], dict]] = {
+    "close_tube": _no_args,
+    "reprint_label": _no_args,
+    "void_last": _no_args,
+    "switch_mode": _mode_arg,
+    "confirm_duplicate": _no_args,
+    "reject_duplicate": _no_args,
+    "end_of_queue": _no_args,
+    "sign_out": _no_args,
+}
+LEVELS = ("ok", "confirm", "error", "info")
+MAX_NOTICES = 8
+NOTICE_TTL_S = 15.0  # ok/info notices fade; errors and confirms stay until dismissed
+MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
+KEEPALIVE_S = 15.0  # comment line on idle streams so dead browsers are noticed
+MAX_BODY = 4096
+
+# A full 18- or 15-digit resident ID number anywhere in outgoing text gets masked:
+# the station already sends masked data, this keeps a slip from reaching the screen.
+_FULL_ID = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9Xx])")
+
+
+def scrub(value: Any) -> Any:
+    """Mask any full ID number in strings nested in ``value``."""
+    if isinstance(value, str):
+        return _FULL_ID.sub(lambda m: mask_id(m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_provision_errors(path: Path) -> list[dict]:
+    """Problems written by first-boot provisioning, as ``[{key, line, message, message_en}]``.
+
+    Accepts a JSON list or ``{"problems": [...]}`` of strings or objects. An unreadable
+    file is itself reported: a technician must never see a clean screen by accident.
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [_problem({"message": f"无法读取开机配置错误文件 {path}: {exc.strerror}",
+                          "message_en": f"cannot read provisioning errors {path}: {exc.strerror}"})]
+    try:
+        data = json.loads(raw)
+        items = data.get("problems", []) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+    except ValueError:
+        return [_problem({"message": f"开机配置错误文件 {path} 已损坏",
+                          "message_en": f"provisioning errors file {path} is corrupt"})]
+    return [_problem(item if isinstance(item, dict) else {"message": str(item)}) for item in items]
+
+
+def _problem(item: dict) -> dict:
+    return {
+        "key": str(item.get("key", "") or ""),
+        "line": item.get("line") if isinstance(item.get("line"), int) else None,
+        "message": str(item.get("message", "") or ""),
+        "message_en": str(item.get("message_en", "") or ""),
+    }
+
+
+class UiServer:
+    """The screen. ``update(snapshot)`` after every station step, ``notify`` for daemon news.
+
+    ``update`` merges the given top-level keys into the screen state, so the daemon may
+    push ``Station.snapshot()`` and, separately or together, its own status keys
+    (``devices``, ``broker``, ``backlog``, ``problems``; see docs/screen.md).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        on_command: Callable[[Command], None] | None = None,
+        *,
+        language: str = "zh-CN",
+        sound: bool = True,
+        provision_errors: str | os.PathLike | None = PROVISION_ERRORS,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the kiosk screen is served on loopback only, not {host!r}")
+        self.host = host
+        self.port = port
+        self.on_command = on_command or (lambda command: None)
+        self._provision_path = Path(provision_errors) if provision_errors else None
+        self._cond = threading.Condition()
+        self._rev = 0
+        self._snapshot: dict[str, Any] = {}
+        self._show_key: str | None = None
+        self._flash = {"n": 0, "level": "info"}
+        self._notices: list[dict] = []
+        self._notice_id = 0
+        self._provision: list[dict] = []
+        self._provision_stamp: tuple | None = None
+        self._ui = {"language": "en" if language == "en" else "zh-CN", "sound": bool(sound)}
+        self._streams = 0
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._check_provision()
+        self._httpd = _Server((self.host, self.port), _Handler, self)
+        self.port = self._httpd.server_address[1]
+        serve = threading.Thread(target=self._httpd.serve_forever, name="ui-http", daemon=True)
+        watch = threading.Thread(target=self._watch, name="ui-watch", daemon=True)
+        self._threads = [serve, watch]
+        for t in self._threads:
+            t.start()
+        log.info("screen on %s", self.url)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()  # wake every stream so it ends and the browser reconnects
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._httpd = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    # ---------------------------------------------------------------- daemon side
+
+    def update(self, snapshot: dict) -> None:
+        """Merge ``snapshot``'s top-level keys into the screen and push it."""
+        with self._cond:
+            self._snapshot.update(snapshot)
+            key = json.dumps(
+                [self._snapshot.get(k) for k in ("level", "message", "message_en", "last", "tube", "pending")],
+                sort_keys=True, default=str,
+            )
+            if key != self._show_key and self._snapshot.get("message"):
+                # a new station message: the page flashes and plays the level's tone
+                level = self._snapshot.get("level")
+                self._flash = {"n": self._flash["n"] + 1, "level": level if level in LEVELS else "info"}
+            self._show_key = key
+            self._bump()
+
+    def notify(self, level: str, message: str, message_en: str = "") -> None:
+        """A notice from the daemon itself (device down, config or self-test problem).
+
+        Errors and confirms stay on screen until tapped away; ok/info ones fade.
+        """
+        level = level if level in LEVELS else "info"
+        with self._cond:
+            self._notice_id += 1
+            self._notices.insert(0, {"id": self._notice_id, "level": level, "message": message,
+                                     "message_en": message_en, "at": time.time()})
+            del self._notices[MAX_NOTICES:]
+            self._flash = {"n": self._flash["n"] + 1, "level": level}
+            self._bump()
+
+    def dismiss(self, notice_id: int) -> bool:
+        with self._cond:
+            before = len(self._notices)
+            self._notices = [n for n in self._notices if n["id"] != notice_id]
+            if len(self._notices) == before:
+                return False
+            self._bump()
+            return True
+
+    def state(self) -> dict:
+        """What the page renders (masked), as sent on /events and /api/state."""
+        with self._cond:
+            return self._state_locked()
+
+    # ---------------------------------------------------------------- internals
+
+    def _state_locked(self) -> dict:
+        return scrub({
+            "rev": self._rev,
+            "snapshot": self._snapshot,
+            "notices": self._notices,
+            "provision": self._provision,
+            "flash": self._flash,
+            "ui": self._ui,
+        })
+
+    def _bump(self) -> None:
+        self._rev += 1
+        self._cond.notify_all()
+
+    def _watch(self) -> None:
+        """Pick up a provisioning-errors file written after start; fade old notices."""
+        while not self._stopping.wait(2.0):
+            self._check_provision()
+            cutoff = time.time() - NOTICE_TTL_S
+            with self._cond:
+                kept = [n for n in self._notices if n["level"] in ("error", "confirm") or n["at"] > cutoff]
+                if len(kept) != len(self._notices):
+                    self._notices = kept
+                    self._bump()
+
+    def _check_provision(self) -> None:
+        if self._provision_path is None:
+            return
+        try:
+            st = self._provision_path.stat()
+            stamp: tuple | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        except OSError as exc:
+            stamp = ("error", exc.errno)
+        if stamp == self._provision_stamp:
+            return
+        problems = read_provision_errors(self._provision_path)
+        with self._cond:
+            self._provision_stamp = stamp
+            if problems != self._provision:
+                self._provision = problems
+                if problems:
+                    self._flash = {"n": self._flash["n"] + 1, "level": "error"}
+                self._bump()
+
+    def _command(self, body: dict) -> Command:
+        name = body.get("name")
+        args = body.get("args", {})
+        if not isinstance(name, str) or name not in COMMANDS:
+            raise ValueError(f"unknown command {name!r}")
+        if not isinstance(args, dict):
+            raise ValueError("args must be an object")
+        try:
+            clean = COMMANDS[name](args)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        return Command(name, clean, source="ui")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler, ui: UiServer) -> None:
+        self.ui = ui
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "swabkiosk-ui"
+    sys_version = ""
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("ui %s: " + fmt, self.address_string(), *args)
+
+    # ----- guards: loopback Host (blocks DNS rebinding), same origin + JSON for POSTs
+
+    def _host_ok(self) -> bool:
+        port = self.server.ui.port
+        allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        return self.headers.get("Host", "") in allowed
+
+    def _reply(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Referrer-Policy", "no-referrer")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, data: dict) -> None:
+        self._reply(status, json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, "error": "bad Host"})
+            return
+        path = self.path.split("?", 1)[0]
+        if path == "/events":
+            self._events()
+        elif path == "/api/state":
+            self._json(HTTPStatus.OK, self.server.ui.state())
+        elif path == "/favicon.ico":
+            self._reply(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+        elif path in STATIC_FILES:
+            name, ctype = STATIC_FILES[path]
+            csp = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+            self._reply(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), ctype,
+                        {"Content-Security-Policy": csp})
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+
+    def do_POST(self) -> None:
+        ui = self.server.ui
+        origin = self.headers.get("Origin", "")
+        if not self._host_ok() or origin != f"http://{self.headers.get('Host')}":
+            self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "same-origin requests only"})
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "error": "JSON only"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY:
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "bad body length"})
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+            if not isinstance(body, dict):
+                raise ValueError("body must be an object")
+        except ValueError as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": f"bad JSON: {exc}"})
+            return
+        path = self.path.split("?", 1)[0]
+        if path == "/api/command":
+            try:
+                command = ui._command(body)
+            except ValueError as exc:
+                self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
+                return
+            try:
+                ui.on_command(command)
+            except Exception as exc:  # the daemon refused it: say so on the page, keep serving
+                log.exception("screen command %s failed", command.name)
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": str(exc)})
+                return
+            self._json(HTTPStatus.ACCEPTED, {"ok": True})
+        elif path == "/api/dismiss":
+            notice = body.get("id")
+            if not isinstance(notice, int) or not ui.dismiss(notice):
+                self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "no such notice"})
+                return
+            self._json(HTTPStatus.OK, {"ok": True})
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+
+    def _events(self) -> None:
+        ui = self.server.ui
+        with ui._cond:
+            if ui._streams >= MAX_STREAMS:
+                busy = True
+            else:
+                busy = False
+                ui._streams += 1
+        if busy:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many screens"})
+            return
+        try:
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(b"retry: 1000\n\n")  # the browser retries every second after a restart
+            seen = -1
+            while not ui._stopping.is_set():
+                with ui._cond:
+                    ui._cond.wait_for(lambda: ui._rev != seen or ui._stopping.is_set(), timeout=KEEPALIVE_S)
+                    if ui._stopping.is_set():
+                        break
+                    if ui._rev == seen:
+                        chunk = b"event: ping\ndata: \n\n"  # lets the page spot a hung daemon
+                    else:
+                        seen = ui._rev
+                        data = json.dumps(ui._state_locked(), ensure_ascii=False, separators=(",", ":"))
+                        chunk = f"id: {seen}\nevent: state\ndata: {data}\n\n".encode()
+                self.wfile.write(chunk)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the browser went away; it reconnects on its own
+        finally:
+            with ui._cond:
+                ui._streams -= 1
+            self.close_connection = True

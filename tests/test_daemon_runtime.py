@@ -1,0 +1,174 @@
+"""The daemon in one process on a simulated table: watchdog pings stop when the
+station loop hangs, a refused store write is never shown as OK, a broken station
+file is refused with every problem, and no full ID number reaches the log."""
+
+import errno
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from firmware_app import config, segments
+from firmware_app.daemon import Kiosk
+from firmware_app.sdnotify import Notifier
+from firmware_app.simulate import LIVE_CAMERA, Tracker, present, step, wait_devices
+from hw_mocks.table import Table
+from tests.broker import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    yield path, sock
+    sock.close()
+
+
+def kiosk_on(table, tmp_path, notifier=None):
+    cfg = config.parse_text(table.station_file(str(tmp_path / "data"), poll_ms=50, camera_fps=20))
+    kiosk = Kiosk(cfg, use_ui=False, notifier=notifier or Notifier({}), device_overrides=LIVE_CAMERA)
+    kiosk.start()
+    return kiosk
+
+
+def pings(sock, seconds):
+    """WATCHDOG=1 datagrams received within ``seconds``."""
+    got, deadline = 0, time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if sock.recv(256) == b"WATCHDOG=1":
+                got += 1
+        except TimeoutError:
+            break
+    return got
+
+
+def drain(sock):
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(256)
+    except BlockingIOError:
+        pass
+
+
+def test_watchdog_pings_stop_while_the_station_loop_hangs(tmp_path, notify_socket):
+    path, sock = notify_socket
+    # No device answers (idcard/scanner/printer at their default, absent paths): devices
+    # down is not a hung daemon, so the pings flow until the loop itself hangs.
+    table = Table(tmp_path / "table", devices=()).start()
+    kiosk = kiosk_on(table, tmp_path, Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}))
+    release = threading.Event()
+    try:
+        sock.settimeout(5)
+        assert sock.recv(256).startswith(b"READY=1")
+        assert pings(sock, 1.0) >= 3
+        assert not any(s.ok for s in kiosk.supervisors.values())
+        stall = threading.Thread(target=kiosk.runtime.call, args=(lambda: release.wait(30),), kwargs={"timeout": 40})
+        stall.start()  # a step that never ends
+        time.sleep(kiosk.watchdog.stale_after + 0.5)
+        assert kiosk.watchdog.stale() == ["station loop"]
+        drain(sock)  # pings sent before the hang was noticed
+        assert pings(sock, 1.5) == 0  # systemd would now restart the service
+        release.set()
+        stall.join(5)
+        assert pings(sock, 1.5) >= 2  # the loop answers again: pings resume
+    finally:
+        release.set()
+        kiosk.stop()
+        table.stop()
+
+
+def test_a_refused_store_write_is_never_shown_as_ok(tmp_path, monkeypatch):
+    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    data = str(tmp_path / "data")
+    real_write = os.write
+
+    def disk_full(fd, buf):  # the SD card fills up: only the store's files see it
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, buf)
+
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner", "printer"])
+        step(table, tracker, table.sign_in, "sign in")
+        first, second = table.people.person(via="card"), table.people.person(via="scanner")
+        assert present(table, tracker, first) == "ok"
+        stored = list(kiosk.store.iter_records())
+        monkeypatch.setattr(segments.os, "write", disk_full)
+        assert present(table, tracker, second) == "error"
+        shown = tracker.last_shows[-1]
+        assert "未保存" in shown.message and "NOT saved" in shown.message_en
+        assert kiosk.runtime.snapshot["tube"]["count"] == 1  # the station forgot what was not stored
+        assert list(kiosk.store.iter_records()) == stored
+        monkeypatch.setattr(segments.os, "write", real_write)
+        assert present(table, tracker, second) == "ok"  # registered now, not flagged as a duplicate
+        assert kiosk.runtime.snapshot["tube"]["count"] == 2
+    finally:
+        monkeypatch.setattr(segments.os, "write", real_write)
+        kiosk.stop()
+        table.stop()
+
+
+def test_a_broken_station_file_is_refused_with_every_problem_on_the_screen(tmp_path):
+    bad = tmp_path / "station.toml"
+    bad.write_text('[station]\ndevice_id = "Bad Id"\ndistrict = "d"\nsite = "s"\n\n[sampling]\nmode = "15"\n')
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "firmware_app", "run", "--config", str(bad), "--ui-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        problems = [proc.stderr.readline() for _ in range(5)]
+        text = "".join(problems)
+        assert "4 problem(s); not starting" in text
+        for key in ("station.device_id", "station.table", "sampling.mode", "authority"):
+            assert key in text
+        # the volunteer at the table sees why the kiosk does not work
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=2) as r:
+                    state = json.load(r)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        shown = state["snapshot"]["problems"]
+        assert {p["key"] for p in shown} >= {"station.device_id", "station.table", "sampling.mode"}
+        assert state["snapshot"]["level"] == "error"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 78  # EX_CONFIG
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_station_file_too_broken_to_name_its_screen_exits_at_once(tmp_path):
+    bad = tmp_path / "station.toml"
+    bad.write_text("[station\n")
+    out = subprocess.run([sys.executable, "-m", "firmware_app", "run", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 78
+    assert "not valid TOML" in out.stderr
+
+
+def test_no_full_id_number_reaches_the_log(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "firmware_app", "simulate", "--people", "12", "-v",
+                          "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ID card read" in out.stderr and "已登记" in out.stderr
+    assert not re.search(r"(?<![0-9A-Za-z-])[1-9]\d{16}[\dX](?![0-9A-Za-z])", out.stdout + out.stderr)
+    assert re.search(r"\d{6}\*{8}[\dX]{4}", out.stderr)  # masked: first 6 and last 4

@@ -1,0 +1,95 @@
+"""`swabkiosk doctor` on a simulated table: every check passes with every device in
+place, and with each device missing in turn the failing line names that device."""
+
+import json
+import shutil
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+
+from hw_mocks.table import ALL_DEVICES, Table
+from tests.broker import PASSWORDS, STATION_A, password_broker  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def doctor(station_file):
+    out = subprocess.run([sys.executable, "-m", "firmware_app", "doctor", "--config", str(station_file), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    result = json.loads(out.stdout)
+    return out.returncode, {c["name"]: c for c in result["checks"]}
+
+
+def table_file(tmp_path, broker="", **kw):
+    table = Table(tmp_path / "table", **kw).start()
+    path = tmp_path / "station.toml"
+    path.write_text(table.station_file(str(tmp_path / "data"), broker=broker))
+    return table, path
+
+
+def test_every_check_passes_on_a_complete_table(password_broker, tmp_path):
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    table, path = table_file(tmp_path, broker=url)
+    try:
+        code, checks = doctor(path)
+        human = subprocess.run([sys.executable, "-m", "firmware_app", "doctor", "--config", str(path)],
+                               capture_output=True, text=True, timeout=60)
+    finally:
+        table.stop()
+    assert code == 0, checks
+    for name in ("config", "idcard", "scanner", "printer", "camera", "broker", "disk", "store", "clock"):
+        assert checks[name]["status"] in ("ok", "warn"), checks[name]
+    assert "login accepted" in checks["broker"]["detail"]
+    assert "paper in" in checks["printer"]["detail"]
+    # human output: one line per check (a warning adds its fix below it)
+    lines = [ln.split() for ln in human.stdout.splitlines() if ln.strip() and not ln.strip().startswith("fix:")]
+    assert human.returncode == 0
+    assert [ln[1] for ln in lines[:-1]] == list(checks)
+
+
+@pytest.mark.parametrize("missing", ALL_DEVICES)
+def test_a_missing_device_is_named(tmp_path, missing):
+    table, path = table_file(tmp_path, devices=tuple(d for d in ALL_DEVICES if d != missing or d == "camera"))
+    if missing == "camera":
+        shutil.rmtree(table.frames_dir)  # the camera's frames are gone
+    try:
+        code, checks = doctor(path)
+    finally:
+        table.stop()
+    assert code == 1
+    failed = [name for name, c in checks.items() if c["status"] == "fail"]
+    assert failed == [missing], checks
+    assert checks[missing]["fix"]
+
+
+def test_printer_out_of_paper_fails_with_the_reason(tmp_path):
+    table, path = table_file(tmp_path)
+    table.printer.paper_out()
+    try:
+        code, checks = doctor(path)
+    finally:
+        table.stop()
+    assert code == 1
+    assert checks["printer"]["status"] == "fail" and "paper" in checks["printer"]["detail"]
+
+
+def test_broker_refusing_the_login_fails(password_broker, tmp_path):
+    url = f"mqtt://{quote(STATION_A, safe='')}:wrong@127.0.0.1:{password_broker.port}"
+    table, path = table_file(tmp_path, broker=url)
+    try:
+        code, checks = doctor(path)
+    finally:
+        table.stop()
+    assert code == 1
+    assert checks["broker"]["status"] == "fail" and "refused" in checks["broker"]["detail"]
+
+
+def test_an_invalid_station_file_fails_and_skips_the_devices(tmp_path):
+    path = tmp_path / "station.toml"
+    path.write_text('[station]\ndevice_id = "x"\n')
+    code, checks = doctor(path)
+    assert code == 1
+    assert checks["config"]["status"] == "fail" and "station.district" in checks["config"]["detail"]
+    assert checks["idcard"]["status"] == "skip"
