@@ -1,0 +1,114 @@
+"""Kill test: SIGKILL the kiosk at a random instant while people are being registered,
+restart it, and count the people the volunteer saw accepted that never reach the broker.
+
+Each trial, for each stack, in a fresh data directory with its own device id (MQTT
+session and record ids): start ``bench.kiosk_child`` (ours or naive), wait for READY,
+let it register for a random 0.05-1.5 s, SIGKILL it. Accepted = the ``OK <record_id>``
+lines it printed before dying. Ours is then restarted on the same data directory
+(``drain``) until its outbox is empty; the naive stack has nothing to resend after a
+restart (its queue was in paho's memory), so it is not. A district collector (QoS 1,
+persistent session, subscribed before the trial) counts what arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from bench.common import ROOT, broker_url, start_broker  # noqa: F401 - broker_url used by the child
+from tests.broker import Collector
+
+USER = "bench/kill/t01"
+ARRIVAL_TIMEOUT_S = 30.0
+
+
+def _child(*args: str) -> tuple[subprocess.Popen, list[str], threading.Thread, threading.Event]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.kiosk_child", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.startswith("READY") or line.startswith("DONE"):
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, lines, reader, ready
+
+
+def _run_and_kill(mode: str, workdir: str, port: int, device_id: str, seed: int, delay: float) -> list[str]:
+    proc, lines, reader, ready = _child(mode, workdir, str(port), device_id, str(seed))
+    if not ready.wait(60) or proc.poll() is not None:
+        proc.kill()
+        raise RuntimeError(f"{mode} kiosk did not start: {lines[-3:]}")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    reader.join(10)
+    return [line.split()[1] for line in lines if line.startswith("OK ")]
+
+
+def _drain(workdir: str, port: int, device_id: str) -> None:
+    proc, lines, reader, ready = _child("drain", workdir, str(port), device_id)
+    try:
+        proc.wait(150)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(10)
+    if "DONE" not in lines:
+        raise RuntimeError(f"restarted kiosk did not empty its outbox: {lines[-3:]}")
+
+
+def measure(trials: int = 50, seed: int = 8) -> dict:
+    rng = random.Random(seed)
+    tag = f"{os.getpid()}-{int(time.time())}"
+    lost = {"ours": 0, "naive": 0}
+    accepted = {"ours": 0, "naive": 0}
+    worst = {"ours": 0, "naive": 0}
+    with tempfile.TemporaryDirectory() as d:
+        broker = start_broker(os.path.join(d, "broker"))
+        collector = Collector(broker.port, f"swab/v1/{USER}/records", client_id=f"bench-kill-{tag}")
+        try:
+            for trial in range(trials):
+                delay = rng.uniform(0.05, 1.5)
+                for stack in ("ours", "naive"):
+                    device_id = f"kt-{stack}-{tag}-{trial:03d}"
+                    workdir = os.path.join(d, device_id)
+                    ok = _run_and_kill(stack, workdir, broker.port, device_id, 1000 * trial + 1, delay)
+                    if stack == "ours":
+                        _drain(workdir, broker.port, device_id)
+                    want = set(ok)
+
+                    def arrived(c, want=want):
+                        return want <= {r["record_id"] for r in c.records()}
+
+                    # ours: everything must arrive; naive: wait as long, then count what did
+                    collector.wait_for(arrived, ARRIVAL_TIMEOUT_S if stack == "ours" else 2.0)
+                    missing = len(want - {r["record_id"] for r in collector.records()})
+                    lost[stack] += missing
+                    accepted[stack] += len(want)
+                    worst[stack] = max(worst[stack], missing)
+        finally:
+            collector.close()
+            broker.kill()
+    return {"trials": trials, "lost_ours": lost["ours"], "lost_naive": lost["naive"],
+            "accepted_ours": accepted["ours"], "accepted_naive": accepted["naive"],
+            "worst_trial_ours": worst["ours"], "worst_trial_naive": worst["naive"]}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 50), indent=1))
