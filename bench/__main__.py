@@ -19,9 +19,11 @@ from bench.common import ROOT, STATION_PASSWORD
 
 # Counts per mode: full run / --quick.
 FULL = dict(store_backlog=50_000, store_writes=200, naive_writes=50, drain=10_000, scan=400, frames=40,
-            hard_per_kind=25, startups=5, rss_total=100_000, rss_warmup=2_000, kill_trials=50, chaos=10_000)
+            hard_per_kind=25, startups=5, rss_total=100_000, rss_warmup=2_000, kill_trials=50, kill_offline_trials=10,
+            chaos=10_000)
 QUICK = dict(store_backlog=1_000, store_writes=30, naive_writes=10, drain=1_000, scan=20, frames=5,
-             hard_per_kind=3, startups=1, rss_total=300, rss_warmup=100, kill_trials=2, chaos=300)
+             hard_per_kind=3, startups=1, rss_total=300, rss_warmup=100, kill_trials=2, kill_offline_trials=1,
+             chaos=300)
 
 # key -> (goal text, met(value) or None when the figure is a baseline)
 GOALS = {
@@ -135,7 +137,7 @@ def finish_rss(proc: subprocess.Popen, figures: dict, details: dict) -> None:
 def run_kill(n: dict, figures: dict, details: dict) -> None:
     from bench.kill_bench import measure
 
-    result = measure(n["kill_trials"])
+    result = measure(n["kill_trials"], n["kill_offline_trials"])
     figures["killtest_trials"] = result["trials"]
     figures["killtest_lost_ours"] = result["lost_ours"]
     figures["killtest_lost_naive"] = result["lost_naive"]

@@ -73,6 +73,15 @@ class UniquePeople:
                 return person
 
 
+def station_text(table: Any, data_dir: str, *, broker: str = "", mode: str = "10", device_id: str | None = None) -> str:
+    """The table's station file; ``device_id`` gives a trial its own MQTT session and record ids."""
+    text = table.station_file(data_dir, broker=broker, mode=mode)
+    if device_id:
+        text = "\n".join(f'device_id = "{device_id}"' if line.startswith("device_id =") else line
+                         for line in text.splitlines())
+    return text
+
+
 class KioskDriver:
     """The real daemon assembly (firmware_app.daemon.Kiosk) on a table of mocks, driven step by step.
 
@@ -89,11 +98,7 @@ class KioskDriver:
         from hw_mocks.table import Table
 
         self.table = Table(workdir, devices=devices, seed=seed).start()
-        text = self.table.station_file(data_dir, broker=broker, mode=mode)
-        if device_id:  # one MQTT session and one record-id space per trial
-            text = "\n".join(f'device_id = "{device_id}"' if line.startswith("device_id =") else line
-                             for line in text.splitlines())
-        cfg = config.parse_text(text)
+        cfg = config.parse_text(station_text(self.table, data_dir, broker=broker, mode=mode, device_id=device_id))
         # The schema fills in default serial ports for the reader and scanner; the table has
         # only the devices asked for (the others' inputs are posted by ``step``).
         self.cfg = dataclasses.replace(cfg, devices=config.Section(

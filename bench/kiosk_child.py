@@ -2,7 +2,7 @@
 
     python -m bench.kiosk_child ours  WORKDIR PORT DEVICE_ID SEED   register until killed
     python -m bench.kiosk_child drain WORKDIR PORT DEVICE_ID        restart; exit when all is acked
-    python -m bench.kiosk_child naive WORKDIR PORT DEVICE_ID SEED   the naive stack, until killed
+    python -m bench.kiosk_child naive WORKDIR PORT DEVICE_ID SEED [offline]  the naive stack, until killed
     python -m bench.kiosk_child rss   WORKDIR TOTAL WARMUP          offline; VmRSS as JSON
 
 "ours" is firmware_app.daemon.Kiosk (station loop, store, uplink) with ID cards posted as
@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from bench.common import KioskDriver, UniquePeople, broker_url, sample_ids, shown
+from bench.common import KioskDriver, UniquePeople, broker_url, sample_ids, shown, station_text
 
 USER = "bench/kill/t01"
 MAX_PEOPLE = 100_000
@@ -58,7 +58,7 @@ def drain(workdir: str, port: int, device_id: str, timeout: float = 120.0) -> No
     driver.stop()
 
 
-def naive(workdir: str, port: int, device_id: str, seed: int) -> None:
+def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = False) -> None:
     import paho.mqtt.client as mqtt
     from tinydb import TinyDB
 
@@ -71,8 +71,8 @@ def naive(workdir: str, port: int, device_id: str, seed: int) -> None:
     from bench.common import STATION_PASSWORD
 
     table = Table(workdir, devices=()).start()
-    text = table.station_file(os.path.join(workdir, "data"), broker=broker_url(USER, port))
-    cfg = config.parse_text(text)
+    cfg = config.parse_text(station_text(table, os.path.join(workdir, "data"), broker=broker_url(USER, port),
+                                         device_id=device_id))
     station = Station(cfg, volunteers.load(cfg.volunteers["list_file"]))
     db = TinyDB(os.path.join(workdir, "naive.json"))  # default JSONStorage
     records = db.table("records")
@@ -80,9 +80,10 @@ def naive(workdir: str, port: int, device_id: str, seed: int) -> None:
     client.username_pw_set(USER, STATION_PASSWORD)
     connected = threading.Event()
     client.on_connect = lambda c, u, flags, reason, props: connected.set()
-    client.connect("127.0.0.1", port)
+    client.connect_async("127.0.0.1", port)
     client.loop_start()
-    if not connected.wait(30):  # fair start: registrations begin on a live connection, as ours
+    # fair start: registrations begin on a live connection, as ours (unless the broker is away)
+    if not offline and not connected.wait(30):
         raise SystemExit("naive stack could not connect")
     root = "swab/v1/{district}/{site}/{table}/".format(**cfg.station)
 
@@ -155,7 +156,7 @@ if __name__ == "__main__":
     elif mode == "drain":
         drain(args[0], int(args[1]), args[2])
     elif mode == "naive":
-        naive(args[0], int(args[1]), args[2], int(args[3]))
+        naive(args[0], int(args[1]), args[2], int(args[3]), offline=args[4:] == ["offline"])
     elif mode == "rss":
         rss(args[0], int(args[1]), int(args[2]))
     else:
