@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 
 from tinydb import TinyDB
 from tinydb.table import Document
@@ -21,21 +22,36 @@ from tinydb.table import Document
 from firmware_app.model import record_id
 from firmware_app.store import Store
 
+CST = timezone(timedelta(hours=8))
+
 
 def make_record(seq: int, device: str = "gd-dg-0001-t03") -> dict:
-    """A sample record shaped like the station's (~340 bytes of JSON)."""
+    """A sample record shaped like the station's (docs/records.md), ~560 bytes of JSON."""
     return {
         "schema": "swab.record/1",
         "record_id": record_id(device, seq),
         "seq": seq,
         "kind": "sample",
-        "at": time.time(),
-        "synced": True,
-        "tube_id": f"DG03261123{seq // 10:04d}",
-        "person": {"name": "张三丰", "id_type": "resident", "id_number": "11010519491231002X", "phone": "13800138000"},
-        "source": "idcard",
-        "colour": "green",
+        "device_id": device,
+        "district": "dongguan",
+        "site": "guancheng-stadium",
+        "table": "t03",
+        "at": datetime.now(CST).isoformat(timespec="milliseconds"),
+        "clock_synced": True,
         "operator": "op-0001",
+        "tube_id": f"DG03261123{seq // 10:04d}",
+        "position": seq % 10 + 1,
+        "capacity": 10,
+        "pool_mode": "10",
+        "single_reason": None,
+        "name": "张三丰",
+        "id_type": "resident_id",
+        "id_number": "11010519491231002X",
+        "phone": "13800138000",
+        "colour": "green",
+        "key_person": False,
+        "source": "idcard",
+        "duplicate_of": None,
     }
 
 

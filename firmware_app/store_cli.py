@@ -16,7 +16,7 @@ import time
 import tomllib
 
 from firmware_app.model import mask_id, mask_name
-from firmware_app.store import Store, StoreError, record_day
+from firmware_app.store import Store, StoreError, record_day, record_time
 
 DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
 
@@ -32,8 +32,12 @@ def _data_dir(args) -> str:
     if args.data_dir:
         return args.data_dir
     if args.config:
-        with open(args.config, "rb") as f:
-            return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+        try:
+            with open(args.config, "rb") as f:
+                return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"无法读取配置文件 {args.config}：{exc}\ncannot read the station file {args.config}: {exc}\n"
+                             f"(check it with `swabkiosk config check {args.config}`)") from None
     return DEFAULT_DATA_DIR
 
 
@@ -49,9 +53,12 @@ def _fail(exc: StoreError, as_json: bool) -> int:
     return 1
 
 
-def _when(ts: float | None) -> str:
+def _when(ts: float | str | None) -> str:
+    """Unix seconds, or a record's ISO local time shown as the kiosk wrote it."""
     if not ts:
         return "—"
+    if isinstance(ts, str):
+        return ts[:19].replace("T", " ")
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
@@ -160,16 +167,17 @@ def _person(rec: dict) -> tuple[str, str]:
 
 
 def _void_target(rec: dict) -> str | None:
-    for key in ("voids", "void_of", "target_record_id", "target"):
+    for key in ("voided_record_id", "voids", "void_of"):
         if isinstance(rec.get(key), str):
             return rec[key]
     return None
 
 
 def _replacement(rec: dict) -> tuple[str | None, str | None]:
-    old = rec.get("old_tube_id") or rec.get("from_tube") or rec.get("tube_id")
-    new = rec.get("new_tube_id") or rec.get("to_tube")
-    return old, new
+    """(broken tube, new tube) of a tube_replace record (docs/records.md: tube_id is the new one)."""
+    if "old_tube_id" in rec:
+        return rec.get("old_tube_id"), rec.get("tube_id")
+    return rec.get("tube_id"), rec.get("new_tube_id")
 
 
 def tube_report(records: list[dict], tube_id: str) -> dict:
@@ -204,10 +212,12 @@ def tube_report(records: list[dict], tube_id: str) -> dict:
                 "void": void is not None, "void_record_id": void["record_id"] if void else None,
             })
         elif kind != "void":
-            events.append({"kind": kind, "at": rec.get("at"), "record_id": rec["record_id"],
-                           **{k: rec[k] for k in ("reason", "box_id", "new_tube_id", "old_tube_id") if k in rec}})
+            events.append({"kind": kind, "at": rec.get("at"), "record_id": rec["record_id"], "tube_id": rec.get("tube_id"),
+                           **{k: rec[k] for k in ("reason", "box_id", "old_tube_id") if k in rec}})
+    # a voided entry's swab is still physically in the tube (docs/records.md): shown, not counted as a person
     return {"tube_id": tube_id, "replaced_by": replaced_by, "replaces": sources[1] if len(sources) > 1 else None,
-            "count": sum(not p["void"] for p in people), "people": people, "events": events}
+            "count": sum(not p["void"] for p in people), "voided": sum(p["void"] for p in people),
+            "people": people, "events": events}
 
 
 def tube(argv: list[str]) -> int:
@@ -232,14 +242,15 @@ def tube(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0
-    print(f"试管 Tube {report['tube_id']}: {report['count']} 人 people")
+    voided = f" (+{report['voided']} 作废 voided entries, swab still in the tube)" if report["voided"] else ""
+    print(f"试管 Tube {report['tube_id']}: {report['count']} 人 people{voided}")
     if report["replaces"]:
         print(f"  替换自 replaces broken tube {report['replaces']} (its people were moved here)")
     if report["replaced_by"]:
         print(f"  已替换为 REPLACED by tube {report['replaced_by']}: these people are now in that tube")
     for ev in report["events"]:
         extra = f" ({ev['reason']})" if ev.get("reason") else ""
-        print(f"  {_when(ev['at'])}  {ev['kind']}{extra}")
+        print(f"  {_when(ev['at'])}  {ev['kind']} {ev['tube_id'] or ''}{extra}")
     for n, person in enumerate(report["people"], 1):
         flag = f"  作废 VOID by {person['void_record_id']}" if person["void"] else ""
         moved = f"  from {person['from_tube']}" if person["from_tube"] else ""
@@ -254,6 +265,11 @@ def tube(argv: list[str]) -> int:
 EXPORT_COLUMNS = ["record_id", "seq", "kind", "day", "time", "clock_synced", "tube_id", "name", "id_type",
                   "id_number", "phone", "colour", "source", "single_reason", "operator", "void_of", "reason",
                   "uploaded", "other"]
+
+
+EXPORT_KNOWN = {"record_id", "seq", "kind", "at", "day", "clock_synced", "synced", "tube_id", "person", "name", "id_type",
+                "id_number", "phone", "colour", "source", "single_reason", "operator", "reason", "schema",
+                "voided_record_id", "voids", "void_of"}
 
 
 def _cell(value) -> str:
@@ -287,17 +303,18 @@ def export(argv: list[str]) -> int:
         w = csv.writer(f)
         w.writerow(EXPORT_COLUMNS)
         for rec in records:
-            person = rec.get("person") if isinstance(rec.get("person"), dict) else {}
-            known = {"record_id", "seq", "kind", "at", "day", "synced", "tube_id", "person", "colour", "source",
-                     "single_reason", "operator", "reason", "schema", "name", "id_number", "voids", "void_of"}
-            other = {k: v for k, v in rec.items() if k not in known}
+            person = rec.get("person") if isinstance(rec.get("person"), dict) else rec
+            other = {k: v for k, v in rec.items() if k not in EXPORT_KNOWN}
+            at = record_time(rec)
             w.writerow([_cell(v) for v in [
                 rec["record_id"], rec.get("seq"), rec.get("kind"), record_day(rec),
-                time.strftime("%H:%M:%S", time.localtime(rec["at"])) if isinstance(rec.get("at"), (int, float)) else "",
-                rec.get("synced"), rec.get("tube_id"), person.get("name", rec.get("name")), person.get("id_type"),
-                person.get("id_number", rec.get("id_number")), person.get("phone"), rec.get("colour"), rec.get("source"),
-                rec.get("single_reason"), rec.get("operator"), _void_target(rec), rec.get("reason"),
-                "yes" if sent[rec["record_id"]] else "no", json.dumps(other, ensure_ascii=False) if other else "",
+                rec["at"][11:19] if isinstance(rec.get("at"), str) else (
+                    time.strftime("%H:%M:%S", time.localtime(at)) if at is not None else ""),
+                rec.get("clock_synced", rec.get("synced")), rec.get("tube_id"), person.get("name"),
+                person.get("id_type"), person.get("id_number"), person.get("phone"), rec.get("colour"),
+                rec.get("source"), rec.get("single_reason"), rec.get("operator"), _void_target(rec),
+                rec.get("reason"), "yes" if sent[rec["record_id"]] else "no",
+                json.dumps(other, ensure_ascii=False) if other else "",
             ]])
     people = sum(r.get("kind") == "sample" for r in records)
     print(f"已导出 {args.day} 的 {len(records)} 条记录（{people} 人）到 {args.csv}\n"

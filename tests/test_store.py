@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 import time
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware_app.store import Store, StoreError, StoreReadOnly
-from tests.store_fixtures import event, sample
+from tests.store_fixtures import CST, event, sample
 
 
 def ids(records):
@@ -26,7 +27,7 @@ def test_append_survives_reopen_and_outbox_is_oldest_first(tmp_path):
         assert [r["seq"] for r in s.outbox(10)] == [1, 2, 3]
         assert [r["seq"] for r in s.outbox(2)] == [1, 2]
         assert s.last_seq() == 3
-        assert s.outbox(1)[0]["person"]["name"] == "张三丰"
+        assert s.outbox(1)[0]["name"] == "张三丰"
 
 
 def test_ack_moves_records_to_archive_and_survives_reopen(tmp_path):
@@ -116,7 +117,7 @@ def test_meta_round_trip(tmp_path):
 
 
 def test_iter_records_by_day(tmp_path):
-    day1 = time.mktime((2026, 11, 22, 12, 0, 0, 0, 0, -1))
+    day1 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=CST).timestamp()
     day2 = day1 + 86400
     with Store(tmp_path) as s:
         s.append([sample(1, at=day1), sample(2, at=day2), sample(3, at=day2)])

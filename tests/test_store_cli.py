@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 import stat
@@ -12,7 +13,7 @@ import time
 
 from firmware_app.store import Store
 from tests.broker import ROOT
-from tests.store_fixtures import ID_NUMBERS, event, sample
+from tests.store_fixtures import CST, ID_NUMBERS, event, sample
 
 FULL_IDS = ID_NUMBERS
 
@@ -26,13 +27,14 @@ def run(*args, check=True):
 
 
 def day_store(path):
-    at = time.mktime((2026, 11, 23, 9, 0, 0, 0, 0, -1))
+    at = dt.datetime(2026, 11, 23, 9, 0, tzinfo=CST).timestamp()
     with Store(path) as s:
         s.append([event(1, "tube_open", tube="T1", at=at)])
         s.append([sample(2, tube="T1", person=0, at=at + 1), sample(3, tube="T1", person=1, at=at + 2)])
         s.append([sample(4, tube="T1", person=2, at=at + 3)])
-        s.append([event(5, "void", tube="T1", at=at + 4, voids="gd-dg-0001-t03-0000000003")])
-        s.append([event(6, "tube_replace", tube="T1", at=at + 5, new_tube_id="T2", reason="broken")])
+        s.append([event(5, "void", tube="T1", at=at + 4, voided_record_id="gd-dg-0001-t03-0000000003", reason="mistaken_entry")])
+        s.append([event(6, "tube_replace", tube="T2", at=at + 5, old_tube_id="T1", reason="broken",
+                        samples=["gd-dg-0001-t03-0000000002", "gd-dg-0001-t03-0000000003", "gd-dg-0001-t03-0000000004"])])
         s.append([event(7, "tube_close", tube="T2", at=at + 6, reason="end_of_queue")])
         s.append([sample(8, tube="T9", at=at + 86400)])  # next day
         s.ack(["gd-dg-0001-t03-0000000001", "gd-dg-0001-t03-0000000002"])
@@ -118,3 +120,10 @@ def test_export_day_to_private_csv_with_full_ids(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     r = run("status", "--data-dir", str(tmp_path / "nothing"), check=False)
     assert r.returncode == 1 and "No store found" in r.stderr
+
+
+def test_broken_station_file_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "station.toml"
+    cfg.write_text("store = [broken")
+    r = run("status", "--config", str(cfg), check=False)
+    assert r.returncode != 0 and "cannot read the station file" in r.stderr and "Traceback" not in r.stderr
