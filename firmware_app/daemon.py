@@ -135,7 +135,9 @@ class Kiosk:
             if name == "printer":
                 from firmware_app.runtime import PENDING_LABELS
 
-                return cls(settings, on_event,
+                shell = {k: v for k, v in settings.items() if k != "settle_s"}
+                timing = {"settle_s": settings["settle_s"]} if "settle_s" in settings else {}
+                return cls(shell, on_event, **timing,
                            save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
                            load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []))
             return cls(settings, on_event)

@@ -124,7 +124,10 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
     kiosk = None
     try:
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
-        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=LIVE_CAMERA)
+        # The printer mock has printed a label when it answers the status query after it; a
+        # real printer (--printer) gets the shell's time to feed the label out.
+        overrides = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
+        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=overrides)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
         seq_before = kiosk.store.last_seq()
