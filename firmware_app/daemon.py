@@ -92,14 +92,15 @@ class Kiosk:
         self.runtime.observers.append(self._after_step)
         self.uplink = self.runtime.uplink = self._make_uplink()
         self.runtime.start()
+        self.uplink.start()
+        self.ui = self.runtime.ui = self._make_ui()
+        # Devices last: their threads import the camera and printer libraries, which would
+        # otherwise compete with the main thread on its way to READY.
         for name, settings in self._devices().items():
             sup = Supervisor(name, self._factory(name, settings), self.runtime.post,
                              stale_after=DEVICE_STALE_S.get(name, DEFAULT_DEVICE_STALE_S))
             self.supervisors[name] = sup
             sup.start()
-        self.uplink.start()
-        self.ui = self._make_ui()
-        self.runtime.ui = self.ui
         beats: dict[str, Callable[[], float]] = {"station loop": lambda: self.runtime.heartbeat}
         for name, sup in self.supervisors.items():
             beats[f"{name} supervisor"] = lambda sup=sup: sup.heartbeat
