@@ -342,7 +342,10 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
                "message_en": f"Station file has {len(problems)} problem(s); call the technician"})
     notifier = Notifier()
     notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
+    watchdog = Watchdog(notifier, {})  # nothing runs that could hang: keep systemd from restarting us
+    watchdog.start()
     wait_for_signal(threading.Event())
+    watchdog.stop()
     notifier.stopping()
     ui.stop()
     return EX_CONFIG
