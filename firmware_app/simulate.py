@@ -343,10 +343,10 @@ def scenario(table: Any, index: int, earlier: list) -> tuple[Any, str | None]:
     Mostly green people by card, scanner or camera; every 25 people one with a yellow
     code (forced into a single tube) and one who was already sampled today (flagged;
     the volunteer confirms after checking)."""
-    turn = index % 25
-    if turn == 6:
+    turn = index % 25  # both come early, so a newcomer sees them within the first half minute
+    if turn == 3:
         return table.people.person(colour="yellow", via="camera"), "confirm_single"
-    if turn == 13 and len(earlier) > 5:
+    if turn == 7 and len(earlier) >= 5:
         return earlier[-5], "confirm_duplicate"
     return table.people.person(via=VIA_CYCLE[index % len(VIA_CYCLE)]), None
 
@@ -423,7 +423,8 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
             if stop.wait(args.pace):
                 return
             person, confirm = scenario(table, index, earlier)
-            console.action(describe_person(person))
+            again = " — again: this person was sampled earlier today" if confirm == "confirm_duplicate" else ""
+            console.action(describe_person(person) + again)
             level = step(table, tracker, lambda: table.present(person), repr(person))
             if level == "confirm" and confirm:
                 if stop.wait(min(args.pace, 1.5)):
