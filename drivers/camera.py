@@ -163,9 +163,11 @@ class Camera:
         self._thread: threading.Thread | None = None
         self.finished = threading.Event()  # a directory source has been played
         self.heartbeat = time.monotonic()
+        self._status: tuple[bool, str] | None = None
 
     def start(self) -> None:
         self._stop.clear()
+        self.finished.clear()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
 
@@ -174,23 +176,31 @@ class Camera:
         if self._thread:
             self._thread.join(timeout=5)
 
+    def _report(self, ok: bool, reason: str) -> None:
+        if (ok, reason) != self._status:  # once per change, not every retry
+            self._status = (ok, reason)
+            self._on_event(DeviceStatus("camera", ok, reason))
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
             try:
                 source = open_source(self.source_name, self.fps, self.loop)
             except Exception as exc:  # no camera, no libcamera, empty directory
-                self._on_event(DeviceStatus("camera", False, f"摄像头无法打开 / camera not available: {exc}"))
+                self._report(False, f"摄像头无法打开 / camera not available: {exc}")
                 self._stop.wait(REOPEN_S)
                 continue
-            self._on_event(DeviceStatus("camera", True, ""))
+            self._report(True, "")
             try:
                 self._capture(source)
             except Exception as exc:  # the camera went away mid-stream
-                self._on_event(DeviceStatus("camera", False, f"摄像头断开 / camera lost: {exc}"))
+                self._report(False, f"摄像头断开 / camera lost: {exc}")
                 self._stop.wait(REOPEN_S)
             finally:
-                source.close()
+                try:
+                    source.close()
+                except Exception:  # already gone; the next open reports it
+                    pass
             if self.finished.is_set():
                 self._idle()
                 return
@@ -198,18 +208,22 @@ class Camera:
     def _capture(self, source) -> None:
         period = 1.0 / self.fps
         next_at = time.monotonic()
+        bad_frames = False
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
             frame = source.read()
             if frame is None:
-                self._on_event(DeviceStatus("camera", True, "回放结束 / replay finished"))
+                self._report(True, "回放结束 / replay finished")
                 self.finished.set()
                 return
             if frame.ndim != 2 or frame.dtype != np.uint8:
-                self._on_event(DeviceError("camera", f"帧格式不对 / unusable frame {frame.shape} {frame.dtype}"))
-                continue
-            for text in self.scanner.process(frame, time.monotonic()):
-                self._on_event(CodeScanned(text, "camera"))
+                if not bad_frames:  # once per run of bad frames
+                    self._on_event(DeviceError("camera", f"帧格式不对 / unusable frame {frame.shape} {frame.dtype}"))
+                bad_frames = True
+            else:
+                bad_frames = False
+                for text in self.scanner.process(frame, time.monotonic()):
+                    self._on_event(CodeScanned(text, "camera"))
             next_at = max(next_at + period, time.monotonic() - period)
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 from firmware_app.model import Label
@@ -39,6 +40,7 @@ TEXT_ENCODING = "gb18030"
 BARCODE_HEIGHT = 80  # dots: 10 mm at 203 dpi, easy for a handheld scanner
 BARCODE_MODULE = 2  # dots per narrow bar: the narrowest python-escpos allows
 QR_MODULE = 4  # dots per QR module
+PAPER_COLUMNS = 32  # 384 dots / 12-dot font A
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGIT_RUN = re.compile(r"\d{4,}")
 
@@ -110,6 +112,12 @@ def code128_data(text: str) -> str:
     return data
 
 
+def columns(line: str) -> int:
+    """Printed width in font-A columns: a Chinese character takes two.
+    58 mm paper holds PAPER_COLUMNS; a longer line wraps on the printer."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+
+
 def _clean(line: str) -> str:
     # A control byte inside a line would be read by the printer as a command.
     return _CONTROL.sub(" ", line)
@@ -173,8 +181,10 @@ def manifest_label(box_id: str, site_name: str, sampler: str, closed_at: str,
     lines = [f"转运单 manifest {box_id}", site_name, f"采样人 sampler {sampler}",
              f"封箱 closed {closed_at}"]
     lines += [f"{i:>2}. {tube_id}  {count}人" for i, (tube_id, count) in enumerate(tubes, 1)]
-    lines.append(f"合计 total: {len(tubes)}管 tubes, {sum(c for _, c in tubes)}人 people")
-    lines.append(f"转运人 courier: {courier or '________'}  接收人 receiver: ________")
+    people = sum(c for _, c in tubes)
+    lines.append(f"合计 {len(tubes)}管 {people}人 / total")
+    lines.append(f"转运人 courier: {courier or '__________'}")
+    lines.append("接收人 receiver: __________")
     return Label(kind="manifest", barcode=box_id, lines=tuple(lines))
 
 

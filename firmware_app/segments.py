@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import re
+import zlib
 from typing import Any
 
 from tinydb.storages import Storage
@@ -104,17 +105,13 @@ def write_atomic(path: str, data: bytes) -> None:
     fsync_dir(os.path.dirname(path) or ".")
 
 
-def append_durable(path: str, data: bytes) -> None:
-    """Append one journal line and fsync it (a torn last line is ignored on reading)."""
-    created = not os.path.exists(path)
+def append_line(path: str, data: bytes) -> None:
+    """Append one journal line (not fsynced: the store syncs journals in batches)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
-    if created:
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 def _unlink_quietly(path: str) -> None:
@@ -185,8 +182,67 @@ def load_json(path: str, validate=None) -> dict | None:
     return data
 
 
+def record_crc(record: dict) -> int:
+    """CRC-32 of a record's canonical JSON: catches a flipped byte that still parses."""
+    return zlib.crc32(json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode())
+
+
+def _check_wrapped(data: dict) -> None:
+    table = data.get("records")
+    if set(data) != {"records"} or not isinstance(table, dict):
+        raise ValueError("not a segment: expected exactly {\"records\": {...}}")
+    for key, entry in table.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("r"), dict):
+            raise ValueError(f"record {key!r} is malformed")
+        rec = entry["r"]
+        if rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
+            raise ValueError(f"record {key!r} is malformed")
+        if entry.get("crc") != record_crc(rec):
+            raise ValueError(f"record {key!r} fails its checksum")
+
+
+def check_meta(data: dict) -> None:
+    """meta.json: {"meta": {"<doc id>": {"key": ..., "value": ...}}} and nothing else."""
+    if not set(data) <= {"meta"} or not all(
+        isinstance(d, dict) and isinstance(d.get("key"), str) for d in data.get("meta", {}).values()
+    ):
+        raise ValueError("not a meta file: expected {\"meta\": {...}}")
+
+
+class SegmentStorage(AtomicJSONStorage):
+    """A segment of records: each stored as {"crc": CRC-32, "r": record} so that a
+    damaged byte inside a record (an ID number!) is detected, and a damaged file can
+    be salvaged record by record. TinyDB sees plain records."""
+
+    def __init__(self, path: str):
+        super().__init__(path, _check_wrapped)
+        self._crcs: dict[str, int] = {}
+
+    def read(self) -> dict | None:
+        if self._cache is None:
+            raw = load_json(self.path, self._validate)
+            if raw is None:
+                return None
+            table = raw.get("records", {})
+            self._crcs = {k: e["crc"] for k, e in table.items()}
+            self._cache = {"records": {k: e["r"] for k, e in table.items()}}
+        return dict(self._cache)
+
+    def write(self, data: dict) -> None:
+        table = data.get("records", {})
+        crcs = {k: self._crcs[k] if k in self._crcs else record_crc(doc) for k, doc in table.items()}
+        payload = encode({"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}})
+        try:
+            write_atomic(self.path, payload)
+        except OSError as exc:
+            raise os_error(exc, self.path) from exc
+        self._cache = data
+        self._crcs = crcs
+        self.size = len(payload)
+
+
 def salvage_records(raw: bytes) -> dict[int, dict]:
-    """Every record object in a damaged segment that still parses whole (seq -> record)."""
+    """Every record in a damaged segment that is still whole and passes its checksum."""
     text = raw.decode("utf-8", errors="replace")
     decoder = json.JSONDecoder()
     found: dict[int, dict] = {}
@@ -195,6 +251,8 @@ def salvage_records(raw: bytes) -> dict[int, dict]:
             obj, _ = decoder.raw_decode(text, m.end() - 1)
         except ValueError:
             continue
-        if isinstance(obj, dict) and obj.get("seq") == int(m.group(1)) and isinstance(obj.get("record_id"), str):
-            found[obj["seq"]] = obj
+        rec = obj.get("r") if isinstance(obj, dict) else None
+        if (isinstance(rec, dict) and rec.get("seq") == int(m.group(1)) and isinstance(rec.get("record_id"), str)
+                and obj.get("crc") == record_crc(rec)):
+            found[rec["seq"]] = rec
     return found

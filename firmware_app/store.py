@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -37,23 +38,28 @@ from firmware_app.segments import (
     DIR_MODE,
     FILE_MODE,
     AtomicJSONStorage,
+    SegmentStorage,
+    check_meta,
     StoreCorrupt,
     StoreError,
     StoreFull,
     StoreReadOnly,
-    append_durable,
+    append_line,
     encode,
+    fsync_dir,
     load_json,
     os_error,
     salvage_records,
-    write_atomic,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
 
 SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
 SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
 PRUNE_EVERY_S = 3600.0
+ACK_SYNC_S = 1.0  # ack journals are fsynced at most this often (see sync_acks)
 PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
 
 
@@ -87,13 +93,9 @@ def record_time(record: dict) -> float | None:
     return None
 
 
-def _check_segment(data: dict) -> None:
-    table = data.get("records", {})
-    if not isinstance(table, dict):
-        raise ValueError("'records' is not an object")
-    for key, rec in table.items():
-        if not isinstance(rec, dict) or rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
-            raise ValueError(f"record {key!r} is malformed")
+def _read_segment(path: str) -> dict:
+    """A segment's records (checked, checksums verified); StoreCorrupt names a damaged file."""
+    return SegmentStorage(path).read() or {}
 
 
 @dataclass
@@ -137,6 +139,8 @@ class Store:
         self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
+        self._unsynced_acks: set[str] = set()
+        self._acks_synced_at = 0.0
         if read_only:
             if not os.path.isdir(self._seg_dir):
                 raise StoreError(
@@ -144,7 +148,7 @@ class Store:
                 )
         else:
             self._prepare_dirs()
-        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage)
+        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage, validate=check_meta)
         try:
             self._load()
             if not read_only:
@@ -185,10 +189,10 @@ class Store:
         return sorted(names, key=lambda n: int(n[:-5]))
 
     def _load(self) -> None:
-        load_json(self._meta.storage.path)  # a damaged meta file is reported, like a segment
+        load_json(self._meta.storage.path, check_meta)  # a damaged meta file is reported, like a segment
         for name in self._segment_files():
             seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
-            data = load_json(seg.path, _check_segment) or {}
+            data = _read_segment(seg.path)
             seg.size = os.path.getsize(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
             seg.seqs = [r["seq"] for r in records]
@@ -230,6 +234,11 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            if self._unsynced_acks and not self.read_only:
+                try:
+                    self.sync_acks()
+                except StoreError as exc:  # only means some records are sent once more
+                    log.warning("store: %s", exc.message_en)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -257,7 +266,7 @@ class Store:
             if seg is None or seg.size >= SEGMENT_BYTES:
                 first = records[0]["seq"]
                 seg = _Segment(first=first, path=os.path.join(self._seg_dir, f"{first:010d}.json"))
-                db = TinyDB(seg.path, storage=AtomicJSONStorage)
+                db = TinyDB(seg.path, storage=SegmentStorage)
                 new = True
             else:
                 db = self._current_db(seg)
@@ -273,7 +282,7 @@ class Store:
 
     def _current_db(self, seg: _Segment) -> TinyDB:
         if self._current is None or self._current.storage.path != seg.path:
-            self._current = TinyDB(seg.path, storage=AtomicJSONStorage)
+            self._current = TinyDB(seg.path, storage=SegmentStorage)
         return self._current
 
     def _validate(self, records: list[dict]) -> None:
@@ -308,9 +317,10 @@ class Store:
             for seg, rids in by_seg.values():
                 seqs = [self._unacked[rid][1] for rid in rids]
                 try:
-                    append_durable(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
+                    append_line(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
                 except OSError as exc:
                     raise os_error(exc, seg.acks_path) from exc
+                self._unsynced_acks.add(seg.acks_path)
                 seg.acked.update(seqs)
                 seg.last_ack_at = now
                 for rid in rids:
@@ -318,9 +328,34 @@ class Store:
                 self._archived += len(rids)
                 self._last_ack_at = now
                 done += len(rids)
+            if now - self._acks_synced_at >= ACK_SYNC_S:
+                self.sync_acks()
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done
+
+    def sync_acks(self) -> None:
+        """fsync the ack journals written since the last sync (ack() does it every ACK_SYNC_S).
+
+        Acks are fsynced lazily: an ack lost to a power cut only means the record is
+        sent once more (same record_id), and a drain is not held up by one fsync per batch.
+        """
+        with self._lock:
+            for path in sorted(self._unsynced_acks):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise os_error(exc, path) from exc
+                finally:
+                    os.close(fd)
+            if self._unsynced_acks:
+                fsync_dir(self._seg_dir)  # a journal created since the last sync
+            self._unsynced_acks.clear()
+            self._acks_synced_at = time.time()
 
     def prune(self, now: float | None = None) -> int:
         """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
@@ -352,7 +387,7 @@ class Store:
         # only the newest segment ever changes: older ones are cached while the uplink drains them
         records = self._parsed.get(seg.path)
         if records is None:
-            data = load_json(seg.path, _check_segment) or {}
+            data = _read_segment(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
             self._parsed[seg.path] = records
             if len(self._parsed) > PARSED_CACHE:
@@ -441,11 +476,6 @@ class Store:
         with self._lock:
             self._meta.table("meta").upsert({"key": key, "value": value}, Query().key == key)
 
-    def reload_meta(self) -> None:
-        """Drop the cached meta so the next read sees another process's writes."""
-        with self._lock:
-            self._meta.storage.close()
-
     # ---------------------------------------------------------------- repair
 
     @staticmethod
@@ -465,7 +495,7 @@ class Store:
         for i, name in enumerate(names):
             path = os.path.join(seg_dir, name)
             try:
-                load_json(path, _check_segment)
+                _read_segment(path)
                 continue
             except StoreCorrupt:
                 pass
@@ -476,8 +506,8 @@ class Store:
             moved = os.path.join(damaged_dir, f"{name}.{int(time.time())}")
             shutil.copy2(path, moved)
             os.chmod(moved, FILE_MODE)
-            records = {str(s): found[s] for s in sorted(found)}
-            write_atomic(path, encode({"records": records}))
+            repaired = SegmentStorage(path)
+            repaired.write({"records": {str(s): found[s] for s in sorted(found)}})
             first = int(name[:-5])
             note = "intact records kept; records after the damage may be lost"
             if i == len(names) - 1:
@@ -486,7 +516,7 @@ class Store:
             report.append({"file": path, "moved_to": moved, "recovered": len(found), "note": note})
         meta_path = os.path.join(data_dir, "meta.json")
         try:
-            load_json(meta_path)
+            load_json(meta_path, check_meta)
         except StoreCorrupt:
             os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
             moved = os.path.join(damaged_dir, f"meta.json.{int(time.time())}")

@@ -32,8 +32,12 @@ def _data_dir(args) -> str:
     if args.data_dir:
         return args.data_dir
     if args.config:
-        with open(args.config, "rb") as f:
-            return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+        try:
+            with open(args.config, "rb") as f:
+                return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"无法读取配置文件 {args.config}：{exc}\ncannot read the station file {args.config}: {exc}\n"
+                             f"(check it with `swabkiosk config check {args.config}`)") from None
     return DEFAULT_DATA_DIR
 
 

@@ -67,7 +67,7 @@ class UplinkSettings:
     cert_file: str = ""
     key_file: str = ""
     keepalive: int = 30
-    window: int = 64  # records in flight; paho's limit is window + 16 so control messages get through
+    window: int = 128  # records in flight; paho's limit is window + 16 so control messages get through
     backoff_min_s: float = 0.5
     backoff_max_s: float = 60.0
     status_every_s: float = 60.0
@@ -401,7 +401,7 @@ class Uplink:
     def _flush_acks(self, force: bool = False) -> None:
         if not self._acked:
             return
-        # one fsync per batch of acks; a lost ack only means the record is sent again
+        # acks go to the store in batches (it fsyncs them once a second); a lost ack only means a resend
         full = len(self._acked) >= ACK_BATCH and not self._ack_error
         due = force or full or time.monotonic() - self._acked_since > ACK_DELAY_S
         if not due:

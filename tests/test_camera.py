@@ -9,6 +9,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.camera import Camera, Debouncer, FrameScanner, check_source
 from drivers.qr_decode import DECODERS, make_decoder
@@ -119,16 +121,24 @@ def test_camera_on_a_frame_directory_gives_one_event_for_thirty_frames(tmp_path)
     assert DeviceStatus("camera", True, "回放结束 / replay finished") in rec.events
 
 
-def test_camera_reports_a_missing_directory_and_keeps_running(tmp_path):
+def test_camera_reports_a_missing_directory_once_and_opens_it_when_it_appears(tmp_path, monkeypatch):
+    monkeypatch.setattr("drivers.camera.REOPEN_S", 0.02)
+    frame, payload = frames("clean", 1)[0]
     rec = Recorder()
-    cam = Camera({"source": f"dir:{tmp_path}/none", "fps": 10}, rec)
+    cam = Camera({"source": f"dir:{tmp_path}/cam", "fps": 100}, rec)
     cam.start()
     try:
         assert rec.wait_for(lambda ev: any(isinstance(e, DeviceStatus) and not e.ok for e in ev))
+        write_frames(tmp_path / "new", [frame], fmt="npy")
+        (tmp_path / "new").rename(tmp_path / "cam")  # retried several times meanwhile: reported once
+        assert cam.finished.wait(10)
     finally:
         cam.stop()
-    [status] = collect(rec.events, DeviceStatus)
-    assert "frame directory not found" in status.reason
+    statuses = collect(rec.events, DeviceStatus)
+    assert "frame directory not found" in statuses[0].reason and not statuses[0].ok
+    assert statuses[1:] == [DeviceStatus("camera", True, ""),
+                            DeviceStatus("camera", True, "回放结束 / replay finished")]
+    assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
 
 
 def test_grey_frames_of_any_source_format_replay(tmp_path):
@@ -180,8 +190,9 @@ def test_signed_personal_code_on_a_phone_is_read_and_verifies(decoder):
 
 def test_a_colour_frame_is_reported_not_decoded_and_the_camera_carries_on(tmp_path):
     frame, payload = frames("clean", 1)[0]
-    np.save(tmp_path / "a.npy", np.stack([frame] * 3, axis=-1))  # a wrong, colour frame
-    np.save(tmp_path / "b.npy", frame)
+    np.save(tmp_path / "a.npy", np.stack([frame] * 3, axis=-1))  # wrong, colour frames
+    np.save(tmp_path / "b.npy", np.stack([frame] * 3, axis=-1))
+    np.save(tmp_path / "c.npy", frame)
     rec = Recorder()
     cam = Camera({"source": f"dir:{tmp_path}", "fps": 100}, rec)
     cam.start()
@@ -234,3 +245,26 @@ def test_picamera2_source_uses_the_y_plane_of_a_yuv420_stream(monkeypatch):
     assert calls["config"] == ({"size": (1280, 720), "format": "YUV420"}, {"FrameRate": 50.0})
     assert calls["stopped"] and calls["closed"]
     assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
+
+
+def test_importing_the_drivers_loads_no_decoder_or_printer_library():
+    # the CLI and the daemon's start-up pay for these only when a device is used
+    code = ("import sys, drivers.camera, drivers.printer, drivers.escpos_label; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'escpos', 'zxingcpp', 'pyzbar', 'picamera2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", None]), st.floats(0.01, 3.0)), max_size=60))
+def test_debouncer_reports_a_code_exactly_when_it_was_not_seen_for_forget_after(steps):
+    d = Debouncer(forget_after=1.5)
+    last_seen: dict[str, float] = {}
+    t = 0.0
+    for code, dt in steps:
+        t += dt
+        codes = [code] if code else []
+        expected = [c for c in codes if c not in last_seen or t - last_seen[c] > 1.5]
+        assert d.update(codes, t) == expected
+        for c in codes:
+            last_seen[c] = t

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.escpos_label import (LabelError, box_label, code128_data, manifest_label, probe_label,
-                                  render, tube_label)
+from drivers.escpos_label import (PAPER_COLUMNS, LabelError, box_label, code128_data, columns,
+                                  manifest_label, probe_label, render, tube_label)
 from firmware_app.model import Label
 from hw_mocks.printer import EscposParseError, EscposParser, decode_code128
 
@@ -52,8 +52,20 @@ def test_box_label_and_manifest_list_every_tube_and_total():
     [manifest] = parse(render(manifest_label("DG03B2611230001", "莞城体育馆", "张*丰", "12:00", tubes)))
     for tube_id, count in tubes:
         assert any(tube_id in line and f"{count}人" in line for line in manifest.lines)
-    assert "合计 total: 3管 tubes, 18人 people" in manifest.lines
-    assert any(line.startswith("转运人 courier: ________") for line in manifest.lines)
+    assert "合计 3管 18人 / total" in manifest.lines
+    assert "转运人 courier: __________" in manifest.lines
+
+
+def test_every_line_fits_58mm_paper_for_a_real_site():
+    site = "莞城体育馆 3号采样台"
+    labels = [tube_label("DG032611230001", site, "t03", "2026-11-23 10:41", 20),
+              tube_label("DG032611230002", site, "t03", "2026-11-23 10:41", 1, "黄码 yellow code"),
+              box_label("DG03B2611230001", site, "t03", "2026-11-23 12:00", 50, 500),
+              manifest_label("DG03B2611230001", site, "张*丰", "2026-11-23 12:00",
+                             [(f"DG03261123{n:04d}", 20) for n in range(1, 51)])]
+    for label in labels:
+        for line in label.lines:
+            assert columns(line) <= PAPER_COLUMNS, line
 
 
 def test_qr_is_sent_native_and_small():

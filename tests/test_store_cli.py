@@ -120,3 +120,10 @@ def test_export_day_to_private_csv_with_full_ids(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     r = run("status", "--data-dir", str(tmp_path / "nothing"), check=False)
     assert r.returncode == 1 and "No store found" in r.stderr
+
+
+def test_broken_station_file_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "station.toml"
+    cfg.write_text("store = [broken")
+    r = run("status", "--config", str(cfg), check=False)
+    assert r.returncode != 0 and "cannot read the station file" in r.stderr and "Traceback" not in r.stderr

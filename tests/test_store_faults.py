@@ -194,3 +194,19 @@ def test_damaged_meta_is_reported(tmp_path):
     with Store(tmp_path) as s:
         assert seqs(s) == [1]
         assert s.get_meta("k") is None
+
+
+def test_a_flipped_digit_in_an_id_number_is_caught(tmp_path):
+    with Store(tmp_path) as s:
+        s.append([sample(1, person=0), sample(2, person=1), sample(3, person=2)])
+    seg = _segment_files(tmp_path)[0]
+    raw = open(seg, "rb").read()
+    flipped = raw.replace(b"440301199001011234", b"440301199001011235")  # still valid JSON
+    assert flipped != raw
+    open(seg, "wb").write(flipped)
+    with pytest.raises(StoreCorrupt) as err:
+        Store(tmp_path)
+    assert "checksum" in err.value.message_en and err.value.salvageable == 2
+    Store.repair(tmp_path)
+    with Store(tmp_path) as s:
+        assert seqs(s) == [1, 3]  # the wrong record is never passed on as a person's

@@ -15,7 +15,8 @@ import pytest
 
 from firmware_app.model import Command
 from firmware_app.ui import UiServer
-from tests.browser_fixtures import browser, now_ms, open_screen, page, wait_change, watch_text  # noqa: F401
+from tests.browser_fixtures import (browser, now_ms, open_screen, page, save_screenshot,  # noqa: F401
+                                    wait_change, watch_text)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -245,6 +246,7 @@ def test_technician_sees_provisioning_and_config_problems(ui, page, tmp_path):
     assert "需要技术员处理" in text and "mqtt.url · 第41行" in text and "服务器地址无效" in text
     ui.update({"problems": [{"key": "selftest", "message": "摄像头无画面", "message_en": "camera: no frames"}]})
     page.wait_for_function("() => document.querySelector('#problem-list').children.length === 2")
+    save_screenshot(page, "problems", tmp_path)
 
 
 def test_disconnected_is_obvious_and_the_page_reconnects(tmp_path, page):
@@ -257,6 +259,7 @@ def test_disconnected_is_obvious_and_the_page_reconnects(tmp_path, page):
     server.stop()  # the daemon restarts
     page.wait_for_selector("#offline:not([hidden])")
     assert "连接已断开" in page.inner_text("#offline")
+    save_screenshot(page, "disconnected", tmp_path)
     restarted = UiServer("127.0.0.1", port, lambda c: None, provision_errors=None)
     restarted.start()
     try:
