@@ -433,7 +433,7 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
                 step(table, tracker, lambda: table.command(confirm), confirm)
             table.take_away(person)
             console.tube(kiosk.runtime.snapshot)
-            earlier.append(person)
+            earlier = [*earlier[-9:], person]  # enough to pick a returning person from
             index += 1
             if index % 10 == 0:
                 report_backlog(kiosk, console, args.broker)
