@@ -85,12 +85,12 @@ class Runtime:
         self.station: Any = None
         self.devices: dict[str, dict[str, Any]] = {}
         self.heartbeat = time.monotonic()
-        self.steps = 0
-        self.store_errors = 0
+        self.store_errors = 0  # refused writes since start, reported in the MQTT status
         self.snapshot: dict[str, Any] = {}
         self.observers: list[Callable[[Event, list[Effect]], None]] = []
         # Commands the shell answers itself (they touch files, not the station's state).
         self.shell_commands: dict[str, Callable[[Command], list[Effect]]] = {}
+        self._refusal: Show | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -142,9 +142,6 @@ class Runtime:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.snapshot), timeout)
 
-    def idle(self) -> bool:
-        return self._queue.empty()
-
     # ------------------------------------------------------------- the loop
     def _run(self) -> None:
         while True:
@@ -163,21 +160,24 @@ class Runtime:
                 item()
                 continue
             try:
-                self._step(item)
+                effects = self._step(item)
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
                 self._rebuild_station()
-                self._show(Show("error", "内部错误，请重试", "Internal error, please try again"))
-            self.steps += 1
+                effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
+                self._show(effects[0])
             self._publish_snapshot()
+            for observer in self.observers:  # after the snapshot: observers see the state of this step
+                observer(item, effects)
 
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:
             self._synced, self._synced_at = clock.kernel_synced(), time.monotonic()
         return Now(at=time.time(), synced=bool(self._synced))
 
-    def _step(self, event: Event) -> None:
+    def _step(self, event: Event) -> list[Effect]:
         log.info("%s", describe(event))
+        self._refusal = None
         if isinstance(event, DeviceStatus):
             changed = self.devices.get(event.device, {}).get("ok") != event.ok
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
@@ -190,8 +190,7 @@ class Runtime:
             try:
                 self.store.append(records)
             except Exception as exc:  # StoreFull, ReadOnly, any I/O error: nothing of this step is OK
-                self._refused(event, exc)
-                return
+                return self._refused(event, exc)
             if self.uplink is not None:
                 self.uplink.wake()
         answered = False
@@ -209,22 +208,21 @@ class Runtime:
             shown = [e for e in effects if isinstance(e, Show)]
             self._respond(CommandResult(event.name, event.txn, not any(s.level == "error" for s in shown),
                                         shown[-1].message if shown else ""))
-        for observer in self.observers:
-            observer(event, effects)
+        return effects
 
-    def _refused(self, event: Event, exc: Exception) -> None:
+    def _refused(self, event: Event, exc: Exception) -> list[Effect]:
         self.store_errors += 1
         reason = str(exc) or type(exc).__name__
+        zh, en = getattr(exc, "message", reason), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
         self._rebuild_station()  # forget what the station assumed: the store is the truth
-        show = Show("error", f"未保存，请勿继续：{reason}", f"NOT saved, do not continue: {reason}",
-                    {"store_error": reason})
+        show = Show("error", f"未保存，请勿继续：{zh}", f"NOT saved, do not continue: {en}", {"store_error": en})
         self._show(show)
+        self._refusal = show  # the screen stays red until the next step
         self.speaker.say("保存失败")
         if isinstance(event, Command) and event.txn:
             self._respond(CommandResult(event.name, event.txn, False, f"not saved: {reason}"))
-        for observer in self.observers:
-            observer(event, [show])
+        return [show]
 
     def _show(self, show: Show) -> None:
         log.log(logging.WARNING if show.level == "error" else logging.INFO, "screen [%s] %s | %s",
@@ -268,18 +266,25 @@ class Runtime:
         return len(self.store.get_meta(PENDING_LABELS, []) or [])
 
     # ------------------------------------------------------------ snapshot
-    def _publish_snapshot(self) -> None:
-        snap = dict(self.station.snapshot()) if self.station is not None else {}
-        snap["devices"] = dict(self.devices)
-        snap["labels_waiting"] = self.labels_waiting()
+    def _link_state(self) -> dict[str, Any]:
+        """What the screen shows beside the station: labels and records waiting, the broker."""
+        out: dict[str, Any] = {"labels_waiting": self.labels_waiting()}
         try:
-            snap["backlog"] = self.store.stats().get("backlog", 0)
+            out["backlog"] = self.store.stats().get("backlog", 0)
         except Exception:  # a store that cannot even count is reported by the next write
             pass
         if self.uplink is not None:
             link = self.uplink.state()
-            snap["broker"] = None if not link.get("url") else {
+            out["broker"] = None if not link.get("url") else {
                 "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
+        return out
+
+    def _publish_snapshot(self) -> None:
+        snap = dict(self.station.snapshot()) if self.station is not None else {}
+        snap["devices"] = dict(self.devices)
+        if self._refusal is not None:
+            snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)
+        snap.update(self._link_state())
         with self._changed:
             self.snapshot = snap
             self._changed.notify_all()
@@ -290,6 +295,9 @@ class Runtime:
                 log.warning("screen update failed", exc_info=True)
 
     def _idle_work(self) -> None:
+        link = self._link_state()
+        if any(self.snapshot.get(k) != v for k, v in link.items()):
+            self._publish_snapshot()  # the broker came or went, records were acknowledged
         if self.uplink is None or time.monotonic() - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = time.monotonic()
@@ -297,13 +305,14 @@ class Runtime:
             stats = self.store.stats()
             self.uplink.set_status({"devices": self.devices, "backlog": stats.get("backlog"),
                                     "oldest_unsent_age_s": stats.get("oldest_unsent_age_s"),
+                                    "store_errors": self.store_errors, "free_bytes": stats.get("free_bytes"),
                                     "version": self.version, "clock_synced": bool(self._synced)})
         except Exception:
             log.warning("status publish failed", exc_info=True)
 
     # ------------------------------------------------------------ shutdown
     def stop(self, timeout: float = 10.0) -> None:
-        """Handle everything already posted, then stop; labels in flight get a bounded time."""
+        """Handle everything already posted, then stop (bounded: a hung step is left behind)."""
         self._stopping.set()
         self._queue.put(None)
         self._thread.join(timeout=timeout)

@@ -124,7 +124,10 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
     kiosk = None
     try:
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
-        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=LIVE_CAMERA)
+        # The printer mock has printed a label when it answers the status query after it; a
+        # real printer (--printer) gets the shell's time to feed the label out.
+        overrides = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
+        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=overrides)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
         seq_before = kiosk.store.last_seq()
@@ -340,10 +343,10 @@ def scenario(table: Any, index: int, earlier: list) -> tuple[Any, str | None]:
     Mostly green people by card, scanner or camera; every 25 people one with a yellow
     code (forced into a single tube) and one who was already sampled today (flagged;
     the volunteer confirms after checking)."""
-    turn = index % 25
-    if turn == 6:
+    turn = index % 25  # both come early, so a newcomer sees them within the first half minute
+    if turn == 3:
         return table.people.person(colour="yellow", via="camera"), "confirm_single"
-    if turn == 13 and len(earlier) > 5:
+    if turn == 7 and len(earlier) >= 5:
         return earlier[-5], "confirm_duplicate"
     return table.people.person(via=VIA_CYCLE[index % len(VIA_CYCLE)]), None
 
@@ -368,7 +371,8 @@ def run_watchable(args: argparse.Namespace) -> int:
     workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")
     table = Table(workdir, seed=int(time.time())).start()
     ui_port = args.ui_port or 8080
-    cfg = config.parse_text(table.station_file(data_dir, broker=args.broker, ui_port=ui_port))
+    # A real reader's poll rate (~300 ms): the demo idles like a kiosk at a table would.
+    cfg = config.parse_text(table.station_file(data_dir, broker=args.broker, ui_port=ui_port, poll_ms=300))
     kiosk = Kiosk(cfg, data_dir=data_dir, ui_port=ui_port, device_overrides=LIVE_CAMERA, any_ui_port=True)
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(kiosk, table, console, args, stop), name="simulated-people",
@@ -419,7 +423,8 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
             if stop.wait(args.pace):
                 return
             person, confirm = scenario(table, index, earlier)
-            console.action(describe_person(person))
+            again = " — again: this person was sampled earlier today" if confirm == "confirm_duplicate" else ""
+            console.action(describe_person(person) + again)
             level = step(table, tracker, lambda: table.present(person), repr(person))
             if level == "confirm" and confirm:
                 if stop.wait(min(args.pace, 1.5)):
@@ -428,7 +433,7 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
                 step(table, tracker, lambda: table.command(confirm), confirm)
             table.take_away(person)
             console.tube(kiosk.runtime.snapshot)
-            earlier.append(person)
+            earlier = [*earlier[-9:], person]  # enough to pick a returning person from
             index += 1
             if index % 10 == 0:
                 report_backlog(kiosk, console, args.broker)

@@ -48,7 +48,7 @@ def pings(sock, seconds):
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
         try:
-            if sock.recv(256) == b"WATCHDOG=1":
+            if sock.recv(256).startswith(b"WATCHDOG=1"):
                 got += 1
         except TimeoutError:
             break
@@ -114,6 +114,7 @@ def test_a_refused_store_write_is_never_shown_as_ok(tmp_path, monkeypatch):
         shown = tracker.last_shows[-1]
         assert "未保存" in shown.message and "NOT saved" in shown.message_en
         assert kiosk.runtime.snapshot["tube"]["count"] == 1  # the station forgot what was not stored
+        assert kiosk.runtime.snapshot["level"] == "error"  # and the screen stays red
         assert list(kiosk.store.iter_records()) == stored
         monkeypatch.setattr(segments.os, "write", real_write)
         assert present(table, tracker, second) == "ok"  # registered now, not flagged as a duplicate

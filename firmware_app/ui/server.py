@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,16 +54,17 @@ COMMANDS: dict[str, Callable[[dict], dict]] = {
     "reprint_label": _no_args,
     "void_last": _no_args,
     "switch_mode": _mode_arg,
+    "confirm": _no_args,  # whatever waits: a single tube for a yellow code, a tube swap
+    "reject": _no_args,
     "confirm_duplicate": _no_args,
     "reject_duplicate": _no_args,
     "end_of_queue": _no_args,
     "sign_out": _no_args,
 }
 LEVELS = ("ok", "confirm", "error", "info")
-MAX_NOTICES = 8
-NOTICE_TTL_S = 15.0  # ok/info notices fade; errors and confirms stay until dismissed
+SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
 MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
-KEEPALIVE_S = 15.0  # comment line on idle streams so dead browsers are noticed
+KEEPALIVE_S = 15.0  # ping idle streams: dead browsers are noticed, the page spots a hung daemon
 MAX_BODY = 4096
 
 # A full 18- or 15-digit resident ID number anywhere in outgoing text gets masked:
@@ -126,11 +126,13 @@ def _problem(item: dict) -> dict:
 
 
 class UiServer:
-    """The screen. ``update(snapshot)`` after every station step, ``notify`` for daemon news.
+    """The screen. ``notify`` for every Show effect, ``update(snapshot)`` after every step.
 
-    ``update`` merges the given top-level keys into the screen state, so the daemon may
-    push ``Station.snapshot()`` and, separately or together, its own status keys
-    (``devices``, ``broker``, ``backlog``, ``problems``; see docs/screen.md).
+    ``notify`` puts the message in the big panel with its colour and tone (a repeated
+    identical error beeps again). ``update`` merges the given top-level keys into the
+    screen state, so the daemon may push ``Station.snapshot()`` and, separately or
+    together, its own keys (``devices``, ``broker``, ``backlog``, ``labels_waiting``,
+    ``problems``; see docs/screen.md). An update that changes nothing sends nothing.
     """
 
     def __init__(
@@ -152,10 +154,9 @@ class UiServer:
         self._cond = threading.Condition()
         self._rev = 0
         self._snapshot: dict[str, Any] = {}
-        self._show_key: str | None = None
+        self._show_key: tuple | None = None
         self._flash = {"n": 0, "level": "info"}
-        self._notices: list[dict] = []
-        self._notice_id = 0
+        self._in_step = False  # notify() since the last update(): Shows of one station step
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
         self._ui = {"language": "en" if language == "en" else "zh-CN", "sound": bool(sound)}
@@ -171,7 +172,9 @@ class UiServer:
         self._check_provision()
         self._httpd = _Server((self.host, self.port), _Handler, self)
         self.port = self._httpd.server_address[1]
-        serve = threading.Thread(target=self._httpd.serve_forever, name="ui-http", daemon=True)
+        # poll 10x/s for shutdown: stop() returns quickly, the idle cost is negligible
+        serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                 name="ui-http", daemon=True)
         watch = threading.Thread(target=self._watch, name="ui-watch", daemon=True)
         self._threads = [serve, watch]
         for t in self._threads:
@@ -197,42 +200,28 @@ class UiServer:
     # ---------------------------------------------------------------- daemon side
 
     def update(self, snapshot: dict) -> None:
-        """Merge ``snapshot``'s top-level keys into the screen and push it."""
+        """Merge ``snapshot``'s top-level keys into the screen and push it if it changed."""
         with self._cond:
-            self._snapshot.update(snapshot)
-            key = json.dumps(
-                [self._snapshot.get(k) for k in ("level", "message", "message_en", "last", "tube", "pending")],
-                sort_keys=True, default=str,
-            )
-            if key != self._show_key and self._snapshot.get("message"):
-                # a new station message: the page flashes and plays the level's tone
-                level = self._snapshot.get("level")
-                self._flash = {"n": self._flash["n"] + 1, "level": level if level in LEVELS else "info"}
+            merged = {**self._snapshot, **snapshot}
+            if merged == self._snapshot:
+                self._in_step = False
+                return
+            self._snapshot = merged
+            key = (merged.get("level"), merged.get("message"), merged.get("message_en"))
+            if key != self._show_key and merged.get("message"):
+                self._flash_locked(merged.get("level"))  # a Show this server was not told of
             self._show_key = key
+            self._in_step = False
             self._bump()
 
     def notify(self, level: str, message: str, message_en: str = "") -> None:
-        """A notice from the daemon itself (device down, config or self-test problem).
-
-        Errors and confirms stay on screen until tapped away; ok/info ones fade.
-        """
-        level = level if level in LEVELS else "info"
+        """A Show: the big panel takes its colour and words and the page plays its tone."""
         with self._cond:
-            self._notice_id += 1
-            self._notices.insert(0, {"id": self._notice_id, "level": level, "message": message,
-                                     "message_en": message_en, "at": time.time()})
-            del self._notices[MAX_NOTICES:]
-            self._flash = {"n": self._flash["n"] + 1, "level": level}
+            self._snapshot = {**self._snapshot, "level": level, "message": message, "message_en": message_en}
+            self._show_key = (level, message, message_en)
+            self._flash_locked(level)
+            self._in_step = True
             self._bump()
-
-    def dismiss(self, notice_id: int) -> bool:
-        with self._cond:
-            before = len(self._notices)
-            self._notices = [n for n in self._notices if n["id"] != notice_id]
-            if len(self._notices) == before:
-                return False
-            self._bump()
-            return True
 
     def state(self) -> dict:
         """What the page renders (masked), as sent on /events and /api/state."""
@@ -242,29 +231,31 @@ class UiServer:
     # ---------------------------------------------------------------- internals
 
     def _state_locked(self) -> dict:
+        snap = self._snapshot
+        problems = [_problem(p if isinstance(p, dict) else {"message": str(p)})
+                    for key in ("config_problems", "problems") for p in snap.get(key) or []]
         return scrub({
             "rev": self._rev,
-            "snapshot": self._snapshot,
-            "notices": self._notices,
-            "provision": self._provision,
+            "snapshot": snap,
+            "problems": self._provision + problems,
             "flash": self._flash,
             "ui": self._ui,
         })
+
+    def _flash_locked(self, level: Any) -> None:
+        level = level if level in LEVELS else "info"
+        if self._in_step and SEVERITY[self._flash["level"]] > SEVERITY[level]:
+            level = self._flash["level"]  # one step said "第10人" (ok) then "本管已满" (info): OK tone
+        self._flash = {"n": self._flash["n"] + 1, "level": level}
 
     def _bump(self) -> None:
         self._rev += 1
         self._cond.notify_all()
 
     def _watch(self) -> None:
-        """Pick up a provisioning-errors file written after start; fade old notices."""
+        """Pick up a provisioning-errors file written (or fixed) after start."""
         while not self._stopping.wait(2.0):
             self._check_provision()
-            cutoff = time.time() - NOTICE_TTL_S
-            with self._cond:
-                kept = [n for n in self._notices if n["level"] in ("error", "confirm") or n["at"] > cutoff]
-                if len(kept) != len(self._notices):
-                    self._notices = kept
-                    self._bump()
 
     def _check_provision(self) -> None:
         if self._provision_path is None:
@@ -284,7 +275,7 @@ class UiServer:
             if problems != self._provision:
                 self._provision = problems
                 if problems:
-                    self._flash = {"n": self._flash["n"] + 1, "level": "error"}
+                    self._flash_locked("error")
                 self._bump()
 
     def _command(self, body: dict) -> Command:
@@ -362,10 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         ui = self.server.ui
-        origin = self.headers.get("Origin", "")
-        if not self._host_ok() or origin != f"http://{self.headers.get('Host')}":
+        if not self._host_ok() or self.headers.get("Origin", "") != f"http://{self.headers.get('Host')}":
             self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "same-origin requests only"})
             return
+        if self.path.split("?", 1)[0] != "/api/command":
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+            return
+        # a JSON content type cannot be sent cross-site without a CORS preflight we never answer
         if self.headers.get_content_type() != "application/json":
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "error": "JSON only"})
             return
@@ -380,31 +374,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length))
             if not isinstance(body, dict):
                 raise ValueError("body must be an object")
+            command = ui._command(body)
         except ValueError as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": f"bad JSON: {exc}"})
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
             return
-        path = self.path.split("?", 1)[0]
-        if path == "/api/command":
-            try:
-                command = ui._command(body)
-            except ValueError as exc:
-                self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
-                return
-            try:
-                ui.on_command(command)
-            except Exception as exc:  # the daemon refused it: say so on the page, keep serving
-                log.exception("screen command %s failed", command.name)
-                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": str(exc)})
-                return
-            self._json(HTTPStatus.ACCEPTED, {"ok": True})
-        elif path == "/api/dismiss":
-            notice = body.get("id")
-            if not isinstance(notice, int) or not ui.dismiss(notice):
-                self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "no such notice"})
-                return
-            self._json(HTTPStatus.OK, {"ok": True})
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+        try:
+            ui.on_command(command)
+        except Exception as exc:  # the daemon could not take it: the page says so, we keep serving
+            log.exception("screen command %s failed", command.name)
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": str(exc)})
+            return
+        self._json(HTTPStatus.ACCEPTED, {"ok": True})
 
     def _events(self) -> None:
         ui = self.server.ui

@@ -9,15 +9,16 @@ const TEXT = {
     modes: { "1": "单采单检", "10": "10混1", "20": "20混1", household: "一户一管" },
     close_tube: "封管", reprint_label: "补打标签", void_last: "作废上一人",
     switch_mode: "切换模式", confirm_duplicate: "确认加入", reject_duplicate: "不加入",
+    confirm_single: "确认单管", confirm_replace: "确认换管", reject: "取消",
     sign_out: "签退", yes: "确定", cancel: "取消",
     confirm_void: "确定作废上一人 {who}？", confirm_sign_out: "确定签退？",
     choose_mode: "选择混采模式",
     colours: { green: "绿码", yellow: "黄码", red: "红码" },
-    sources: { idcard: "身份证", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
-    last_person: "上一位", pending_person: "待确认",
-    single: "单管", single_reasons: { yellow: "黄码", red: "红码", key_person: "重点人群", mode: "单采" },
-    devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储" },
-    broker: "服务器", backlog: "待传", offline_only: "离线",
+    sources: { idcard: "身份证", qr: "采样码", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
+    last_person: "上一位", pending_person: "待确认", voided: "已作废",
+    single: "单管", single_reasons: { yellow_code: "黄码", red_code: "红码", key_person: "重点人群" },
+    devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储", broker: "服务器" },
+    broker: "服务器", backlog: "待传", offline_only: "仅离线", labels_waiting: "待打印标签",
     problems_title: "需要技术员处理", line: "第{line}行",
     disconnected: "与采样程序的连接已断开", reconnecting: "正在自动重新连接…请稍候",
     send_failed: "操作未送达：{error}", waiting: "等待采样程序…",
@@ -29,15 +30,16 @@ const TEXT = {
     modes: { "1": "single", "10": "10 in 1", "20": "20 in 1", household: "household" },
     close_tube: "Close tube", reprint_label: "Reprint label", void_last: "Void last",
     switch_mode: "Switch mode", confirm_duplicate: "Confirm add", reject_duplicate: "Do not add",
+    confirm_single: "Single tube", confirm_replace: "Replace tube", reject: "Cancel",
     sign_out: "Sign out", yes: "Yes", cancel: "Cancel",
     confirm_void: "Void the last person {who}?", confirm_sign_out: "Sign out now?",
     choose_mode: "Choose the pooling mode",
     colours: { green: "green", yellow: "yellow", red: "red" },
-    sources: { idcard: "ID card", camera: "QR code", scanner: "scanner", manual: "manual" },
-    last_person: "Last person", pending_person: "Waiting for confirm",
-    single: "single", single_reasons: { yellow: "yellow code", red: "red code", key_person: "key person", mode: "single" },
-    devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage" },
-    broker: "Broker", backlog: "Unsent", offline_only: "offline",
+    sources: { idcard: "ID card", qr: "sampling code", camera: "QR code", scanner: "scanner", manual: "manual" },
+    last_person: "Last person", pending_person: "Waiting for confirm", voided: "voided",
+    single: "single", single_reasons: { yellow_code: "yellow code", red_code: "red code", key_person: "key person" },
+    devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage", broker: "Broker" },
+    broker: "Broker", backlog: "Unsent", offline_only: "offline only", labels_waiting: "Labels waiting",
     problems_title: "Needs a technician", line: "line {line}",
     disconnected: "Lost the connection to the kiosk program", reconnecting: "Reconnecting automatically… please wait",
     send_failed: "Not sent: {error}", waiting: "Waiting for the kiosk program…",
@@ -131,7 +133,8 @@ function render() {
   const who = s.pending && s.pending.name ? s.pending : s.last;
   $("person").hidden = !who;
   if (who) {
-    setText("person-label", t(who === s.last ? "last_person" : "pending_person"));
+    setText("person-label", t(who === s.last ? "last_person" : "pending_person") + (who.voided ? " · " + t("voided") : ""));
+    $("person").classList.toggle("voided", !!who.voided);
     const code = $("code");
     code.className = "chip " + (who.colour || "none");
     code.textContent = who.colour ? pick("colours", who.colour) : "";
@@ -143,6 +146,9 @@ function render() {
   // a pending confirm takes the tube strip's place: the two answers are what matters now
   $("pending-actions").hidden = !s.pending;
   $("tube").hidden = !!s.pending;
+  const answers = pendingAnswers(s.pending);
+  for (const b of document.querySelectorAll("[data-cmd=confirm_duplicate]")) b.textContent = t(answers.yesLabel);
+  for (const b of document.querySelectorAll("[data-cmd=reject_duplicate]")) b.textContent = t(answers.noLabel);
 
   // the tube and its fill
   const tube = s.tube;
@@ -158,7 +164,7 @@ function render() {
   const can = {
     close_tube: !!(op && tube && tube.count > 0),
     reprint_label: !!op,
-    void_last: !!(op && s.last),
+    void_last: !!(op && s.last && !s.last.voided),
     switch_mode: !!op,
     confirm_duplicate: !!s.pending,
     reject_duplicate: !!s.pending,
@@ -167,8 +173,16 @@ function render() {
   for (const b of document.querySelectorAll("button[data-cmd]")) b.disabled = !can[b.dataset.cmd];
 
   renderLights(s);
-  renderProblems(s.problems || [], state.provision || []);
-  renderNotices(state.notices || []);
+  renderProblems(state.problems || []);
+}
+
+// What the confirm/reject taps mean depends on what waits: a person seen today already,
+// a yellow/red code or key person for a separate single tube, or a broken-tube swap.
+function pendingAnswers(p) {
+  if (p && p.duplicate_of) return { yes: "confirm_duplicate", no: "reject_duplicate", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
+  if (p && p.kind === "replace_tube") return { yes: "confirm", no: "reject", yesLabel: "confirm_replace", noLabel: "reject" };
+  if (p && p.single_reason) return { yes: "confirm", no: "reject", yesLabel: "confirm_single", noLabel: "reject" };
+  return { yes: "confirm", no: "reject", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
 }
 
 function renderDots(tube) {
@@ -193,31 +207,35 @@ function light(label, status, detail) {
   return li;
 }
 
+function brokerStatus(b) {
+  if (b === null || b.url === "") return { status: "off", detail: t("offline_only") };
+  const ok = "connected" in b ? !!b.connected : !!b.ok;
+  return { status: ok ? "ok" : "bad", detail: ok ? "" : localized(b.error || b.reason, b.error_en) };
+}
+
 function renderLights(s) {
   const items = [];
   const devices = s.devices || {};
-  const names = DEVICE_ORDER.filter((n) => n in devices).concat(Object.keys(devices).filter((n) => !DEVICE_ORDER.includes(n)));
+  const names = DEVICE_ORDER.filter((n) => n in devices).concat(Object.keys(devices).filter((n) => !DEVICE_ORDER.includes(n)))
+    .filter((n) => !(n === "broker" && s.broker !== undefined)); // one broker light, from the uplink
   for (const name of names) {
     const d = typeof devices[name] === "object" && devices[name] ? devices[name] : { ok: !!devices[name] };
     items.push(light(pick("devices", name), d.ok ? "ok" : "bad", d.ok ? "" : d.reason || ""));
   }
-  if ("broker" in s) {
-    const b = s.broker;
-    if (b === null) items.push(light(t("broker"), "off", t("offline_only")));
-    else items.push(light(t("broker"), b.ok ? "ok" : "bad", b.ok ? "" : b.reason || ""));
-  }
+  // broker: {ok, reason} or the uplink's state() {connected, url, error, error_en}; null = none
+  const broker = s.broker === undefined ? undefined : brokerStatus(s.broker);
+  if (broker) items.push(light(t("broker"), broker.status, broker.detail));
   if ("backlog" in s) {
     const n = Number(s.backlog) || 0;
-    const brokerDown = !s.broker || !s.broker.ok;
-    items.push(light(t("backlog") + " " + n, n === 0 ? "ok" : brokerDown ? "warn" : "busy"));
+    items.push(light(t("backlog") + " " + n, n === 0 ? "ok" : broker && broker.status === "ok" ? "busy" : "warn"));
   }
+  if (s.labels_waiting) items.push(light(t("labels_waiting") + " " + s.labels_waiting, "warn"));
   $("lights").replaceChildren(...items);
 }
 
-function renderProblems(problems, provision) {
-  const all = provision.concat(problems);
-  $("problems").hidden = all.length === 0;
-  $("problem-list").replaceChildren(...all.map((p) => {
+function renderProblems(problems) {
+  $("problems").hidden = problems.length === 0;
+  $("problem-list").replaceChildren(...problems.map((p) => {
     const li = document.createElement("li");
     const where = [p.key, p.line ? t("line", { line: p.line }) : ""].filter(Boolean).join(" · ");
     if (where) { const k = document.createElement("code"); k.textContent = where; li.append(k, " "); }
@@ -225,25 +243,6 @@ function renderProblems(problems, provision) {
     const alt = other(p.message, p.message_en);
     if (alt) { const small = document.createElement("small"); small.textContent = alt; li.append(small); }
     return li;
-  }));
-}
-
-const NOTICES_SHOWN = 2; // newest first; each one costs the main panel a row
-
-function renderNotices(notices) {
-  $("notices").replaceChildren(...notices.slice(0, NOTICES_SHOWN).map((n) => {
-    const div = document.createElement("div");
-    div.className = "notice " + n.level;
-    const p = document.createElement("p");
-    p.textContent = localized(n.message, n.message_en);
-    const x = document.createElement("button");
-    x.type = "button";
-    x.className = "dismiss";
-    x.textContent = "✕";
-    x.setAttribute("aria-label", t("cancel"));
-    x.addEventListener("click", () => post("/api/dismiss", { id: n.id }));
-    div.append(p, x);
-    return div;
   }));
 }
 
@@ -273,12 +272,12 @@ async function post(path, body) {
 }
 
 function localNotice(text) {
-  const div = document.createElement("div");
-  div.className = "notice error";
+  const div = $("local-error");
   div.textContent = text;
-  $("notices").prepend(div);
+  div.hidden = false;
   tone("error");
-  setTimeout(() => div.remove(), 8000);
+  clearTimeout(localNotice.timer);
+  localNotice.timer = setTimeout(() => { div.hidden = true; }, 8000);
 }
 
 function command(name, args) { return post("/api/command", { name, args: args || {} }); }
@@ -307,6 +306,10 @@ function onAction(name) {
     const modes = ["1", "10", "20", "household"].map((m) =>
       [pick("modes", m), String(s.mode) === m ? "current" : "", () => command("switch_mode", { mode: m })]);
     ask(t("choose_mode"), modes.concat([[t("cancel"), "", null]]));
+  } else if (name === "confirm_duplicate") {
+    command(pendingAnswers(s.pending).yes);
+  } else if (name === "reject_duplicate") {
+    command(pendingAnswers(s.pending).no);
   } else {
     command(name);
   }
