@@ -112,13 +112,13 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
 
 
 def run_session(people: int, pool: str, *, broker: str = "", printer: str | None = None,
-                data_dir: str | None = None, workdir: str | None = None) -> dict[str, Any]:
+                data_dir: str | None = None) -> dict[str, Any]:
     from firmware_app import config
     from firmware_app.daemon import Kiosk
     from firmware_app.sdnotify import Notifier
     from hw_mocks.table import Table
 
-    workdir = workdir or tempfile.mkdtemp(prefix="swabkiosk-sim-")
+    workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")  # the store stays here unless --data-dir
     data_dir = data_dir or os.path.join(workdir, "data")
     table = Table(workdir, printer_target=printer).start()
     kiosk = None
