@@ -173,3 +173,47 @@ def test_no_full_id_number_reaches_the_log(tmp_path):
     assert "ID card read" in out.stderr and "已登记" in out.stderr
     assert not re.search(r"(?<![0-9A-Za-z-])[1-9]\d{16}[\dX](?![0-9A-Za-z])", out.stdout + out.stderr)
     assert re.search(r"\d{6}\*{8}[\dX]{4}", out.stderr)  # masked: first 6 and last 4
+
+
+def test_an_unplugged_device_is_shown_down_and_the_table_keeps_working(tmp_path):
+    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner", "printer"])
+        step(table, tracker, table.sign_in, "sign in")
+        table.scanner.unplug()
+        assert kiosk.runtime.wait_for(lambda s: not s["devices"]["scanner"]["ok"], 10)
+        assert present(table, tracker, table.people.person(via="card")) == "ok"  # the reader still works
+        table.scanner.plug()
+        assert kiosk.runtime.wait_for(lambda s: s["devices"]["scanner"]["ok"], 10)
+        assert present(table, tracker, table.people.person(via="scanner")) == "ok"
+    finally:
+        kiosk.stop()
+        table.stop()
+
+
+def test_a_label_waits_for_paper_and_registration_goes_on(tmp_path):
+    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner", "printer"])
+        step(table, tracker, table.sign_in, "sign in")
+        assert present(table, tracker, table.people.person(via="card")) == "ok"  # tube 1 opens, label 1
+        assert len(table.printer.wait_for(1)) == 1
+        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)  # the shell saw it come out
+        table.printer.paper_out()
+        for _ in range(9):  # tube 1 fills; tube 2 opens and its label must wait for paper
+            assert present(table, tracker, table.people.person(via="scanner")) == "ok"
+        tube2 = kiosk.runtime.snapshot["tube"]["id"]
+        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] >= 1, 10)
+        assert present(table, tracker, table.people.person(via="card")) == "ok"  # nobody waits for paper
+        assert [p["ref"] for p in kiosk.store.get_meta("pending_labels")] == [tube2]  # kept across a restart too
+        table.printer.refill()
+        labels = table.printer.wait_for(2, timeout=15)
+        assert [lab.barcode for lab in labels][-1] == tube2
+        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)
+    finally:
+        kiosk.stop()
+        table.stop()
