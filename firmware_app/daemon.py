@@ -405,7 +405,12 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
     try:
         kiosk.start()
     except Exception as exc:
-        log.exception("could not start: %s", exc)
+        from firmware_app.segments import StoreError
+
+        if isinstance(exc, StoreError):  # a known refusal (card read-only, store locked): plain words
+            log.error("could not start: %s", exc)
+        else:
+            log.exception("could not start: %s", exc)
         kiosk.notifier.stopping(f"failed to start: {exc}")
         return 1
     if started is not None:
