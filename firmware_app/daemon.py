@@ -1,8 +1,8 @@
 """`swabkiosk run`: the program systemd runs at the sampling table.
 
 It opens the store, rebuilds the station from it (the open tube and the sequence
-continue across a restart), starts the station loop, then every configured
-device under a supervisor, the uplink and the screen, and tells systemd READY.
+continue across a restart), starts the station loop, the uplink, the screen and
+then every configured device under a supervisor, and tells systemd READY.
 Devices start in their own threads, so READY does not wait for a slow USB
 device. SIGTERM: devices stop first (no new people), the loop finishes what was
 already read, the uplink says offline, then STOPPING; nothing stored is lost.

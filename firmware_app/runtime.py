@@ -111,6 +111,12 @@ class Runtime:
         """The station's state is derived from the store: at start, and after a refused write."""
         station = self.make_station()
         station.restore(self.store.iter_records())
+        floor = self.store.last_seq()
+        if station.snapshot().get("seq", 0) < floor:
+            # After a repair the store skips sequence numbers that a lost tail may have used
+            # (its seq floor); the core's restore() only sees the surviving records, so its
+            # next record id would be refused. Station has no public setter for this yet.
+            station._seq = floor
         self.station = station
 
     # ------------------------------------------------------- thread-safe API

@@ -120,7 +120,8 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
 
     workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")  # the store stays here unless --data-dir
     data_dir = data_dir or os.path.join(workdir, "data")
-    table = Table(workdir, printer_target=printer).start()
+    # Fresh people each run: a store kept with --data-dir must not see the same people again.
+    table = Table(workdir, printer_target=printer, seed=int.from_bytes(os.urandom(4), "big")).start()
     kiosk = None
     try:
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
@@ -223,7 +224,7 @@ def human(summary: dict[str, Any]) -> str:
         + (f", {summary['refused']} refused" if summary["refused"] else ""),
         f"tubes       {summary['tubes']} ({size_text}), {summary['tubes_closed']} closed",
         f"labels      {summary['labels']} printed",
-        f"records     {summary['records']} stored"
+        f"records     {summary['records']} stored this session"
         + (f", {summary['acknowledged']} acknowledged by {summary['broker']}" if summary["broker"] else
            f", {summary['waiting']} waiting for a broker (offline)"),
         f"time        {summary['seconds']:.2f} s ({summary['people_per_s']} people/s)",
