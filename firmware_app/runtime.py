@@ -155,7 +155,7 @@ class Runtime:
             try:
                 item = self._queue.get(timeout=TICK_S)
             except queue.Empty:
-                self._idle_work()
+                self._periodic()
                 if self._stopping.is_set():
                     return
                 continue
@@ -175,6 +175,7 @@ class Runtime:
             self._publish_snapshot()
             for observer in self.observers:  # after the snapshot: observers see the state of this step
                 observer(item, effects)
+            self._periodic()  # also when busy: a queue that never empties still reports its status
 
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:
@@ -300,7 +301,7 @@ class Runtime:
             except Exception:
                 log.warning("screen update failed", exc_info=True)
 
-    def _idle_work(self) -> None:
+    def _periodic(self) -> None:
         link = self._link_state()
         if any(self.snapshot.get(k) != v for k, v in link.items()):
             self._publish_snapshot()  # the broker came or went, records were acknowledged
