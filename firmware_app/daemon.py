@@ -1,8 +1,8 @@
 """`swabkiosk run`: the program systemd runs at the sampling table.
 
 It opens the store, rebuilds the station from it (the open tube and the sequence
-continue across a restart), starts the station loop, then every configured
-device under a supervisor, the uplink and the screen, and tells systemd READY.
+continue across a restart), starts the station loop, the uplink, the screen and
+then every configured device under a supervisor, and tells systemd READY.
 Devices start in their own threads, so READY does not wait for a slow USB
 device. SIGTERM: devices stop first (no new people), the loop finishes what was
 already read, the uplink says offline, then STOPPING; nothing stored is lost.
@@ -140,7 +140,8 @@ class Kiosk:
                 timing = {"settle_s": settings["settle_s"]} if "settle_s" in settings else {}
                 return cls(shell, on_event, **timing,
                            save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
-                           load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []))
+                           load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []),
+                           on_printed=lambda ref, label: log.info("%s label printed for %s", label.kind, ref))
             return cls(settings, on_event)
 
         return build
@@ -405,7 +406,12 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
     try:
         kiosk.start()
     except Exception as exc:
-        log.exception("could not start: %s", exc)
+        from firmware_app.segments import StoreError
+
+        if isinstance(exc, StoreError):  # a known refusal (card read-only, store locked): plain words
+            log.error("could not start: %s", exc)
+        else:
+            log.exception("could not start: %s", exc)
         kiosk.notifier.stopping(f"failed to start: {exc}")
         return 1
     if started is not None:

@@ -112,15 +112,16 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
 
 
 def run_session(people: int, pool: str, *, broker: str = "", printer: str | None = None,
-                data_dir: str | None = None, workdir: str | None = None) -> dict[str, Any]:
+                data_dir: str | None = None) -> dict[str, Any]:
     from firmware_app import config
     from firmware_app.daemon import Kiosk
     from firmware_app.sdnotify import Notifier
     from hw_mocks.table import Table
 
-    workdir = workdir or tempfile.mkdtemp(prefix="swabkiosk-sim-")
+    workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")  # the store stays here unless --data-dir
     data_dir = data_dir or os.path.join(workdir, "data")
-    table = Table(workdir, printer_target=printer).start()
+    # Fresh people each run: a store kept with --data-dir must not see the same people again.
+    table = Table(workdir, printer_target=printer, seed=int.from_bytes(os.urandom(4), "big")).start()
     kiosk = None
     try:
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
@@ -223,7 +224,7 @@ def human(summary: dict[str, Any]) -> str:
         + (f", {summary['refused']} refused" if summary["refused"] else ""),
         f"tubes       {summary['tubes']} ({size_text}), {summary['tubes_closed']} closed",
         f"labels      {summary['labels']} printed",
-        f"records     {summary['records']} stored"
+        f"records     {summary['records']} stored this session"
         + (f", {summary['acknowledged']} acknowledged by {summary['broker']}" if summary["broker"] else
            f", {summary['waiting']} waiting for a broker (offline)"),
         f"time        {summary['seconds']:.2f} s ({summary['people_per_s']} people/s)",
@@ -358,6 +359,18 @@ def describe_person(person: Any) -> str:
     return f"{person.masked} {how}{colour}"
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), to report start-up honestly."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_watchable(args: argparse.Namespace) -> int:
     """`swabkiosk run --simulate`: the daemon on simulated devices, people at a human pace."""
     from firmware_app import config
@@ -379,7 +392,9 @@ def run_watchable(args: argparse.Namespace) -> int:
                               daemon=True)
 
     def started(k: Any) -> None:
-        console.line(f"swabkiosk on a simulated table: ready in {k.ready_s:.2f} s; data in {data_dir}")
+        age = process_age()
+        since = f"{age:.2f} s after the process started" if age is not None else f"in {k.ready_s:.2f} s"
+        console.line(f"swabkiosk on a simulated table: ready {since}; data in {data_dir}")
         console.line(f"broker: {public_url(args.broker) or 'none: working offline, records wait in the store'}")
         if k.ui is not None:
             console.line(f"screen: {k.ui.url}  (open it in a browser)")

@@ -117,3 +117,4 @@ def test_broker_over_tls_with_the_station_certificate(tls_broker, pki, tmp_path,
         assert broker["status"] == "ok" and "TLS verified, login accepted" in broker["detail"]
     else:  # a certificate from another CA: the broker refuses it, in plain words
         assert code == 1 and broker["status"] == "fail" and broker["fix"]
+        assert "certificate" in broker["detail"], broker
