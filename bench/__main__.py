@@ -18,7 +18,7 @@ import time
 from bench.common import ROOT, STATION_PASSWORD
 
 # Counts per mode: full run / --quick.
-FULL = dict(store_backlog=50_000, store_writes=200, naive_writes=50, drain=10_000, scan=400, frames=40,
+FULL = dict(store_backlog=50_000, store_writes=1_000, naive_writes=50, drain=10_000, scan=600, frames=40,
             hard_per_kind=25, startups=5, rss_total=100_000, rss_warmup=2_000, kill_trials=50, kill_offline_trials=10,
             chaos=10_000)
 QUICK = dict(store_backlog=1_000, store_writes=30, naive_writes=10, drain=1_000, scan=20, frames=5,
