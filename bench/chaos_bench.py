@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from bench.common import KioskDriver, UniquePeople, broker_url, sample_ids, shown
+from bench.common import KioskDriver, UniquePeople, broker_url, sample_ids, shown, start_broker
 from tests.broker import Collector
 
 USER = "bench/chaos/t01"
@@ -27,8 +27,6 @@ def measure(people: int = 10_000, seed: int = 9) -> dict:
 
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as d:
-        from bench.common import start_broker
-
         broker = start_broker(os.path.join(d, "broker"))
         collector = Collector(broker.port, f"swab/v1/{USER}/records", client_id=f"bench-chaos-{os.getpid()}")
         driver = KioskDriver(os.path.join(d, "table"), os.path.join(d, "data"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import statistics
 import subprocess
 import threading
@@ -158,7 +157,3 @@ def sample_ids(effects: list) -> list[str]:
     from firmware_app.model import Persist
 
     return [e.record["record_id"] for e in effects if isinstance(e, Persist) and e.record.get("kind") == "sample"]
-
-
-def rng(seed: int) -> random.Random:
-    return random.Random(seed)

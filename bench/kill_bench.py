@@ -14,6 +14,8 @@ unreachable while the kiosk registers (a site whose link is down) and back for t
 restart. The naive stack's queue then holds every record accepted since the link went.
 After each naive kill its TinyDB file is opened again: ``naive_db_unreadable`` counts
 the files a kill left damaged (TinyDB rewrites the whole file in place).
+
+A child's stderr is dropped; set BENCH_CHILD_STDERR=FILE to keep it when a trial fails.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from bench.common import ROOT, broker_url, start_broker  # noqa: F401 - broker_url used by the child
+from bench.common import ROOT, start_broker
 from tests.broker import Collector
 
 USER = "bench/kill/t01"
