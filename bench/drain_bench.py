@@ -49,7 +49,8 @@ def _start_broker(directory: str) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("mosquitto did not start")
 
 
-def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64) -> float:
+def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64,
+             username: str = "", password: str = "") -> float:
     """Seconds to publish all payloads QoS 1 with raw paho and get every PUBACK."""
     done = threading.Event()
     left = [len(payloads)]
@@ -63,6 +64,8 @@ def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64) -
     client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
+    if username:
+        client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     t0 = time.perf_counter()
@@ -75,18 +78,24 @@ def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64) -
     return elapsed
 
 
-def measure(n: int = 10_000, window: int = 128, port: int | None = None) -> dict:
-    """Drain n stored records through the Uplink; raw paho on the same messages, same broker."""
+def measure(n: int = 10_000, window: int = 128, port: int | None = None, username: str = "",
+            password: str = "") -> dict:
+    """Drain n stored records through the Uplink; raw paho on the same messages, same broker.
+
+    ``username`` (a station topic path district/site/table, as the district ACL wants)
+    and ``password`` log both runs in to a broker started elsewhere on ``port``."""
     with tempfile.TemporaryDirectory() as d:
         proc = None
         if port is None:
             proc, port = _start_broker(d)
         try:
+            district, site, table = username.split("/") if username else ("bench", "site", "t01")
             settings = UplinkSettings(url=f"mqtt://127.0.0.1:{port}", device_id="bench-uplink",
-                                      district="bench", site="site", table="t01", window=window)
+                                      district=district, site=site, table=table, window=window,
+                                      username=username, password=password)
             records = [make_record(s) for s in range(1, n + 1)]
             payloads = [(settings.root + "records", json.dumps(r, ensure_ascii=False).encode()) for r in records]
-            raw_s = raw_paho(port, payloads, inflight=window)
+            raw_s = raw_paho(port, payloads, inflight=window, username=username, password=password)
 
             store = Store(os.path.join(d, "data"))
             for i in range(0, n, 40):

@@ -1,8 +1,8 @@
 """`swabkiosk run`: the program systemd runs at the sampling table.
 
 It opens the store, rebuilds the station from it (the open tube and the sequence
-continue across a restart), starts the station loop, then every configured
-device under a supervisor, the uplink and the screen, and tells systemd READY.
+continue across a restart), starts the station loop, the uplink, the screen and
+then every configured device under a supervisor, and tells systemd READY.
 Devices start in their own threads, so READY does not wait for a slow USB
 device. SIGTERM: devices stop first (no new people), the loop finishes what was
 already read, the uplink says offline, then STOPPING; nothing stored is lost.
@@ -76,14 +76,12 @@ class Kiosk:
         self.ui: Any = None
         self.supervisors: dict[str, Supervisor] = {}
         self.watchdog: Watchdog | None = None
-        self.started_at = 0.0
         self.final_stats: dict[str, Any] = {}
         self.ready_s: float | None = None
 
     # ------------------------------------------------------------- start
     def start(self) -> None:
         t0 = time.monotonic()
-        self.started_at = t0
         from firmware_app.runtime import Runtime, Speaker
 
         self.store = open_store(self.data_dir, int(self.cfg.store.get("archive_days", 30)))
@@ -92,25 +90,23 @@ class Kiosk:
                                speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version())
         self.runtime.shell_commands["push_config"] = self._push_config
         self.runtime.observers.append(self._after_step)
+        self.uplink = self.runtime.uplink = self._make_uplink()
         self.runtime.start()
-        self.uplink = self._make_uplink()
-        self.runtime.uplink = self.uplink
+        self.uplink.start()
+        self.ui = self.runtime.ui = self._make_ui()
+        # Devices last: their threads import the camera and printer libraries, which would
+        # otherwise compete with the main thread on its way to READY.
         for name, settings in self._devices().items():
             sup = Supervisor(name, self._factory(name, settings), self.runtime.post,
                              stale_after=DEVICE_STALE_S.get(name, DEFAULT_DEVICE_STALE_S))
             self.supervisors[name] = sup
             sup.start()
-        if self.uplink is not None:
-            self.uplink.start()
-        self.ui = self._make_ui()
-        self.runtime.ui = self.ui
         beats: dict[str, Callable[[], float]] = {"station loop": lambda: self.runtime.heartbeat}
         for name, sup in self.supervisors.items():
             beats[f"{name} supervisor"] = lambda sup=sup: sup.heartbeat
-        if self.uplink is not None and hasattr(self.uplink, "heartbeat"):
-            beats["uplink"] = lambda: self.uplink.heartbeat
+        beats["uplink"] = lambda: self.uplink.heartbeat
         # The uplink's thread may sit in a TCP/TLS connect (paho: 5 s each) to a far broker.
-        self.watchdog = Watchdog(self.notifier, beats, limits={"uplink": UPLINK_STALE_S})
+        self.watchdog = Watchdog(self.notifier, beats, limits={"uplink": UPLINK_STALE_S}, status=self.status_line)
         self.watchdog.start()
         self.ready_s = time.monotonic() - t0
         snap = self.runtime.snapshot
@@ -140,9 +136,12 @@ class Kiosk:
             if name == "printer":
                 from firmware_app.runtime import PENDING_LABELS
 
-                return cls(settings, on_event,
+                shell = {k: v for k, v in settings.items() if k != "settle_s"}
+                timing = {"settle_s": settings["settle_s"]} if "settle_s" in settings else {}
+                return cls(shell, on_event, **timing,
                            save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
-                           load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []))
+                           load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []),
+                           on_printed=lambda ref, label: log.info("%s label printed for %s", label.kind, ref))
             return cls(settings, on_event)
 
         return build
@@ -237,7 +236,7 @@ class Kiosk:
 
     def status_line(self) -> str:
         snap = self.runtime.snapshot if self.runtime else {}
-        down = [n for n, s in self.supervisors.items() if not s.ok]
+        down = [n for n, s in self.supervisors.items() if not s.ok and s.reason != "starting"]
         today = snap.get("today") or {}
         try:
             backlog = self.store.stats().get("backlog", 0)
@@ -259,7 +258,7 @@ class Kiosk:
             self.supervisors["printer"].stop()  # after the loop: labels of the last steps are queued
         if self.watchdog is not None:
             self.watchdog.stop()
-        if self.uplink is not None:
+        if self.uplink is not None:  # None only when start() failed early
             try:
                 self.uplink.stop()
             except Exception:
@@ -344,7 +343,10 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
                "message_en": f"Station file has {len(problems)} problem(s); call the technician"})
     notifier = Notifier()
     notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
+    watchdog = Watchdog(notifier, {})  # nothing runs that could hang: keep systemd from restarting us
+    watchdog.start()
     wait_for_signal(threading.Event())
+    watchdog.stop()
     notifier.stopping()
     ui.stop()
     return EX_CONFIG
@@ -404,7 +406,12 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
     try:
         kiosk.start()
     except Exception as exc:
-        log.exception("could not start: %s", exc)
+        from firmware_app.segments import StoreError
+
+        if isinstance(exc, StoreError):  # a known refusal (card read-only, store locked): plain words
+            log.error("could not start: %s", exc)
+        else:
+            log.exception("could not start: %s", exc)
         kiosk.notifier.stopping(f"failed to start: {exc}")
         return 1
     if started is not None:

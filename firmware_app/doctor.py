@@ -60,9 +60,8 @@ def _shell_status(make: Callable[[Callable], Any], wait_s: float) -> tuple[Devic
             except queue.Empty:
                 break
             if isinstance(event, DeviceStatus):
-                last = event
-                if event.ok:
-                    break
+                last = event  # the shell's first word on itself is the answer
+                break
     finally:
         shell.stop()
     return last, shell
@@ -175,7 +174,12 @@ def check_broker(cfg: Any) -> Check:
         answer["reason"] = reason
         done.set()
 
+    def on_disconnect(c, u, flags, reason, props):  # e.g. the broker dropped a certificate it refused
+        answer.setdefault("lost", reason)
+        done.set()
+
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
     try:
@@ -194,6 +198,9 @@ def check_broker(cfg: Any) -> Check:
     finally:
         client.disconnect()
         client.loop_stop()
+    if "reason" not in answer:
+        return Check("broker", "fail", f"{where}: the broker closed the connection during the login "
+                                       f"({answer['lost']}): certificate or credentials not accepted", fix)
     reason = answer["reason"]
     if reason.is_failure:
         return Check("broker", "fail", f"{where}: login refused ({reason})",

@@ -85,8 +85,7 @@ class Runtime:
         self.station: Any = None
         self.devices: dict[str, dict[str, Any]] = {}
         self.heartbeat = time.monotonic()
-        self.steps = 0
-        self.store_errors = 0
+        self.store_errors = 0  # refused writes since start, reported in the MQTT status
         self.snapshot: dict[str, Any] = {}
         self.observers: list[Callable[[Event, list[Effect]], None]] = []
         # Commands the shell answers itself (they touch files, not the station's state).
@@ -112,6 +111,12 @@ class Runtime:
         """The station's state is derived from the store: at start, and after a refused write."""
         station = self.make_station()
         station.restore(self.store.iter_records())
+        floor = self.store.last_seq()
+        if station.snapshot().get("seq", 0) < floor:
+            # After a repair the store skips sequence numbers that a lost tail may have used
+            # (its seq floor); the core's restore() only sees the surviving records, so its
+            # next record id would be refused. Station has no public setter for this yet.
+            station._seq = floor
         self.station = station
 
     # ------------------------------------------------------- thread-safe API
@@ -143,9 +148,6 @@ class Runtime:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.snapshot), timeout)
 
-    def idle(self) -> bool:
-        return self._queue.empty()
-
     # ------------------------------------------------------------- the loop
     def _run(self) -> None:
         while True:
@@ -153,7 +155,7 @@ class Runtime:
             try:
                 item = self._queue.get(timeout=TICK_S)
             except queue.Empty:
-                self._idle_work()
+                self._periodic()
                 if self._stopping.is_set():
                     return
                 continue
@@ -170,10 +172,10 @@ class Runtime:
                 self._rebuild_station()
                 effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
                 self._show(effects[0])
-            self.steps += 1
             self._publish_snapshot()
             for observer in self.observers:  # after the snapshot: observers see the state of this step
                 observer(item, effects)
+            self._periodic()  # also when busy: a queue that never empties still reports its status
 
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:
@@ -271,20 +273,25 @@ class Runtime:
         return len(self.store.get_meta(PENDING_LABELS, []) or [])
 
     # ------------------------------------------------------------ snapshot
+    def _link_state(self) -> dict[str, Any]:
+        """What the screen shows beside the station: labels and records waiting, the broker."""
+        out: dict[str, Any] = {"labels_waiting": self.labels_waiting()}
+        try:
+            out["backlog"] = self.store.stats().get("backlog", 0)
+        except Exception:  # a store that cannot even count is reported by the next write
+            pass
+        if self.uplink is not None:
+            link = self.uplink.state()
+            out["broker"] = None if not link.get("url") else {
+                "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
+        return out
+
     def _publish_snapshot(self) -> None:
         snap = dict(self.station.snapshot()) if self.station is not None else {}
         snap["devices"] = dict(self.devices)
         if self._refusal is not None:
             snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)
-        snap["labels_waiting"] = self.labels_waiting()
-        try:
-            snap["backlog"] = self.store.stats().get("backlog", 0)
-        except Exception:  # a store that cannot even count is reported by the next write
-            pass
-        if self.uplink is not None:
-            link = self.uplink.state()
-            snap["broker"] = None if not link.get("url") else {
-                "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
+        snap.update(self._link_state())
         with self._changed:
             self.snapshot = snap
             self._changed.notify_all()
@@ -294,7 +301,10 @@ class Runtime:
             except Exception:
                 log.warning("screen update failed", exc_info=True)
 
-    def _idle_work(self) -> None:
+    def _periodic(self) -> None:
+        link = self._link_state()
+        if any(self.snapshot.get(k) != v for k, v in link.items()):
+            self._publish_snapshot()  # the broker came or went, records were acknowledged
         if self.uplink is None or time.monotonic() - self._status_at < STATUS_EVERY_S:
             return
         self._status_at = time.monotonic()
@@ -302,13 +312,14 @@ class Runtime:
             stats = self.store.stats()
             self.uplink.set_status({"devices": self.devices, "backlog": stats.get("backlog"),
                                     "oldest_unsent_age_s": stats.get("oldest_unsent_age_s"),
+                                    "store_errors": self.store_errors, "free_bytes": stats.get("free_bytes"),
                                     "version": self.version, "clock_synced": bool(self._synced)})
         except Exception:
             log.warning("status publish failed", exc_info=True)
 
     # ------------------------------------------------------------ shutdown
     def stop(self, timeout: float = 10.0) -> None:
-        """Handle everything already posted, then stop; labels in flight get a bounded time."""
+        """Handle everything already posted, then stop (bounded: a hung step is left behind)."""
         self._stopping.set()
         self._queue.put(None)
         self._thread.join(timeout=timeout)

@@ -82,9 +82,12 @@ class Watchdog:
     """
 
     def __init__(self, notifier: Notifier, heartbeats: dict[str, Callable[[], float]],
-                 stale_after: float | None = None, limits: dict[str, float] | None = None) -> None:
+                 stale_after: float | None = None, limits: dict[str, float] | None = None,
+                 status: Callable[[], str] | None = None) -> None:
         self.notifier = notifier
         self.heartbeats = heartbeats
+        self.status = status  # STATUS= for `systemctl status`, sent with a ping when it changed
+        self._last_status = ""
         self.limits = limits or {}  # parts allowed longer silences (e.g. a blocking TLS connect)
         wd = notifier.watchdog_s
         self.interval = wd / 2 if wd else None
@@ -110,8 +113,15 @@ class Watchdog:
             log.warning("watchdog: every part responding again")
         self._stale = set(stale)
         if stale:
+            self.notifier.status(f"not responding: {', '.join(stale)}")
+            self._last_status = ""
             return False
-        self.notifier.watchdog()
+        text = self.status() if self.status is not None else ""
+        if text and text != self._last_status:
+            self._last_status = text
+            self.notifier.send("WATCHDOG=1", f"STATUS={text}")
+        else:
+            self.notifier.watchdog()
         return True
 
     def start(self) -> None:

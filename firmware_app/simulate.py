@@ -112,19 +112,23 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
 
 
 def run_session(people: int, pool: str, *, broker: str = "", printer: str | None = None,
-                data_dir: str | None = None, workdir: str | None = None) -> dict[str, Any]:
+                data_dir: str | None = None) -> dict[str, Any]:
     from firmware_app import config
     from firmware_app.daemon import Kiosk
     from firmware_app.sdnotify import Notifier
     from hw_mocks.table import Table
 
-    workdir = workdir or tempfile.mkdtemp(prefix="swabkiosk-sim-")
+    workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")  # the store stays here unless --data-dir
     data_dir = data_dir or os.path.join(workdir, "data")
-    table = Table(workdir, printer_target=printer).start()
+    # Fresh people each run: a store kept with --data-dir must not see the same people again.
+    table = Table(workdir, printer_target=printer, seed=int.from_bytes(os.urandom(4), "big")).start()
     kiosk = None
     try:
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
-        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=LIVE_CAMERA)
+        # The printer mock has printed a label when it answers the status query after it; a
+        # real printer (--printer) gets the shell's time to feed the label out.
+        overrides = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
+        kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=overrides)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
         seq_before = kiosk.store.last_seq()
@@ -220,7 +224,7 @@ def human(summary: dict[str, Any]) -> str:
         + (f", {summary['refused']} refused" if summary["refused"] else ""),
         f"tubes       {summary['tubes']} ({size_text}), {summary['tubes_closed']} closed",
         f"labels      {summary['labels']} printed",
-        f"records     {summary['records']} stored"
+        f"records     {summary['records']} stored this session"
         + (f", {summary['acknowledged']} acknowledged by {summary['broker']}" if summary["broker"] else
            f", {summary['waiting']} waiting for a broker (offline)"),
         f"time        {summary['seconds']:.2f} s ({summary['people_per_s']} people/s)",
@@ -340,10 +344,10 @@ def scenario(table: Any, index: int, earlier: list) -> tuple[Any, str | None]:
     Mostly green people by card, scanner or camera; every 25 people one with a yellow
     code (forced into a single tube) and one who was already sampled today (flagged;
     the volunteer confirms after checking)."""
-    turn = index % 25
-    if turn == 6:
+    turn = index % 25  # both come early, so a newcomer sees them within the first half minute
+    if turn == 3:
         return table.people.person(colour="yellow", via="camera"), "confirm_single"
-    if turn == 13 and len(earlier) > 5:
+    if turn == 7 and len(earlier) >= 5:
         return earlier[-5], "confirm_duplicate"
     return table.people.person(via=VIA_CYCLE[index % len(VIA_CYCLE)]), None
 
@@ -353,6 +357,18 @@ def describe_person(person: Any) -> str:
            "camera": "holds a phone with a sampling code to the camera"}[person.via]
     colour = f" ({person.colour} code)" if person.via != "card" else ""
     return f"{person.masked} {how}{colour}"
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), to report start-up honestly."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_watchable(args: argparse.Namespace) -> int:
@@ -376,7 +392,9 @@ def run_watchable(args: argparse.Namespace) -> int:
                               daemon=True)
 
     def started(k: Any) -> None:
-        console.line(f"swabkiosk on a simulated table: ready in {k.ready_s:.2f} s; data in {data_dir}")
+        age = process_age()
+        since = f"{age:.2f} s after the process started" if age is not None else f"in {k.ready_s:.2f} s"
+        console.line(f"swabkiosk on a simulated table: ready {since}; data in {data_dir}")
         console.line(f"broker: {public_url(args.broker) or 'none: working offline, records wait in the store'}")
         if k.ui is not None:
             console.line(f"screen: {k.ui.url}  (open it in a browser)")
@@ -420,7 +438,8 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
             if stop.wait(args.pace):
                 return
             person, confirm = scenario(table, index, earlier)
-            console.action(describe_person(person))
+            again = " — again: this person was sampled earlier today" if confirm == "confirm_duplicate" else ""
+            console.action(describe_person(person) + again)
             level = step(table, tracker, lambda: table.present(person), repr(person))
             if level == "confirm" and confirm:
                 if stop.wait(min(args.pace, 1.5)):
@@ -429,7 +448,7 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
                 step(table, tracker, lambda: table.command(confirm), confirm)
             table.take_away(person)
             console.tube(kiosk.runtime.snapshot)
-            earlier.append(person)
+            earlier = [*earlier[-9:], person]  # enough to pick a returning person from
             index += 1
             if index % 10 == 0:
                 report_backlog(kiosk, console, args.broker)

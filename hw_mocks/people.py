@@ -17,10 +17,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from firmware_app.idnumber import check_char
 from firmware_app.model import IdCard, mask_id, mask_name
-
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-CHECK_CHARS = "10X98765432"
 
 # County-level region codes (GB/T 2260) with the address prefix a card would carry.
 REGIONS = {
@@ -46,10 +44,6 @@ REGIONS = {
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢钟"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力宇浩然子涵欣怡梓轩雨晨佳琪思远嘉俊晓东海燕志强春梅"
 STREETS = ["人民路", "东城大道", "解放路", "中山路", "建设路", "和平街", "新华路", "学院路", "光明街", "滨江路"]
-
-
-def check_char(first17: str) -> str:
-    return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS)) % 11]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -62,11 +63,16 @@ class Table:
         return self
 
     def stop(self) -> None:
+        """Unplug everything and remove what the table put in its directory (not the store)."""
         for mock in (self.reader, self.scanner):
             if mock is not None:
                 mock.close()
         if self.printer is not None:
             self.printer.stop()
+        for path in (self.frames_dir, self.dir / "dev"):
+            shutil.rmtree(path, ignore_errors=True)
+        for name in ("mqtt-password", "volunteers.json", "frame.pgm.new"):
+            (self.dir / name).unlink(missing_ok=True)
 
     def __enter__(self) -> Table:
         return self.start()

@@ -60,6 +60,7 @@ def test_watchdog_pings_only_while_every_heartbeat_is_fresh(notify_socket):
     beats["station loop"] -= 6  # hung for 6 s
     assert wd.stale() == ["station loop"]
     assert wd.check_and_ping() is False
+    assert sock.recv(64) == b"STATUS=not responding: station loop"  # no WATCHDOG=1
     sock.settimeout(0.2)
     with pytest.raises(TimeoutError):
         sock.recv(64)

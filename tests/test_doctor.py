@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from hw_mocks.table import ALL_DEVICES, Table
-from tests.broker import PASSWORDS, STATION_A, password_broker  # noqa: F401 (fixture)
+from tests.broker import PASSWORDS, STATION_A, password_broker, pki, tls_broker  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -93,3 +93,28 @@ def test_an_invalid_station_file_fails_and_skips_the_devices(tmp_path):
     assert code == 1
     assert checks["config"]["status"] == "fail" and "station.district" in checks["config"]["detail"]
     assert checks["idcard"]["status"] == "skip"
+
+
+def tls_station_file(tmp_path, port, ca, cert, key):
+    table = Table(tmp_path / "table").start()
+    text = table.station_file(str(tmp_path / "data")).replace(
+        '[mqtt]\nurl = ""',
+        f'[mqtt]\nurl = "mqtts://127.0.0.1:{port}"\nca_file = "{ca}"\ncert_file = "{cert}"\nkey_file = "{key}"')
+    path = tmp_path / "station.toml"
+    path.write_text(text)
+    return table, path
+
+
+@pytest.mark.parametrize("client, ok", [("a", True), ("rogue", False)])
+def test_broker_over_tls_with_the_station_certificate(tls_broker, pki, tmp_path, client, ok):
+    table, path = tls_station_file(tmp_path, tls_broker.port, pki["ca"], pki[f"{client}_cert"], pki[f"{client}_key"])
+    try:
+        code, checks = doctor(path)
+    finally:
+        table.stop()
+    broker = checks["broker"]
+    if ok:
+        assert broker["status"] == "ok" and "TLS verified, login accepted" in broker["detail"]
+    else:  # a certificate from another CA: the broker refuses it, in plain words
+        assert code == 1 and broker["status"] == "fail" and broker["fix"]
+        assert "certificate" in broker["detail"], broker

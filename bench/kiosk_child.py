@@ -1,0 +1,163 @@
+"""A kiosk in a child process, for the kill test and the memory measurement.
+
+    python -m bench.kiosk_child ours  WORKDIR PORT DEVICE_ID SEED   register until killed
+    python -m bench.kiosk_child drain WORKDIR PORT DEVICE_ID        restart; exit when all is acked
+    python -m bench.kiosk_child naive WORKDIR PORT DEVICE_ID SEED [offline]  the naive stack, until killed
+    python -m bench.kiosk_child rss   WORKDIR TOTAL WARMUP          offline; VmRSS as JSON
+
+"ours" is firmware_app.daemon.Kiosk (station loop, store, uplink) with ID cards posted as
+the reader shell posts them. It prints ``READY`` once signed in, then ``OK <record_id>``
+for each person only after the step's effects said OK (the record is durable by then):
+what the volunteer saw accepted.
+
+"naive" is the obvious build: the same station, paho's in-memory queue (publish QoS 1
+straight from memory) and TinyDB's default JSONStorage written after the publish; it
+prints ``OK`` after both calls returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from bench.common import KioskDriver, UniquePeople, broker_url, sample_ids, shown, station_text
+
+USER = "bench/kill/t01"
+MAX_PEOPLE = 100_000
+
+
+def ours(workdir: str, port: int, device_id: str, seed: int) -> None:
+    from firmware_app.model import CardRead
+
+    driver = KioskDriver(workdir, os.path.join(workdir, "data"), broker=broker_url(USER, port),
+                         device_id=device_id).start()
+    driver.sign_in()
+    print("READY", flush=True)
+    crowd = UniquePeople(seed)
+    for _ in range(MAX_PEOPLE):
+        effects = driver.step(CardRead(crowd.next().id_card()))
+        if shown(effects) == "ok":
+            for rid in sample_ids(effects):
+                print(f"OK {rid}", flush=True)
+
+
+def drain(workdir: str, port: int, device_id: str, timeout: float = 120.0) -> None:
+    driver = KioskDriver(workdir, os.path.join(workdir, "data"), broker=broker_url(USER, port),
+                         device_id=device_id).start()
+    store = driver.kiosk.store
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = store.stats()
+        if stats["backlog"] == 0 and stats["backlog_events"] == 0:
+            print("DONE", flush=True)
+            break
+        time.sleep(0.02)
+    driver.stop()
+
+
+def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = False) -> None:
+    import paho.mqtt.client as mqtt
+    from tinydb import TinyDB
+
+    from firmware_app import config, volunteers
+    from firmware_app.model import RECORD_KINDS, CardRead, CodeScanned, Now, Persist
+    from firmware_app.station import Station
+    from hw_mocks.table import OPERATOR as VOLUNTEER
+    from hw_mocks.table import Table
+
+    from bench.common import STATION_PASSWORD
+
+    table = Table(workdir, devices=()).start()
+    cfg = config.parse_text(station_text(table, os.path.join(workdir, "data"), broker=broker_url(USER, port),
+                                         device_id=device_id))
+    station = Station(cfg, volunteers.load(cfg.volunteers["list_file"]))
+    db = TinyDB(os.path.join(workdir, "naive.json"))  # default JSONStorage
+    records = db.table("records")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=True)
+    client.username_pw_set(USER, STATION_PASSWORD)
+    connected = threading.Event()
+    client.on_connect = lambda c, u, flags, reason, props: connected.set()
+    client.connect_async("127.0.0.1", port)
+    client.loop_start()
+    # fair start: registrations begin on a live connection, as ours (unless the broker is away)
+    if not offline and not connected.wait(30):
+        raise SystemExit("naive stack could not connect")
+    root = "swab/v1/{district}/{site}/{table}/".format(**cfg.station)
+
+    def handle(event):
+        effects = station.handle(event, Now(time.time(), True))
+        persisted = [e.record for e in effects if isinstance(e, Persist)]
+        for record in persisted:
+            client.publish(root + RECORD_KINDS[record["kind"]], json.dumps(record, ensure_ascii=False), qos=1)
+        for record in persisted:
+            records.insert(record)
+        return effects
+
+    handle(CodeScanned(table.authority.operator_cert(*VOLUNTEER, issued_at=time.time() - 60), "scanner"))
+    print("READY", flush=True)
+    crowd = UniquePeople(seed)
+    for _ in range(MAX_PEOPLE):
+        effects = handle(CardRead(crowd.next().id_card()))
+        if shown(effects) == "ok":
+            for rid in sample_ids(effects):
+                print(f"OK {rid}", flush=True)
+
+
+def vm_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def rss(workdir: str, total: int, warmup: int) -> None:
+    """Offline kiosk (the broker URL points at a closed port): records pile up in the store."""
+    import gc
+    import socket
+
+    from firmware_app.model import CardRead
+
+    with socket.socket() as s:  # a port nobody listens on: the uplink retries, records wait
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    driver = KioskDriver(workdir, os.path.join(workdir, "data"), broker=broker_url(USER, port)).start()
+    driver.sign_in()
+    crowd = UniquePeople(7)
+    ok = 0
+    t0 = time.monotonic()
+    steady = None
+    for i in range(warmup + total):
+        if i == warmup:
+            gc.collect()
+            steady = vm_rss_mb()
+            t0 = time.monotonic()
+        ok += shown(driver.step(CardRead(crowd.next().id_card()))) == "ok"
+    gc.collect()
+    end = vm_rss_mb()
+    seconds = time.monotonic() - t0
+    stats = driver.kiosk.store.stats()
+    station = driver.kiosk.runtime.station
+    print(json.dumps({"warmup": warmup, "registrations": total, "ok": ok, "rss_mb_steady": round(steady, 1),
+                      "rss_mb_end": round(end, 1), "growth_mb": round(end - steady, 1),
+                      "seconds": round(seconds, 1), "backlog": stats["backlog"], "segments": stats["segments"],
+                      "station_samples_in_memory": len(station._samples),
+                      "uplink_connected": bool(driver.kiosk.uplink.state().get("connected"))}), flush=True)
+    driver.stop()
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "ours":
+        ours(args[0], int(args[1]), args[2], int(args[3]))
+    elif mode == "drain":
+        drain(args[0], int(args[1]), args[2])
+    elif mode == "naive":
+        naive(args[0], int(args[1]), args[2], int(args[3]), offline=args[4:] == ["offline"])
+    elif mode == "rss":
+        rss(args[0], int(args[1]), int(args[2]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
