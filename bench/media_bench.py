@@ -1,6 +1,6 @@
 """Camera and printer measurements quoted in docs/camera-printer.md.
 
-Run from the repository root:  .venv/bin/python docs/media_bench.py [--cpu-seconds 10]
+Run from the repository root:  .venv/bin/python -m bench.media_bench [--cpu-seconds 10]
 """
 
 from __future__ import annotations
