@@ -164,7 +164,8 @@ class Station:
         self._tube: str | None = None  # the open pooled tube
         self._tubes: dict[str, _Tube] = {}
         self._samples: dict[str, _Sample] = {}
-        self._people: dict[tuple[str, str], list[str]] = {}  # (today, person key) -> live sample ids
+        # today -> person key -> live sample id(s): a str for one (nearly everyone), a list for more
+        self._people: dict[str, dict[str, str | list[str]]] = {}
         self._last_sample: str | None = None
         self._box: str | None = None  # the open box
         self._boxes: dict[str, _Box] = {}
@@ -358,7 +359,14 @@ class Station:
             sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["id_number"], r["colour"], r["source"], r["at"])
             tube.samples.append(r["record_id"])
             self._samples[r["record_id"]] = sample
-            self._people.setdefault((day, key), []).append(r["record_id"])
+            people = self._people.setdefault(day, {})
+            ids = people.get(key)
+            if ids is None:
+                people[key] = r["record_id"]
+            elif isinstance(ids, str):
+                people[key] = [ids, r["record_id"]]
+            else:
+                ids.append(r["record_id"])
             self._last_sample = r["record_id"]
             self._day_people[day] = self._day_people.get(day, 0) + 1
             self._day_tubes.setdefault(day, set()).add(r["tube_id"])
@@ -368,8 +376,13 @@ class Station:
         elif kind == "void":
             sample = self._samples[r["voided_record_id"]]
             sample.voided = True
-            if (sample.day, sample.key) in self._people:  # a sample of today (older days are forgotten)
-                self._people[(sample.day, sample.key)].remove(sample.record_id)
+            people = self._people.get(sample.day)
+            if people is not None:  # a sample of today (older days are forgotten)
+                ids = people[sample.key]
+                if isinstance(ids, str):
+                    del people[sample.key]
+                else:
+                    ids.remove(sample.record_id)
                 self._day_people[sample.day] -= 1
         elif kind == "tube_close":
             tube = self._tubes[r["tube_id"]]
@@ -418,7 +431,7 @@ class Station:
 
     def _new_day(self) -> None:
         """The records moved to a later day: the duplicate check and counters start afresh."""
-        self._people = {k: v for k, v in self._people.items() if k[0] == self._day}
+        self._people = {d: p for d, p in self._people.items() if d == self._day}
         self._day_people = {d: n for d, n in self._day_people.items() if d == self._day}
         self._day_tubes = {d: t for d, t in self._day_tubes.items() if d == self._day}
         self._forget()
@@ -631,10 +644,10 @@ class Station:
             raise Refused("请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first; not registered")
         single = _single_reason(person)
         day = self._today().isoformat()
-        earlier = self._people.get((day, _person_key(person["id_type"], person["id_number"], person["name"], person["phone"])))
+        earlier = self._people.get(day, {}).get(_person_key(person["id_type"], person["id_number"], person["name"], person["phone"]))
         duplicate_of = None
         if earlier:
-            first = self._samples[earlier[-1]]
+            first = self._samples[earlier if isinstance(earlier, str) else earlier[-1]]
             duplicate_of = {"record_id": first.record_id, "tube_id": first.tube_id, "at": first.at, **self._where}
         if single is None and self._source == "prelabelled" and self._tube is None:
             raise Refused("请先扫描试管条码开管，本人未登记", "scan a tube first; not registered")

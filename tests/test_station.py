@@ -562,7 +562,7 @@ def test_the_next_day_forgets_handed_over_tubes_and_old_people_but_keeps_open_wo
     st = t.station
     assert all(s["record_id"] not in st._samples for s in handed)
     assert waiting["record_id"] in st._samples and waiting["tube_id"] in st._tubes
-    assert {day for day, _ in st._people} == {st.snapshot()["today"]["day"]}
+    assert set(st._people) == {st.snapshot()["today"]["day"]}
     assert st.snapshot()["today"]["people"] == 1
     t.cmd("void", record_id=handed[0]["record_id"])  # forgotten: refused, says where it is handled
     assert t.show.level == "error" and "district" in t.show.message_en
