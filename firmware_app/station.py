@@ -103,13 +103,16 @@ class _Sample:
     record_id: str
     tube_id: str
     day: str
-    key: str
+    key: str  # the duplicate check's person key; it holds the ID number (see id_number)
     name: str
-    id_number: str
     colour: str | None
     source: str
     at: str
     voided: bool = False
+
+    @property
+    def id_number(self) -> str:
+        return "" if self.key.startswith("none:") else self.key.partition(":")[2]
 
 
 @dataclass
@@ -356,7 +359,7 @@ class Station:
         elif kind == "sample":
             tube = self._tubes[r["tube_id"]]
             key = _person_key(r["id_type"], r["id_number"], r["name"], r["phone"])
-            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["id_number"], r["colour"], r["source"], r["at"])
+            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["colour"], r["source"], r["at"])
             tube.samples.append(r["record_id"])
             self._samples[r["record_id"]] = sample
             people = self._people.setdefault(day, {})
