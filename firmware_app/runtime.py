@@ -110,13 +110,8 @@ class Runtime:
     def _rebuild_station(self) -> None:
         """The station's state is derived from the store: at start, and after a refused write."""
         station = self.make_station()
-        station.restore(self.store.iter_records())
-        floor = self.store.last_seq()
-        if station.snapshot().get("seq", 0) < floor:
-            # After a repair the store skips sequence numbers that a lost tail may have used
-            # (its seq floor); the core's restore() only sees the surviving records, so its
-            # next record id would be refused. Station has no public setter for this yet.
-            station._seq = floor
+        # last_seq: after a repair the store skips sequence numbers a lost tail may have used
+        station.restore(self.store.iter_records(), last_seq=self.store.last_seq())
         self.station = station
 
     # ------------------------------------------------------- thread-safe API

@@ -85,7 +85,7 @@ class Refused(Exception):
 # --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tube:
     id: str
     capacity: int
@@ -95,20 +95,24 @@ class _Tube:
     state: str = "open"  # open | closed | replaced
     close_reason: str | None = None
     box: str | None = None
+    day: str = ""  # local day it was opened
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sample:
     record_id: str
     tube_id: str
     day: str
-    key: str
+    key: str  # the duplicate check's person key; it holds the ID number (see id_number)
     name: str
-    id_number: str
     colour: str | None
     source: str
     at: str
     voided: bool = False
+
+    @property
+    def id_number(self) -> str:
+        return "" if self.key.startswith("none:") else self.key.partition(":")[2]
 
 
 @dataclass
@@ -163,14 +167,15 @@ class Station:
         self._tube: str | None = None  # the open pooled tube
         self._tubes: dict[str, _Tube] = {}
         self._samples: dict[str, _Sample] = {}
-        self._people: dict[tuple[str, str], list[str]] = {}  # (day, person key) -> live sample ids
+        # today -> person key -> live sample id(s): a str for one (nearly everyone), a list for more
+        self._people: dict[str, dict[str, str | list[str]]] = {}
         self._last_sample: str | None = None
         self._box: str | None = None  # the open box
         self._boxes: dict[str, _Box] = {}
         self._unboxed: list[str] = []  # closed tubes with people waiting for a box
         self._numbers: dict[str, int] = {}  # id stem (prefix + yymmdd) -> last number used
         self._day: str | None = None  # local day of the latest record
-        self._day_people: dict[str, int] = {}
+        self._day_people: dict[str, int] = {}  # today's only, like _people
         self._day_tubes: dict[str, set[str]] = {}
 
         self._pending: dict | None = None  # not a record: lost on restart, nothing registered
@@ -183,13 +188,14 @@ class Station:
     # Public API
     # ------------------------------------------------------------------
 
-    def restore(self, records: Iterable[dict]) -> int:
+    def restore(self, records: Iterable[dict], last_seq: int = 0) -> int:
         """Replay stored records (any order; applied in seq order). Call before handle().
 
         Pass every record the store has (``store.iter_records()``): then the state is
         exactly what they say. A record referring to something not passed (a tube from
         an archived day) is skipped; the number skipped is returned so the shell can
-        report it."""
+        report it. ``last_seq``: the store's highest seq ever used (``store.last_seq()``,
+        above the records after a repair): numbering continues after it, never reusing one."""
         skipped = 0
         for record in sorted(records, key=lambda r: r.get("seq", 0)):
             self._seq = max(self._seq, int(record.get("seq", 0)))
@@ -200,6 +206,7 @@ class Station:
                 self._apply(record)
             except (KeyError, ValueError, TypeError):
                 skipped += 1
+        self._seq = max(self._seq, last_seq)
         tube = self._tubes.get(self._tube) if self._tube else None
         if self._operator is None:
             self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
@@ -332,7 +339,11 @@ class Station:
         """Change the state as record r says. Used live and by restore: keep it the only way."""
         kind = r["kind"]
         day = r["at"][:10]
-        self._day = max(self._day or day, day)
+        if self._day is None or day > self._day:
+            self._day = day
+            self._new_day()
+        elif day == self._day:
+            day = self._day  # one string for the day, not one per sample
         if kind == "shift_start":
             self._operator = _Operator(r["operator"], r["operator_name"], _ts(r["at"]), _ts(r["cert_expires"]))
             self._mode = r["mode"]
@@ -341,17 +352,24 @@ class Station:
         elif kind == "mode":
             self._mode = r["mode"]
         elif kind == "tube_open":
-            self._tubes[r["tube_id"]] = _Tube(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"])
+            self._tubes[r["tube_id"]] = _Tube(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], day=day)
             if r["single_reason"] is None:
                 self._tube = r["tube_id"]
             self._count_number(r["tube_id"], self._prefix)
         elif kind == "sample":
             tube = self._tubes[r["tube_id"]]
             key = _person_key(r["id_type"], r["id_number"], r["name"], r["phone"])
-            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["id_number"], r["colour"], r["source"], r["at"])
+            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["colour"], r["source"], r["at"])
             tube.samples.append(r["record_id"])
             self._samples[r["record_id"]] = sample
-            self._people.setdefault((day, key), []).append(r["record_id"])
+            people = self._people.setdefault(day, {})
+            ids = people.get(key)
+            if ids is None:
+                people[key] = r["record_id"]
+            elif isinstance(ids, str):
+                people[key] = [ids, r["record_id"]]
+            else:
+                ids.append(r["record_id"])
             self._last_sample = r["record_id"]
             self._day_people[day] = self._day_people.get(day, 0) + 1
             self._day_tubes.setdefault(day, set()).add(r["tube_id"])
@@ -361,8 +379,14 @@ class Station:
         elif kind == "void":
             sample = self._samples[r["voided_record_id"]]
             sample.voided = True
-            self._people[(sample.day, sample.key)].remove(sample.record_id)
-            self._day_people[sample.day] -= 1
+            people = self._people.get(sample.day)
+            if people is not None:  # a sample of today (older days are forgotten)
+                ids = people[sample.key]
+                if isinstance(ids, str):
+                    del people[sample.key]
+                else:
+                    ids.remove(sample.record_id)
+                self._day_people[sample.day] -= 1
         elif kind == "tube_close":
             tube = self._tubes[r["tube_id"]]
             tube.state, tube.close_reason = "closed", r["reason"]
@@ -372,7 +396,7 @@ class Station:
                 self._unboxed.append(tube.id)
         elif kind == "tube_replace":
             old = self._tubes[r["old_tube_id"]]
-            new = _Tube(r["tube_id"], old.capacity, old.mode, old.single_reason, list(old.samples), old.state)
+            new = _Tube(r["tube_id"], old.capacity, old.mode, old.single_reason, list(old.samples), old.state, day=old.day)
             new.close_reason, new.box = old.close_reason, old.box
             old.state = "replaced"
             self._tubes[new.id] = new
@@ -405,7 +429,42 @@ class Station:
         elif kind == "box_handover":
             box = self._boxes[r["box_id"]]
             box.state, box.courier = "handed_over", r["courier"]
+            self._forget()
         # "label" records change nothing: they are the trace of what was printed.
+
+    def _new_day(self) -> None:
+        """The records moved to a later day: the duplicate check and counters start afresh."""
+        self._people = {d: p for d, p in self._people.items() if d == self._day}
+        self._day_people = {d: n for d, n in self._day_people.items() if d == self._day}
+        self._day_tubes = {d: t for d, t in self._day_tubes.items() if d == self._day}
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop tubes (and their samples) no rule can reach any more; the store keeps them.
+
+        That is a tube from an earlier day that is done with: replaced, or closed and either
+        empty or in a box handed to a courier (its samples can no longer be voided, see
+        docs/records.md). Open tubes, unboxed ones and boxes not yet handed over stay."""
+        gone = [t for t in self._tubes.values() if self._done_with(t)]
+        for tube in gone:
+            del self._tubes[tube.id]
+            if tube.state != "replaced":  # a replaced tube's samples moved to its replacement
+                for sample_id in tube.samples:
+                    self._samples.pop(sample_id, None)
+        if self._last_sample is not None and self._last_sample not in self._samples:
+            self._last_sample = None
+        for box in [b for b in self._boxes.values() if b.state == "handed_over"]:
+            if not any(t in self._tubes for t in box.tubes):
+                del self._boxes[box.id]
+
+    def _done_with(self, tube: _Tube) -> bool:
+        if tube.day >= (self._day or "") or tube.state == "open" or tube.id in self._unboxed:
+            return False
+        if tube.state == "replaced" or not tube.samples:
+            return True
+        if any(self._samples[s].day >= (self._day or "") for s in tube.samples):
+            return False
+        return tube.box is not None and self._boxes[tube.box].state == "handed_over"
 
     def _count_number(self, ident: str, prefix: str) -> None:
         m = re.fullmatch(re.escape(prefix) + r"(\d{6})(\d{3,4})", ident)
@@ -588,10 +647,10 @@ class Station:
             raise Refused("请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first; not registered")
         single = _single_reason(person)
         day = self._today().isoformat()
-        earlier = self._people.get((day, _person_key(person["id_type"], person["id_number"], person["name"], person["phone"])))
+        earlier = self._people.get(day, {}).get(_person_key(person["id_type"], person["id_number"], person["name"], person["phone"]))
         duplicate_of = None
         if earlier:
-            first = self._samples[earlier[-1]]
+            first = self._samples[earlier if isinstance(earlier, str) else earlier[-1]]
             duplicate_of = {"record_id": first.record_id, "tube_id": first.tube_id, "at": first.at, **self._where}
         if single is None and self._source == "prelabelled" and self._tube is None:
             raise Refused("请先扫描试管条码开管，本人未登记", "scan a tube first; not registered")
@@ -910,8 +969,11 @@ class Station:
     def _cmd_void(self, c: Command) -> None:
         target = str(c.args.get("record_id", ""))
         sample = self._samples.get(target)
-        if sample is None:
-            raise Refused(f"没有登记记录 {target}", f"no sample record {target!r}")
+        if sample is None:  # or one this table no longer holds: an earlier day's, handed over
+            raise Refused(
+                f"没有可作废的登记记录 {target}（往日已交接的记录由区平台处理）",
+                f"no sample record {target!r} to void here (earlier days' handed-over records: the district)",
+            )
         if sample.voided:
             raise Refused(f"记录 {target} 已作废", f"record {target} is already void")
         self._void(c, target)
@@ -920,6 +982,17 @@ class Station:
         if c.source != "mqtt":
             self._require_operator()
         sample = self._samples[target]
+        if sample.day < self._today().isoformat():
+            raise Refused(
+                f"只能作废当天的登记：{target} 是 {sample.day} 的记录，请由区平台处理",
+                f"only today's registrations can be voided here: {target} is from {sample.day}; the district handles it",
+            )
+        box = self._boxes.get(self._tubes[sample.tube_id].box or "")
+        if box is not None and box.state == "handed_over":
+            raise Refused(
+                f"管 {sample.tube_id} 已随转运箱 {box.id} 交给转运人员，不能作废，请由区平台处理",
+                f"tube {sample.tube_id} left with box {box.id} (handed to the courier); the district handles it",
+            )
         reason = str(c.args.get("reason") or "mistaken_entry")
         self._emit("void", voided_record_id=target, tube_id=sample.tube_id, reason=reason, via=c.source)
         who = f"{mask_name(sample.name)} {mask_id(sample.id_number)}"

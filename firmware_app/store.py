@@ -25,8 +25,9 @@ import os
 import shutil
 import threading
 import time
+from array import array
+from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -98,15 +99,63 @@ def _read_segment(path: str) -> dict:
     return SegmentStorage(path).read() or {}
 
 
-@dataclass
+KIND_CODES = {kind: n for n, kind in enumerate(RECORD_KINDS, 1)}  # 0: a kind not listed
+KIND_NAMES = {n: kind for kind, n in KIND_CODES.items()}
+ACKED = 0x80  # flag bit in a segment's per-record byte (the low bits are the kind code)
+
+
+class _Seqs:
+    """A segment's record seqs in order: (first, count) runs, one run when they are contiguous."""
+
+    __slots__ = ("starts", "counts")
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.counts = array("q")
+
+    def append(self, seq: int) -> None:
+        if self.starts and self.starts[-1] + self.counts[-1] == seq:
+            self.counts[-1] += 1
+        else:
+            self.starts.append(seq)
+            self.counts.append(1)
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def __getitem__(self, i: int) -> int:
+        if i != -1 or not self.starts:
+            raise IndexError(i)
+        return self.starts[-1] + self.counts[-1] - 1
+
+    def __iter__(self):
+        for start, count in zip(self.starts, self.counts):
+            yield from range(start, start + count)
+
+    def index(self, seq: int) -> int:
+        """Position of seq in the segment, or -1."""
+        pos = 0
+        for start, count in zip(self.starts, self.counts):
+            if start <= seq < start + count:
+                return pos + seq - start
+            pos += count
+        return -1
+
+
 class _Segment:
-    first: int  # seq of its first record (also its file name)
-    path: str
-    size: int = 0
-    seqs: list[int] = field(default_factory=list)
-    acked: set[int] = field(default_factory=set)
-    last_ack_at: float = 0.0
-    ack_damage: str = ""  # a damaged line in the ack journal (records are re-sent: safe)
+    """One segment file and its outbox index: a byte per record (kind code | ACKED), no per-record objects."""
+
+    __slots__ = ("first", "path", "size", "seqs", "flags", "n_acked", "last_ack_at", "ack_damage")
+
+    def __init__(self, first: int, path: str) -> None:
+        self.first = first  # seq of its first record (also its file name)
+        self.path = path
+        self.size = 0
+        self.seqs = _Seqs()
+        self.flags = bytearray()  # by position in seqs
+        self.n_acked = 0
+        self.last_ack_at = 0.0
+        self.ack_damage = ""  # a damaged line in the ack journal (records are re-sent: safe)
 
     @property
     def acks_path(self) -> str:
@@ -114,7 +163,13 @@ class _Segment:
 
     @property
     def done(self) -> bool:
-        return len(self.acked) >= len(self.seqs)
+        return self.n_acked >= len(self.flags)
+
+    def unacked(self, after_seq: int = 0):
+        """(position, seq) of the records not yet acknowledged, in seq order."""
+        for pos, seq in enumerate(self.seqs):
+            if seq > after_seq and not self.flags[pos] & ACKED:
+                yield pos, seq
 
 
 class Store:
@@ -131,8 +186,13 @@ class Store:
         self._lock = threading.RLock()
         self._seg_dir = os.path.join(self.data_dir, "segments")
         self._segments: list[_Segment] = []
-        self._unacked: OrderedDict[str, tuple[_Segment, int, str, float]] = OrderedDict()
+        # The outbox index lives in the segments (one byte per record); record ids are
+        # f"{device}-{seq:010d}", so they map back to a seq without a dict per record.
+        self._unacked = 0
         self._by_kind: dict[str, int] = {}
+        self._prefix: str | None = None  # the device part of the record ids
+        self._odd_ids: dict[str, int] = {}  # record ids of another form -> seq (none from the station)
+        self._oldest: tuple[int, float | None] | None = None  # (seq, time) of the oldest unsent record
         self._archived = 0
         self._last_ack_at: float | None = None
         self._current: TinyDB | None = None
@@ -195,13 +255,10 @@ class Store:
             data = _read_segment(seg.path)
             seg.size = os.path.getsize(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
-            seg.seqs = [r["seq"] for r in records]
-            self._load_acks(seg)
             for rec in records:
-                if rec["seq"] in seg.acked:
-                    continue
+                seg.seqs.append(rec["seq"])
                 self._track(seg, rec)
-            self._archived += len(seg.acked)
+            self._load_acks(seg)
             self._segments.append(seg)
 
     def _load_acks(self, seg: _Segment) -> None:
@@ -210,7 +267,6 @@ class Store:
                 lines = f.read().split(b"\n")
         except FileNotFoundError:
             return
-        known = set(seg.seqs)
         for n, line in enumerate(lines, 1):
             if not line:
                 continue
@@ -222,15 +278,63 @@ class Store:
                 if n < len(lines):
                     seg.ack_damage = f"{seg.acks_path} line {n}"
                 continue
-            seg.acked.update(s for s in seqs if s in known)
+            self._mark_acked(seg, seqs)
             seg.last_ack_at = max(seg.last_ack_at, at)
         if seg.last_ack_at:
             self._last_ack_at = max(self._last_ack_at or 0.0, seg.last_ack_at)
 
     def _track(self, seg: _Segment, rec: dict) -> None:
-        kind = rec.get("kind", "")
-        self._unacked[rec["record_id"]] = (seg, rec["seq"], kind, record_time(rec))
+        """Index a record just added to seg (its seq already in seg.seqs) as unsent."""
+        seq, rid = rec["seq"], rec["record_id"]
+        code = KIND_CODES.get(rec.get("kind", ""), 0)
+        seg.flags.append(code)
+        kind = KIND_NAMES.get(code, "")
         self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
+        if self._unacked == 0:
+            self._oldest = (seq, record_time(rec))
+        self._unacked += 1
+        if self._prefix is None and rid.endswith(f"-{seq:010d}"):
+            self._prefix = rid[: -11]
+        if rid != f"{self._prefix}-{seq:010d}":
+            self._odd_ids[rid] = seq
+
+    def _mark_acked(self, seg: _Segment, seqs) -> int:
+        """Mark these seqs of seg acknowledged; returns how many were newly acked."""
+        done = 0
+        for seq in seqs:
+            pos = seg.seqs.index(seq) if isinstance(seq, int) else -1
+            if pos < 0 or seg.flags[pos] & ACKED:
+                continue
+            seg.flags[pos] |= ACKED
+            seg.n_acked += 1
+            self._by_kind[KIND_NAMES.get(seg.flags[pos] & ~ACKED, "")] -= 1
+            done += 1
+        self._unacked -= done
+        self._archived += done
+        if done and self._oldest is not None and self._oldest[0] in seqs:
+            self._oldest = None  # looked up again when asked (stats)
+        return done
+
+    def _find(self, record_id: str) -> tuple[_Segment, int] | None:
+        """(segment, seq) of a stored record, by its record id."""
+        seq = self._odd_ids.get(record_id)
+        if seq is None:
+            prefix, _, digits = record_id.rpartition("-")
+            if prefix != self._prefix or len(digits) != 10 or not digits.isdigit():
+                return None
+            seq = int(digits)
+        i = bisect_right(self._segments, seq, key=lambda s: s.first) - 1
+        if i < 0 or self._segments[i].seqs.index(seq) < 0:
+            return None
+        if record_id not in self._odd_ids and seq in self._odd_ids.values():
+            return None  # that seq's record has another id
+        return self._segments[i], seq
+
+    def _is_unacked(self, found: tuple[_Segment, int] | None) -> bool:
+        if found is None:
+            return False
+        seg, seq = found
+        return not seg.flags[seg.seqs.index(seq)] & ACKED
 
     def close(self) -> None:
         with self._lock:
@@ -295,7 +399,7 @@ class Store:
             seq, rid, kind = r.get("seq"), r.get("record_id"), r.get("kind")
             if not isinstance(seq, int) or seq <= last:
                 raise ValueError(f"record seq must be an int above {last}, got {seq!r}")
-            if not isinstance(rid, str) or not rid or rid in self._unacked:
+            if not isinstance(rid, str) or not rid or self._is_unacked(self._find(rid)):
                 raise ValueError(f"record_id missing or already stored: {rid!r}")
             if kind not in RECORD_KINDS:
                 raise ValueError(f"unknown record kind {kind!r}")
@@ -310,26 +414,21 @@ class Store:
         self._writable()
         now = time.time()
         with self._lock:
-            by_seg: dict[int, tuple[_Segment, list[str]]] = {}
+            by_seg: dict[int, tuple[_Segment, list[int]]] = {}
             for rid in dict.fromkeys(record_ids):
-                entry = self._unacked.get(rid)
-                if entry is not None:
-                    by_seg.setdefault(id(entry[0]), (entry[0], []))[1].append(rid)
+                found = self._find(rid) if isinstance(rid, str) else None
+                if self._is_unacked(found):
+                    by_seg.setdefault(found[0].first, (found[0], []))[1].append(found[1])
             done = 0
-            for seg, rids in by_seg.values():
-                seqs = [self._unacked[rid][1] for rid in rids]
+            for seg, seqs in by_seg.values():
                 try:
                     append_line(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
                 except OSError as exc:
                     raise os_error(exc, seg.acks_path) from exc
                 self._unsynced_acks.add(seg.acks_path)
-                seg.acked.update(seqs)
+                done += self._mark_acked(seg, seqs)
                 seg.last_ack_at = now
-                for rid in rids:
-                    self._by_kind[self._unacked.pop(rid)[2]] -= 1
-                self._archived += len(rids)
                 self._last_ack_at = now
-                done += len(rids)
             if now - self._acks_synced_at >= ACK_SYNC_S:
                 self.sync_acks()
             if now - self._last_prune > PRUNE_EVERY_S:
@@ -376,8 +475,9 @@ class Store:
                             pass
                     self._segments.remove(seg)
                     self._parsed.pop(seg.path, None)
-                    self._archived -= len(seg.acked)
-                    removed += len(seg.seqs)
+                    self._archived -= seg.n_acked
+                    removed += len(seg.flags)
+                    self._odd_ids = {rid: q for rid, q in self._odd_ids.items() if seg.seqs.index(q) < 0}
         return removed
 
     # ---------------------------------------------------------------- reading
@@ -415,24 +515,25 @@ class Store:
         ``after_seq``: only records after it (the uplink's cursor on one connection).
         """
         with self._lock:
-            wanted: OrderedDict[int, tuple[_Segment, set[int]]] = OrderedDict()
-            n = 0
-            for seg, seq, _kind, _at in self._unacked.values():
-                if seq <= after_seq:
-                    continue
-                if n >= limit:
+            out: list[dict] = []
+            for seg in self._segments:
+                if len(out) >= limit:
                     break
-                n += 1
-                wanted.setdefault(id(seg), (seg, set()))[1].add(seq)
-            out = []
-            for seg, seqs in wanted.values():
-                out += [r for r in self._records_of(seg) if r["seq"] in seqs]
+                if seg.done or seg.seqs[-1] <= after_seq:
+                    continue
+                seqs = set()
+                for _pos, seq in seg.unacked(after_seq):
+                    if len(out) + len(seqs) >= limit:
+                        break
+                    seqs.add(seq)
+                if seqs:
+                    out += [r for r in self._records_of(seg) if r["seq"] in seqs]
             return out
 
     def is_sent(self, record_id: str) -> bool:
         """True once the broker acknowledged this stored record."""
         with self._lock:
-            return record_id not in self._unacked
+            return not self._is_unacked(self._find(record_id))
 
     def last_seq(self) -> int:
         with self._lock:
@@ -441,9 +542,9 @@ class Store:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            oldest = next(iter(self._unacked.values()), None)
+            oldest = self._oldest_unsent_at()
             backlog = self._by_kind.get("sample", 0)
-            total_unacked = len(self._unacked)
+            total_unacked = self._unacked
             damage = [s.ack_damage for s in self._segments if s.ack_damage]
             size = sum(s.size for s in self._segments)
             last_seq = self.last_seq()
@@ -456,7 +557,7 @@ class Store:
             "backlog_events": total_unacked - backlog,  # voids, tube/box/shift events
             "archived": self._archived,
             "oldest_unsent_age_s": (
-                round(time.time() - oldest[3], 1) if oldest is not None and oldest[3] is not None else None
+                round(time.time() - oldest, 1) if oldest is not None else None
             ),
             "last_ack_at": self._last_ack_at,
             "last_seq": last_seq,
@@ -465,6 +566,19 @@ class Store:
             "free_bytes": free,
             "damage": damage,
         }
+
+    def _oldest_unsent_at(self) -> float | None:
+        """Time of the oldest unsent record (read from its segment once, then remembered)."""
+        if self._unacked == 0:
+            return None
+        if self._oldest is None:
+            for seg in self._segments:
+                first = next(seg.unacked(), None)
+                if first is not None:
+                    rec = next(r for r in self._records_of(seg) if r["seq"] == first[1])
+                    self._oldest = (first[1], record_time(rec))
+                    break
+        return self._oldest[1] if self._oldest is not None else None
 
     # ---------------------------------------------------------------- meta
 

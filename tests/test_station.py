@@ -522,3 +522,62 @@ def test_any_scanned_text_is_answered_never_crashes_and_registers_nobody(text):
     effects = t.scan(text)
     assert any(isinstance(e, Show) for e in effects)  # the volunteer always gets an answer
     assert t.samples() == []
+
+
+# ---------------------------------------------------------------- what the station keeps in memory
+
+
+def _fill_and_hand_over(t: Table) -> list[dict]:
+    """Mode 1: three people, three tubes, boxed, counted, closed and handed to a courier."""
+    for n in range(1, 4):
+        t.scan(person(n), "camera")
+    t.scan("SWABCMD:box_count:3")
+    t.scan("SWABCMD:close_box")
+    t.cmd("handover_box", courier="顺丰张师傅")
+    assert t.kinds() == ["box_handover"]
+    return t.samples()[-3:]
+
+
+def test_a_void_of_an_earlier_day_or_a_handed_over_tube_is_refused_with_the_reason():
+    t = signed_in(mode="1")
+    handed = _fill_and_hand_over(t)
+    t.cmd("void", record_id=handed[0]["record_id"])
+    assert t.show.level == "error" and t.new_records == []
+    assert "courier" in t.show.message_en and "转运" in t.show.message
+    t.scan(person(4), "camera")  # boxed (box not closed yet): still voidable today
+    t.tick(DAY)
+    t.scan("SWABCMD:void_last")
+    assert t.show.level == "error" and t.new_records == []
+    assert "only today's" in t.show.message_en and "当天" in t.show.message
+
+
+def test_the_next_day_forgets_handed_over_tubes_and_old_people_but_keeps_open_work():
+    t = signed_in(mode="1")
+    handed = _fill_and_hand_over(t)
+    t.scan(person(4), "camera")  # its tube waits in an open box: kept for the packer
+    waiting = t.samples()[-1]
+    t.tick(DAY)
+    t.scan(person(1), "camera")  # first record of the new day: yesterday's person is not a duplicate
+    assert t.show.level == "ok"
+    st = t.station
+    assert all(s["record_id"] not in st._samples for s in handed)
+    assert waiting["record_id"] in st._samples and waiting["tube_id"] in st._tubes
+    assert set(st._people) == {st.snapshot()["today"]["day"]}
+    assert st.snapshot()["today"]["people"] == 1
+    t.cmd("void", record_id=handed[0]["record_id"])  # forgotten: refused, says where it is handled
+    assert t.show.level == "error" and "district" in t.show.message_en
+    before = st.snapshot()
+    t.restart()
+    after = t.station.snapshot()
+    assert {k: after[k] for k in ("tube", "last", "today", "box", "unboxed", "seq")} == {
+        k: before[k] for k in ("tube", "last", "today", "box", "unboxed", "seq")
+    }
+    assert set(t.station._samples) == set(st._samples) and set(t.station._tubes) == set(st._tubes)
+
+
+def test_restore_continues_numbering_after_the_stores_floor():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    station = Table().station
+    station.restore(t.records, last_seq=t.records[-1]["seq"] + 10_000)
+    assert station.snapshot()["seq"] == t.records[-1]["seq"] + 10_000

@@ -230,6 +230,19 @@ class TableSession(RuleBasedStateMachine):
                 assert count["counted"] == count["listed"] == r["tube_count"]
 
     @invariant()
+    def only_what_the_rules_need_stays_in_memory(self):
+        """Earlier days' people and handed-over earlier days' samples are forgotten (the store has them)."""
+        st = self.station
+        today = st.snapshot()["today"]["day"]
+        assert set(st._people) <= {today} and set(st._day_people) <= {today}
+        handed = {t for r in self.records if r["kind"] == "box_handover" for t in r["tubes"]}
+        for sample in st._samples.values():
+            tube = st._tubes[sample.tube_id]
+            # a tube open across midnight holds today's people too: it is today's tube
+            earlier = all(st._samples[s].day < today for s in tube.samples)
+            assert not (earlier and tube.id in handed), sample.record_id
+
+    @invariant()
     def nobody_signed_in_without_a_record(self):
         assert (self.station.snapshot()["operator"] is not None) == self.signed_in
 

@@ -182,3 +182,58 @@ def test_outbox_matches_model_under_random_operations(tmp_path_factory, ops):
         assert ids(s.iter_records()) == everything
     finally:
         s.close()
+
+
+def test_oldest_unsent_age_follows_acks_across_segments_and_reopen(tmp_path, monkeypatch):
+    monkeypatch.setattr("firmware_app.store.SEGMENT_BYTES", 1)  # one segment per write
+    now = time.time()
+    with Store(tmp_path) as s:
+        s.append([sample(1, at=now - 300)])
+        s.append([sample(2, at=now - 200)])
+        s.append([sample(3, at=now - 100)])
+        assert 299 <= s.stats()["oldest_unsent_age_s"] <= 310
+        s.ack([sample(1)["record_id"]])
+        assert 199 <= s.stats()["oldest_unsent_age_s"] <= 210
+    with Store(tmp_path) as s:
+        assert 199 <= s.stats()["oldest_unsent_age_s"] <= 210
+        s.ack([sample(2)["record_id"], sample(3)["record_id"]])
+        assert s.stats()["oldest_unsent_age_s"] is None
+        s.append([sample(4, at=now - 50)])
+        assert 49 <= s.stats()["oldest_unsent_age_s"] <= 60
+
+
+def test_record_ids_not_of_the_station_form_are_acked_and_sent_by_id(tmp_path):
+    odd = {**sample(2), "record_id": "imported-record-b"}
+    with Store(tmp_path) as s:
+        s.append([sample(1), odd, sample(3)])
+        assert not s.is_sent("imported-record-b")
+        # an id that parses to a stored seq but names another record is not that record
+        assert s.ack([sample(2)["record_id"]]) == 0
+        assert s.ack(["imported-record-b"]) == 1
+    with Store(tmp_path) as s:
+        assert s.is_sent("imported-record-b") and not s.is_sent(sample(1)["record_id"])
+        assert [r["seq"] for r in s.outbox(10)] == [1, 3]
+        assert s.stats()["backlog"] == 2
+
+
+def test_outbox_index_costs_a_few_bytes_per_unsent_record(tmp_path):
+    """A site offline for days piles up records: the index must not keep an object per record."""
+    import tracemalloc
+
+    from firmware_app.store import _Segment
+
+    n = 50_000
+    with Store(tmp_path) as s:
+        seg = _Segment(1, str(tmp_path / "segments" / "0000000001.json"))
+        rec = sample(1)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for seq in range(1, n + 1):  # what append() does after writing, without 50,000 files
+            rec["seq"], rec["record_id"] = seq, sample(seq)["record_id"]
+            seg.seqs.append(seq)
+            s._track(seg, rec)
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        s._segments.append(seg)
+        assert grown / n < 8, f"{grown / n:.1f} bytes per unsent record"
+        assert s.stats()["backlog"] == n and not s.is_sent(sample(n)["record_id"])
