@@ -309,18 +309,24 @@ def open_store(data_dir: str, archive_days: int = 30) -> Any:
         return Store(data_dir, archive_days=archive_days)
 
 
-def wait_for_signal(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``. Installed before anything starts and before READY:
+    systemd may send SIGTERM the moment it hears READY (or while we start), and the
+    default action would kill us without the clean stop (STOPPING, availability offline)."""
     def handler(signum, _frame):
         log.info("%s received", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def wait_for(stop: threading.Event) -> None:
     while not stop.wait(1.0):
         pass
 
 
-def refuse(problems: list, path: str, ui_port: int | None) -> int:
+def refuse(problems: list, path: str, ui_port: int | None, stop: threading.Event | None = None) -> int:
     """List every problem; show them on the screen (if there is one) until stopped."""
     print(f"swabkiosk run: {path}: {len(problems)} problem(s); not starting. Fix them and restart "
           f"(check with: swabkiosk config check {path})", file=sys.stderr)
@@ -332,6 +338,9 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
         return EX_CONFIG
     if ui_port is None:
         return EX_CONFIG
+    if stop is None:
+        stop = threading.Event()
+        stop_on_signals(stop)
     ui = UiServer("127.0.0.1", ui_port, lambda command: None)
     try:
         ui.start()
@@ -345,7 +354,7 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
     notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
     watchdog = Watchdog(notifier, {})  # nothing runs that could hang: keep systemd from restarting us
     watchdog.start()
-    wait_for_signal(threading.Event())
+    wait_for(stop)
     watchdog.stop()
     notifier.stopping()
     ui.stop()
@@ -382,10 +391,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logsetup.setup()
-    if args.simulate:
+    if args.simulate:  # it makes its own stop event; serve() installs the handlers before READY
         from firmware_app.simulate import run_watchable
 
         return run_watchable(args)
+    stop = threading.Event()
+    stop_on_signals(stop)  # as early as possible: a SIGTERM while starting still stops cleanly
     if not args.config:
         print("swabkiosk run: --config FILE is required (or --simulate)", file=sys.stderr)
         return 2
@@ -394,8 +405,7 @@ def main(argv: list[str]) -> int:
     try:
         cfg = config.load(args.config)
     except config.ConfigError as exc:
-        return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config))
-    stop = threading.Event()
+        return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config), stop)
     kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port, config_path=os.path.abspath(args.config),
                   restart=stop.set)
     return serve(kiosk, stop)
@@ -403,6 +413,7 @@ def main(argv: list[str]) -> int:
 
 def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[Kiosk], None] | None = None) -> int:
     stop = stop or threading.Event()
+    stop_on_signals(stop)  # before any thread starts and before READY
     try:
         kiosk.start()
     except Exception as exc:
@@ -416,7 +427,7 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
         return 1
     if started is not None:
         started(kiosk)
-    wait_for_signal(stop)
+    wait_for(stop)
     kiosk.stop()
     return 0
 
