@@ -18,7 +18,6 @@ import argparse
 import importlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -151,11 +150,11 @@ class Kiosk:
         return sup.device if sup is not None else None
 
     def _make_station(self) -> Any:
-        from firmware_app import station, volunteers
+        from firmware_app import pushed, station
 
         path = self.cfg.volunteers.get("list_file", "")
         try:
-            people = volunteers.load(path) if path else {}
+            people = pushed.load_volunteers(self.data_dir, path)
         except (OSError, ValueError) as exc:
             log.error("volunteer list %s unusable (%s): nobody can sign in until it is fixed or pushed", path, exc)
             people = {}
@@ -164,28 +163,32 @@ class Kiosk:
     def _push_config(self, command: Any) -> list:
         """cmd/push_config: a new station file from the district, checked like any input.
 
-        A good file replaces the old one (atomically, the old kept as .previous) and the
-        kiosk restarts cleanly to apply it; a bad one is refused with every problem."""
-        from firmware_app import config
+        A good file is saved in the data dir (pushed/swabkiosk.toml, the last push kept as
+        .previous; /etc is read-only for the service) and the kiosk restarts cleanly to
+        apply it; a bad one is refused with every problem and the running file stays."""
+        from firmware_app import config, pushed
         from firmware_app.model import CommandResult, Show
 
         text = command.args.get("config")
-        problems = config.check_text(text) if isinstance(text, str) else []
+        problems = [str(p) for p in config.check_text(text)] if isinstance(text, str) else []
+        if isinstance(text, str) and not problems:
+            moved = config.parse_text(text).store.data_dir
+            if moved != self.cfg.store.data_dir:  # the records (and this push) would be left behind
+                problems.append(f"store.data_dir: 不能远程更改 / cannot be changed remotely "
+                                f"({self.cfg.store.data_dir} -> {moved}); provision it on the boot partition")
         if not isinstance(text, str) or problems or not self.config_path:
-            why = ([str(p) for p in problems] if problems else
+            why = (problems if problems else
                    ["config must be the station file's text"] if not isinstance(text, str) else
                    ["this kiosk was not started from a station file"])
             return [Show("error", "远程配置被拒绝，仍用原配置", "pushed station file refused; the old one stays"),
                     CommandResult(command.name, command.txn, False, "; ".join(why), {"problems": why})]
-        tmp = f"{self.config_path}.new"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(self.config_path):
-            shutil.copy2(self.config_path, f"{self.config_path}.previous")
-        os.replace(tmp, self.config_path)
-        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", self.config_path)
+        try:
+            saved = pushed.save_config(self.data_dir, self.config_path, text)
+        except OSError as exc:
+            log.error("pushed station file not saved: %s", exc)
+            return [Show("error", "远程配置未能保存，仍用原配置", "pushed station file not saved; the old one stays"),
+                    CommandResult(command.name, command.txn, False, f"not saved: {exc}")]
+        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", saved)
         self.restart()
         return [Show("info", "已收到新配置，正在重启", "new station file received; restarting"),
                 CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it")]
@@ -198,13 +201,15 @@ class Kiosk:
             return
         if any(isinstance(e, CommandResult) and not e.ok for e in effects):
             return
-        path = self.cfg.volunteers.get("list_file", "")
-        try:
-            from firmware_app import volunteers
+        from firmware_app import pushed
 
-            volunteers.save(path, self.runtime.station.volunteers)
+        try:
+            saved = pushed.save_volunteers(self.data_dir, self.cfg.volunteers.get("list_file", ""),
+                                           self.runtime.station.volunteers)
         except (OSError, ValueError) as exc:
-            log.error("pushed volunteer list applied but not saved to %s: %s", path, exc)
+            log.error("pushed volunteer list applied but not saved (it lasts until the next restart): %s", exc)
+        else:
+            log.info("pushed volunteer list saved to %s", saved)
 
     def _make_uplink(self) -> Any:
         from firmware_app.uplink import Uplink
@@ -388,6 +393,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def station_config(path: str, data_dir: str | None = None) -> Any:
+    """The provisioned station file, or the district's pushed one while it still applies
+    (firmware_app.pushed says which wins). Raises ConfigError for a broken provisioned file."""
+    from firmware_app import config, pushed
+
+    cfg = config.load(path)
+    return pushed.effective_config(cfg, path, data_dir or cfg.store.data_dir)[0]
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logsetup.setup()
@@ -403,7 +417,7 @@ def main(argv: list[str]) -> int:
     from firmware_app import config
 
     try:
-        cfg = config.load(args.config)
+        cfg = station_config(args.config, args.data_dir)
     except config.ConfigError as exc:
         return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config), stop)
     kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port, config_path=os.path.abspath(args.config),
