@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware_app.daemon import EX_CONFIG
 from firmware_app.provision import network_dropin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +62,7 @@ def test_unit_is_a_watched_notify_service_run_by_the_service_user():
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
     assert d["ExecStart"] == ["/opt/swabkiosk/venv/bin/swabkiosk run --config /etc/swabkiosk/swabkiosk.toml"]
     assert d["WatchdogSec"] and d["Restart"] == ["always"]
+    assert d["RestartPreventExitStatus"] == [str(EX_CONFIG)]  # a broken station file is not retried in a loop
     assert int(d["StartLimitBurst"][0]) > 1 and d["StartLimitIntervalSec"]
     assert d["User"] == ["swabkiosk"] and d["Group"] == ["swabkiosk"]
     assert sorted(" ".join(d["SupplementaryGroups"]).split()) == ["audio", "dialout", "lp", "video"]
