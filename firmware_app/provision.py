@@ -484,7 +484,7 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m firmware_app.provision", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="swabkiosk provision", description=__doc__.split("\n\n")[0])
     parser.add_argument("--boot", type=Path, default=Paths.boot, help="boot partition (default %(default)s)")
     parser.add_argument("--etc", type=Path, default=Paths.etc, help="config directory (default %(default)s)")
     parser.add_argument("--run", type=Path, default=Paths.run, help="runtime directory for the errors file")
