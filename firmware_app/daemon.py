@@ -7,6 +7,9 @@ Devices start in their own threads, so READY does not wait for a slow USB
 device. SIGTERM: devices stop first (no new people), the loop finishes what was
 already read, the uplink says offline, then STOPPING; nothing stored is lost.
 
+What the district pushes (volunteer list, station file) is kept in the data dir, as /etc
+is read-only for the service (``firmware_app.pushed`` decides which copy wins at start).
+
 A station file with problems is refused with every problem listed (exit 78,
 EX_CONFIG); when the screen is available it shows them until the technician
 fixes the file, so the volunteer at the table sees why the kiosk is not working.

@@ -19,6 +19,10 @@ FAT boot partition. At boot ``swabkiosk-firstboot.service`` runs
 
 On a read-only root (raspi-config overlay file system) /etc lives in RAM: the file is
 applied for this boot but left on the boot partition, and a warning says so.
+
+What the district pushes later lives in the daemon's data dir, never here; a file
+installed by this step that differs from the one a push replaced wins over that push
+(the daemon compares checksums at start: ``firmware_app.pushed``).
 """
 
 from __future__ import annotations
