@@ -18,7 +18,8 @@ root="" wheelhouse="" data_label="" packages_only=0
 
 # Raspberry Pi OS names the browser chromium-browser (older images) or chromium; python3-picamera2
 # exists only there (it brings libcamera and its Python bindings, which are not on PyPI).
-base_packages=(python3 python3-venv libzbar0 systemd udev dbus libpam-systemd cage fonts-noto-cjk ca-certificates)
+# espeak-ng: the daemon's spoken prompts (`espeak-ng -v cmn`, Mandarin voice in espeak-ng-data).
+base_packages=(python3 python3-venv libzbar0 systemd udev dbus libpam-systemd cage fonts-noto-cjk ca-certificates espeak-ng)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -114,7 +115,7 @@ if ! getent passwd swabkiosk >/dev/null; then
   useradd --system --user-group --home-dir /var/lib/swabkiosk --no-create-home --shell /usr/sbin/nologin \
           --comment "swabkiosk daemon" swabkiosk
 fi
-usermod --groups dialout,video,lp swabkiosk
+usermod --groups dialout,video,lp,audio swabkiosk
 # The screen's user: runs cage + Chromium on tty1 (display, touch, spoken prompts); it reads
 # nothing of the store or secrets.
 screen_groups=video

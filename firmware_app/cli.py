@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tube": ("firmware_app.store_cli:tube", "who was in a tube (masked)"),
     "export": ("firmware_app.store_cli:export", "write a day's records (CSV) or the paper register"),
     "config": ("firmware_app.config:cli", "config check FILE: validate a station file"),
+    "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
     "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),
 }
 

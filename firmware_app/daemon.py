@@ -7,6 +7,9 @@ Devices start in their own threads, so READY does not wait for a slow USB
 device. SIGTERM: devices stop first (no new people), the loop finishes what was
 already read, the uplink says offline, then STOPPING; nothing stored is lost.
 
+What the district pushes (volunteer list, station file) is kept in the data dir, as /etc
+is read-only for the service (``firmware_app.pushed`` decides which copy wins at start).
+
 A station file with problems is refused with every problem listed (exit 78,
 EX_CONFIG); when the screen is available it shows them until the technician
 fixes the file, so the volunteer at the table sees why the kiosk is not working.
@@ -18,7 +21,6 @@ import argparse
 import importlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -151,11 +153,11 @@ class Kiosk:
         return sup.device if sup is not None else None
 
     def _make_station(self) -> Any:
-        from firmware_app import station, volunteers
+        from firmware_app import pushed, station
 
         path = self.cfg.volunteers.get("list_file", "")
         try:
-            people = volunteers.load(path) if path else {}
+            people = pushed.load_volunteers(self.data_dir, path)
         except (OSError, ValueError) as exc:
             log.error("volunteer list %s unusable (%s): nobody can sign in until it is fixed or pushed", path, exc)
             people = {}
@@ -164,28 +166,32 @@ class Kiosk:
     def _push_config(self, command: Any) -> list:
         """cmd/push_config: a new station file from the district, checked like any input.
 
-        A good file replaces the old one (atomically, the old kept as .previous) and the
-        kiosk restarts cleanly to apply it; a bad one is refused with every problem."""
-        from firmware_app import config
+        A good file is saved in the data dir (pushed/swabkiosk.toml, the last push kept as
+        .previous; /etc is read-only for the service) and the kiosk restarts cleanly to
+        apply it; a bad one is refused with every problem and the running file stays."""
+        from firmware_app import config, pushed
         from firmware_app.model import CommandResult, Show
 
         text = command.args.get("config")
-        problems = config.check_text(text) if isinstance(text, str) else []
+        problems = [str(p) for p in config.check_text(text)] if isinstance(text, str) else []
+        if isinstance(text, str) and not problems:
+            moved = config.parse_text(text).store.data_dir
+            if moved != self.cfg.store.data_dir:  # the records (and this push) would be left behind
+                problems.append(f"store.data_dir: 不能远程更改 / cannot be changed remotely "
+                                f"({self.cfg.store.data_dir} -> {moved}); provision it on the boot partition")
         if not isinstance(text, str) or problems or not self.config_path:
-            why = ([str(p) for p in problems] if problems else
+            why = (problems if problems else
                    ["config must be the station file's text"] if not isinstance(text, str) else
                    ["this kiosk was not started from a station file"])
             return [Show("error", "远程配置被拒绝，仍用原配置", "pushed station file refused; the old one stays"),
                     CommandResult(command.name, command.txn, False, "; ".join(why), {"problems": why})]
-        tmp = f"{self.config_path}.new"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(self.config_path):
-            shutil.copy2(self.config_path, f"{self.config_path}.previous")
-        os.replace(tmp, self.config_path)
-        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", self.config_path)
+        try:
+            saved = pushed.save_config(self.data_dir, self.config_path, text)
+        except OSError as exc:
+            log.error("pushed station file not saved: %s", exc)
+            return [Show("error", "远程配置未能保存，仍用原配置", "pushed station file not saved; the old one stays"),
+                    CommandResult(command.name, command.txn, False, f"not saved: {exc}")]
+        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", saved)
         self.restart()
         return [Show("info", "已收到新配置，正在重启", "new station file received; restarting"),
                 CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it")]
@@ -198,13 +204,15 @@ class Kiosk:
             return
         if any(isinstance(e, CommandResult) and not e.ok for e in effects):
             return
-        path = self.cfg.volunteers.get("list_file", "")
-        try:
-            from firmware_app import volunteers
+        from firmware_app import pushed
 
-            volunteers.save(path, self.runtime.station.volunteers)
+        try:
+            saved = pushed.save_volunteers(self.data_dir, self.cfg.volunteers.get("list_file", ""),
+                                           self.runtime.station.volunteers)
         except (OSError, ValueError) as exc:
-            log.error("pushed volunteer list applied but not saved to %s: %s", path, exc)
+            log.error("pushed volunteer list applied but not saved (it lasts until the next restart): %s", exc)
+        else:
+            log.info("pushed volunteer list saved to %s", saved)
 
     def _make_uplink(self) -> Any:
         from firmware_app.uplink import Uplink
@@ -309,18 +317,24 @@ def open_store(data_dir: str, archive_days: int = 30) -> Any:
         return Store(data_dir, archive_days=archive_days)
 
 
-def wait_for_signal(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``stop``. Installed before anything starts and before READY:
+    systemd may send SIGTERM the moment it hears READY (or while we start), and the
+    default action would kill us without the clean stop (STOPPING, availability offline)."""
     def handler(signum, _frame):
         log.info("%s received", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def wait_for(stop: threading.Event) -> None:
     while not stop.wait(1.0):
         pass
 
 
-def refuse(problems: list, path: str, ui_port: int | None) -> int:
+def refuse(problems: list, path: str, ui_port: int | None, stop: threading.Event | None = None) -> int:
     """List every problem; show them on the screen (if there is one) until stopped."""
     print(f"swabkiosk run: {path}: {len(problems)} problem(s); not starting. Fix them and restart "
           f"(check with: swabkiosk config check {path})", file=sys.stderr)
@@ -332,6 +346,9 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
         return EX_CONFIG
     if ui_port is None:
         return EX_CONFIG
+    if stop is None:
+        stop = threading.Event()
+        stop_on_signals(stop)
     ui = UiServer("127.0.0.1", ui_port, lambda command: None)
     try:
         ui.start()
@@ -345,7 +362,7 @@ def refuse(problems: list, path: str, ui_port: int | None) -> int:
     notifier.ready(f"config error: {len(problems)} problem(s) in {path}")
     watchdog = Watchdog(notifier, {})  # nothing runs that could hang: keep systemd from restarting us
     watchdog.start()
-    wait_for_signal(threading.Event())
+    wait_for(stop)
     watchdog.stop()
     notifier.stopping()
     ui.stop()
@@ -379,23 +396,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def station_config(path: str, data_dir: str | None = None) -> Any:
+    """The provisioned station file, or the district's pushed one while it still applies
+    (firmware_app.pushed says which wins). Raises ConfigError for a broken provisioned file."""
+    from firmware_app import config, pushed
+
+    cfg = config.load(path)
+    return pushed.effective_config(cfg, path, data_dir or cfg.store.data_dir)[0]
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logsetup.setup()
-    if args.simulate:
+    if args.simulate:  # it makes its own stop event; serve() installs the handlers before READY
         from firmware_app.simulate import run_watchable
 
         return run_watchable(args)
+    stop = threading.Event()
+    stop_on_signals(stop)  # as early as possible: a SIGTERM while starting still stops cleanly
     if not args.config:
         print("swabkiosk run: --config FILE is required (or --simulate)", file=sys.stderr)
         return 2
     from firmware_app import config
 
     try:
-        cfg = config.load(args.config)
+        cfg = station_config(args.config, args.data_dir)
     except config.ConfigError as exc:
-        return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config))
-    stop = threading.Event()
+        return refuse(exc.problems, args.config, args.ui_port or _ui_port_of(args.config), stop)
     kiosk = Kiosk(cfg, data_dir=args.data_dir, ui_port=args.ui_port, config_path=os.path.abspath(args.config),
                   restart=stop.set)
     return serve(kiosk, stop)
@@ -403,6 +430,7 @@ def main(argv: list[str]) -> int:
 
 def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[Kiosk], None] | None = None) -> int:
     stop = stop or threading.Event()
+    stop_on_signals(stop)  # before any thread starts and before READY
     try:
         kiosk.start()
     except Exception as exc:
@@ -416,7 +444,7 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
         return 1
     if started is not None:
         started(kiosk)
-    wait_for_signal(stop)
+    wait_for(stop)
     kiosk.stop()
     return 0
 

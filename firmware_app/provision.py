@@ -19,6 +19,10 @@ FAT boot partition. At boot ``swabkiosk-firstboot.service`` runs
 
 On a read-only root (raspi-config overlay file system) /etc lives in RAM: the file is
 applied for this boot but left on the boot partition, and a warning says so.
+
+What the district pushes later lives in the daemon's data dir, never here; a file
+installed by this step that differs from the one a push replaced wins over that push
+(the daemon compares checksums at start: ``firmware_app.pushed``).
 """
 
 from __future__ import annotations
@@ -484,7 +488,7 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m firmware_app.provision", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="swabkiosk provision", description=__doc__.split("\n\n")[0])
     parser.add_argument("--boot", type=Path, default=Paths.boot, help="boot partition (default %(default)s)")
     parser.add_argument("--etc", type=Path, default=Paths.etc, help="config directory (default %(default)s)")
     parser.add_argument("--run", type=Path, default=Paths.run, help="runtime directory for the errors file")

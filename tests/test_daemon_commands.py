@@ -45,7 +45,7 @@ def test_district_commands_are_applied_and_answered(password_broker, tmp_path):
         collector.client.publish(ROOT + "cmd/push_volunteers",
                                  json.dumps({"txn": "t1", "args": {"volunteers": people["volunteers"]}}), qos=1)
         assert response(collector, "push_volunteers", "t1")["ok"] is True
-        saved = json.loads((tmp_path / "table" / "volunteers.json").read_text())
+        saved = json.loads((tmp_path / "data" / "pushed" / "volunteers.json").read_text())
         assert [v["cert_id"] for v in saved["volunteers"]] == ["DG-V-0009"]  # kept for the next start
 
         collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t2", "args": {"config": "[station\n"}}),
@@ -58,8 +58,8 @@ def test_district_commands_are_applied_and_answered(password_broker, tmp_path):
         collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t3", "args": {"config": good}}), qos=1)
         assert response(collector, "push_config", "t3")["ok"] is True
         assert restarted.wait(5)
-        assert "box_capacity = 40" in station_file.read_text()
-        assert "box_capacity = 50" in (tmp_path / "station.toml.previous").read_text()
+        assert "box_capacity = 40" in (tmp_path / "data" / "pushed" / "swabkiosk.toml").read_text()
+        assert "box_capacity = 50" in station_file.read_text()  # the provisioned file is never rewritten
     finally:
         collector.close()
         kiosk.stop()

@@ -154,7 +154,7 @@ def test_service_users_have_only_the_groups_they_need(installed):
     root = installed["root"]
     passwd, groups = account(root, "swabkiosk")
     assert int(passwd[2]) < 1000 and passwd[6] == "/usr/sbin/nologin" and passwd[5] == "/var/lib/swabkiosk"
-    assert groups == {"swabkiosk", "dialout", "video", "lp"}
+    assert groups == {"swabkiosk", "dialout", "video", "lp", "audio"}
     passwd, groups = account(root, "swabkiosk-screen")
     assert int(passwd[2]) < 1000 and "video" in groups
     assert not groups & {"swabkiosk", "dialout", "lp"}  # the browser gets no device or store access
@@ -199,6 +199,10 @@ def test_the_installed_app_runs_inside_the_chroot(installed):
     out = run(["chroot", str(root), "/opt/swabkiosk/venv/bin/swabkiosk", "--help"])
     assert "config" in out.stdout
     run(["chroot", str(root), "/opt/swabkiosk/venv/bin/python", "-m", "firmware_app.provision", "--help"])
+    # Spoken prompts: espeak-ng has the Mandarin voice the runtime asks for (synthesised to a WAV, no sound card).
+    run(["chroot", str(root), "espeak-ng", "-v", "cmn", "-w", "/tmp/prompt.wav", "第7人"])
+    wav = (root / "tmp/prompt.wav").read_bytes()
+    assert wav[:4] == b"RIFF" and len(wav) > 1000
     # Nothing of the app is writable by the service user (ProtectSystem=strict assumes it).
     venv = root / "opt/swabkiosk/venv"
     assert mode_owner(venv)[1] == 0 and not stat.S_IMODE(venv.stat().st_mode) & 0o022

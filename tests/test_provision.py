@@ -66,8 +66,8 @@ def put_on_boot(kiosk, text: str, files: dict[str, bytes] = SUPPLIED) -> None:
         (folder / name).write_bytes(data)
 
 
-def provision(kiosk) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "firmware_app.provision", "--no-reload", "--uid", str(SERVICE_UID), "--gid", str(SERVICE_GID)]
+def provision(kiosk, command=("firmware_app.provision",)) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", *command, "--no-reload", "--uid", str(SERVICE_UID), "--gid", str(SERVICE_GID)]
     for name in ("boot", "etc", "run", "screen"):
         args += [f"--{name}", str(kiosk[name])]
     args += ["--dropin-dir", str(kiosk["dropin"])]
@@ -274,3 +274,18 @@ def test_one_file_named_by_two_settings_is_installed_once_as_a_secret(kiosk):
     out = provision(kiosk)
     assert out.returncode == 0, out.stderr
     assert mode_owner(kiosk["etc"] / "client.key") == ("0o600", SERVICE_UID, SERVICE_GID)
+
+
+@needs_root
+def test_swabkiosk_provision_is_the_same_step_on_the_command_line(kiosk):
+    """`swabkiosk provision`, for a technician re-running first boot by hand."""
+    usage = subprocess.run([sys.executable, "-m", "firmware_app", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "provision" in usage.stdout
+    put_on_boot(kiosk, broken_station_text())
+    out = provision(kiosk, ("firmware_app", "provision"))
+    assert out.returncode == 1 and "sampling.mode" in out.stderr
+    assert not kiosk["etc"].exists()
+    put_on_boot(kiosk, good_station_text())
+    out = provision(kiosk, ("firmware_app", "provision"))
+    assert out.returncode == 0, out.stderr
+    assert (kiosk["etc"] / "swabkiosk.toml").is_file() and list(kiosk["boot"].iterdir()) == []

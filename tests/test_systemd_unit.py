@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware_app.daemon import EX_CONFIG
 from firmware_app.provision import network_dropin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +62,10 @@ def test_unit_is_a_watched_notify_service_run_by_the_service_user():
     assert d["Type"] == ["notify"] and d["NotifyAccess"] == ["main"]
     assert d["ExecStart"] == ["/opt/swabkiosk/venv/bin/swabkiosk run --config /etc/swabkiosk/swabkiosk.toml"]
     assert d["WatchdogSec"] and d["Restart"] == ["always"]
+    assert d["RestartPreventExitStatus"] == [str(EX_CONFIG)]  # a broken station file is not retried in a loop
     assert int(d["StartLimitBurst"][0]) > 1 and d["StartLimitIntervalSec"]
     assert d["User"] == ["swabkiosk"] and d["Group"] == ["swabkiosk"]
-    assert sorted(" ".join(d["SupplementaryGroups"]).split()) == ["dialout", "lp", "video"]
+    assert sorted(" ".join(d["SupplementaryGroups"]).split()) == ["audio", "dialout", "lp", "video"]
     assert d["StateDirectory"] == ["swabkiosk"] and d["StateDirectoryMode"] == ["0700"]
     assert d["RuntimeDirectory"] == ["swabkiosk"] and d["UMask"] == ["0077"]
     assert d["ProtectSystem"] == ["strict"]  # writable: the state and runtime directories only
@@ -73,8 +75,10 @@ def test_devices_are_closed_except_the_peripherals_classes():
     d = directives(UNIT)
     assert d["DevicePolicy"] == ["closed"]
     allowed = {entry.split()[0] for entry in d["DeviceAllow"]}
-    # serial reader + scanner, camera (libcamera: video, media, dma_heap, vchiq), printer (usblp, libusb)
-    assert allowed == {"char-ttyUSB", "char-ttyACM", "char-video4linux", "char-media", "char-dma_heap", "char-vchiq", "char-usb", "char-usb_device"}
+    # serial reader + scanner, camera (libcamera: video, media, dma_heap, vchiq), printer (usblp, libusb),
+    # spoken prompts (espeak-ng on ALSA: /dev/snd/*, major 116)
+    assert allowed == {"char-ttyUSB", "char-ttyACM", "char-video4linux", "char-media", "char-dma_heap", "char-vchiq",
+                       "char-usb", "char-usb_device", "char-alsa"}
     assert "PrivateDevices" not in d  # it would hide every real device: see docs/deploy.md
 
 

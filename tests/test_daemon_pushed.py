@@ -1,0 +1,166 @@
+"""What the district pushes survives a restart although /etc is read-only for the
+service (systemd's ProtectSystem=strict; /etc in RAM on a read-only root): it lives in
+the data dir. A file a technician provisions afterwards wins over an older push."""
+
+import contextlib
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from firmware_app import daemon, pushed
+from firmware_app.sdnotify import Notifier
+from hw_mocks.table import Table
+from tests.broker import PASSWORDS, STATION_A, Collector, password_broker  # noqa: F401 (fixture)
+from tests.test_daemon_commands import ROOT, response
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Make ``path`` read-only for this process, as ProtectSystem=strict does for /etc.
+    Root ignores file modes, so as root a read-only bind mount is used."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", str(path)], check=True)
+    else:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+
+
+@pytest.fixture
+def provisioned(tmp_path, password_broker):
+    """A station file and volunteer list in their own config dir, like /etc/swabkiosk."""
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    table = Table(tmp_path / "table", devices=()).start()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    text = table.station_file(str(tmp_path / "data"), broker=url)
+    text = text.replace(str(table.dir / "volunteers.json"), str(etc / "volunteers.json"))
+    (etc / "volunteers.json").write_bytes((table.dir / "volunteers.json").read_bytes())
+    (etc / "swabkiosk.toml").write_text(text)
+    yield etc
+    table.stop()
+
+
+def start(etc: Path, restarted: threading.Event | None = None) -> daemon.Kiosk:
+    """What `swabkiosk run --config etc/swabkiosk.toml` builds at start."""
+    path = str(etc / "swabkiosk.toml")
+    kiosk = daemon.Kiosk(daemon.station_config(path), use_ui=False, notifier=Notifier({}), config_path=path,
+                         restart=(restarted or threading.Event()).set)
+    kiosk.start()
+    return kiosk
+
+
+def push(collector, name, txn, args):
+    collector.client.publish(ROOT + f"cmd/{name}", json.dumps({"txn": txn, "args": args}), qos=1)
+    return response(collector, name, txn)
+
+
+def online(collector):
+    return collector.wait_for(lambda c: sum(t == ROOT + "availability" and p == b"online"
+                                            for t, p, _ in c.messages) >= 1, 15)
+
+
+NEW_PEOPLE = [{"cert_id": "DG-V-0009", "name": "王志愿", "expires": "2099-01-01"}]
+
+
+def test_pushes_survive_a_restart_with_etc_read_only(provisioned, password_broker, tmp_path):
+    etc, data = provisioned, tmp_path / "data"
+    before = {p.name: p.read_bytes() for p in etc.iterdir()}
+    collector = Collector(password_broker.port)
+    restarted = threading.Event()
+    try:
+        with read_only(etc):
+            with pytest.raises(OSError):
+                (etc / "probe").write_text("x")  # the premise: nothing can be written there
+            kiosk = start(etc, restarted)
+            try:
+                assert online(collector)
+                assert push(collector, "push_volunteers", "v1", {"volunteers": NEW_PEOPLE})["ok"] is True
+                good = (etc / "swabkiosk.toml").read_text().replace("box_capacity = 50", "box_capacity = 40")
+                assert push(collector, "push_config", "c1", {"config": good})["ok"] is True
+                assert restarted.wait(5)
+            finally:
+                kiosk.stop()
+            for name in ("volunteers.json", "swabkiosk.toml"):  # private to the service user
+                assert os.stat(data / "pushed" / name).st_mode & 0o777 == 0o600
+            assert os.stat(data / "pushed").st_mode & 0o777 == 0o700
+
+            kiosk = start(etc)  # the restart systemd does (Restart=always)
+            try:
+                assert kiosk.cfg.sampling.box_capacity == 40
+                assert set(kiosk.runtime.station.volunteers) == {"DG-V-0009"}
+            finally:
+                kiosk.stop()
+        assert {p.name: p.read_bytes() for p in etc.iterdir()} == before  # /etc untouched
+    finally:
+        collector.close()
+
+
+def test_a_broken_push_is_refused_with_every_problem_and_the_old_file_stays(provisioned, password_broker, tmp_path):
+    collector = Collector(password_broker.port)
+    try:
+        with read_only(provisioned):
+            kiosk = start(provisioned)
+            try:
+                assert online(collector)
+                text = (provisioned / "swabkiosk.toml").read_text()
+                broken = text.replace('mode = "10"', 'mode = "15"').replace("box_capacity = 50", "box_capacity = -1")
+                refused = push(collector, "push_config", "c1", {"config": broken})
+                assert refused["ok"] is False
+                problems = refused["data"]["problems"]
+                assert len(problems) == 2  # every problem, not the first
+                assert any("sampling.mode" in p for p in problems) and any("sampling.box_capacity" in p
+                                                                           for p in problems)
+                moved = text.replace(str(tmp_path / "data"), str(tmp_path / "elsewhere"))
+                refused = push(collector, "push_config", "c2", {"config": moved})
+                assert refused["ok"] is False and "store.data_dir" in refused["message"]
+            finally:
+                kiosk.stop()
+        assert not (tmp_path / "data" / "pushed" / "swabkiosk.toml").exists()
+        assert daemon.station_config(str(provisioned / "swabkiosk.toml")).sampling.box_capacity == 50
+    finally:
+        collector.close()
+
+
+def test_a_file_the_technician_provisions_later_wins_over_an_older_push(provisioned, tmp_path):
+    data = str(tmp_path / "data")
+    station, people = provisioned / "swabkiosk.toml", provisioned / "volunteers.json"
+    text = station.read_text()
+    pushed.save_config(data, str(station), text.replace("box_capacity = 50", "box_capacity = 40"))
+    from firmware_app import volunteers
+
+    pushed.save_volunteers(data, str(people), volunteers.parse({"volunteers": NEW_PEOPLE}))
+    # provisioning again with the very same files (what a read-only root does at every boot) keeps the push
+    assert daemon.station_config(str(station)).sampling.box_capacity == 40
+    assert set(pushed.load_volunteers(data, str(people))) == {"DG-V-0009"}
+    # a new file from the technician: it wins, the push is set aside (kept, not deleted)
+    station.write_text(text.replace("box_capacity = 50", "box_capacity = 30"))
+    people.write_text(json.dumps({"volunteers": [{"cert_id": "DG-V-0100", "name": "赵志愿", "expires": "2099-01-01"}]}))
+    assert daemon.station_config(str(station)).sampling.box_capacity == 30
+    assert set(pushed.load_volunteers(data, str(people))) == {"DG-V-0100"}
+    assert sorted(os.listdir(Path(data) / "pushed")) == ["swabkiosk.toml.superseded", "volunteers.json.superseded"]
+
+
+def test_a_push_that_no_longer_validates_is_set_aside_and_the_provisioned_file_used(provisioned, tmp_path):
+    data = tmp_path / "data"
+    station = provisioned / "swabkiosk.toml"
+    pushed.save_config(str(data), str(station), station.read_text())
+    target = data / "pushed" / "swabkiosk.toml"
+    target.write_text(target.read_text().replace('mode = "10"', 'mode = "15"'))  # e.g. rules changed in an update
+    assert daemon.station_config(str(station)).sampling.mode == "10"
+    assert (data / "pushed" / "swabkiosk.toml.invalid").is_file() and not target.exists()
