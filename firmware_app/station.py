@@ -166,6 +166,8 @@ class Station:
         self._mode: str = sampling.mode
         self._tube: str | None = None  # the open pooled tube
         self._tubes: dict[str, _Tube] = {}
+        # Ids of forgotten tubes that held people: a lab barcode must never open a second tube.
+        self._retired_tubes: set[str] = set()
         self._samples: dict[str, _Sample] = {}
         # today -> person key -> live sample id(s): a str for one (nearly everyone), a list for more
         self._people: dict[str, dict[str, str | list[str]]] = {}
@@ -448,6 +450,8 @@ class Station:
         gone = [t for t in self._tubes.values() if self._done_with(t)]
         for tube in gone:
             del self._tubes[tube.id]
+            if tube.samples or tube.state == "replaced":
+                self._retired_tubes.add(tube.id)
             if tube.state != "replaced":  # a replaced tube's samples moved to its replacement
                 for sample_id in tube.samples:
                     self._samples.pop(sample_id, None)
@@ -763,6 +767,7 @@ class Station:
         if pending and pending["kind"] == "replace_tube":
             self._check_new_tube_id(tube_id)
             self._pending = None
+            self._check_replaceable(pending["tube_id"])  # its box may have been sealed meanwhile
             self._replace(pending["tube_id"], tube_id, pending["reason"])
             return
         if pending and pending["kind"] == "person" and pending["single_reason"] and self._source == "prelabelled":
@@ -797,7 +802,7 @@ class Station:
 
     def _check_new_tube_id(self, tube_id: str) -> None:
         tube = self._tubes.get(tube_id)
-        if tube is not None and (tube.samples or tube.state != "closed"):
+        if tube_id in self._retired_tubes or (tube is not None and (tube.samples or tube.state != "closed")):
             raise Refused(f"试管 {tube_id} 已使用过，请换一支", f"tube {tube_id} has been used already; take another")
 
     def _replace(self, old_id: str, new_id: str, reason: str) -> None:
@@ -925,6 +930,7 @@ class Station:
             if self._source == "prelabelled":
                 raise Refused("请扫描新试管条码", "scan the new tube's barcode")
             self._pending = None
+            self._check_replaceable(p["tube_id"])
             self._replace(p["tube_id"], self._next_id(self._prefix, 4), p["reason"])
             return
         self._require_operator()
@@ -1003,14 +1009,8 @@ class Station:
     def _cmd_replace_tube(self, c: Command) -> None:
         if c.source != "mqtt":
             self._require_operator()
-        old_id = str(c.args.get("tube_id") or "") or self._tube or self._last_tube_with_people()
-        old = self._tubes.get(old_id or "")
-        if old is None or not old.samples:
-            raise Refused("没有可更换的管", "no tube with people to replace")
-        if old.state == "replaced":
-            raise Refused(f"管 {old_id} 已更换过", f"tube {old_id} was replaced already")
-        if old.box and self._boxes[old.box].state != "open":
-            raise Refused(f"管 {old_id} 已封箱，不能在本台更换", f"tube {old_id} is in a sealed box")
+        old_id = str(c.args.get("tube_id") or "") or self._tube or self._last_tube_with_people() or ""
+        self._check_replaceable(old_id)
         reason = str(c.args.get("reason") or "broken")
         new_id = str(c.args.get("new_tube_id") or "")
         if new_id:
@@ -1026,6 +1026,15 @@ class Station:
             self._pending = {"kind": "replace_tube", "tube_id": old_id, "reason": reason}
             self._show_("confirm", f"更换管 {old_id}：请扫描新试管条码", f"replacing tube {old_id}: scan the new tube")
             self._say("请扫描新试管")
+
+    def _check_replaceable(self, old_id: str) -> None:
+        old = self._tubes.get(old_id)
+        if old is None or not old.samples:
+            raise Refused("没有可更换的管", "no tube with people to replace")
+        if old.state == "replaced":
+            raise Refused(f"管 {old_id} 已更换过", f"tube {old_id} was replaced already")
+        if old.box and self._boxes[old.box].state != "open":
+            raise Refused(f"管 {old_id} 已封箱，不能在本台更换", f"tube {old_id} is in a sealed box")
 
     def _last_tube_with_people(self) -> str | None:
         if self._last_sample:

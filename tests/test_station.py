@@ -502,6 +502,44 @@ def test_prelabelled_replacement_waits_for_the_new_tube_scan():
     assert t.station.snapshot()["tube"]["id"] == "LAB000002" and t.prints == []
 
 
+def test_a_waiting_replacement_is_refused_once_its_box_is_sealed():
+    # Regression (found by the state machine): the packer sealed the box while the kiosk
+    # waited for the new tube's scan; completing the swap then crashed the station.
+    t = signed_in(source="prelabelled")
+    t.scan("LAB000001")
+    t.scan(person(1), "camera")
+    t.cmd("close_tube")
+    t.scan("SWABCMD:replace_tube")
+    assert t.station.snapshot()["pending"]["kind"] == "replace_tube"
+    t.cmd("box_count", count=1)
+    t.cmd("close_box")
+    t.scan("LAB000002")
+    assert t.show.level == "error" and "sealed box" in t.show.message_en
+    assert [r["kind"] for r in t.new_records] == []
+    assert t.station.snapshot()["pending"] is None
+
+
+def test_a_used_lab_tube_is_refused_even_after_the_station_forgot_it():
+    # Regression (found by the state machine): after a day change the station forgets tubes
+    # handed to a courier; scanning the same lab barcode again must not open a second tube.
+    t = signed_in(source="prelabelled")
+    t.scan("LAB000041")
+    t.scan(person(1), "camera")
+    t.cmd("close_tube")
+    t.cmd("box_count", count=1)
+    t.cmd("close_box")
+    t.scan("SWABCMD:handover_box:王师傅")
+    assert t.new_records[0]["kind"] == "box_handover"
+    t.tick(86400)
+    t.scan("LAB000042")  # the next day's first record: the station forgets yesterday's tube
+    t.scan(person(2), "camera")
+    t.cmd("close_tube")
+    assert "LAB000041" not in t.station._tubes
+    t.scan("LAB000041")
+    assert t.show.level == "error" and "used already" in t.show.message_en
+    assert t.new_records == []
+
+
 def test_reprint_of_a_closed_box_prints_label_and_manifest_again():
     t = signed_in(mode="1")
     t.scan(person(1), "camera")
