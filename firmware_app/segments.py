@@ -187,10 +187,20 @@ def record_crc(record: dict) -> int:
     return zlib.crc32(json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode())
 
 
+def meta_crc(entry: dict) -> int:
+    """CRC-32 of a meta value carried in a segment (a pending label holds a tube's barcode)."""
+    return record_crc({"v": entry["v"], "value": entry["value"]})
+
+
 def _check_wrapped(data: dict) -> None:
     table = data.get("records")
-    if set(data) != {"records"} or not isinstance(table, dict):
-        raise ValueError("not a segment: expected exactly {\"records\": {...}}")
+    if "records" not in data or not set(data) <= {"records", "meta"} or not isinstance(table, dict):
+        raise ValueError("not a segment: expected {\"records\": {...}} and optionally \"meta\"")
+    for key, entry in data.get("meta", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("v"), int) or "value" not in entry:
+            raise ValueError(f"meta {key!r} is malformed")
+        if entry.get("crc") != meta_crc(entry):
+            raise ValueError(f"meta {key!r} fails its checksum")
     for key, entry in table.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("r"), dict):
             raise ValueError(f"record {key!r} is malformed")
@@ -212,11 +222,17 @@ def check_meta(data: dict) -> None:
 class SegmentStorage(AtomicJSONStorage):
     """A segment of records: each stored as {"crc": CRC-32, "r": record} so that a
     damaged byte inside a record (an ID number!) is detected, and a damaged file can
-    be salvaged record by record. TinyDB sees plain records."""
+    be salvaged record by record. TinyDB sees plain records.
+
+    ``meta`` ({key: {"v": version, "value": ...}}) is written in the same file
+    replace as the records: a step's records and its meta change (the printer's
+    label queue) become durable in ONE atomic write. The store decides which
+    version of a key wins (see ``Store.append``)."""
 
     def __init__(self, path: str):
         super().__init__(path, _check_wrapped)
         self._crcs: dict[str, int] = {}
+        self.meta: dict[str, dict] = {}
 
     def read(self) -> dict | None:
         if self._cache is None:
@@ -226,12 +242,16 @@ class SegmentStorage(AtomicJSONStorage):
             table = raw.get("records", {})
             self._crcs = {k: e["crc"] for k, e in table.items()}
             self._cache = {"records": {k: e["r"] for k, e in table.items()}}
+            self.meta = {k: {"v": e["v"], "value": e["value"]} for k, e in raw.get("meta", {}).items()}
         return dict(self._cache)
 
     def write(self, data: dict) -> None:
         table = data.get("records", {})
         crcs = {k: self._crcs[k] if k in self._crcs else record_crc(doc) for k, doc in table.items()}
-        payload = encode({"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}})
+        wrapped: dict[str, Any] = {"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}}
+        if self.meta:
+            wrapped["meta"] = {k: {**e, "crc": meta_crc(e)} for k, e in self.meta.items()}
+        payload = encode(wrapped)
         try:
             write_atomic(self.path, payload)
         except OSError as exc:

@@ -141,6 +141,10 @@ class Store:
         self._last_prune = 0.0
         self._unsynced_acks: set[str] = set()
         self._acks_synced_at = 0.0
+        # Meta written by append(meta=...) lives in the newest segment: key -> (version, value),
+        # only for keys whose newest version is there (set_meta's meta.json copy is older).
+        self._carried: dict[str, tuple[int, Any]] = {}
+        self._meta_v = 0  # versions order meta writes across meta.json and segments
         if read_only:
             if not os.path.isdir(self._seg_dir):
                 raise StoreError(
@@ -190,9 +194,14 @@ class Store:
 
     def _load(self) -> None:
         load_json(self._meta.storage.path, check_meta)  # a damaged meta file is reported, like a segment
+        carried: dict[str, tuple[int, Any]] = {}
         for name in self._segment_files():
             seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
-            data = _read_segment(seg.path)
+            storage = SegmentStorage(seg.path)
+            data = storage.read() or {}
+            for key, entry in storage.meta.items():
+                if entry["v"] > carried.get(key, (0, None))[0]:
+                    carried[key] = (entry["v"], entry["value"])
             seg.size = os.path.getsize(seg.path)
             records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
             seg.seqs = [r["seq"] for r in records]
@@ -203,6 +212,9 @@ class Store:
                 self._track(seg, rec)
             self._archived += len(seg.acked)
             self._segments.append(seg)
+        saved = {d["key"]: d.get("v", 0) for d in self._meta.table("meta").all()}
+        self._carried = {k: vv for k, vv in carried.items() if vv[0] > saved.get(k, 0)}
+        self._meta_v = max([0, *saved.values(), *(v for v, _ in carried.values())])
 
     def _load_acks(self, seg: _Segment) -> None:
         try:
@@ -255,13 +267,29 @@ class Store:
         if self.read_only:
             raise StoreReadOnly("数据以只读方式打开", "The store was opened read-only", self.data_dir)
 
-    def append(self, records: list[dict]) -> None:
-        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none."""
+    def append(self, records: list[dict], meta: dict[str, Any] | None = None) -> None:
+        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none.
+
+        ``meta`` ({key: value}) is committed in the same atomic file replace as the
+        records (one durable write, not two): afterwards ``get_meta(key)`` returns it,
+        also after a crash and restart, until a later ``set_meta``/``append(meta=)``
+        replaces it. Used for the printer's label queue, written with the step that
+        made the label.
+        """
         if not records:
+            if meta:
+                for key, value in meta.items():
+                    self.set_meta(key, value)
             return
         self._writable()
         with self._lock:
             self._validate(records)
+            carried = dict(self._carried)
+            if meta:
+                encode(meta)  # not JSON-able -> ValueError before anything is written
+                for key, value in meta.items():
+                    self._meta_v += 1
+                    carried[key] = (self._meta_v, value)
             seg = self._segments[-1] if self._segments else None
             if seg is None or seg.size >= SEGMENT_BYTES:
                 first = records[0]["seq"]
@@ -271,7 +299,15 @@ class Store:
             else:
                 db = self._current_db(seg)
                 new = False
-            db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
+            db.storage.read()  # load the segment (and its meta) before choosing what the write carries
+            # every carried key goes into the newest segment, so pruning older ones never loses one
+            before, db.storage.meta = db.storage.meta, {k: {"v": v, "value": val} for k, (v, val) in carried.items()}
+            try:
+                db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
+            except BaseException:
+                db.storage.meta = before
+                raise
+            self._carried = carried
             seg.size = db.storage.size
             # a segment read (and cached) before this write must never be served stale later
             self._parsed.pop(seg.path, None)
@@ -470,13 +506,17 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:
+            if key in self._carried:
+                return self._carried[key][1]
             doc = self._meta.table("meta").get(Query().key == key)
             return default if doc is None else doc["value"]
 
     def set_meta(self, key: str, value: Any) -> None:
         self._writable()
         with self._lock:
-            self._meta.table("meta").upsert({"key": key, "value": value}, Query().key == key)
+            self._meta.table("meta").upsert({"key": key, "value": value, "v": self._meta_v + 1}, Query().key == key)
+            self._meta_v += 1
+            self._carried.pop(key, None)  # meta.json now holds the newest version
 
     # ---------------------------------------------------------------- repair
 
