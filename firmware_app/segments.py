@@ -182,9 +182,15 @@ def load_json(path: str, validate=None) -> dict | None:
     return data
 
 
+def canonical(record: dict) -> bytes:
+    """A record's canonical JSON: what its CRC covers and what the uplink publishes
+    (so a record re-sent after a restart is byte for byte the same message)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
 def record_crc(record: dict) -> int:
     """CRC-32 of a record's canonical JSON: catches a flipped byte that still parses."""
-    return zlib.crc32(json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode())
+    return zlib.crc32(canonical(record))
 
 
 def meta_crc(entry: dict) -> int:
@@ -192,7 +198,9 @@ def meta_crc(entry: dict) -> int:
     return record_crc({"v": entry["v"], "value": entry["value"]})
 
 
-def _check_wrapped(data: dict) -> None:
+def _check_wrapped(data: dict, payloads: dict[int, bytes] | None = None) -> None:
+    """Validate a segment; ``payloads`` (if given) receives each record's canonical JSON
+    by seq, computed for the checksum anyway, so the uplink need not encode it again."""
     table = data.get("records")
     if "records" not in data or not set(data) <= {"records", "meta"} or not isinstance(table, dict):
         raise ValueError("not a segment: expected {\"records\": {...}} and optionally \"meta\"")
@@ -207,8 +215,11 @@ def _check_wrapped(data: dict) -> None:
         rec = entry["r"]
         if rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
             raise ValueError(f"record {key!r} is malformed")
-        if entry.get("crc") != record_crc(rec):
+        body = canonical(rec)
+        if entry.get("crc") != zlib.crc32(body):
             raise ValueError(f"record {key!r} fails its checksum")
+        if payloads is not None:
+            payloads[rec["seq"]] = body
 
 
 def check_meta(data: dict) -> None:
@@ -233,10 +244,12 @@ class SegmentStorage(AtomicJSONStorage):
         super().__init__(path, _check_wrapped)
         self._crcs: dict[str, int] = {}
         self.meta: dict[str, dict] = {}
+        self.payloads: dict[int, bytes] = {}  # canonical JSON of the records read from disk, by seq
 
     def read(self) -> dict | None:
         if self._cache is None:
-            raw = load_json(self.path, self._validate)
+            self.payloads = {}
+            raw = load_json(self.path, lambda data: _check_wrapped(data, self.payloads))
             if raw is None:
                 return None
             table = raw.get("records", {})

@@ -45,6 +45,7 @@ from firmware_app.segments import (
     StoreFull,
     StoreReadOnly,
     append_line,
+    canonical,
     encode,
     fsync_dir,
     load_json,
@@ -98,6 +99,10 @@ def _read_segment(path: str) -> dict:
     return SegmentStorage(path).read() or {}
 
 
+def _sorted_records(data: dict) -> list[dict]:
+    return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+
+
 @dataclass
 class _Segment:
     first: int  # seq of its first record (also its file name)
@@ -136,7 +141,7 @@ class Store:
         self._archived = 0
         self._last_ack_at: float | None = None
         self._current: TinyDB | None = None
-        self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
+        self._parsed: OrderedDict[str, tuple[list[dict], dict[int, bytes]]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
         self._unsynced_acks: set[str] = set()
@@ -419,20 +424,23 @@ class Store:
     # ---------------------------------------------------------------- reading
 
     def _records_of(self, seg: _Segment) -> list[dict]:
+        return self._read(seg)[0]
+
+    def _read(self, seg: _Segment) -> tuple[list[dict], dict[int, bytes]]:
+        """A segment's records in seq order, and the canonical JSON of those read from disk."""
         if self._current is not None and self._current.storage.path == seg.path:
-            data = self._current.storage.read() or {}
-            return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            return _sorted_records(self._current.storage.read() or {}), {}
         # only the newest segment ever changes: older ones are cached while the uplink drains them
-        records = self._parsed.get(seg.path)
-        if records is None:
-            data = _read_segment(seg.path)
-            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
-            self._parsed[seg.path] = records
+        parsed = self._parsed.get(seg.path)
+        if parsed is None:
+            storage = SegmentStorage(seg.path)
+            parsed = (_sorted_records(storage.read() or {}), storage.payloads)
+            self._parsed[seg.path] = parsed
             if len(self._parsed) > PARSED_CACHE:
                 self._parsed.popitem(last=False)
         else:
             self._parsed.move_to_end(seg.path)
-        return records
+        return parsed
 
     def iter_records(self, day: str | None = None) -> Iterator[dict]:
         """Every stored record (outbox and archive) in seq order, optionally of one day."""
@@ -464,6 +472,16 @@ class Store:
             for seg, seqs in wanted.values():
                 out += [r for r in self._records_of(seg) if r["seq"] in seqs]
             return out
+
+    def outbox_messages(self, limit: int = 100, after_seq: int = 0) -> list[tuple[dict, bytes]]:
+        """``outbox`` with each record's MQTT payload, its canonical JSON (``segments.canonical``):
+        reused from the checksum check of the segment read, so a drain encodes each record once."""
+        with self._lock:
+            records = self.outbox(limit, after_seq)
+            cached: dict[int, bytes] = {}
+            for _records, payloads in self._parsed.values():  # the segments outbox() just read
+                cached.update(payloads)
+            return [(r, cached.get(r["seq"]) or canonical(r)) for r in records]
 
     def is_sent(self, record_id: str) -> bool:
         """True once the broker acknowledged this stored record."""
