@@ -146,6 +146,7 @@ class Store:
         self._last_prune = 0.0
         self._unsynced_acks: set[str] = set()
         self._acks_synced_at = 0.0
+        self._ack_syncer: threading.Thread | None = None
         # Meta written by append(meta=...) lives in the newest segment: key -> (version, value),
         # only for keys whose newest version is there (set_meta's meta.json copy is older).
         self._carried: dict[str, tuple[int, Any]] = {}
@@ -250,6 +251,9 @@ class Store:
         self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
 
     def close(self) -> None:
+        syncer = self._ack_syncer
+        if syncer is not None:
+            syncer.join()
         with self._lock:
             if self._unsynced_acks and not self.read_only:
                 try:
@@ -371,8 +375,11 @@ class Store:
                 self._archived += len(rids)
                 self._last_ack_at = now
                 done += len(rids)
-            if now - self._acks_synced_at >= ACK_SYNC_S:
-                self.sync_acks()
+            if now - self._acks_synced_at >= ACK_SYNC_S and not (self._ack_syncer and self._ack_syncer.is_alive()):
+                # fsync the journals beside the uplink, not in its way (a drain touches ~30 a second)
+                self._acks_synced_at = now
+                self._ack_syncer = threading.Thread(target=self._sync_acks_quietly, name="ack-sync", daemon=True)
+                self._ack_syncer.start()
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done
@@ -383,11 +390,14 @@ class Store:
         Acks are fsynced lazily: an ack lost to a power cut only means the record is
         sent once more (same record_id), and a drain is not held up by one fsync per batch.
         """
-        with self._lock:
-            for path in sorted(self._unsynced_acks):
+        with self._lock:  # the fsyncs run outside the lock: appends and acks go on meanwhile
+            paths, self._unsynced_acks = sorted(self._unsynced_acks), set()
+            self._acks_synced_at = time.time()
+        try:
+            for path in paths:
                 try:
                     fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
+                except FileNotFoundError:  # pruned meanwhile
                     continue
                 try:
                     os.fsync(fd)
@@ -395,10 +405,18 @@ class Store:
                     raise os_error(exc, path) from exc
                 finally:
                     os.close(fd)
-            if self._unsynced_acks:
+            if paths:
                 fsync_dir(self._seg_dir)  # a journal created since the last sync
-            self._unsynced_acks.clear()
-            self._acks_synced_at = time.time()
+        except BaseException:
+            with self._lock:
+                self._unsynced_acks.update(paths)  # tried again next time
+            raise
+
+    def _sync_acks_quietly(self) -> None:
+        try:
+            self.sync_acks()
+        except Exception as exc:  # only means some records are sent once more after a power cut
+            log.warning("store: ack journal not synced: %s", getattr(exc, "message_en", exc))
 
     def prune(self, now: float | None = None) -> int:
         """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
