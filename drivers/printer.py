@@ -242,6 +242,29 @@ class Printer:
             self._queue = queue
             self._cond.notify_all()
 
+    def print_labels(self, jobs: list[tuple[Label, str]],
+                     commit: Callable[[list[dict]], None]) -> list[tuple[str, Exception]]:
+        """Queue labels (label, ref) and save the new queue with ``commit`` instead of
+        ``save_pending``: the daemon's commit stores the step's records and this queue
+        in one durable write. ``commit`` is called even when no label is printable
+        (the records must still be stored); what it raises is raised here and nothing
+        is queued. Returns (ref, LabelError) for each label no printer could print."""
+        refused: list[tuple[str, Exception]] = []
+        added = []
+        for label, ref in jobs:
+            try:
+                escpos_label.render(label)  # refuse now, not after it sat in the queue
+            except escpos_label.LabelError as exc:
+                refused.append((ref, exc))
+                continue
+            added.append(Pending(ref, label, time.time()))
+        with self._cond:
+            queue = [*self._queue, *added]
+            commit([p.to_dict() for p in queue])
+            self._queue = queue
+            self._cond.notify_all()
+        return refused
+
     def pending(self) -> list[Pending]:
         with self._cond:
             return list(self._queue)

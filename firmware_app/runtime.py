@@ -4,15 +4,18 @@ Device threads, the uplink and the screen only *post* events into a queue; the
 loop takes one event at a time, asks the station for its effects and carries
 them out in this order:
 
-1. every ``Persist`` of the step in ONE ``store.append`` batch (durable);
-2. only then labels, screen and voice. If the store refuses (disk full, read-only
+1. every ``Persist`` of the step in ONE ``store.append`` batch (durable), and in
+   the same atomic write the printer's label queue with the step's labels;
+2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only
    card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
    from what IS stored and the volunteer sees red with the reason.
 
 Labels go to the printer shell's queue, which is kept in the store's meta
 ("pending_labels") so a slow, empty or unplugged printer never blocks the loop
 and a label not yet printed comes out when the printer is back, also after a
-restart.
+restart. A step that stores records and prints a label costs one durable write:
+the queue rides in the records' ``append`` (``meta=``), so a tube's record and
+its label are never durable one without the other.
 """
 
 from __future__ import annotations
@@ -188,16 +191,19 @@ class Runtime:
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
         effects = shell(event) if shell is not None else self.station.handle(event, self.now())
         records = [e.record for e in effects if isinstance(e, Persist)]
+        labels = [e for e in effects if isinstance(e, PrintLabel)] if records else []
         if records:
             try:
-                self.store.append(records)
+                refused = self._commit(records, labels)
             except Exception as exc:  # StoreFull, ReadOnly, any I/O error: nothing of this step is OK
                 return self._refused(event, exc)
             if self.uplink is not None:
                 self.uplink.wake()
+            for ref, exc in refused:
+                self._label_error(ref, exc)
         answered = False
         for effect in effects:
-            if isinstance(effect, PrintLabel):
+            if isinstance(effect, PrintLabel) and not records:
                 self._print(effect)
             elif isinstance(effect, Show):
                 self._show(effect)
@@ -241,6 +247,33 @@ class Runtime:
             self.uplink.respond(result)
 
     # ------------------------------------------------------------- labels
+    def _commit(self, records: list[dict], labels: list[PrintLabel]) -> list[tuple[str, Exception]]:
+        """Store the step's records and queue its labels in ONE durable write.
+
+        Raises what the store raises (then nothing is stored and nothing queued);
+        returns (ref, error) for labels no printer could print (the records are stored)."""
+        if not labels or not self.has_printer:
+            for job in labels:
+                log.info("no printer configured; label for %s not printed", job.ref or "?")
+            self.store.append(records)
+            return []
+        printer = self.get_printer()
+        if printer is not None:
+            return printer.print_labels([(job.label, job.ref) for job in labels],
+                                        lambda queue: self.store.append(records, meta={PENDING_LABELS: queue}))
+        from drivers.printer import Pending  # the shell is being restarted: queue where it will look
+
+        queued = list(self.store.get_meta(PENDING_LABELS, []) or [])
+        added = [Pending(job.ref, job.label, time.time()).to_dict() for job in labels]
+        self.store.append(records, meta={PENDING_LABELS: [*queued, *added]})
+        return []
+
+    def _label_error(self, ref: str, exc: Exception) -> None:
+        reason = str(exc) or type(exc).__name__
+        log.error("label for %s not queued: %s", ref or "?", reason)
+        self._show(Show("error", f"标签未能打印：{reason}，请扫“补打标签”", f"Label not printed: {reason}; "
+                        "scan 'reprint label'", {"label_error": reason, "ref": ref}))
+
     def _print(self, job: PrintLabel) -> None:
         """Hand the label to the printer shell's durable queue (it never blocks on paper)."""
         if not self.has_printer:  # tubes come pre-labelled, or the table has no printer
@@ -256,10 +289,7 @@ class Runtime:
                 queued = list(self.store.get_meta(PENDING_LABELS, []) or [])
                 self.store.set_meta(PENDING_LABELS, [*queued, Pending(job.ref, job.label, time.time()).to_dict()])
         except Exception as exc:  # a label nobody could print, or a queue that cannot be saved
-            reason = str(exc) or type(exc).__name__
-            log.error("label for %s not queued: %s", job.ref or "?", reason)
-            self._show(Show("error", f"标签未能打印：{reason}，请扫“补打标签”", f"Label not printed: {reason}; "
-                            "scan 'reprint label'", {"label_error": reason, "ref": job.ref}))
+            self._label_error(job.ref, exc)
 
     def labels_waiting(self) -> int:
         printer = self.get_printer()

@@ -182,23 +182,44 @@ def load_json(path: str, validate=None) -> dict | None:
     return data
 
 
+def canonical(record: dict) -> bytes:
+    """A record's canonical JSON: what its CRC covers and what the uplink publishes
+    (so a record re-sent after a restart is byte for byte the same message)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
 def record_crc(record: dict) -> int:
     """CRC-32 of a record's canonical JSON: catches a flipped byte that still parses."""
-    return zlib.crc32(json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode())
+    return zlib.crc32(canonical(record))
 
 
-def _check_wrapped(data: dict) -> None:
+def meta_crc(entry: dict) -> int:
+    """CRC-32 of a meta value carried in a segment (a pending label holds a tube's barcode)."""
+    return record_crc({"v": entry["v"], "value": entry["value"]})
+
+
+def _check_wrapped(data: dict, payloads: dict[int, bytes] | None = None) -> None:
+    """Validate a segment; ``payloads`` (if given) receives each record's canonical JSON
+    by seq, computed for the checksum anyway, so the uplink need not encode it again."""
     table = data.get("records")
-    if set(data) != {"records"} or not isinstance(table, dict):
-        raise ValueError("not a segment: expected exactly {\"records\": {...}}")
+    if "records" not in data or not set(data) <= {"records", "meta"} or not isinstance(table, dict):
+        raise ValueError("not a segment: expected {\"records\": {...}} and optionally \"meta\"")
+    for key, entry in data.get("meta", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("v"), int) or "value" not in entry:
+            raise ValueError(f"meta {key!r} is malformed")
+        if entry.get("crc") != meta_crc(entry):
+            raise ValueError(f"meta {key!r} fails its checksum")
     for key, entry in table.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("r"), dict):
             raise ValueError(f"record {key!r} is malformed")
         rec = entry["r"]
         if rec.get("seq") != int(key) or not isinstance(rec.get("record_id"), str):
             raise ValueError(f"record {key!r} is malformed")
-        if entry.get("crc") != record_crc(rec):
+        body = canonical(rec)
+        if entry.get("crc") != zlib.crc32(body):
             raise ValueError(f"record {key!r} fails its checksum")
+        if payloads is not None:
+            payloads[rec["seq"]] = body
 
 
 def check_meta(data: dict) -> None:
@@ -212,26 +233,38 @@ def check_meta(data: dict) -> None:
 class SegmentStorage(AtomicJSONStorage):
     """A segment of records: each stored as {"crc": CRC-32, "r": record} so that a
     damaged byte inside a record (an ID number!) is detected, and a damaged file can
-    be salvaged record by record. TinyDB sees plain records."""
+    be salvaged record by record. TinyDB sees plain records.
+
+    ``meta`` ({key: {"v": version, "value": ...}}) is written in the same file
+    replace as the records: a step's records and its meta change (the printer's
+    label queue) become durable in ONE atomic write. The store decides which
+    version of a key wins (see ``Store.append``)."""
 
     def __init__(self, path: str):
         super().__init__(path, _check_wrapped)
         self._crcs: dict[str, int] = {}
+        self.meta: dict[str, dict] = {}
+        self.payloads: dict[int, bytes] = {}  # canonical JSON of the records read from disk, by seq
 
     def read(self) -> dict | None:
         if self._cache is None:
-            raw = load_json(self.path, self._validate)
+            self.payloads = {}
+            raw = load_json(self.path, lambda data: _check_wrapped(data, self.payloads))
             if raw is None:
                 return None
             table = raw.get("records", {})
             self._crcs = {k: e["crc"] for k, e in table.items()}
             self._cache = {"records": {k: e["r"] for k, e in table.items()}}
+            self.meta = {k: {"v": e["v"], "value": e["value"]} for k, e in raw.get("meta", {}).items()}
         return dict(self._cache)
 
     def write(self, data: dict) -> None:
         table = data.get("records", {})
         crcs = {k: self._crcs[k] if k in self._crcs else record_crc(doc) for k, doc in table.items()}
-        payload = encode({"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}})
+        wrapped: dict[str, Any] = {"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}}
+        if self.meta:
+            wrapped["meta"] = {k: {**e, "crc": meta_crc(e)} for k, e in self.meta.items()}
+        payload = encode(wrapped)
         try:
             write_atomic(self.path, payload)
         except OSError as exc:

@@ -46,6 +46,7 @@ from firmware_app.segments import (
     StoreFull,
     StoreReadOnly,
     append_line,
+    canonical,
     encode,
     fsync_dir,
     load_json,
@@ -97,6 +98,10 @@ def record_time(record: dict) -> float | None:
 def _read_segment(path: str) -> dict:
     """A segment's records (checked, checksums verified); StoreCorrupt names a damaged file."""
     return SegmentStorage(path).read() or {}
+
+
+def _sorted_records(data: dict) -> list[dict]:
+    return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
 
 
 KIND_CODES = {kind: n for n, kind in enumerate(RECORD_KINDS, 1)}  # 0: a kind not listed
@@ -196,11 +201,16 @@ class Store:
         self._archived = 0
         self._last_ack_at: float | None = None
         self._current: TinyDB | None = None
-        self._parsed: OrderedDict[str, list[dict]] = OrderedDict()
+        self._parsed: OrderedDict[str, tuple[list[dict], dict[int, bytes]]] = OrderedDict()
         self._lock_fd: int | None = None
         self._last_prune = 0.0
         self._unsynced_acks: set[str] = set()
         self._acks_synced_at = 0.0
+        self._ack_syncer: threading.Thread | None = None
+        # Meta written by append(meta=...) lives in the newest segment: key -> (version, value),
+        # only for keys whose newest version is there (set_meta's meta.json copy is older).
+        self._carried: dict[str, tuple[int, Any]] = {}
+        self._meta_v = 0  # versions order meta writes across meta.json and segments
         if read_only:
             if not os.path.isdir(self._seg_dir):
                 raise StoreError(
@@ -250,16 +260,24 @@ class Store:
 
     def _load(self) -> None:
         load_json(self._meta.storage.path, check_meta)  # a damaged meta file is reported, like a segment
+        carried: dict[str, tuple[int, Any]] = {}
         for name in self._segment_files():
             seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
-            data = _read_segment(seg.path)
+            storage = SegmentStorage(seg.path)
+            data = storage.read() or {}
+            for key, entry in storage.meta.items():
+                if entry["v"] > carried.get(key, (0, None))[0]:
+                    carried[key] = (entry["v"], entry["value"])
             seg.size = os.path.getsize(seg.path)
-            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            records = _sorted_records(data)
             for rec in records:
                 seg.seqs.append(rec["seq"])
                 self._track(seg, rec)
             self._load_acks(seg)
             self._segments.append(seg)
+        saved = {d["key"]: d.get("v", 0) for d in self._meta.table("meta").all()}
+        self._carried = {k: vv for k, vv in carried.items() if vv[0] > saved.get(k, 0)}
+        self._meta_v = max([0, *saved.values(), *(v for v, _ in carried.values())])
 
     def _load_acks(self, seg: _Segment) -> None:
         try:
@@ -337,6 +355,9 @@ class Store:
         return not seg.flags[seg.seqs.index(seq)] & ACKED
 
     def close(self) -> None:
+        syncer = self._ack_syncer
+        if syncer is not None:
+            syncer.join()
         with self._lock:
             if self._unsynced_acks and not self.read_only:
                 try:
@@ -359,13 +380,29 @@ class Store:
         if self.read_only:
             raise StoreReadOnly("数据以只读方式打开", "The store was opened read-only", self.data_dir)
 
-    def append(self, records: list[dict]) -> None:
-        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none."""
+    def append(self, records: list[dict], meta: dict[str, Any] | None = None) -> None:
+        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none.
+
+        ``meta`` ({key: value}) is committed in the same atomic file replace as the
+        records (one durable write, not two): afterwards ``get_meta(key)`` returns it,
+        also after a crash and restart, until a later ``set_meta``/``append(meta=)``
+        replaces it. Used for the printer's label queue, written with the step that
+        made the label.
+        """
         if not records:
+            if meta:
+                for key, value in meta.items():
+                    self.set_meta(key, value)
             return
         self._writable()
         with self._lock:
             self._validate(records)
+            carried = dict(self._carried)
+            if meta:
+                encode(meta)  # not JSON-able -> ValueError before anything is written
+                for key, value in meta.items():
+                    self._meta_v += 1
+                    carried[key] = (self._meta_v, value)
             seg = self._segments[-1] if self._segments else None
             if seg is None or seg.size >= SEGMENT_BYTES:
                 first = records[0]["seq"]
@@ -375,7 +412,15 @@ class Store:
             else:
                 db = self._current_db(seg)
                 new = False
-            db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
+            db.storage.read()  # load the segment (and its meta) before choosing what the write carries
+            # every carried key goes into the newest segment, so pruning older ones never loses one
+            before, db.storage.meta = db.storage.meta, {k: {"v": v, "value": val} for k, (v, val) in carried.items()}
+            try:
+                db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
+            except BaseException:
+                db.storage.meta = before
+                raise
+            self._carried = carried
             seg.size = db.storage.size
             # a segment read (and cached) before this write must never be served stale later
             self._parsed.pop(seg.path, None)
@@ -429,8 +474,11 @@ class Store:
                 done += self._mark_acked(seg, seqs)
                 seg.last_ack_at = now
                 self._last_ack_at = now
-            if now - self._acks_synced_at >= ACK_SYNC_S:
-                self.sync_acks()
+            if now - self._acks_synced_at >= ACK_SYNC_S and not (self._ack_syncer and self._ack_syncer.is_alive()):
+                # fsync the journals beside the uplink, not in its way (a drain touches ~30 a second)
+                self._acks_synced_at = now
+                self._ack_syncer = threading.Thread(target=self._sync_acks_quietly, name="ack-sync", daemon=True)
+                self._ack_syncer.start()
             if now - self._last_prune > PRUNE_EVERY_S:
                 self.prune()
             return done
@@ -441,11 +489,14 @@ class Store:
         Acks are fsynced lazily: an ack lost to a power cut only means the record is
         sent once more (same record_id), and a drain is not held up by one fsync per batch.
         """
-        with self._lock:
-            for path in sorted(self._unsynced_acks):
+        with self._lock:  # the fsyncs run outside the lock: appends and acks go on meanwhile
+            paths, self._unsynced_acks = sorted(self._unsynced_acks), set()
+            self._acks_synced_at = time.time()
+        try:
+            for path in paths:
                 try:
                     fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
+                except FileNotFoundError:  # pruned meanwhile
                     continue
                 try:
                     os.fsync(fd)
@@ -453,10 +504,18 @@ class Store:
                     raise os_error(exc, path) from exc
                 finally:
                     os.close(fd)
-            if self._unsynced_acks:
+            if paths:
                 fsync_dir(self._seg_dir)  # a journal created since the last sync
-            self._unsynced_acks.clear()
-            self._acks_synced_at = time.time()
+        except BaseException:
+            with self._lock:
+                self._unsynced_acks.update(paths)  # tried again next time
+            raise
+
+    def _sync_acks_quietly(self) -> None:
+        try:
+            self.sync_acks()
+        except Exception as exc:  # only means some records are sent once more after a power cut
+            log.warning("store: ack journal not synced: %s", getattr(exc, "message_en", exc))
 
     def prune(self, now: float | None = None) -> int:
         """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
@@ -483,20 +542,23 @@ class Store:
     # ---------------------------------------------------------------- reading
 
     def _records_of(self, seg: _Segment) -> list[dict]:
+        return self._read(seg)[0]
+
+    def _read(self, seg: _Segment) -> tuple[list[dict], dict[int, bytes]]:
+        """A segment's records in seq order, and the canonical JSON of those read from disk."""
         if self._current is not None and self._current.storage.path == seg.path:
-            data = self._current.storage.read() or {}
-            return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
+            return _sorted_records(self._current.storage.read() or {}), {}
         # only the newest segment ever changes: older ones are cached while the uplink drains them
-        records = self._parsed.get(seg.path)
-        if records is None:
-            data = _read_segment(seg.path)
-            records = sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
-            self._parsed[seg.path] = records
+        parsed = self._parsed.get(seg.path)
+        if parsed is None:
+            storage = SegmentStorage(seg.path)
+            parsed = (_sorted_records(storage.read() or {}), storage.payloads)
+            self._parsed[seg.path] = parsed
             if len(self._parsed) > PARSED_CACHE:
                 self._parsed.popitem(last=False)
         else:
             self._parsed.move_to_end(seg.path)
-        return records
+        return parsed
 
     def iter_records(self, day: str | None = None) -> Iterator[dict]:
         """Every stored record (outbox and archive) in seq order, optionally of one day."""
@@ -529,6 +591,16 @@ class Store:
                 if seqs:
                     out += [r for r in self._records_of(seg) if r["seq"] in seqs]
             return out
+
+    def outbox_messages(self, limit: int = 100, after_seq: int = 0) -> list[tuple[dict, bytes]]:
+        """``outbox`` with each record's MQTT payload, its canonical JSON (``segments.canonical``):
+        reused from the checksum check of the segment read, so a drain encodes each record once."""
+        with self._lock:
+            records = self.outbox(limit, after_seq)
+            cached: dict[int, bytes] = {}
+            for _records, payloads in self._parsed.values():  # the segments outbox() just read
+                cached.update(payloads)
+            return [(r, cached.get(r["seq"]) or canonical(r)) for r in records]
 
     def is_sent(self, record_id: str) -> bool:
         """True once the broker acknowledged this stored record."""
@@ -584,13 +656,17 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         with self._lock:
+            if key in self._carried:
+                return self._carried[key][1]
             doc = self._meta.table("meta").get(Query().key == key)
             return default if doc is None else doc["value"]
 
     def set_meta(self, key: str, value: Any) -> None:
         self._writable()
         with self._lock:
-            self._meta.table("meta").upsert({"key": key, "value": value}, Query().key == key)
+            self._meta.table("meta").upsert({"key": key, "value": value, "v": self._meta_v + 1}, Query().key == key)
+            self._meta_v += 1
+            self._carried.pop(key, None)  # meta.json now holds the newest version
 
     # ---------------------------------------------------------------- repair
 

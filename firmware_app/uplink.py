@@ -261,7 +261,7 @@ class Uplink:
         if conn.up:
             self._send_control(conn)
             self._fill_window(conn)
-        self._flush_acks()
+        self._flush_acks(idle=not conn.inflight)
 
     def _connect(self) -> None:
         s = self.settings
@@ -388,9 +388,9 @@ class Uplink:
         if room < max(1, self.settings.window // 4) and conn.inflight:
             return
         root = self.settings.root
-        for rec in self.store.outbox(room, after_seq=conn.cursor):
+        for rec, payload in self.store.outbox_messages(room, after_seq=conn.cursor):
             topic = root + RECORD_KINDS.get(rec.get("kind", ""), "records")
-            info = conn.client.publish(topic, json.dumps(rec, ensure_ascii=False).encode(), qos=1)
+            info = conn.client.publish(topic, payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break  # connection gone: the loop notices; the record stays in the outbox
             conn.inflight[info.mid] = rec["record_id"]
@@ -398,11 +398,12 @@ class Uplink:
             self._state["sent"] += 1
         self._state["inflight"] = len(conn.inflight)
 
-    def _flush_acks(self, force: bool = False) -> None:
+    def _flush_acks(self, force: bool = False, idle: bool = False) -> None:
         if not self._acked:
             return
-        # acks go to the store in batches (it fsyncs them once a second); a lost ack only means a resend
-        full = len(self._acked) >= ACK_BATCH and not self._ack_error
+        # acks go to the store in batches (it fsyncs them once a second); a lost ack only means a resend.
+        # Nothing left in flight (a drain's end, one live record): no more PUBACKs to batch with, write now.
+        full = (len(self._acked) >= ACK_BATCH or idle) and not self._ack_error
         due = force or full or time.monotonic() - self._acked_since > ACK_DELAY_S
         if not due:
             return
