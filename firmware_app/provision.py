@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from firmware_app.segments import fsync_dir
+
 STATION_FILE = "swabkiosk.toml"
 FILES_DIR = "swabkiosk"  # beside the station file: the files it names, by base name
 SERVICE_USER = "swabkiosk"
@@ -261,14 +263,6 @@ def exchange(a: Path, b: Path) -> None:
     if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), str(a))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file(path: Path, data: bytes, mode: int, uid: int, gid: int) -> None:

@@ -22,6 +22,8 @@ import logging
 import os
 from typing import Any
 
+from firmware_app.segments import fsync_dir
+
 log = logging.getLogger("swabkiosk.pushed")
 
 DIR = "pushed"
@@ -57,11 +59,7 @@ def write(data_dir: str, name: str, text: str) -> str:
     if os.path.exists(target):
         os.replace(target, f"{target}.previous")
     os.replace(tmp, target)
-    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(folder)
     return target
 
 
