@@ -98,10 +98,13 @@ def watch_text(pg, selector: str) -> None:
 
 def wait_change(pg, selector: str, predicate_js: str, since_ms: float, timeout_s: float = 10.0) -> float:
     """Wait until a recorded text of ``selector`` satisfies ``predicate_js`` (a JS
-    expression over ``text``); return its wall-clock time in ms (same clock as Python's)."""
+    expression over ``text``); return its wall-clock time in ms (same clock as Python's).
+
+    Date.now() counts whole milliseconds, so a change within the same millisecond as
+    ``since`` reads as earlier than it: compare against ``since`` rounded down."""
     handle = pg.wait_for_function(
         """([sel, since]) => (window.__changes[sel] || []).find(
-             ([at, text]) => at >= since && (%s))""" % predicate_js,
+             ([at, text]) => at >= Math.floor(since) && (%s))""" % predicate_js,
         arg=[selector, since_ms],
         timeout=timeout_s * 1000,
     )
