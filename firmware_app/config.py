@@ -157,9 +157,47 @@ def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
     target = data.get("devices", {}).get("printer", {}).get("target")
     if isinstance(target, str) and not PRINTER_TARGET.match(target):
         yield "devices.printer.target", 'not a printer target: use "serial:/dev/...", "usb:0xVID:0xPID", "tcp://HOST:9100" or "file:/dev/usb/lp0"'
-    url = data.get("mqtt", {}).get("url")
-    if isinstance(url, str) and url.startswith("mqtts://") and not data.get("mqtt", {}).get("ca_file"):
+    mqtt = data.get("mqtt", {})
+    url = mqtt.get("url")
+    if isinstance(url, str) and url.startswith("mqtts://") and not mqtt.get("ca_file"):
         yield "mqtt.ca_file", "mqtts:// needs ca_file (the broker's CA certificate)"
+    yield from _mqtt_identity(data)
+
+
+def _mqtt_identity(data: dict) -> Iterator[tuple[str, str]]:
+    """The broker ACL grants a station only swab/v1/<its login>/..., and an MQTT 3.1.1
+    broker acknowledges a denied publish and drops it: a login that is not this station's
+    district/site/table would see every record acknowledged and none delivered."""
+    station, mqtt = data.get("station", {}), data.get("mqtt", {})
+    parts = [station.get(k) for k in ("district", "site", "table")]
+    if not mqtt.get("url") or not all(isinstance(p, str) for p in parts):
+        return
+    root = "/".join(parts)
+    username = mqtt.get("username")
+    if isinstance(username, str) and username and username != root:
+        yield "mqtt.username", (f'"{username}" is not this station\'s "{root}" (district/site/table): '
+                                f"the broker would drop every record it sends")
+    cert_file = mqtt.get("cert_file")
+    if isinstance(cert_file, str) and cert_file:
+        cn = _certificate_cn(cert_file)
+        if cn is not None and cn != root:
+            yield "mqtt.cert_file", (f'the client certificate is for "{cn}", not this station\'s "{root}" '
+                                     f"(district/site/table): the broker would drop every record it sends")
+
+
+def _certificate_cn(path: str) -> str | None:
+    """The certificate's common name; None if the file cannot be read yet (provisioning
+    checks the station file before its certificate is installed)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        with open(path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+    except (OSError, ValueError):
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
 
 
 def _fill_defaults(instance: Any, schema_node: dict) -> Any:

@@ -180,6 +180,7 @@ class Uplink:
         self._state_lock = threading.Lock()
         self._state: dict[str, Any] = {
             "connected": False,
+            "commands": False,  # the broker granted our subscription to district commands
             "url": settings.url,
             "error": "",
             "error_en": "",
@@ -281,6 +282,7 @@ class Uplink:
         client.on_connect = lambda c, u, f, reason, p: self._on_connect(conn, reason)
         client.on_publish = lambda c, u, mid, reason, p: self._on_publish(conn, mid)
         client.on_message = lambda c, u, msg: self._on_message(msg)
+        client.on_subscribe = lambda c, u, mid, reasons, p: self._on_subscribe(reasons)
         client.on_log = lambda c, u, level, buf: self._on_log(conn, level, buf)
         try:
             if tls:
@@ -306,6 +308,13 @@ class Uplink:
         self._status_dirty = True
         self._set_state(connected=True, error="", error_en="", since=time.time(), next_attempt_s=None)
         log.info("uplink connected to %s", self.settings.url)
+
+    def _on_subscribe(self, reasons) -> None:
+        granted = bool(reasons) and not any(r.is_failure for r in reasons)
+        self._set_state(commands=granted)
+        if not granted:  # Mosquitto grants and filters; other brokers refuse here
+            log.error("uplink: the broker refused the subscription to %scmd/+: district commands will not "
+                      "arrive (check the broker ACL for this station)", self.settings.root)
 
     def _on_log(self, conn: _Conn, level: int, buf: str) -> None:
         if level == mqtt.MQTT_LOG_ERR and not conn.last_log_error:  # the first error is the cause
@@ -336,7 +345,7 @@ class Uplink:
         delay = random.uniform(base / 2, base)  # jitter: 20,000 tables must not reconnect in step
         self._next_attempt = time.monotonic() + delay
         first = self._state["connected"] or self._state["error_en"] != message_en
-        self._set_state(connected=False, error=message, error_en=message_en, since=time.time(),
+        self._set_state(connected=False, commands=False, error=message, error_en=message_en, since=time.time(),
                         next_attempt_s=round(delay, 2))
         if first:
             log.warning("uplink: %s (retry in %.1f s)", message_en, delay)
@@ -445,4 +454,4 @@ class Uplink:
                 conn.client.loop(timeout=0.05)
             conn.client.disconnect()
         self._flush_acks(force=True)
-        self._set_state(connected=False, error="已停止", error_en="stopped", since=time.time())
+        self._set_state(connected=False, commands=False, error="已停止", error_en="stopped", since=time.time())

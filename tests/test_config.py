@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_app import config
+from tests.broker import pki  # noqa: F401 (fixture)
 from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB
 
 EXAMPLE = pathlib.Path(__file__).parent.parent / "config" / "station.example.toml"
@@ -125,3 +126,27 @@ def test_cli_json_and_exit_codes(tmp_path):
 def test_any_text_gives_problems_or_a_config_never_a_crash(text):
     problems = config.check_text(text)
     assert problems and all(isinstance(p, config.Problem) for p in problems)
+
+
+def _with_mqtt(table: str, **mqtt) -> str:
+    lines = "".join(f'{k} = "{v}"\n' for k, v in mqtt.items())
+    return GOOD.replace('table = "t03"', f'table = "{table}"') + f'\n[mqtt]\nurl = "mqtts://broker:8883"\n{lines}'
+
+
+def test_a_login_that_is_not_this_station_is_refused_before_any_record_is_dropped(pki):
+    """The broker ACL grants swab/v1/<login>/... only, and Mosquitto PUBACKs a denied
+    publish and drops it: a mismatched login would lose every record silently."""
+    ok = _with_mqtt("t03", username="dongguan/guancheng/t03", ca_file=pki["ca"], cert_file=pki["a_cert"])
+    assert config.check_text(ok, allow_demo_keys=True) == []
+    wrong_user = _with_mqtt("t03", username="dongguan/guancheng/t04", ca_file=pki["ca"])
+    [problem] = config.check_text(wrong_user, allow_demo_keys=True)
+    assert problem.key == "mqtt.username" and problem.line == wrong_user.splitlines().index(
+        'username = "dongguan/guancheng/t04"') + 1
+    assert "dongguan/guancheng/t03" in problem.message and "drop every record" in problem.message
+    # the certificate (the broker takes the login from its CN) belongs to t03, the file says t04
+    wrong_cert = _with_mqtt("t04", ca_file=pki["ca"], cert_file=pki["a_cert"])
+    [problem] = config.check_text(wrong_cert, allow_demo_keys=True)
+    assert problem.key == "mqtt.cert_file" and '"dongguan/guancheng/t03"' in problem.message
+    # not installed yet (provisioning checks the file first): nothing to compare, no problem
+    later = _with_mqtt("t04", ca_file=pki["ca"], cert_file="/etc/swabkiosk/client.crt")
+    assert config.check_text(later, allow_demo_keys=True) == []

@@ -97,7 +97,10 @@ def test_an_invalid_station_file_fails_and_skips_the_devices(tmp_path):
 
 def tls_station_file(tmp_path, port, ca, cert, key):
     table = Table(tmp_path / "table").start()
+    district, site, desk = STATION_A.split("/")  # the certificates' CN: the broker's login
     text = table.station_file(str(tmp_path / "data")).replace(
+        'district = "sim"\nsite = "demo-site"\ntable = "t01"',
+        f'district = "{district}"\nsite = "{site}"\ntable = "{desk}"').replace(
         '[mqtt]\nurl = ""',
         f'[mqtt]\nurl = "mqtts://127.0.0.1:{port}"\nca_file = "{ca}"\ncert_file = "{cert}"\nkey_file = "{key}"')
     path = tmp_path / "station.toml"

@@ -62,7 +62,7 @@ def test_records_go_to_their_topics_and_leave_the_outbox(password_broker, kiosk)
         assert wait(lambda: store.stats()["backlog"] == 0 and store.stats()["backlog_events"] == 0)
         assert store.stats()["archived"] == 5
         state = uplink.state()
-        assert state["connected"] and state["acked"] == 5
+        assert state["connected"] and state["commands"] and state["acked"] == 5
         # `swabkiosk status` in another process reads this
         assert store.get_meta("uplink")["connected"] is True
     finally:
@@ -98,7 +98,7 @@ def _operator():
 def test_commands_are_validated_and_answered_with_their_txn(password_broker, kiosk):
     store, uplink, commands = kiosk
     uplink.start()
-    assert wait(lambda: uplink.state()["connected"])
+    assert wait(lambda: uplink.state()["commands"])  # SUBACKed: a command sent now reaches us
     responses = Collector(password_broker.port, ROOT + "cmd/+/response", client_id="responses")
     op = _operator()
     op.connect("127.0.0.1", password_broker.port)
@@ -218,7 +218,7 @@ def test_command_sent_while_kiosk_is_offline_arrives_on_reconnect(password_broke
     store = Store(tmp_path / "data")
     uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
     uplink.start()
-    assert wait(lambda: uplink.state()["connected"])
+    assert wait(lambda: uplink.state()["commands"])  # the session holds the subscription
     uplink.stop()  # the broker keeps the session (clean_session False, fixed client id)
     op = _operator()
     op.connect("127.0.0.1", password_broker.port)
