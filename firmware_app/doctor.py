@@ -279,7 +279,11 @@ def run_checks(config_path: str, data_dir: str | None = None) -> list[Check]:
                             f"swabkiosk config check {config_path}"))
         cfg = None
     else:
-        checks.append(Check("config", "ok", f"{config_path}: valid"))
+        from firmware_app import pushed
+
+        cfg, used = pushed.effective_config(cfg, config_path, data_dir or cfg.store.data_dir, apply=False)
+        runs = "" if used == config_path else f"; the kiosk runs the district's pushed file {used} (valid)"
+        checks.append(Check("config", "ok", f"{config_path}: valid{runs}"))
     if cfg is not None:
         for name in ("idcard", "scanner"):
             checks.append(check_serial(name, cfg.devices[name]))

@@ -80,8 +80,9 @@ def config_base(text: str) -> str | None:
     return first[len(HEADER):].strip() if first.startswith(HEADER) else None
 
 
-def effective_config(cfg: Any, provisioned: str, data_dir: str) -> tuple[Any, str]:
-    """The station file to run with, and where it came from (for the log)."""
+def effective_config(cfg: Any, provisioned: str, data_dir: str, apply: bool = True) -> tuple[Any, str]:
+    """The station file to run with, and where it came from (for the log). With
+    ``apply=False`` (doctor) a pushed file that lost is left where it is."""
     from firmware_app import config
 
     target = path(data_dir, CONFIG)
@@ -96,7 +97,8 @@ def effective_config(cfg: Any, provisioned: str, data_dir: str) -> tuple[Any, st
     if config_base(text) != base_of(provisioned):
         log.warning("%s was provisioned after the district's push: it wins; the pushed file is set aside "
                     "as %s.superseded", provisioned, target)
-        set_aside(target, "superseded")
+        if apply:
+            set_aside(target, "superseded")
         return cfg, provisioned
     try:
         pushed = config.load(target)
@@ -104,7 +106,8 @@ def effective_config(cfg: Any, provisioned: str, data_dir: str) -> tuple[Any, st
         log.error("pushed station file %s no longer valid; using %s. Problems:", target, provisioned)
         for problem in exc.problems:
             log.error("  %s", problem)
-        set_aside(target, "invalid")
+        if apply:
+            set_aside(target, "invalid")
         return cfg, provisioned
     log.info("using the station file the district pushed (%s) instead of %s", target, provisioned)
     return pushed, target

@@ -5,6 +5,8 @@ the data dir. A file a technician provisions afterwards wins over an older push.
 import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -164,3 +166,25 @@ def test_a_push_that_no_longer_validates_is_set_aside_and_the_provisioned_file_u
     target.write_text(target.read_text().replace('mode = "10"', 'mode = "15"'))  # e.g. rules changed in an update
     assert daemon.station_config(str(station)).sampling.mode == "10"
     assert (data / "pushed" / "swabkiosk.toml.invalid").is_file() and not target.exists()
+
+
+def test_doctor_checks_the_file_the_kiosk_runs_and_moves_nothing(provisioned, tmp_path):
+    from firmware_app import doctor
+
+    data = tmp_path / "data"
+    station = provisioned / "swabkiosk.toml"
+    text = station.read_text()
+    with socket.socket() as s:  # a broker address nobody answers on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    gone = re.sub(r'url = "mqtt://127.0.0.1:\d+"', f'url = "mqtt://127.0.0.1:{dead}"', text)
+    assert gone != text
+    pushed.save_config(str(data), str(station), gone)
+    checks = {c.name: c for c in doctor.run_checks(str(station))}
+    assert checks["config"].status == "ok" and "pushed" in checks["config"].detail
+    assert checks["broker"].status == "fail" and str(dead) in checks["broker"].detail
+    # a newer provisioned file wins at the next start; doctor says so and leaves the push alone
+    station.write_text(text.replace("box_capacity = 50", "box_capacity = 30"))
+    checks = {c.name: c for c in doctor.run_checks(str(station))}
+    assert "pushed" not in checks["config"].detail and checks["broker"].status == "ok"
+    assert (data / "pushed" / "swabkiosk.toml").is_file()
