@@ -606,7 +606,9 @@ class Store:
         """
         with self._lock:
             out: list[dict] = []
-            for seg in self._segments:
+            # start at the segment holding after_seq: a drain reads page by page through a long backlog
+            start = max(0, bisect_right(self._segments, after_seq, key=lambda s: s.first) - 1)
+            for seg in self._segments[start:]:
                 if len(out) >= limit:
                     break
                 if seg.done or seg.seqs[-1] <= after_seq:
