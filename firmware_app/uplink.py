@@ -416,7 +416,8 @@ class Uplink:
                 rec, payload = ahead.popleft()
                 info = publish(root + RECORD_KINDS.get(rec.get("kind", ""), "records"), payload, qos=1)
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    break  # connection gone: the loop notices; the next one reads the outbox again
+                    ahead.appendleft((rec, payload))  # next in line still, on this connection or the next
+                    break  # connection gone: the loop notices
                 inflight[info.mid] = rec["record_id"]
                 room -= 1
                 self._state["sent"] += 1
