@@ -72,7 +72,7 @@ class UplinkSettings:
     cert_file: str = ""
     key_file: str = ""
     keepalive: int = 30
-    window: int = 128  # records in flight; paho's limit is window + 16 so control messages get through
+    window: int = 128  # records in flight (paho has no limit of its own, so control messages always get through)
     backoff_min_s: float = 0.5
     backoff_max_s: float = 60.0
     status_every_s: float = 60.0
