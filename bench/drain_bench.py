@@ -8,6 +8,8 @@ unless ``port`` is given). The uplink run also reads the records from the
 store and writes every acknowledgement durably (ack journal, fsync).
 ``live_record_latency_s``: one record appended when half the backlog is left,
 until its PUBACK is recorded (records keep seq order, so it waits its turn).
+``*_cpu_s``: this process's CPU time (user + system, all threads) over each run:
+steadier than wall time on a shared machine, and it shows what the GIL serialises.
 """
 
 from __future__ import annotations
@@ -49,9 +51,15 @@ def _start_broker(directory: str) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("mosquitto did not start")
 
 
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64,
-             username: str = "", password: str = "") -> float:
-    """Seconds to publish all payloads QoS 1 with raw paho and get every PUBACK."""
+             username: str = "", password: str = "", cpu: list | None = None) -> float:
+    """Seconds to publish all payloads QoS 1 with raw paho and get every PUBACK
+    (the process's CPU seconds over the same span appended to ``cpu`` if given)."""
     done = threading.Event()
     left = [len(payloads)]
 
@@ -68,11 +76,13 @@ def raw_paho(port: int, payloads: list[tuple[str, bytes]], inflight: int = 64,
         client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     for topic, payload in payloads:
         client.publish(topic, payload, qos=1)
     done.wait(600)
     elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu() - c0)
     client.loop_stop()
     client.disconnect()
     return elapsed
@@ -95,13 +105,14 @@ def measure(n: int = 10_000, window: int = 128, port: int | None = None, usernam
                                       username=username, password=password)
             records = [make_record(s) for s in range(1, n + 1)]
             payloads = [(settings.root + "records", json.dumps(r, ensure_ascii=False).encode()) for r in records]
-            raw_s = raw_paho(port, payloads, inflight=window, username=username, password=password)
+            raw_cpu: list[float] = []
+            raw_s = raw_paho(port, payloads, inflight=window, username=username, password=password, cpu=raw_cpu)
 
             store = Store(os.path.join(d, "data"))
             for i in range(0, n, 40):
                 store.append(records[i:i + 40])
             uplink = Uplink(store, settings, on_command=lambda c: None)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             uplink.start()
             deadline = time.monotonic() + 600
             live = live_at = live_s = None
@@ -119,6 +130,7 @@ def measure(n: int = 10_000, window: int = 128, port: int | None = None, usernam
                     live_at = time.perf_counter()
                 time.sleep(0.005)
             uplink_s = time.perf_counter() - t0
+            uplink_cpu = _cpu() - c0
             uplink.stop()
             store.close()
             return {
@@ -128,7 +140,9 @@ def measure(n: int = 10_000, window: int = 128, port: int | None = None, usernam
                 "uplink_s": round(uplink_s, 3),
                 "uplink_msgs_per_s": round(n / uplink_s),
                 "live_record_latency_s": round(live_s, 3) if live_s is not None else None,
+                "uplink_cpu_s": round(uplink_cpu, 3),
                 "raw_paho_s": round(raw_s, 3),
+                "raw_paho_cpu_s": round(raw_cpu[0], 3),
                 "raw_paho_msgs_per_s": round(n / raw_s),
             }
         finally:

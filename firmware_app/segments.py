@@ -182,10 +182,13 @@ def load_json(path: str, validate=None) -> dict | None:
     return data
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)  # json.dumps's, made once
+
+
 def canonical(record: dict) -> bytes:
     """A record's canonical JSON: what its CRC covers and what the uplink publishes
     (so a record re-sent after a restart is byte for byte the same message)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _CANONICAL.encode(record).encode()
 
 
 def record_crc(record: dict) -> int:

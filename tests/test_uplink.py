@@ -233,3 +233,46 @@ def test_command_sent_while_kiosk_is_offline_arrives_on_reconnect(password_broke
         store.close()
         op.loop_stop()
         op.disconnect()
+
+
+@pytest.mark.timeout(120)
+def test_a_drain_keeps_its_window_and_commands_are_answered_meanwhile(password_broker, tmp_path):
+    store = Store(tmp_path / "data")
+    total, window = 1000, 16
+    for first in range(1, total + 1, 100):
+        store.append([sample(s, tube=f"T{(s - 1) // 10:04d}", person=s) for s in range(first, first + 100)])
+    commands: queue.Queue = queue.Queue()
+    uplink = Uplink(store, settings_for(password_broker.port, window=window), on_command=commands.put)
+    collector = Collector(password_broker.port, ROOT + "#")
+    op = _operator()
+    op.connect("127.0.0.1", password_broker.port)
+    op.loop_start()
+    most = [0]
+    watching = threading.Event()
+
+    def watch():  # what the uplink has in flight, sampled through the drain
+        while not watching.is_set():
+            most[0] = max(most[0], uplink.state()["inflight"])
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        uplink.start()
+        assert wait(lambda: uplink.state()["acked"] > 0)
+        op.publish(ROOT + "cmd/close_tube", json.dumps({"txn": "mid-drain"}), qos=1)
+        uplink.respond(CommandResult("close_tube", commands.get(timeout=10).txn, True, "ok"))
+        assert collector.wait_for(lambda c: any(t.endswith("cmd/close_tube/response") for t, _, _ in c.messages))
+        assert collector.wait_for(lambda c: sum(t == ROOT + "records" for t, _, _ in c.messages) >= total, 60)
+        seqs = [r["seq"] for r in collector.records()]
+        assert seqs == sorted(seqs) and len(set(seqs)) == total  # one connection: in order, each once
+        assert wait(lambda: store.stats()["backlog"] == 0)
+        assert 0 < most[0] <= window
+    finally:
+        watching.set()
+        watcher.join()
+        uplink.stop()
+        store.close()
+        op.loop_stop()
+        op.disconnect()
+        collector.close()
