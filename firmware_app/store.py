@@ -571,6 +571,16 @@ class Store:
                 if day is None or record_day(rec) == day:
                     yield rec
 
+    def records(self, record_ids) -> list[dict]:
+        """The stored records (outbox or archive) with these ids, in seq order; ids the
+        store does not have are left out. For the station's Recall (a rare path)."""
+        with self._lock:
+            found = [f for f in (self._find(rid) for rid in dict.fromkeys(record_ids) if isinstance(rid, str)) if f]
+            out: list[dict] = []
+            for seg, seq in sorted(found, key=lambda f: f[1]):
+                out += [r for r in self._records_of(seg) if r["seq"] == seq]
+            return out
+
     def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
         """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
 
