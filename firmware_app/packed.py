@@ -15,6 +15,7 @@ candidate, confirmed against the stored record.
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 from array import array
 from bisect import bisect_left, bisect_right, insort
@@ -65,11 +66,11 @@ class Samples:
 class PersonIndex:
     """One day's people: person key -> ordinals of their samples (candidates, see find)."""
 
-    __slots__ = ("_salt", "_base", "_entries", "_far", "bits")
+    __slots__ = ("_salt", "base", "_entries", "_far", "bits")
 
     def __init__(self, base: int, salt: bytes | None = None, bits: int = HASH_BITS) -> None:
         self._salt = salt if salt is not None else os.urandom(16)
-        self._base = base  # ordinal of the day's first sample: entries keep ordinal - base
+        self.base = base  # ordinal of the day's first sample (entries keep ordinal - base)
         self._entries = array("Q")
         self._far: dict[int, list[int]] = {}  # offsets past OFFSET_BITS (never at a real table)
         self.bits = bits
@@ -82,7 +83,7 @@ class PersonIndex:
         return int.from_bytes(digest, "big") >> (64 - self.bits)
 
     def add(self, key: str, ordinal: int) -> None:
-        h, offset = self._hash(key), ordinal - self._base
+        h, offset = self._hash(key), ordinal - self.base
         if 0 <= offset < 1 << OFFSET_BITS:
             insort(self._entries, h << OFFSET_BITS | offset)
         else:
@@ -95,5 +96,198 @@ class PersonIndex:
         lo = bisect_left(self._entries, h << OFFSET_BITS)
         hi = bisect_left(self._entries, (h + 1) << OFFSET_BITS, lo)
         mask = (1 << OFFSET_BITS) - 1
-        found = [self._base + (e & mask) for e in self._entries[lo:hi]]
+        found = [self.base + (e & mask) for e in self._entries[lo:hi]]
         return sorted(found + self._far.get(h, [])) if h in self._far else found
+
+
+class _Words:
+    """A few distinct strings (modes, reasons, days, box ids) as small codes; 0 is None."""
+
+    __slots__ = ("words", "codes")
+
+    def __init__(self) -> None:
+        self.words: list[str | None] = [None]
+        self.codes: dict[str | None, int] = {None: 0}
+
+    def code(self, word: str | None) -> int:
+        c = self.codes.get(word)
+        if c is None:
+            c = self.codes[word] = len(self.words)
+            self.words.append(word)
+        return c
+
+
+STATES = ("open", "closed", "replaced")
+
+
+class Tube:
+    """A view of one row of ``Tubes`` (made on access, holds nothing itself)."""
+
+    __slots__ = ("_t", "n")
+
+    def __init__(self, table: Tubes, n: int) -> None:
+        self._t, self.n = table, n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tube) and other._t is self._t and other.n == self.n
+
+    def __hash__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return f"Tube({self.id!r}, {self.state}, {self.count}/{self.capacity})"
+
+    @property
+    def id(self) -> str:
+        return self._t.id_of(self.n)
+
+    capacity = property(lambda self: self._t.capacity[self.n])
+    mode = property(lambda self: self._t.words.words[self._t.mode[self.n]])
+    single_reason = property(lambda self: self._t.words.words[self._t.single[self.n]])
+    day = property(lambda self: self._t.words.words[self._t.day[self.n]])
+
+    def _get(name: str, words: bool = False):  # type: ignore[misc]
+        def get(self):
+            value = getattr(self._t, name)[self.n]
+            return self._t.words.words[value] if words else value
+
+        def put(self, value):
+            getattr(self._t, name)[self.n] = self._t.words.code(value) if words else value
+
+        return property(get, put)
+
+    first = _get("first")
+    count = _get("count")
+    counted_shift = _get("counted_shift")
+    close_reason = _get("close", words=True)
+    box = property(lambda self: self._t.boxes.words[self._t.box[self.n]],
+                   lambda self, value: self._t.box.__setitem__(self.n, self._t.boxes.code(value)))
+    counted_day = _get("counted_day", words=True)
+
+    @property
+    def state(self) -> str:
+        return STATES[self._t.state[self.n]]
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._t.state[self.n] = STATES.index(value)
+
+
+class Tubes:
+    """The station's tubes as columns (~32 B each) by number n; looked up by id like a dict.
+
+    Our own tube ids (prefix + yymmdd + 4 digits, printed by the station) are kept as one
+    integer each, in a column that never decreases so an id is found by bisection; any
+    other id (a lab's barcode, a number out of order) is kept as a string in ``_odd``."""
+
+    __slots__ = ("_prefix", "_pattern", "codes", "_odd", "_odd_n", "alive", "state", "capacity", "mode", "single",
+                 "close", "box", "day", "counted_day", "first", "count", "counted_shift", "words", "boxes")
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._pattern = re.compile(re.escape(prefix) + r"(\d{10})")
+        self._odd: dict[str, int] = {}  # id -> n of the odd ones
+        self._odd_n: dict[int, str] = {}
+        self.codes = array("q")
+        self.alive = bytearray()  # 0 once forgotten (or its id reused by a later tube)
+        self.state = bytearray()
+        self.mode, self.single, self.close = array("H"), array("H"), array("H")
+        self.capacity, self.count = array("H"), array("H")
+        self.box, self.day, self.counted_day = array("I"), array("H"), array("H")
+        self.first, self.counted_shift = array("i"), array("I")
+        self.words = _Words()  # modes, reasons, days
+        self.boxes = _Words()  # box ids (a few hundred a day)
+
+    def __len__(self) -> int:  # rows, forgotten ones included
+        return len(self.codes)
+
+    def id_of(self, n: int) -> str:
+        odd = self._odd_n.get(n)
+        return odd if odd is not None else f"{self._prefix}{self.codes[n]:010d}"
+
+    def _find(self, tube_id: str) -> int | None:
+        n = self._odd.get(tube_id)
+        if n is not None:
+            return n if self.alive[n] else None
+        m = self._pattern.fullmatch(tube_id)
+        if m is None:
+            return None
+        code = int(m.group(1))
+        n = bisect_left(self.codes, code)
+        while n < len(self.codes) and self.codes[n] == code:
+            if self.alive[n] and n not in self._odd_n:
+                return n
+            n += 1
+        return None
+
+    def add(self, tube_id: str, capacity: int, mode: str, single_reason: str | None, day: str, *, state: str = "open",
+            close_reason: str | None = None, box: str | None = None, first: int = -1, count: int = 0) -> Tube:
+        earlier = self._find(tube_id)
+        if earlier is not None:  # an empty closed tube opened again: the old row is out of reach
+            self.alive[earlier] = 0
+        n = len(self.codes)
+        m = self._pattern.fullmatch(tube_id)
+        last = self.codes[-1] if self.codes else 0
+        if m is not None and int(m.group(1)) >= last:
+            self.codes.append(int(m.group(1)))
+        else:
+            self.codes.append(last)  # keeps the column sorted; the id itself is kept in _odd
+            self._odd[tube_id], self._odd_n[n] = n, tube_id
+        w = self.words.code
+        self.alive.append(1)
+        self.state.append(STATES.index(state))
+        self.capacity.append(capacity)
+        self.mode.append(w(mode))
+        self.single.append(w(single_reason))
+        self.close.append(w(close_reason))
+        self.box.append(self.boxes.code(box))
+        self.day.append(w(day))
+        self.counted_day.append(0)
+        self.first.append(first)
+        self.count.append(count)
+        self.counted_shift.append(0)
+        return Tube(self, n)
+
+    # the dict-like part the station uses
+    def get(self, tube_id: str | None) -> Tube | None:
+        n = self._find(tube_id) if tube_id else None
+        return None if n is None else Tube(self, n)
+
+    def __getitem__(self, tube_id: str) -> Tube:
+        tube = self.get(tube_id)
+        if tube is None:
+            raise KeyError(tube_id)
+        return tube
+
+    def __contains__(self, tube_id: object) -> bool:
+        return isinstance(tube_id, str) and self._find(tube_id) is not None
+
+    def __delitem__(self, tube_id: str) -> None:
+        self.alive[self[tube_id].n] = 0
+
+    def at(self, n: int) -> Tube | None:
+        """The tube numbered n, None once forgotten."""
+        return Tube(self, n) if self.alive[n] else None
+
+    def values(self) -> list[Tube]:
+        return [Tube(self, n) for n in range(len(self.codes)) if self.alive[n]]
+
+    def keys(self) -> list[str]:
+        return [self.id_of(n) for n in range(len(self.codes)) if self.alive[n]]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def compact(self) -> dict[int, int]:
+        """Drop the forgotten rows (and unused words); returns old n -> new n of the others."""
+        old = [self.at(n) for n in range(len(self.codes))]
+        rows = [(t.id, t.capacity, t.mode, t.single_reason, t.day, t.state, t.close_reason, t.box, t.first, t.count,
+                 t.counted_day, t.counted_shift, t.n) for t in old if t is not None]
+        self.__init__(self._prefix)  # type: ignore[misc]
+        moved = {}
+        for tube_id, cap, mode, single, day, state, close, box, first, count, counted_day, shift, n in rows:
+            tube = self.add(tube_id, cap, mode, single, day, state=state, close_reason=close, box=box, first=first,
+                            count=count)
+            tube.counted_day, tube.counted_shift = counted_day, shift
+            moved[n] = tube.n
+        return moved

@@ -33,7 +33,7 @@ from typing import Any
 from firmware_app import idnumber, qr
 from firmware_app import volunteers as vol
 from firmware_app.config import Config
-from firmware_app.packed import PersonIndex, Samples
+from firmware_app.packed import PersonIndex, Samples, Tube, Tubes
 from firmware_app.model import (
     POOL_CAPACITY,
     RECORD_KINDS,
@@ -98,23 +98,6 @@ class Refused(Exception):
 # --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Tube:
-    id: str
-    capacity: int
-    mode: str
-    single_reason: str | None
-    n: int  # its number in Station._tube_list (what Samples.tube holds)
-    state: str = "open"  # open | closed | replaced
-    close_reason: str | None = None
-    box: str | None = None
-    day: str = ""  # local day it was opened
-    first: int = -1  # ordinal of its first sample (Samples); its samples follow, see _members
-    count: int = 0  # samples put in it (a replaced tube keeps its count; its samples moved)
-    counted_day: str | None = None  # the last day it was counted in today's tubes
-    counted_shift: int = 0  # the last shift it was counted in the operator's tubes
-
-
 @dataclass
 class _Box:
     id: str
@@ -166,8 +149,11 @@ class Station:
         self._operator: _Operator | None = None
         self._mode: str = sampling.mode
         self._tube: str | None = None  # the open pooled tube
-        self._tubes: dict[str, _Tube] = {}
-        self._tube_list: list[_Tube | None] = []  # by _Tube.n; None once forgotten
+        # Tubes as columns (packed.Tubes): id, capacity, mode, single_reason, state (open |
+        # closed | replaced), close_reason, box, day (opened), first (ordinal of its first
+        # sample, see _members), count (samples put in; a replaced tube keeps it), and the
+        # last day / shift it was counted in today's / the operator's tubes.
+        self._tubes = Tubes(self._prefix)
         # Ids of forgotten tubes that held people: a lab barcode must never open a second tube.
         self._retired_tubes: set[str] = set()
         # Samples packed, a few bytes each (firmware_app/packed.py); names, ID numbers and
@@ -185,13 +171,14 @@ class Station:
         self._shifts = 0
         self._recalled: dict[str, dict | None] = {}  # records the shell read back for this event
         self._asked: tuple[str, ...] = ()  # the ids of the last Recall
+        self._compact_due = False
         self._box: str | None = None  # the open box
         self._boxes: dict[str, _Box] = {}
         self._unboxed: list[str] = []  # closed tubes with people waiting for a box
         self._numbers: dict[str, int] = {}  # id stem (prefix + yymmdd) -> last number used
         self._day: str | None = None  # local day of the latest record
         self._day_people: dict[str, int] = {}  # today's only, like _people
-        self._day_tubes: dict[str, int] = {}  # tubes with people today (see _Tube.counted_day)
+        self._day_tubes: dict[str, int] = {}  # tubes with people today (see Tube.counted_day)
 
         self._pending: dict | None = None  # not a record: lost on restart, nothing registered
         self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
@@ -222,6 +209,8 @@ class Station:
             except (KeyError, ValueError, TypeError):
                 skipped += 1
         self._seq = max(self._seq, last_seq)
+        if self._compact_due:
+            self._compact()
         tube = self._tubes.get(self._tube) if self._tube else None
         if self._operator is None:
             self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
@@ -237,6 +226,8 @@ class Station:
 
     def handle(self, event: Event, now: Now) -> list[Effect]:
         self._now = now
+        if self._compact_due:
+            self._compact()
         self._step = step = _Step()
         command = event if isinstance(event, Command) else None
         ok = True
@@ -386,7 +377,7 @@ class Station:
         elif kind == "mode":
             self._mode = r["mode"]
         elif kind == "tube_open":
-            self._add_tube(_Tube(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], len(self._tube_list), day=day))
+            self._tubes.add(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], day)
             if r["single_reason"] is None:
                 self._tube = r["tube_id"]
             self._count_number(r["tube_id"], self._prefix)
@@ -437,12 +428,12 @@ class Station:
             old = self._tubes[r["old_tube_id"]]
             if old.state == "replaced":
                 raise ValueError(f"tube {old.id} was replaced already")
-            new = _Tube(r["tube_id"], old.capacity, old.mode, old.single_reason, len(self._tube_list), old.state,
-                        old.close_reason, old.box, old.day, old.first, old.count)
-            for i in self._members(old):  # the samples move to the new tube
+            members = self._members(old)
+            new = self._tubes.add(r["tube_id"], old.capacity, old.mode, old.single_reason, old.day, state=old.state,
+                                  close_reason=old.close_reason, box=old.box, first=old.first, count=old.count)
+            for i in members:  # the samples move to the new tube
                 self._samples.tube[i] = new.n
             old.state = "replaced"
-            self._add_tube(new)
             if self._tube == old.id:
                 self._tube = new.id
             self._unboxed = [new.id if t == old.id else t for t in self._unboxed]
@@ -473,14 +464,7 @@ class Station:
             self._forget()
         # "label" records change nothing: they are the trace of what was printed.
 
-    def _add_tube(self, tube: _Tube) -> None:
-        earlier = self._tubes.get(tube.id)
-        if earlier is not None:  # an empty closed tube opened again: nothing refers to the old one
-            self._tube_list[earlier.n] = None
-        self._tubes[tube.id] = tube
-        self._tube_list.append(tube)
-
-    def _count_tube(self, tube: _Tube, day: str) -> None:
+    def _count_tube(self, tube: Tube, day: str) -> None:
         if tube.counted_day != day:
             tube.counted_day = day
             self._day_tubes[day] = self._day_tubes.get(day, 0) + 1
@@ -491,22 +475,24 @@ class Station:
         self._day_people = {d: n for d, n in self._day_people.items() if d == self._day}
         self._day_tubes = {d: t for d, t in self._day_tubes.items() if d == self._day}
         self._forget()
-        if not self._people:
-            self._compact()
+        self._compact_due = True
 
     def _compact(self) -> None:
-        """Drop the forgotten tubes' samples from the packed tables (ordinals change: only
-        when no PersonIndex refers to them, at the start of a day)."""
-        samples, tubes = self._samples, self._tube_list
-        keep = [i for i in range(len(samples)) if tubes[samples.tube[i]] is not None]
-        if len(keep) == len(samples) and None not in tubes:
+        """Drop the forgotten tubes' samples and rows from the packed tables, once a day.
+
+        Sample ordinals and tube numbers change, so it runs between steps (at the start of
+        ``handle``, the end of ``restore``), never while a step holds a tube. Today's index
+        keeps its entries (offsets from its first sample) when every dropped sample comes
+        before today's first; otherwise it waits for another day."""
+        self._compact_due = False
+        samples, alive = self._samples, self._tubes.alive
+        keep = [i for i in range(len(samples)) if alive[samples.tube[i]]]
+        if len(keep) == len(samples) and all(alive):
             return
-        number: dict[int, int] = {}
-        live: list[_Tube | None] = []
-        for tube in tubes:
-            if tube is not None:
-                number[tube.n] = tube.n = len(live)
-                live.append(tube)
+        dropped = next((i for i in reversed(range(len(samples))) if not alive[samples.tube[i]]), -1)
+        if any(dropped >= index.base for index in self._people.values()):
+            return
+        number = self._tubes.compact()
         packed, day_at, day_of = Samples(), array("I"), []
         for new, i in enumerate(keep):
             packed.add(samples.seq(i), number[samples.tube[i]])
@@ -518,15 +504,17 @@ class Station:
         def moved(i: int) -> int:
             return bisect_left(keep, i)
 
-        for tube in live:
-            if tube is not None and tube.count and tube.state != "replaced":
+        for tube in self._tubes.values():
+            if tube.count and tube.state != "replaced":
                 tube.first = moved(tube.first)
-        self._voided = {moved(i) for i in self._voided if tubes[samples.tube[i]] is not None}
-        self._odd_ids = {moved(i): rid for i, rid in self._odd_ids.items() if tubes[samples.tube[i]] is not None}
+        self._voided = {moved(i) for i in self._voided if alive[samples.tube[i]]}
+        self._odd_ids = {moved(i): rid for i, rid in self._odd_ids.items() if alive[samples.tube[i]]}
         self._odd_ordinals = {rid: i for i, rid in self._odd_ids.items()}
         if self._last is not None:
             self._last["i"] = moved(self._last["i"])
-        self._samples, self._tube_list, self._day_at, self._day_of = packed, live, day_at, day_of
+        for index in self._people.values():
+            index.base = moved(index.base)
+        self._samples, self._day_at, self._day_of = packed, day_at, day_of
 
     # ------------------------------------------------------------------
     # The packed samples
@@ -545,15 +533,15 @@ class Station:
             i = self._samples.find(int(digits))
             if i is None or i in self._odd_ids:
                 return None
-        return i if self._tube_list[self._samples.tube[i]] is not None else None
+        return i if self._tubes.alive[self._samples.tube[i]] else None
 
-    def _tube_of(self, i: int) -> _Tube:
-        return self._tube_list[self._samples.tube[i]]  # type: ignore[return-value]
+    def _tube_of(self, i: int) -> Tube:
+        return self._tubes.at(self._samples.tube[i])  # type: ignore[return-value]
 
     def _sample_day(self, i: int) -> str:
         return self._day_of[bisect_right(self._day_at, i) - 1]
 
-    def _members(self, tube: _Tube) -> list[int]:
+    def _members(self, tube: Tube) -> list[int]:
         """Ordinals of the tube's samples, in order. They follow its first one, between
         them only single tubes' samples (one pooled tube is open at a time)."""
         found: list[int] = []
@@ -567,7 +555,7 @@ class Station:
             i += 1
         return found
 
-    def _live(self, tube: _Tube) -> list[int]:
+    def _live(self, tube: Tube) -> list[int]:
         return [i for i in self._members(tube) if i not in self._voided]
 
     def _recall(self, rids: list[str]) -> dict[str, dict | None]:
@@ -590,14 +578,13 @@ class Station:
                 self._retired_tubes.add(tube.id)
             # its samples are out of reach now (a replaced tube's moved to its replacement);
             # the next day's _compact drops them from the packed tables
-            self._tube_list[tube.n] = None
-        if self._last is not None and self._tube_list[self._samples.tube[self._last["i"]]] is None:
+        if self._last is not None and not self._tubes.alive[self._samples.tube[self._last["i"]]]:
             self._last = None
         for box in [b for b in self._boxes.values() if b.state == "handed_over"]:
             if not any(t in self._tubes for t in box.tubes):
                 del self._boxes[box.id]
 
-    def _done_with(self, tube: _Tube) -> bool:
+    def _done_with(self, tube: Tube) -> bool:
         if tube.day >= (self._day or "") or tube.state == "open" or tube.id in self._unboxed:
             return False
         if tube.state == "replaced" or not tube.count:
