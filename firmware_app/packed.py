@@ -6,7 +6,7 @@ rule needs about a person beyond these tables (name, ID number, time) is read ba
 the store on the rare path that needs it (``Recall`` effect, see station.py).
 
 ``Samples``: the samples the station holds, by ordinal (the order they were applied):
-their tube (4 B each) and their record seq (runs of seq - ordinal, ~1 B each when tubes
+their tube (2 B each, 4 past 65,535 tubes) and their record seq (runs of seq - ordinal, ~1 B each when tubes
 hold 10). ``PersonIndex``: one day's people as a sorted array of 64-bit entries, a 40-bit
 keyed hash of the person key and the sample's ordinal (8 B each); a hit is only a
 candidate, confirmed against the stored record.
@@ -30,7 +30,9 @@ class Samples:
     __slots__ = ("tube", "_run_at", "_run_seq")
 
     def __init__(self) -> None:
-        self.tube = array("I")  # tube number of each sample (the station's tube table)
+        # tube number of each sample (the station's tube table): 2 B while a table has
+        # fewer than 65,536 tubes (renumbered daily), 4 B from then on
+        self.tube = array("H")
         # runs: from ordinal _run_at[k] on, seq = _run_seq[k] + (ordinal - _run_at[k])
         self._run_at = array("I")
         self._run_seq = array("q")
@@ -46,8 +48,17 @@ class Samples:
         if not i or self._run_seq[-1] + (i - self._run_at[-1]) != seq:
             self._run_at.append(i)
             self._run_seq.append(seq)
+        self._fit(tube)
         self.tube.append(tube)
         return i
+
+    def set_tube(self, i: int, tube: int) -> None:
+        self._fit(tube)
+        self.tube[i] = tube
+
+    def _fit(self, tube: int) -> None:
+        if tube > 0xFFFF and self.tube.typecode == "H":
+            self.tube = array("I", self.tube)
 
     def seq(self, i: int) -> int:
         k = bisect_right(self._run_at, i) - 1
@@ -68,12 +79,12 @@ class PersonIndex:
 
     __slots__ = ("_salt", "base", "_entries", "_far", "bits")
 
-    def __init__(self, base: int, salt: bytes | None = None, bits: int = HASH_BITS) -> None:
+    def __init__(self, base: int, salt: bytes | None = None, bits: int | None = None) -> None:
         self._salt = salt if salt is not None else os.urandom(16)
         self.base = base  # ordinal of the day's first sample (entries keep ordinal - base)
         self._entries = array("Q")
         self._far: dict[int, list[int]] = {}  # offsets past OFFSET_BITS (never at a real table)
-        self.bits = bits
+        self.bits = bits or HASH_BITS  # read when made: a test may shrink it to force collisions
 
     def __len__(self) -> int:
         return len(self._entries) + sum(len(v) for v in self._far.values())

@@ -174,7 +174,7 @@ class Station:
         self._compact_due = False
         self._box: str | None = None  # the open box
         self._boxes: dict[str, _Box] = {}
-        self._unboxed: list[str] = []  # closed tubes with people waiting for a box
+        self._unboxed = array("I")  # numbers of the closed tubes with people waiting for a box
         self._numbers: dict[str, int] = {}  # id stem (prefix + yymmdd) -> last number used
         self._day: str | None = None  # local day of the latest record
         self._day_people: dict[str, int] = {}  # today's only, like _people
@@ -423,7 +423,7 @@ class Station:
             if self._tube == tube.id:
                 self._tube = None
             if tube.count:
-                self._unboxed.append(tube.id)
+                self._unboxed.append(tube.n)
         elif kind == "tube_replace":
             old = self._tubes[r["old_tube_id"]]
             if old.state == "replaced":
@@ -432,11 +432,11 @@ class Station:
             new = self._tubes.add(r["tube_id"], old.capacity, old.mode, old.single_reason, old.day, state=old.state,
                                   close_reason=old.close_reason, box=old.box, first=old.first, count=old.count)
             for i in members:  # the samples move to the new tube
-                self._samples.tube[i] = new.n
+                self._samples.set_tube(i, new.n)
             old.state = "replaced"
             if self._tube == old.id:
                 self._tube = new.id
-            self._unboxed = [new.id if t == old.id else t for t in self._unboxed]
+            self._unboxed = array("I", (new.n if t == old.n else t for t in self._unboxed))
             if old.box:
                 box = self._boxes[old.box]
                 box.tubes = [new.id if t == old.id else t for t in box.tubes]
@@ -450,7 +450,7 @@ class Station:
             box, tube = self._boxes[r["box_id"]], self._tubes[r["tube_id"]]
             box.tubes.append(tube.id)
             tube.box = box.id
-            self._unboxed.remove(r["tube_id"])
+            self._unboxed.remove(tube.n)
         elif kind == "box_count":
             box = self._boxes[r["box_id"]]
             box.counted, box.listed = r["counted"], r["listed"]
@@ -510,6 +510,7 @@ class Station:
         self._voided = {moved(i) for i in self._voided if alive[samples.tube[i]]}
         self._odd_ids = {moved(i): rid for i, rid in self._odd_ids.items() if alive[samples.tube[i]]}
         self._odd_ordinals = {rid: i for i, rid in self._odd_ids.items()}
+        self._unboxed = array("I", (number[n] for n in self._unboxed))
         if self._last is not None:
             self._last["i"] = moved(self._last["i"])
         for index in self._people.values():
@@ -571,7 +572,8 @@ class Station:
         That is a tube from an earlier day that is done with: replaced, or closed and either
         empty or in a box handed to a courier (its samples can no longer be voided, see
         docs/records.md). Open tubes, unboxed ones and boxes not yet handed over stay."""
-        gone = [t for t in self._tubes.values() if self._done_with(t)]
+        unboxed = set(self._unboxed)
+        gone = [t for t in self._tubes.values() if t.n not in unboxed and self._done_with(t)]
         for tube in gone:
             del self._tubes[tube.id]
             if tube.count or tube.state == "replaced":
@@ -585,7 +587,7 @@ class Station:
                 del self._boxes[box.id]
 
     def _done_with(self, tube: Tube) -> bool:
-        if tube.day >= (self._day or "") or tube.state == "open" or tube.id in self._unboxed:
+        if tube.day >= (self._day or "") or tube.state == "open":
             return False
         if tube.state == "replaced" or not tube.count:
             return True
@@ -968,7 +970,7 @@ class Station:
             self._open_box()
         else:
             self._fill_box()
-        if tube_id in self._unboxed:
+        if self._tubes[tube_id].n in self._unboxed:
             self._say("转运箱已满，请清点封箱")
 
     def _open_box(self) -> None:
@@ -977,9 +979,7 @@ class Station:
 
     def _fill_box(self) -> None:
         box = self._boxes[self._box]  # type: ignore[index]
-        for tube_id in list(self._unboxed):
-            if len(box.tubes) >= box.capacity:
-                break
+        for tube_id in [self._tubes.id_of(n) for n in self._unboxed[: max(0, box.capacity - len(box.tubes))]]:
             self._emit("box_add", box_id=box.id, tube_id=tube_id)
 
     def _box_for(self, args: dict, state: str) -> _Box:

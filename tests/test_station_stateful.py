@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from firmware_app import packed
 from firmware_app.model import POOL_CAPACITY, CardRead, CodeScanned, Command, IdCard, Now, Persist, PrintLabel, Say, Show
 from firmware_app.station import Station
 from tests.qr_fixtures import DAY, STRANGER_KEY, T0, operator_code, person_code
@@ -172,6 +173,9 @@ class TableSession(RuleBasedStateMachine):
             earlier = self.live_samples(number, day, before=samples[0]["seq"])
             # never silently twice: a second one that day is a confirmed duplicate
             assert not earlier or samples[0]["duplicate_of"] in earlier
+            # and never another person's sample (the index only hashes: each hit is checked)
+            duplicate = next((r for r in self.records if r["record_id"] == samples[0]["duplicate_of"]), None)
+            assert duplicate is None or (duplicate["id_number"] == number and duplicate["at"][:10] == day)
 
     def live_samples(self, number: str, day: str, before: int) -> list[str]:
         voided = {r["voided_record_id"] for r in self.records if r["kind"] == "void"}
@@ -281,3 +285,21 @@ PrelabelledSession.TestCase.settings = settings(
     max_examples=60, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_prelabelled_session = PrelabelledSession.TestCase
+
+
+class CollidingSession(TableSession):
+    """The same with a 1-bit person hash: about every other person shares a hash, so
+    nearly every arrival is a candidate duplicate the station must check and reject."""
+
+    def __init__(self):
+        super().__init__()
+        self._bits, packed.HASH_BITS = packed.HASH_BITS, 1
+
+    def teardown(self):
+        packed.HASH_BITS = self._bits
+
+
+CollidingSession.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_colliding_session = CollidingSession.TestCase
