@@ -7,9 +7,9 @@ the store on the rare path that needs it (``Recall`` effect, see station.py).
 
 ``Samples``: the samples the station holds, by ordinal (the order they were applied):
 their tube (2 B each, 4 past 65,535 tubes) and their record seq (runs of seq - ordinal, ~1 B each when tubes
-hold 10). ``PersonIndex``: one day's people as a sorted array of 64-bit entries, a 40-bit
-keyed hash of the person key and the sample's ordinal (8 B each); a hit is only a
-candidate, confirmed against the stored record.
+hold 10). ``PersonIndex``: one day's people as sorted 48-bit entries, a 28-bit keyed
+hash of the person key and the sample's ordinal (6 B each); a hit is only a candidate,
+confirmed against the stored record.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import hashlib
 import re
 import os
 from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 
-HASH_BITS = 40  # a hash hit costs one store read; 40 bits: ~1 in 10 million lookups at 100k a day
-OFFSET_BITS = 64 - HASH_BITS  # sample ordinal, counted from the day's first
+ENTRY_BYTES = 6  # one person in PersonIndex: a keyed hash and the sample's ordinal
+HASH_BITS = 28  # a false hit costs one store read: ~1 arrival in 2,700 at 100,000 people a day
+OFFSET_BITS = 8 * ENTRY_BYTES - HASH_BITS  # ordinal from the day's first: 1,048,576 a day
 
 
 class Samples:
@@ -74,6 +75,21 @@ class Samples:
         return i if i < end else None
 
 
+class _Entries:
+    """PersonIndex's bytes as a sorted sequence of big-endian entries (for bisect)."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.buf) // ENTRY_BYTES
+
+    def __getitem__(self, k: int) -> bytes:
+        return bytes(self.buf[k * ENTRY_BYTES : (k + 1) * ENTRY_BYTES])
+
+
 class PersonIndex:
     """One day's people: person key -> ordinals of their samples (candidates, see find)."""
 
@@ -82,7 +98,7 @@ class PersonIndex:
     def __init__(self, base: int, salt: bytes | None = None, bits: int | None = None) -> None:
         self._salt = salt if salt is not None else os.urandom(16)
         self.base = base  # ordinal of the day's first sample (entries keep ordinal - base)
-        self._entries = array("Q")
+        self._entries = _Entries()
         self._far: dict[int, list[int]] = {}  # offsets past OFFSET_BITS (never at a real table)
         self.bits = bits or HASH_BITS  # read when made: a test may shrink it to force collisions
 
@@ -96,7 +112,9 @@ class PersonIndex:
     def add(self, key: str, ordinal: int) -> None:
         h, offset = self._hash(key), ordinal - self.base
         if 0 <= offset < 1 << OFFSET_BITS:
-            insort(self._entries, h << OFFSET_BITS | offset)
+            entry = (h << OFFSET_BITS | offset).to_bytes(ENTRY_BYTES, "big")
+            k = bisect_right(self._entries, entry) * ENTRY_BYTES
+            self._entries.buf[k:k] = entry
         else:
             self._far.setdefault(h, []).append(ordinal)
 
@@ -104,10 +122,12 @@ class PersonIndex:
         """Ordinals whose person key hashes like this one, oldest first. Different people may
         share a hash: the caller confirms each against the stored record."""
         h = self._hash(key)
-        lo = bisect_left(self._entries, h << OFFSET_BITS)
-        hi = bisect_left(self._entries, (h + 1) << OFFSET_BITS, lo)
-        mask = (1 << OFFSET_BITS) - 1
-        found = [self.base + (e & mask) for e in self._entries[lo:hi]]
+        entries, mask = self._entries, (1 << OFFSET_BITS) - 1
+        lo = bisect_left(entries, (h << OFFSET_BITS).to_bytes(ENTRY_BYTES, "big"))
+        hi = lo
+        while hi < len(entries) and int.from_bytes(entries[hi], "big") >> OFFSET_BITS == h:
+            hi += 1
+        found = [self.base + (int.from_bytes(entries[k], "big") & mask) for k in range(lo, hi)]
         return sorted(found + self._far.get(h, [])) if h in self._far else found
 
 
