@@ -148,25 +148,25 @@ class _Seqs:
 
 
 class _Segments:
-    """Every segment's outbox index as columns: ~40 B a segment and 1 B a record, no
+    """Every segment's outbox index as columns: ~32 B a segment and 1 B a record, no
     object per segment (a site offline for a day has ~5,000 of them). Rows in seq order;
     a ``_Segment`` is a view of one row. The flag bytes (kind code | ACKED) of all
     records lie in one bytearray, segment after segment: only the newest one grows."""
 
-    __slots__ = ("dir", "firsts", "seq0", "counts", "sizes", "acked", "last_ack", "starts", "flags", "gaps",
+    __slots__ = ("dir", "firsts", "counts", "sizes", "acked", "last_ack", "starts", "flags", "gaps",
                  "damage", "version")
 
     def __init__(self, seg_dir: str) -> None:
         self.dir = seg_dir
         self.firsts = array("q")  # file name: seq of its first record when written
-        self.seq0 = array("q")  # seq of its first record now (a repair may have lost some)
         self.counts = array("I")  # records
         self.sizes = array("I")  # bytes on disk
         self.acked = array("I")  # records acknowledged
         self.last_ack = array("d")
-        self.starts = array("q")  # where its flag bytes begin in ``flags``
+        self.starts = array("I")  # where its flag bytes begin in ``flags``
         self.flags = bytearray()
-        self.gaps: dict[int, _Seqs] = {}  # first -> seqs of a segment whose seqs are not contiguous
+        # first -> seqs of a segment whose seqs are not first, first + 1, ... (after a repair)
+        self.gaps: dict[int, _Seqs] = {}
         self.damage: dict[int, str] = {}  # first -> damaged line in its ack journal
         self.version = 0  # changes when rows move (views look their row up again)
 
@@ -183,7 +183,6 @@ class _Segments:
         if self.firsts and first <= self.firsts[-1]:
             raise ValueError(f"segment {first} is not after the last one")
         self.firsts.append(first)
-        self.seq0.append(0)
         for column in (self.counts, self.sizes, self.acked):
             column.append(0)
         self.last_ack.append(0.0)
@@ -208,7 +207,7 @@ class _Segments:
         """Take over a segment built on its own (its row moves here)."""
         own, i = seg._t, seg._row()
         self._new_row(seg.first)
-        for name in ("seq0", "counts", "sizes", "acked", "last_ack"):
+        for name in ("counts", "sizes", "acked", "last_ack"):
             getattr(self, name)[-1] = getattr(own, name)[i]
         self.flags += own.flags[own.starts[i] : own.end(i)]
         if seg.first in own.gaps:
@@ -225,7 +224,7 @@ class _Segments:
         seg._t, seg._ver = own, -1
         begin, end = self.starts[i], self.end(i)
         del self.flags[begin:end]
-        for column in (self.firsts, self.seq0, self.counts, self.sizes, self.acked, self.last_ack, self.starts):
+        for column in (self.firsts, self.counts, self.sizes, self.acked, self.last_ack, self.starts):
             del column[i]
         for k in range(i, len(self.starts)):
             self.starts[k] -= end - begin
@@ -235,7 +234,7 @@ class _Segments:
 
 
 class _SegmentSeqs:
-    """A segment's record seqs (the ``_Seqs`` API): first + position while contiguous."""
+    """A segment's record seqs (the ``_Seqs`` API): its first + position, else ``gaps``."""
 
     __slots__ = ("_seg",)
 
@@ -246,12 +245,11 @@ class _SegmentSeqs:
         t, i = self._seg._t, self._seg._row()
         n, first = t.counts[i], self._seg.first
         gaps = t.gaps.get(first)
-        if gaps is None and n and seq != t.seq0[i] + n:  # not contiguous (after a repair): runs
+        if gaps is None and seq != first + n:  # not contiguous from first (after a repair): runs
             gaps = t.gaps[first] = _Seqs()
-            gaps.starts.append(t.seq0[i])
-            gaps.counts.append(n)
-        if n == 0:
-            t.seq0[i] = seq
+            if n:
+                gaps.starts.append(first)
+                gaps.counts.append(n)
         if gaps is not None:
             gaps.append(seq)
         t.counts[i] = n + 1
@@ -264,12 +262,12 @@ class _SegmentSeqs:
         if k != -1 or not t.counts[i]:
             raise IndexError(k)
         gaps = t.gaps.get(self._seg.first)
-        return gaps[-1] if gaps is not None else t.seq0[i] + t.counts[i] - 1
+        return gaps[-1] if gaps is not None else self._seg.first + t.counts[i] - 1
 
     def __iter__(self):
         t, i = self._seg._t, self._seg._row()
         gaps = t.gaps.get(self._seg.first)
-        return iter(gaps) if gaps is not None else iter(range(t.seq0[i], t.seq0[i] + t.counts[i]))
+        return iter(gaps) if gaps is not None else iter(range(self._seg.first, self._seg.first + t.counts[i]))
 
     def index(self, seq: int) -> int:
         """Position of seq in the segment, or -1."""
@@ -277,7 +275,7 @@ class _SegmentSeqs:
         gaps = t.gaps.get(self._seg.first)
         if gaps is not None:
             return gaps.index(seq)
-        pos = seq - t.seq0[i]
+        pos = seq - self._seg.first
         return pos if 0 <= pos < t.counts[i] else -1
 
 
