@@ -197,11 +197,15 @@ class _Segments:
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [_Segment(first, table=self) for first in self.firsts[i]]
-        return _Segment(self.firsts[i], table=self)
+            return [_Segment(self.firsts[k], table=self, row=k) for k in range(*i.indices(len(self.firsts)))]
+        k = range(len(self.firsts))[i]
+        return _Segment(self.firsts[k], table=self, row=k)
 
     def __iter__(self):
         return iter(self[:])
+
+    def total_size(self) -> int:
+        return sum(self.sizes)
 
     def append(self, seg: _Segment) -> None:
         """Take over a segment built on its own (its row moves here)."""
@@ -325,12 +329,15 @@ class _Segment:
 
     __slots__ = ("first", "_t", "_ver", "_i")
 
-    def __init__(self, first: int, path: str | None = None, table: _Segments | None = None) -> None:
+    def __init__(self, first: int, path: str | None = None, table: _Segments | None = None,
+                 row: int | None = None) -> None:
         self.first = first  # seq of its first record (also its file name)
         if table is None:  # a new segment, on its own until Store appends it to its table
             table = _Segments(os.path.dirname(path or ""))
             table._new_row(first)
         self._t, self._ver, self._i = table, -1, 0
+        if row is not None:  # handed out by the table: its row is known
+            self._ver, self._i = table.version, row
 
     def _row(self) -> int:
         if self._ver != self._t.version:
@@ -843,8 +850,8 @@ class Store:
             oldest = self._oldest_unsent_at()
             backlog = self._by_kind.get("sample", 0)
             total_unacked = self._unacked
-            damage = [s.ack_damage for s in self._segments if s.ack_damage]
-            size = sum(s.size for s in self._segments)
+            damage = [d for d in self._segments.damage.values() if d]
+            size = self._segments.total_size()
             last_seq = self.last_seq()
         try:
             free = shutil.disk_usage(self.data_dir).free
