@@ -377,6 +377,9 @@ class Station:
         elif kind == "mode":
             self._mode = r["mode"]
         elif kind == "tube_open":
+            earlier = self._tubes.get(r["tube_id"])
+            if earlier is not None and (earlier.count or earlier.state != "closed"):
+                raise ValueError(f"tube {r['tube_id']} is in use")  # only an empty closed one opens again
             self._tubes.add(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], day)
             if r["single_reason"] is None:
                 self._tube = r["tube_id"]
@@ -426,8 +429,9 @@ class Station:
                 self._unboxed.append(tube.n)
         elif kind == "tube_replace":
             old = self._tubes[r["old_tube_id"]]
-            if old.state == "replaced":
-                raise ValueError(f"tube {old.id} was replaced already")
+            taken = self._tubes.get(r["tube_id"])
+            if old.state == "replaced" or (taken is not None and (taken.count or taken.state != "closed")):
+                raise ValueError(f"tube {old.id} was replaced already, or {r['tube_id']} is in use")
             members = self._members(old)
             new = self._tubes.add(r["tube_id"], old.capacity, old.mode, old.single_reason, old.day, state=old.state,
                                   close_reason=old.close_reason, box=old.box, first=old.first, count=old.count)
@@ -596,7 +600,8 @@ class Station:
         return tube.box is not None and self._boxes[tube.box].state == "handed_over"
 
     def _count_number(self, ident: str, prefix: str) -> None:
-        m = re.fullmatch(re.escape(prefix) + r"(\d{6})(\d{3,4})", ident)
+        # the number may outgrow its width: tube 10,000 of a day must not reuse tube 9,999's
+        m = re.fullmatch(re.escape(prefix) + r"(\d{6})(\d{3,})", ident)
         if m:
             stem = prefix + m.group(1)
             self._numbers[stem] = max(self._numbers.get(stem, 0), int(m.group(2)))

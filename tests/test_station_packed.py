@@ -176,3 +176,25 @@ def test_a_full_day_of_one_table_stays_small_and_restores_the_same():
     assert t.show.level == "confirm"
     t.do(Command("confirm_duplicate"))
     assert t.samples()[-1]["duplicate_of"] == t.samples()[0]["record_id"]
+
+
+def test_tube_ten_thousand_of_a_day_gets_its_own_number():
+    t = signed_in(mode="1")
+    stem = "DG03" + t.station._local(t.now.at).strftime("%y%m%d")
+    t.station._numbers[stem] = 9998  # as after 9,998 tubes today
+    for n in (1, 2):
+        t.scan(person(n), "camera")
+    t.restart()  # the numbering continues from the records
+    t.scan(person(3), "camera")
+    assert [r["tube_id"] for r in t.samples()] == [f"{stem}9999", f"{stem}10000", f"{stem}10001"]
+    assert t.station.snapshot()["today"]["tubes"] == 3
+
+
+def test_a_record_opening_a_tube_that_holds_people_is_skipped_on_restore():
+    t = signed_in()
+    t.scan(person(1), "camera")
+    opened = next(r for r in t.records if r["kind"] == "tube_open")
+    again = {**opened, "seq": t.records[-1]["seq"] + 1, "record_id": opened["record_id"][:-10] + f"{t.records[-1]['seq'] + 1:010d}"}
+    station = Table().station
+    assert station.restore([*t.records, again]) == 1
+    assert station.snapshot()["tube"]["count"] == 1
