@@ -28,15 +28,15 @@ OFFSET_BITS = 8 * ENTRY_BYTES - HASH_BITS  # ordinal from the day's first: 1,048
 class Samples:
     """Sample ordinal -> (record seq, tube number). Seqs rise with the ordinal."""
 
-    __slots__ = ("tube", "_run_at", "_run_seq")
+    __slots__ = ("tube", "_run_at", "_run_off")
 
     def __init__(self) -> None:
         # tube number of each sample (the station's tube table): 2 B while a table has
         # fewer than 65,536 tubes (renumbered daily), 4 B from then on
         self.tube = array("H")
-        # runs: from ordinal _run_at[k] on, seq = _run_seq[k] + (ordinal - _run_at[k])
+        # runs: from ordinal _run_at[k] on, seq = ordinal + _run_off[k] (seqs rise faster)
         self._run_at = array("I")
-        self._run_seq = array("q")
+        self._run_off = array("I")
 
     def __len__(self) -> int:
         return len(self.tube)
@@ -46,9 +46,11 @@ class Samples:
         i = len(self.tube)
         if i and seq <= self.seq(i - 1):
             raise ValueError(f"sample seq {seq} is not above the last one")
-        if not i or self._run_seq[-1] + (i - self._run_at[-1]) != seq:
+        if not i or self._run_off[-1] != seq - i:
+            if seq - i > 0xFFFFFFFF and self._run_off.typecode == "I":
+                self._run_off = array("Q", self._run_off)
             self._run_at.append(i)
-            self._run_seq.append(seq)
+            self._run_off.append(seq - i)
         self._fit(tube)
         self.tube.append(tube)
         return i
@@ -63,14 +65,15 @@ class Samples:
 
     def seq(self, i: int) -> int:
         k = bisect_right(self._run_at, i) - 1
-        return self._run_seq[k] + (i - self._run_at[k])
+        return i + self._run_off[k]
 
     def find(self, seq: int) -> int | None:
         """The ordinal of the sample with this seq, or None."""
-        k = bisect_right(self._run_seq, seq) - 1
+        at, off = self._run_at, self._run_off
+        k = bisect_right(range(len(at)), seq, key=lambda k: at[k] + off[k]) - 1
         if k < 0:
             return None
-        i = self._run_at[k] + (seq - self._run_seq[k])
+        i = seq - off[k]
         end = self._run_at[k + 1] if k + 1 < len(self._run_at) else len(self.tube)
         return i if i < end else None
 
@@ -149,6 +152,9 @@ class _Words:
 
 
 STATES = ("open", "closed", "replaced")
+WIDER = {"B": "H", "H": "I", "I": "Q", "i": "q"}
+COLUMNS = ("codes", "alive", "state", "capacity", "mode", "single", "close", "box", "day", "counted_day", "first",
+           "count", "counted_shift")
 
 
 class Tube:
@@ -183,7 +189,7 @@ class Tube:
             return self._t.words.words[value] if words else value
 
         def put(self, value):
-            getattr(self._t, name)[self.n] = self._t.words.code(value) if words else value
+            self._t.put(name, self.n, self._t.words.code(value) if words else value)
 
         return property(get, put)
 
@@ -192,7 +198,7 @@ class Tube:
     counted_shift = _get("counted_shift")
     close_reason = _get("close", words=True)
     box = property(lambda self: self._t.boxes.words[self._t.box[self.n]],
-                   lambda self, value: self._t.box.__setitem__(self.n, self._t.boxes.code(value)))
+                   lambda self, value: self._t.put("box", self.n, self._t.boxes.code(value)))
     counted_day = _get("counted_day", words=True)
 
     @property
@@ -222,10 +228,11 @@ class Tubes:
         self.codes = array("q")
         self.alive = bytearray()  # 0 once forgotten (or its id reused by a later tube)
         self.state = bytearray()
-        self.mode, self.single, self.close = array("H"), array("H"), array("H")
-        self.capacity, self.count = array("H"), array("H")
-        self.box, self.day, self.counted_day = array("I"), array("H"), array("H")
-        self.first, self.counted_shift = array("i"), array("I")
+        # a byte each while the values fit (see put): ~25 B a tube
+        self.mode, self.single, self.close = array("B"), array("B"), array("B")
+        self.capacity, self.count = array("B"), array("B")
+        self.box, self.day, self.counted_day = array("H"), array("B"), array("B")
+        self.first, self.counted_shift = array("i"), array("B")
         self.words = _Words()  # modes, reasons, days
         self.boxes = _Words()  # box ids (a few hundred a day)
 
@@ -254,30 +261,43 @@ class Tubes:
     def add(self, tube_id: str, capacity: int, mode: str, single_reason: str | None, day: str, *, state: str = "open",
             close_reason: str | None = None, box: str | None = None, first: int = -1, count: int = 0) -> Tube:
         earlier = self._find(tube_id)
-        if earlier is not None:  # an empty closed tube opened again: the old row is out of reach
-            self.alive[earlier] = 0
         n = len(self.codes)
         m = self._pattern.fullmatch(tube_id)
         last = self.codes[-1] if self.codes else 0
-        if m is not None and int(m.group(1)) >= last:
-            self.codes.append(int(m.group(1)))
-        else:
-            self.codes.append(last)  # keeps the column sorted; the id itself is kept in _odd
-            self._odd[tube_id], self._odd_n[n] = n, tube_id
+        odd = m is None or int(m.group(1)) < last
+        self.codes.append(last if odd else int(m.group(1)))  # odd: the id itself goes in _odd
         w = self.words.code
         self.alive.append(1)
         self.state.append(STATES.index(state))
-        self.capacity.append(capacity)
-        self.mode.append(w(mode))
-        self.single.append(w(single_reason))
-        self.close.append(w(close_reason))
-        self.box.append(self.boxes.code(box))
-        self.day.append(w(day))
-        self.counted_day.append(0)
-        self.first.append(first)
-        self.count.append(count)
-        self.counted_shift.append(0)
+        try:
+            for name, value in (("capacity", capacity), ("mode", w(mode)), ("single", w(single_reason)),
+                                ("close", w(close_reason)), ("box", self.boxes.code(box)), ("day", w(day)),
+                                ("counted_day", 0), ("first", first), ("count", count), ("counted_shift", 0)):
+                self.put(name, None, value)
+        except (ValueError, TypeError):  # a record with a value no tube can have: nothing added
+            for name in COLUMNS:
+                del getattr(self, name)[n:]
+            raise
+        if odd:
+            self._odd[tube_id], self._odd_n[n] = n, tube_id
+        if earlier is not None:  # an empty closed tube opened again: the old row is out of reach
+            self.alive[earlier] = 0
         return Tube(self, n)
+
+    def put(self, name: str, n: int | None, value: int) -> None:
+        """Set row n of a column (append when n is None), widening the column when the
+        value does not fit its type (a 256th shift, a box id past 65,535)."""
+        column = getattr(self, name)
+        try:
+            if n is None:
+                column.append(value)
+            else:
+                column[n] = value
+        except OverflowError:
+            if column.typecode not in WIDER:
+                raise ValueError(f"{name} {value} out of range") from None
+            setattr(self, name, array(WIDER[column.typecode], column))
+            self.put(name, n, value)
 
     # the dict-like part the station uses
     def get(self, tube_id: str | None) -> Tube | None:

@@ -198,3 +198,23 @@ def test_a_record_opening_a_tube_that_holds_people_is_skipped_on_restore():
     station = Table().station
     assert station.restore([*t.records, again]) == 1
     assert station.snapshot()["tube"]["count"] == 1
+
+
+def test_tube_columns_widen_when_a_value_outgrows_them_and_a_bad_row_adds_nothing():
+    tubes = Tubes("DG03")
+    tube = tubes.add("DG032611220001", 10, "10", None, "2026-11-22")
+    tube.counted_shift, tube.count, tube.box = 70_000, 300, "DG03-B261122001"
+    for n in range(300):  # box ids past a byte
+        tubes.add(f"LAB{n:06d}", 1, "1", "red_code", "2026-11-22", box=f"DG03-B26112{n:04d}")
+    assert (tube.counted_shift, tube.count, tube.box) == (70_000, 300, "DG03-B261122001")
+    assert tubes["LAB000299"].box == "DG03-B261120299"
+    rows = len(tubes)
+    for bad in (-1, None):
+        try:
+            tubes.add("DG032611220002", bad, "10", None, "2026-11-22")
+        except (ValueError, TypeError):
+            pass
+        else:
+            raise AssertionError(f"a tube of capacity {bad!r} was added")
+    assert len(tubes) == rows and "DG032611220002" not in tubes
+    assert {len(getattr(tubes, name)) for name in packed.COLUMNS} == {rows}
