@@ -801,7 +801,16 @@ class Store:
             found = [f for f in (self._find(rid) for rid in dict.fromkeys(record_ids) if isinstance(rid, str)) if f]
             out: list[dict] = []
             for seg, seq in sorted(found, key=lambda f: f[1]):
-                out += [r for r in self._records_of(seg) if r["seq"] == seq]
+                current = self._current is not None and self._current.storage.path == seg.path
+                try:
+                    if current or seg.path in self._parsed:
+                        records = self._records_of(seg)
+                    else:  # read, not cached: the cache is the uplink's, and a Recall is rare
+                        records = _sorted_records(_read_segment(seg.path))
+                except StoreCorrupt as exc:  # left out, as lost; `status --repair` names the file
+                    log.warning("store: %s", exc.message_en)
+                    continue
+                out += [r for r in records if r["seq"] == seq]
             return out
 
     def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:

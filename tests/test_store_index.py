@@ -52,3 +52,20 @@ def test_segment_columns_match_plain_lists(segments, data):
             assert seg.seqs.index(probe) == (row["seqs"].index(probe) if probe in row["seqs"] else -1)
         if row["seqs"]:
             assert seg.seqs[-1] == row["seqs"][-1]
+
+
+def test_records_are_read_back_by_id_without_filling_the_uplinks_cache(tmp_path):
+    from firmware_app.store import Store
+
+    store = Store(str(tmp_path))
+    try:
+        rows = [{"schema": 1, "seq": n, "record_id": f"dev-{n:010d}", "kind": "sample", "at": "2026-11-22T10:00:00+08:00",
+                 "name": "陈大文", "pad": "x" * 900} for n in range(1, 61)]
+        for row in rows:
+            store.append([row])
+        assert store.stats()["segments"] > 2
+        wanted = ["dev-0000000003", "dev-0000000059", "nobody-0000000001", "dev-0000000003"]
+        assert [r["seq"] for r in store.records(wanted)] == [3, 59]
+        assert len(store._parsed) == 0
+    finally:
+        store.close()
