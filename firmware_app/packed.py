@@ -6,10 +6,9 @@ rule needs about a person beyond these tables (name, ID number, time) is read ba
 the store on the rare path that needs it (``Recall`` effect, see station.py).
 
 ``Samples``: the samples the station holds, by ordinal (the order they were applied):
-their tube (2 B each, 4 past 65,535 tubes) and their record seq (runs of seq - ordinal, ~1 B each when tubes
-hold 10). ``PersonIndex``: one day's people as sorted 48-bit entries, a 28-bit keyed
-hash of the person key and the sample's ordinal (6 B each); a hit is only a candidate,
-confirmed against the stored record.
+their tube and record seq, as runs (~1 B a person when tubes hold 10). ``PersonIndex``:
+one day's people as sorted 48-bit entries, a 28-bit keyed hash of the person key and the
+sample's ordinal (6 B each); a hit is only a candidate, confirmed against the stored record.
 """
 
 from __future__ import annotations
@@ -26,56 +25,115 @@ OFFSET_BITS = 8 * ENTRY_BYTES - HASH_BITS  # ordinal from the day's first: 1,048
 
 
 class Samples:
-    """Sample ordinal -> (record seq, tube number). Seqs rise with the ordinal."""
+    """Sample ordinal -> (record seq, tube number), as runs: from ordinal ``_at[k]`` on,
+    seq = ordinal + ``_off[k]`` and the tube is ``_tube[k]``. A run ends where the seqs
+    jump (any other record between two samples) or the tube changes, so a tube of 10
+    people is about one run: ~1 B a person. Seqs rise with the ordinal."""
 
-    __slots__ = ("tube", "_run_at", "_run_off")
+    __slots__ = ("_n", "_at", "_off", "_tube", "tube")
 
     def __init__(self) -> None:
-        # tube number of each sample (the station's tube table): 2 B while a table has
-        # fewer than 65,536 tubes (renumbered daily), 4 B from then on
-        self.tube = array("H")
-        # runs: from ordinal _run_at[k] on, seq = ordinal + _run_off[k] (seqs rise faster)
-        self._run_at = array("I")
-        self._run_off = array("I")
+        self._n = 0
+        self._at = array("I")
+        self._off = array("I")  # widened to 8 bytes past 4,294,967,295
+        self._tube = array("H")  # widened to 4 bytes past 65,535 tubes (renumbered daily)
+        self.tube = _TubeColumn(self)
 
     def __len__(self) -> int:
-        return len(self.tube)
+        return self._n
+
+    def _run(self, i: int) -> int:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return bisect_right(self._at, i) - 1
+
+    def _put(self, name: str, k: int | None, value: int) -> None:
+        column = getattr(self, name)
+        try:
+            if k is None:
+                column.append(value)
+            else:
+                column.insert(k, value)
+        except OverflowError:
+            setattr(self, name, array({"H": "I", "I": "Q"}[column.typecode], column))
+            self._put(name, k, value)
+
+    def _insert_run(self, k: int, at: int, off: int, tube: int) -> None:
+        self._at.insert(k, at)
+        self._off.insert(k, off)
+        self._put("_tube", k, tube)
 
     def add(self, seq: int, tube: int) -> int:
         """Append a sample (its seq above every earlier one); returns its ordinal."""
-        i = len(self.tube)
+        i = self._n
         if i and seq <= self.seq(i - 1):
             raise ValueError(f"sample seq {seq} is not above the last one")
-        if not i or self._run_off[-1] != seq - i:
-            if seq - i > 0xFFFFFFFF and self._run_off.typecode == "I":
-                self._run_off = array("Q", self._run_off)
-            self._run_at.append(i)
-            self._run_off.append(seq - i)
-        self._fit(tube)
-        self.tube.append(tube)
+        if seq < i + 1:
+            raise ValueError(f"sample seq {seq} is below its place")
+        if not i or self._off[-1] != seq - i or self._tube[-1] != tube:
+            self._put("_tube", None, tube)
+            self._at.append(i)
+            self._put("_off", None, seq - i)
+        self._n += 1
         return i
 
     def set_tube(self, i: int, tube: int) -> None:
-        self._fit(tube)
-        self.tube[i] = tube
+        """Move sample i to another tube (a tube replacement moves all of a tube's)."""
+        k = self._run(i)
+        if self._tube[k] == tube:
+            return
+        end = self._at[k + 1] if k + 1 < len(self._at) else self._n
+        old, off = self._tube[k], self._off[k]
+        if i > self._at[k]:  # split: the run's head stays
+            k += 1
+            self._insert_run(k, i, off, old)
+        if i + 1 < end:  # split: the run's tail stays
+            self._insert_run(k + 1, i + 1, off, old)
+        try:
+            self._tube[k] = tube
+        except OverflowError:
+            self._tube = array("I", self._tube)
+            self._tube[k] = tube
+        for j in (k + 1, k):  # join equal neighbours again
+            if 0 < j < len(self._at) and self._off[j - 1] == self._off[j] and self._tube[j - 1] == self._tube[j]:
+                del self._at[j], self._off[j], self._tube[j]
 
-    def _fit(self, tube: int) -> None:
-        if tube > 0xFFFF and self.tube.typecode == "H":
-            self.tube = array("I", self.tube)
+    def tube_of(self, i: int) -> int:
+        return self._tube[self._run(i)]
 
     def seq(self, i: int) -> int:
-        k = bisect_right(self._run_at, i) - 1
-        return i + self._run_off[k]
+        return i + self._off[self._run(i)]
 
     def find(self, seq: int) -> int | None:
         """The ordinal of the sample with this seq, or None."""
-        at, off = self._run_at, self._run_off
+        at, off = self._at, self._off
         k = bisect_right(range(len(at)), seq, key=lambda k: at[k] + off[k]) - 1
         if k < 0:
             return None
         i = seq - off[k]
-        end = self._run_at[k + 1] if k + 1 < len(self._run_at) else len(self.tube)
+        end = at[k + 1] if k + 1 < len(at) else self._n
         return i if i < end else None
+
+
+class _TubeColumn:
+    """``Samples.tube[i]``: the tube number of sample i, read from its run."""
+
+    __slots__ = ("_samples",)
+
+    def __init__(self, samples: Samples) -> None:
+        self._samples = samples
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __getitem__(self, i: int) -> int:
+        return self._samples.tube_of(i)
+
+    def __iter__(self):
+        s = self._samples
+        for k in range(len(s._at)):
+            end = s._at[k + 1] if k + 1 < len(s._at) else s._n
+            yield from [s._tube[k]] * (end - s._at[k])
 
 
 class _Entries:

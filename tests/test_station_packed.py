@@ -218,3 +218,14 @@ def test_tube_columns_widen_when_a_value_outgrows_them_and_a_bad_row_adds_nothin
             raise AssertionError(f"a tube of capacity {bad!r} was added")
     assert len(tubes) == rows and "DG032611220002" not in tubes
     assert {len(getattr(tubes, name)) for name in packed.COLUMNS} == {rows}
+
+
+def test_moving_a_whole_tube_keeps_one_run():
+    table = Samples()
+    for n in range(10):
+        table.add(100 + n, 7)
+    table.add(120, 8)  # the next tube, after its tube_open record
+    for i in range(10):
+        table.set_tube(i, 9)  # tube 7 replaced by tube 9
+    assert list(table.tube) == [9] * 10 + [8] and len(table._at) == 2
+    assert [table.seq(i) for i in range(11)] == list(range(100, 110)) + [120]
