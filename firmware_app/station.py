@@ -4,7 +4,9 @@
     station.restore(store.iter_records())          # after a restart: continue the open tube
     effects = station.handle(event, Now(time.time(), synced))
     # the shell carries out effects in order: every Persist durably first (one batch),
-    # then labels, screen, sound, command results.
+    # then labels, screen, sound, command results. A lone Recall(record_ids) instead
+    # means: pass those stored records to station.recall(...) and handle the same event
+    # again (the station keeps names, ID numbers and times in the store, not in memory).
 
 Every state change is a record: ``handle`` builds a record, applies it to the state with
 the same ``_apply`` that ``restore`` uses, and returns it as a ``Persist``. So the state
