@@ -63,7 +63,7 @@ def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = Fa
     from tinydb import TinyDB
 
     from firmware_app import config, volunteers
-    from firmware_app.model import RECORD_KINDS, CardRead, CodeScanned, Now, Persist
+    from firmware_app.model import RECORD_KINDS, CardRead, CodeScanned, Now, Persist, Recall
     from firmware_app.station import Station
     from hw_mocks.table import OPERATOR as VOLUNTEER
     from hw_mocks.table import Table
@@ -88,7 +88,13 @@ def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = Fa
     root = "swab/v1/{district}/{site}/{table}/".format(**cfg.station)
 
     def handle(event):
-        effects = station.handle(event, Now(time.time(), True))
+        now = Now(time.time(), True)
+        effects = station.handle(event, now)
+        recall = next((e for e in effects if isinstance(e, Recall)), None)
+        if recall is not None:  # a same-day duplicate, a void: records read back from the db
+            wanted = set(recall.record_ids)
+            station.recall([r for r in records.all() if r["record_id"] in wanted])
+            effects = station.handle(event, now)
         persisted = [e.record for e in effects if isinstance(e, Persist)]
         for record in persisted:
             client.publish(root + RECORD_KINDS[record["kind"]], json.dumps(record, ensure_ascii=False), qos=1)
@@ -114,6 +120,40 @@ def vm_rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+class CountedPeople:
+    """Distinct synthetic people numbered by a counter (region, birth date, sequence digits).
+
+    ``UniquePeople`` remembers every ID number it handed out (twice: its own set and
+    hw_mocks.people's), ~350 B per person in this process: the memory figure would
+    count the harness's bookkeeping as the kiosk's. This keeps nothing per person."""
+
+    def __init__(self, seed: int) -> None:
+        import datetime as dt
+        import random
+
+        self.rng = random.Random(seed)
+        self.today = dt.date.today()
+        self.n = 0
+
+    def next(self):
+        import datetime as dt
+
+        from firmware_app.idnumber import check_char
+        from hw_mocks.people import GIVEN, REGIONS, STREETS, SURNAMES, Person
+
+        regions = sorted(REGIONS)
+        k, self.n = self.n, self.n + 1
+        region = regions[k % len(regions)]
+        seq = (k // len(regions)) % 1000  # the sequence digits: odd for men, even for women
+        birth = self.today - dt.timedelta(days=20 * 365 + k // len(regions) // 1000)
+        first17 = f"{region}{birth:%Y%m%d}{seq:03d}"
+        rng = self.rng
+        name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
+        address = f"{REGIONS[region]}{rng.choice(STREETS)}{rng.randrange(1, 300)}号"
+        phone = "1" + rng.choice("3589") + "".join(rng.choice("0123456789") for _ in range(9))
+        return Person(name, "1" if seq % 2 else "2", f"{birth:%Y%m%d}", first17 + check_char(first17), address, phone)
+
+
 def rss(workdir: str, total: int, warmup: int) -> None:
     """Offline kiosk (the broker URL points at a closed port): records pile up in the store."""
     import gc
@@ -126,7 +166,7 @@ def rss(workdir: str, total: int, warmup: int) -> None:
         port = s.getsockname()[1]
     driver = KioskDriver(workdir, os.path.join(workdir, "data"), broker=broker_url(USER, port)).start()
     driver.sign_in()
-    crowd = UniquePeople(7)
+    crowd = CountedPeople(7)
     ok = 0
     t0 = time.monotonic()
     steady = None
@@ -144,7 +184,7 @@ def rss(workdir: str, total: int, warmup: int) -> None:
     print(json.dumps({"warmup": warmup, "registrations": total, "ok": ok, "rss_mb_steady": round(steady, 1),
                       "rss_mb_end": round(end, 1), "growth_mb": round(end - steady, 1),
                       "seconds": round(seconds, 1), "backlog": stats["backlog"], "segments": stats["segments"],
-                      "station_samples_in_memory": len(station._samples),
+                      "station_samples_in_memory": station.samples_held(),
                       "uplink_connected": bool(driver.kiosk.uplink.state().get("connected"))}), flush=True)
     driver.stop()
 

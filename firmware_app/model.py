@@ -196,4 +196,14 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Effect = Persist | PrintLabel | Show | Say | CommandResult
+@dataclass(frozen=True)
+class Recall:
+    """The station needs these stored records (by record_id) to answer the event, and did
+    nothing else: the shell reads them from the store, passes them to
+    ``Station.recall(records)`` and hands the SAME event to ``handle`` again. Rare (a
+    same-day duplicate, a void, a tube replacement): the station keeps no names in memory."""
+
+    record_ids: tuple[str, ...]
+
+
+Effect = Persist | PrintLabel | Show | Say | CommandResult | Recall

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from firmware_app import clock
 from firmware_app.model import (CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
-                                Effect, Event, Now, Persist, PrintLabel, Say, Show)
+                                Effect, Event, Now, Persist, PrintLabel, Recall, Say, Show)
 
 log = logging.getLogger("swabkiosk.runtime")
 
@@ -189,7 +189,7 @@ class Runtime:
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
-        effects = shell(event) if shell is not None else self.station.handle(event, self.now())
+        effects = shell(event) if shell is not None else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]
         labels = [e for e in effects if isinstance(e, PrintLabel)] if records else []
         if records:
@@ -216,6 +216,19 @@ class Runtime:
             shown = [e for e in effects if isinstance(e, Show)]
             self._respond(CommandResult(event.name, event.txn, not any(s.level == "error" for s in shown),
                                         shown[-1].message if shown else ""))
+        return effects
+
+    def _handle(self, event: Event) -> list[Effect]:
+        """The station's effects for event; a Recall (stored records it needs) is answered
+        from the store and the same event handed again."""
+        now = self.now()
+        effects = self.station.handle(event, now)
+        recall = next((e for e in effects if isinstance(e, Recall)), None)
+        if recall is not None:
+            self.station.recall(self.store.records(recall.record_ids))
+            effects = self.station.handle(event, now)
+            if any(isinstance(e, Recall) for e in effects):
+                raise RuntimeError("the station asked twice for stored records for one event")
         return effects
 
     def _refused(self, event: Event, exc: Exception) -> list[Effect]:

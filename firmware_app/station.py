@@ -4,7 +4,9 @@
     station.restore(store.iter_records())          # after a restart: continue the open tube
     effects = station.handle(event, Now(time.time(), synced))
     # the shell carries out effects in order: every Persist durably first (one batch),
-    # then labels, screen, sound, command results.
+    # then labels, screen, sound, command results. A lone Recall(record_ids) instead
+    # means: pass those stored records to station.recall(...) and handle the same event
+    # again (the station keeps names, ID numbers and times in the store, not in memory).
 
 Every state change is a record: ``handle`` builds a record, applies it to the state with
 the same ``_apply`` that ``restore`` uses, and returns it as a ``Persist``. So the state
@@ -22,14 +24,18 @@ The rules and the decisions taken where the seeds are silent are in docs/records
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_app import idnumber, qr
 from firmware_app import volunteers as vol
 from firmware_app.config import Config
+from firmware_app.packed import PersonIndex, Samples, Tube, Tubes
 from firmware_app.model import (
     POOL_CAPACITY,
     RECORD_KINDS,
@@ -46,6 +52,7 @@ from firmware_app.model import (
     Now,
     Persist,
     PrintLabel,
+    Recall,
     Say,
     Show,
     mask_id,
@@ -70,6 +77,14 @@ CARD_ARG = {
 }
 
 
+class _Need(Exception):
+    """Raised before a step changes anything: it needs these stored records (see Recall)."""
+
+    def __init__(self, record_ids: list[str]):
+        super().__init__(record_ids)
+        self.record_ids = tuple(record_ids)
+
+
 class Refused(Exception):
     """A step that cannot happen; raised before the step emits any record."""
 
@@ -83,36 +98,6 @@ class Refused(Exception):
 # --------------------------------------------------------------------------
 # State (everything here is rebuilt from records by _apply)
 # --------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Tube:
-    id: str
-    capacity: int
-    mode: str
-    single_reason: str | None
-    samples: list[str] = field(default_factory=list)  # sample record ids, in order
-    state: str = "open"  # open | closed | replaced
-    close_reason: str | None = None
-    box: str | None = None
-    day: str = ""  # local day it was opened
-
-
-@dataclass(slots=True)
-class _Sample:
-    record_id: str
-    tube_id: str
-    day: str
-    key: str  # the duplicate check's person key; it holds the ID number (see id_number)
-    name: str
-    colour: str | None
-    source: str
-    at: str
-    voided: bool = False
-
-    @property
-    def id_number(self) -> str:
-        return "" if self.key.startswith("none:") else self.key.partition(":")[2]
 
 
 @dataclass
@@ -132,8 +117,9 @@ class _Operator:
     name: str
     since: float
     cert_expires: float
+    shift: int = 0  # the station's count of shift_start records applied
     people: int = 0
-    tubes: set[str] = field(default_factory=set)
+    tubes: int = 0
 
 
 @dataclass
@@ -165,20 +151,36 @@ class Station:
         self._operator: _Operator | None = None
         self._mode: str = sampling.mode
         self._tube: str | None = None  # the open pooled tube
-        self._tubes: dict[str, _Tube] = {}
+        # Tubes as columns (packed.Tubes): id, capacity, mode, single_reason, state (open |
+        # closed | replaced), close_reason, box, day (opened), first (ordinal of its first
+        # sample, see _members), count (samples put in; a replaced tube keeps it), and the
+        # last day / shift it was counted in today's / the operator's tubes.
+        self._tubes = Tubes(self._prefix)
         # Ids of forgotten tubes that held people: a lab barcode must never open a second tube.
         self._retired_tubes: set[str] = set()
-        self._samples: dict[str, _Sample] = {}
-        # today -> person key -> live sample id(s): a str for one (nearly everyone), a list for more
-        self._people: dict[str, dict[str, str | list[str]]] = {}
-        self._last_sample: str | None = None
+        # Samples packed, a few bytes each (firmware_app/packed.py); names, ID numbers and
+        # times stay in the store and come back by Recall on the rare path that shows them.
+        self._samples = Samples()
+        self._voided: set[int] = set()  # sample ordinals
+        self._day_at = array("I")  # sample days as runs: from ordinal _day_at[k] on, _day_of[k]
+        self._day_of: list[str] = []
+        self._odd_ids: dict[int, str] = {}  # sample ordinal -> record id not of our device/seq form
+        self._odd_ordinals: dict[str, int] = {}
+        # day -> that day's people (person key -> sample ordinals), kept for today only
+        self._people: dict[str, PersonIndex] = {}
+        self._salt = os.urandom(16)  # keys the person hashes: not guessable from outside
+        self._last: dict | None = None  # the latest sample, masked, for the screen
+        self._shifts = 0
+        self._recalled: dict[str, dict | None] = {}  # records the shell read back for this event
+        self._asked: tuple[str, ...] = ()  # the ids of the last Recall
+        self._compact_due = False
         self._box: str | None = None  # the open box
         self._boxes: dict[str, _Box] = {}
-        self._unboxed: list[str] = []  # closed tubes with people waiting for a box
+        self._unboxed = array("I")  # numbers of the closed tubes with people waiting for a box
         self._numbers: dict[str, int] = {}  # id stem (prefix + yymmdd) -> last number used
         self._day: str | None = None  # local day of the latest record
         self._day_people: dict[str, int] = {}  # today's only, like _people
-        self._day_tubes: dict[str, set[str]] = {}
+        self._day_tubes: dict[str, int] = {}  # tubes with people today (see Tube.counted_day)
 
         self._pending: dict | None = None  # not a record: lost on restart, nothing registered
         self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
@@ -209,14 +211,16 @@ class Station:
             except (KeyError, ValueError, TypeError):
                 skipped += 1
         self._seq = max(self._seq, last_seq)
+        if self._compact_due:
+            self._compact()
         tube = self._tubes.get(self._tube) if self._tube else None
         if self._operator is None:
             self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
         elif tube:
             self._show = Show(
                 "info",
-                f"已恢复：{self._operator.name} 在岗，当前管 {tube.id} 已有 {len(tube.samples)}/{tube.capacity} 人",
-                f"Restored: {self._operator.cert_id} signed in, tube {tube.id} has {len(tube.samples)}/{tube.capacity}",
+                f"已恢复：{self._operator.name} 在岗，当前管 {tube.id} 已有 {tube.count}/{tube.capacity} 人",
+                f"Restored: {self._operator.cert_id} signed in, tube {tube.id} has {tube.count}/{tube.capacity}",
             )
         else:
             self._show = Show("info", f"已恢复：{self._operator.name} 在岗", f"Restored: {self._operator.cert_id} signed in")
@@ -224,9 +228,12 @@ class Station:
 
     def handle(self, event: Event, now: Now) -> list[Effect]:
         self._now = now
+        if self._compact_due:
+            self._compact()
         self._step = step = _Step()
         command = event if isinstance(event, Command) else None
         ok = True
+        pending = self._pending
         try:
             if isinstance(event, CardRead):
                 self._on_card(event)
@@ -240,10 +247,16 @@ class Station:
                 self._on_device_error(event)
             else:
                 raise Refused("未知事件", f"unknown event {type(event).__name__}")
+        except _Need as need:
+            assert not step.records, "a Recall must come before any record of the step"
+            self._pending = pending
+            self._asked = need.record_ids
+            return [Recall(need.record_ids)]
         except Refused as refusal:
             ok = False
             step.show = Show("error", refusal.message, refusal.message_en, refusal.detail)
             step.says.append("错误")
+        self._recalled = {}
         if step.show is not None:
             self._show = step.show
         effects: list[Effect] = [Persist(r) for r in step.records]
@@ -256,9 +269,19 @@ class Station:
             effects.append(CommandResult(command.name, command.txn, ok, shown.message_en or shown.message, step.result or {}))
         return effects
 
+    def recall(self, records: Iterable[dict]) -> None:
+        """The stored records a ``Recall`` asked for (those the store still has): hand the
+        same event to ``handle`` again. An id asked for and not passed counts as lost."""
+        found = {r.get("record_id"): r for r in records}
+        self._recalled.update({rid: found.get(rid) for rid in self._asked})
+
+    def samples_held(self) -> int:
+        """Samples in the packed table (today's and those of open or unboxed tubes)."""
+        return len(self._samples)
+
     def snapshot(self) -> dict:
         tube = self._tubes.get(self._tube) if self._tube else None
-        last = self._samples.get(self._last_sample) if self._last_sample else None
+        last = self._last
         box = self._boxes.get(self._box) if self._box else None
         return {
             "device_id": self._device_id,
@@ -266,19 +289,19 @@ class Station:
             "mode": self._mode,
             "tubes_source": self._source,
             "tube": (
-                {"id": tube.id, "count": len(tube.samples), "capacity": tube.capacity, "single_reason": tube.single_reason}
+                {"id": tube.id, "count": tube.count, "capacity": tube.capacity, "single_reason": tube.single_reason}
                 if tube
                 else None
             ),
             "pending": self._pending_view(),
             "last": (
                 {
-                    "name": mask_name(last.name),
-                    "id": mask_id(last.id_number),
-                    "colour": last.colour,
-                    "source": last.source,
-                    "tube_id": last.tube_id,
-                    "voided": last.voided,
+                    "name": last["name"],
+                    "id": last["id"],
+                    "colour": last["colour"],
+                    "source": last["source"],
+                    "tube_id": self._tube_of(last["i"]).id,
+                    "voided": last["i"] in self._voided,
                 }
                 if last
                 else None
@@ -289,7 +312,7 @@ class Station:
             "today": {
                 "day": self._day,
                 "people": self._day_people.get(self._day or "", 0),
-                "tubes": len(self._day_tubes.get(self._day or "", ())),
+                "tubes": self._day_tubes.get(self._day or "", 0),
             },
             "box": (
                 {
@@ -349,68 +372,81 @@ class Station:
         if kind == "shift_start":
             self._operator = _Operator(r["operator"], r["operator_name"], _ts(r["at"]), _ts(r["cert_expires"]))
             self._mode = r["mode"]
+            self._shifts += 1
+            self._operator.shift = self._shifts
         elif kind == "shift_end":
             self._operator = None
         elif kind == "mode":
             self._mode = r["mode"]
         elif kind == "tube_open":
-            self._tubes[r["tube_id"]] = _Tube(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], day=day)
+            earlier = self._tubes.get(r["tube_id"])
+            if earlier is not None and (earlier.count or earlier.state != "closed"):
+                raise ValueError(f"tube {r['tube_id']} is in use")  # only an empty closed one opens again
+            self._tubes.add(r["tube_id"], r["capacity"], r["pool_mode"], r["single_reason"], day)
             if r["single_reason"] is None:
                 self._tube = r["tube_id"]
             self._count_number(r["tube_id"], self._prefix)
         elif kind == "sample":
             tube = self._tubes[r["tube_id"]]
             key = _person_key(r["id_type"], r["id_number"], r["name"], r["phone"])
-            sample = _Sample(r["record_id"], r["tube_id"], day, key, r["name"], r["colour"], r["source"], r["at"])
-            tube.samples.append(r["record_id"])
-            self._samples[r["record_id"]] = sample
-            people = self._people.setdefault(day, {})
-            ids = people.get(key)
-            if ids is None:
-                people[key] = r["record_id"]
-            elif isinstance(ids, str):
-                people[key] = [ids, r["record_id"]]
-            else:
-                ids.append(r["record_id"])
-            self._last_sample = r["record_id"]
+            last = {"name": mask_name(r["name"]), "id": mask_id(r["id_number"] if r["id_type"] != "none" else ""),
+                    "colour": r["colour"], "source": r["source"]}
+            i = self._samples.add(r["seq"], tube.n)  # ValueError (nothing changed) if out of order
+            if r["record_id"] != record_id(self._device_id, r["seq"]):
+                self._odd_ids[i], self._odd_ordinals[r["record_id"]] = r["record_id"], i
+            if not tube.count:
+                tube.first = i
+            tube.count += 1
+            if not self._day_of or self._day_of[-1] != day:
+                self._day_at.append(i)
+                self._day_of.append(day)
+            people = self._people.get(day)
+            if people is None:
+                people = self._people[day] = PersonIndex(i, self._salt)
+            people.add(key, i)
+            self._last = {"i": i, **last}
             self._day_people[day] = self._day_people.get(day, 0) + 1
-            self._day_tubes.setdefault(day, set()).add(r["tube_id"])
+            self._count_tube(tube, day)
             if self._operator:
                 self._operator.people += 1
-                self._operator.tubes.add(r["tube_id"])
+                if tube.counted_shift != self._operator.shift:
+                    tube.counted_shift = self._operator.shift
+                    self._operator.tubes += 1
         elif kind == "void":
-            sample = self._samples[r["voided_record_id"]]
-            sample.voided = True
-            people = self._people.get(sample.day)
-            if people is not None:  # a sample of today (older days are forgotten)
-                ids = people[sample.key]
-                if isinstance(ids, str):
-                    del people[sample.key]
-                else:
-                    ids.remove(sample.record_id)
-                self._day_people[sample.day] -= 1
+            i = self._ordinal(r["voided_record_id"])
+            if i is None:
+                raise KeyError(r["voided_record_id"])
+            day = self._sample_day(i)
+            if day in self._people:  # a sample of today (older days are forgotten)
+                if i in self._voided:
+                    raise KeyError(f"{r['voided_record_id']} is void already")
+                self._day_people[day] -= 1
+            self._voided.add(i)
         elif kind == "tube_close":
             tube = self._tubes[r["tube_id"]]
             tube.state, tube.close_reason = "closed", r["reason"]
             if self._tube == tube.id:
                 self._tube = None
-            if tube.samples:
-                self._unboxed.append(tube.id)
+            if tube.count:
+                self._unboxed.append(tube.n)
         elif kind == "tube_replace":
             old = self._tubes[r["old_tube_id"]]
-            new = _Tube(r["tube_id"], old.capacity, old.mode, old.single_reason, list(old.samples), old.state, day=old.day)
-            new.close_reason, new.box = old.close_reason, old.box
+            taken = self._tubes.get(r["tube_id"])
+            if old.state == "replaced" or (taken is not None and (taken.count or taken.state != "closed")):
+                raise ValueError(f"tube {old.id} was replaced already, or {r['tube_id']} is in use")
+            members = self._members(old)
+            new = self._tubes.add(r["tube_id"], old.capacity, old.mode, old.single_reason, old.day, state=old.state,
+                                  close_reason=old.close_reason, box=old.box, first=old.first, count=old.count)
+            for i in members:  # the samples move to the new tube
+                self._samples.set_tube(i, new.n)
             old.state = "replaced"
-            self._tubes[new.id] = new
-            for sample_id in new.samples:
-                self._samples[sample_id].tube_id = new.id
             if self._tube == old.id:
                 self._tube = new.id
-            self._unboxed = [new.id if t == old.id else t for t in self._unboxed]
+            self._unboxed = array("I", (new.n if t == old.n else t for t in self._unboxed))
             if old.box:
                 box = self._boxes[old.box]
                 box.tubes = [new.id if t == old.id else t for t in box.tubes]
-            self._day_tubes.setdefault(day, set()).add(new.id)
+            self._count_tube(new, day)
             self._count_number(new.id, self._prefix)
         elif kind == "box_open":
             self._boxes[r["box_id"]] = _Box(r["box_id"], r["capacity"])
@@ -420,7 +456,7 @@ class Station:
             box, tube = self._boxes[r["box_id"]], self._tubes[r["tube_id"]]
             box.tubes.append(tube.id)
             tube.box = box.id
-            self._unboxed.remove(r["tube_id"])
+            self._unboxed.remove(tube.n)
         elif kind == "box_count":
             box = self._boxes[r["box_id"]]
             box.counted, box.listed = r["counted"], r["listed"]
@@ -434,12 +470,107 @@ class Station:
             self._forget()
         # "label" records change nothing: they are the trace of what was printed.
 
+    def _count_tube(self, tube: Tube, day: str) -> None:
+        if tube.counted_day != day:
+            tube.counted_day = day
+            self._day_tubes[day] = self._day_tubes.get(day, 0) + 1
+
     def _new_day(self) -> None:
         """The records moved to a later day: the duplicate check and counters start afresh."""
         self._people = {d: p for d, p in self._people.items() if d == self._day}
         self._day_people = {d: n for d, n in self._day_people.items() if d == self._day}
         self._day_tubes = {d: t for d, t in self._day_tubes.items() if d == self._day}
         self._forget()
+        self._compact_due = True
+
+    def _compact(self) -> None:
+        """Drop the forgotten tubes' samples and rows from the packed tables, once a day.
+
+        Sample ordinals and tube numbers change, so it runs between steps (at the start of
+        ``handle``, the end of ``restore``), never while a step holds a tube. Today's index
+        keeps its entries (offsets from its first sample) when every dropped sample comes
+        before today's first; otherwise it waits for another day."""
+        self._compact_due = False
+        samples, alive = self._samples, self._tubes.alive
+        keep = [i for i in range(len(samples)) if alive[samples.tube[i]]]
+        if len(keep) == len(samples) and all(alive):
+            return
+        dropped = next((i for i in reversed(range(len(samples))) if not alive[samples.tube[i]]), -1)
+        if any(dropped >= index.base for index in self._people.values()):
+            return
+        number = self._tubes.compact()
+        packed, day_at, day_of = Samples(), array("I"), []
+        for new, i in enumerate(keep):
+            packed.add(samples.seq(i), number[samples.tube[i]])
+            day = self._sample_day(i)
+            if not day_of or day_of[-1] != day:
+                day_at.append(new)
+                day_of.append(day)
+
+        def moved(i: int) -> int:
+            return bisect_left(keep, i)
+
+        for tube in self._tubes.values():
+            if tube.count and tube.state != "replaced":
+                tube.first = moved(tube.first)
+        self._voided = {moved(i) for i in self._voided if alive[samples.tube[i]]}
+        self._odd_ids = {moved(i): rid for i, rid in self._odd_ids.items() if alive[samples.tube[i]]}
+        self._odd_ordinals = {rid: i for i, rid in self._odd_ids.items()}
+        self._unboxed = array("I", (number[n] for n in self._unboxed))
+        if self._last is not None:
+            self._last["i"] = moved(self._last["i"])
+        for index in self._people.values():
+            index.base = moved(index.base)
+        self._samples, self._day_at, self._day_of = packed, day_at, day_of
+
+    # ------------------------------------------------------------------
+    # The packed samples
+    # ------------------------------------------------------------------
+
+    def _rid(self, i: int) -> str:
+        return self._odd_ids.get(i) or record_id(self._device_id, self._samples.seq(i))
+
+    def _ordinal(self, rid: str) -> int | None:
+        """The ordinal of a sample this station still holds, by its record id."""
+        i = self._odd_ordinals.get(rid)
+        if i is None:
+            prefix, _, digits = rid.rpartition("-")
+            if prefix != self._device_id or len(digits) != 10 or not digits.isdigit():
+                return None
+            i = self._samples.find(int(digits))
+            if i is None or i in self._odd_ids:
+                return None
+        return i if self._tubes.alive[self._samples.tube[i]] else None
+
+    def _tube_of(self, i: int) -> Tube:
+        return self._tubes.at(self._samples.tube[i])  # type: ignore[return-value]
+
+    def _sample_day(self, i: int) -> str:
+        return self._day_of[bisect_right(self._day_at, i) - 1]
+
+    def _members(self, tube: Tube) -> list[int]:
+        """Ordinals of the tube's samples, in order. They follow its first one, between
+        them only single tubes' samples (one pooled tube is open at a time)."""
+        found: list[int] = []
+        if tube.state == "replaced":
+            return found
+        column = self._samples.tube
+        i, end = tube.first, len(column)
+        while tube.first >= 0 and len(found) < tube.count and i < end:
+            if column[i] == tube.n:
+                found.append(i)
+            i += 1
+        return found
+
+    def _live(self, tube: Tube) -> list[int]:
+        return [i for i in self._members(tube) if i not in self._voided]
+
+    def _recall(self, rids: list[str]) -> dict[str, dict | None]:
+        """The stored records of these samples; raises _Need (-> Recall) the first time."""
+        missing = [rid for rid in rids if rid not in self._recalled]
+        if missing:
+            raise _Need(missing)
+        return {rid: self._recalled[rid] for rid in rids}
 
     def _forget(self) -> None:
         """Drop tubes (and their samples) no rule can reach any more; the store keeps them.
@@ -447,31 +578,32 @@ class Station:
         That is a tube from an earlier day that is done with: replaced, or closed and either
         empty or in a box handed to a courier (its samples can no longer be voided, see
         docs/records.md). Open tubes, unboxed ones and boxes not yet handed over stay."""
-        gone = [t for t in self._tubes.values() if self._done_with(t)]
+        unboxed = set(self._unboxed)
+        gone = [t for t in self._tubes.values() if t.n not in unboxed and self._done_with(t)]
         for tube in gone:
             del self._tubes[tube.id]
-            if tube.samples or tube.state == "replaced":
+            if tube.count or tube.state == "replaced":
                 self._retired_tubes.add(tube.id)
-            if tube.state != "replaced":  # a replaced tube's samples moved to its replacement
-                for sample_id in tube.samples:
-                    self._samples.pop(sample_id, None)
-        if self._last_sample is not None and self._last_sample not in self._samples:
-            self._last_sample = None
+            # its samples are out of reach now (a replaced tube's moved to its replacement);
+            # the next day's _compact drops them from the packed tables
+        if self._last is not None and not self._tubes.alive[self._samples.tube[self._last["i"]]]:
+            self._last = None
         for box in [b for b in self._boxes.values() if b.state == "handed_over"]:
             if not any(t in self._tubes for t in box.tubes):
                 del self._boxes[box.id]
 
-    def _done_with(self, tube: _Tube) -> bool:
-        if tube.day >= (self._day or "") or tube.state == "open" or tube.id in self._unboxed:
+    def _done_with(self, tube: Tube) -> bool:
+        if tube.day >= (self._day or "") or tube.state == "open":
             return False
-        if tube.state == "replaced" or not tube.samples:
+        if tube.state == "replaced" or not tube.count:
             return True
-        if any(self._samples[s].day >= (self._day or "") for s in tube.samples):
+        if any(self._sample_day(i) >= (self._day or "") for i in self._members(tube)):
             return False
         return tube.box is not None and self._boxes[tube.box].state == "handed_over"
 
     def _count_number(self, ident: str, prefix: str) -> None:
-        m = re.fullmatch(re.escape(prefix) + r"(\d{6})(\d{3,4})", ident)
+        # the number may outgrow its width: tube 10,000 of a day must not reuse tube 9,999's
+        m = re.fullmatch(re.escape(prefix) + r"(\d{6})(\d{3,})", ident)
         if m:
             stem = prefix + m.group(1)
             self._numbers[stem] = max(self._numbers.get(stem, 0), int(m.group(2)))
@@ -629,7 +761,7 @@ class Station:
             started_at=self._local(op.since).isoformat(timespec="milliseconds"),
             duration_s=duration,
             people=op.people,
-            tubes=len(op.tubes),
+            tubes=op.tubes,
             reason=reason,
         )
         hours, minutes = divmod(duration // 60, 60)
@@ -650,12 +782,7 @@ class Station:
         if self._pending is not None:
             raise Refused("请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first; not registered")
         single = _single_reason(person)
-        day = self._today().isoformat()
-        earlier = self._people.get(day, {}).get(_person_key(person["id_type"], person["id_number"], person["name"], person["phone"]))
-        duplicate_of = None
-        if earlier:
-            first = self._samples[earlier if isinstance(earlier, str) else earlier[-1]]
-            duplicate_of = {"record_id": first.record_id, "tube_id": first.tube_id, "at": first.at, **self._where}
+        duplicate_of = self._earlier_today(person)
         if single is None and self._source == "prelabelled" and self._tube is None:
             raise Refused("请先扫描试管条码开管，本人未登记", "scan a tube first; not registered")
         if single is None and duplicate_of is None:
@@ -675,6 +802,23 @@ class Station:
             parts_en.append(f"{single.replace('_', ' ')}: sample SINGLE in a separate tube")
             self._say(f"{SINGLE_ZH[single]}，单采单管")
         self._show_("confirm", f"{who}：" + "；".join(parts), f"{who}: " + "; ".join(parts_en), pending=self._pending_view())
+
+    def _earlier_today(self, person: dict) -> dict | None:
+        """Where and when this person was sampled today (the latest sample not void), or None.
+
+        The index gives candidates by a keyed hash; each is confirmed against its stored
+        record (Recall), so another person sharing a hash is never taken for this one."""
+        people = self._people.get(self._today().isoformat())
+        key = _person_key(person["id_type"], person["id_number"], person["name"], person["phone"])
+        hits = [i for i in people.find(key) if i not in self._voided] if people is not None else []
+        if not hits:
+            return None
+        records = self._recall([self._rid(i) for i in hits])
+        for i in reversed(hits):
+            r = records[self._rid(i)]
+            if r is not None and _person_key(r["id_type"], r["id_number"], r["name"], r["phone"]) == key:
+                return {"record_id": self._rid(i), "tube_id": self._tube_of(i).id, "at": r["at"], **self._where}
+        return None
 
     def _register(self, person: dict, source: str, duplicate_of: str | None, single_tube: str | None) -> None:
         """Put the person into a tube. All checks are done by the caller; this only emits."""
@@ -703,7 +847,7 @@ class Station:
         if self._tube is None:
             self._open_tube(self._next_id(self._prefix, 4), None)
         tube = self._tubes[self._tube]  # type: ignore[index]
-        position = len(tube.samples) + 1
+        position = tube.count + 1
         self._emit(
             "sample", tube_id=tube.id, position=position, capacity=tube.capacity, pool_mode=tube.mode, single_reason=None, **fields
         )
@@ -728,7 +872,7 @@ class Station:
     def _after_pooled_continue(self) -> None:
         if self._tube:
             tube = self._tubes[self._tube]
-            self._say(f"混管 {tube.id} 继续，已有{len(tube.samples)}人")
+            self._say(f"混管 {tube.id} 继续，已有{tube.count}人")
 
     # ------------------------------------------------------------------
     # Tubes
@@ -757,9 +901,11 @@ class Station:
 
     def _close_tube(self, reason: str, tube_id: str | None = None) -> None:
         tube = self._tubes[tube_id or self._tube]  # type: ignore[index]
-        voided = sum(1 for s in tube.samples if self._samples[s].voided)
-        self._emit("tube_close", tube_id=tube.id, reason=reason, count=len(tube.samples), voided=voided, samples=list(tube.samples))
-        if tube.samples:
+        members = self._members(tube)
+        voided = sum(1 for i in members if i in self._voided)
+        self._emit("tube_close", tube_id=tube.id, reason=reason, count=tube.count, voided=voided,
+                   samples=[self._rid(i) for i in members])
+        if tube.count:
             self._box_tube(tube.id)
 
     def _on_tube_scan(self, tube_id: str) -> None:
@@ -782,7 +928,7 @@ class Station:
                 # not echoed: an unknown barcode may be someone's ID number
                 raise Refused("本台打印标签，该条码不是本台的管", "this table prints its labels; that barcode is not one of its tubes")
             state = {"open": "采样中", "closed": "已封管", "replaced": "已更换"}[tube.state]
-            self._show_("info", f"管 {tube_id}：{len(tube.samples)}人，{state}", f"tube {tube_id}: {len(tube.samples)} people, {tube.state}")
+            self._show_("info", f"管 {tube_id}：{tube.count}人，{state}", f"tube {tube_id}: {tube.count} people, {tube.state}")
             return
         self._require_operator()
         if pending:
@@ -790,10 +936,10 @@ class Station:
         self._check_new_tube_id(tube_id)
         if self._tube is not None:
             current = self._tubes[self._tube]
-            if current.samples:
+            if current.count:
                 raise Refused(
-                    f"当前管 {current.id} 有 {len(current.samples)} 人未满，请先扫描关管卡",
-                    f"tube {current.id} is open with {len(current.samples)} people; close it first",
+                    f"当前管 {current.id} 有 {current.count} 人未满，请先扫描关管卡",
+                    f"tube {current.id} is open with {current.count} people; close it first",
                 )
             self._close_tube("manual")
         self._open_tube(tube_id, None)
@@ -802,20 +948,21 @@ class Station:
 
     def _check_new_tube_id(self, tube_id: str) -> None:
         tube = self._tubes.get(tube_id)
-        if tube_id in self._retired_tubes or (tube is not None and (tube.samples or tube.state != "closed")):
+        if tube_id in self._retired_tubes or (tube is not None and (tube.count or tube.state != "closed")):
             raise Refused(f"试管 {tube_id} 已使用过，请换一支", f"tube {tube_id} has been used already; take another")
 
     def _replace(self, old_id: str, new_id: str, reason: str) -> None:
         old = self._tubes[old_id]
-        self._emit("tube_replace", tube_id=new_id, old_tube_id=old_id, samples=list(old.samples), count=len(old.samples), reason=reason)
+        live = self._recall([self._rid(i) for i in self._live(old)])  # names for the recall list
+        self._emit("tube_replace", tube_id=new_id, old_tube_id=old_id, samples=[self._rid(i) for i in self._members(old)],
+                   count=old.count, reason=reason)
         if self._source == "print":
             self._print_tube_label(new_id, reprint=False)
-        live = [self._samples[s] for s in old.samples if not self._samples[s].voided]
         self._show_(
             "confirm",
             f"管 {old_id} 已更换为 {new_id}：本管 {len(live)} 人须重新采样，请召回",
             f"tube {old_id} replaced by {new_id}: its {len(live)} people must be swabbed again",
-            people=[mask_name(s.name) + " " + mask_id(s.id_number) for s in live],
+            people=[_who(r) for r in live.values()],
         )
         self._say("已换管，请召回本管人员重新采样")
         self._step.result = {"tube_id": new_id, "old_tube_id": old_id, "people": len(live)}
@@ -830,7 +977,7 @@ class Station:
             self._open_box()
         else:
             self._fill_box()
-        if tube_id in self._unboxed:
+        if self._tubes[tube_id].n in self._unboxed:
             self._say("转运箱已满，请清点封箱")
 
     def _open_box(self) -> None:
@@ -839,9 +986,7 @@ class Station:
 
     def _fill_box(self) -> None:
         box = self._boxes[self._box]  # type: ignore[index]
-        for tube_id in list(self._unboxed):
-            if len(box.tubes) >= box.capacity:
-                break
+        for tube_id in [self._tubes.id_of(n) for n in self._unboxed[: max(0, box.capacity - len(box.tubes))]]:
             self._emit("box_add", box_id=box.id, tube_id=tube_id)
 
     def _box_for(self, args: dict, state: str) -> _Box:
@@ -861,7 +1006,7 @@ class Station:
         return waiting[0]
 
     def _box_label(self, box: _Box, reprint: bool) -> None:
-        people = sum(1 for t in box.tubes for s in self._tubes[t].samples if not self._samples[s].voided)
+        people = sum(len(self._live(self._tubes[t])) for t in box.tubes)
         when = f"{self._local(self._now.at):%Y-%m-%d %H:%M}"
         lines = (self._site_name, f"{self._where['table']} {when}", f"{len(box.tubes)}管 {people}人", box.id)
         self._emit("label", ref=box.id, label_kind="box", reprint=reprint)
@@ -869,9 +1014,9 @@ class Station:
         manifest = [f"转运箱 {box.id} 清单 / manifest", self._site_name, when]
         for n, tube_id in enumerate(box.tubes, 1):
             tube = self._tubes[tube_id]
-            void = sum(1 for s in tube.samples if self._samples[s].voided)
+            void = tube.count - len(self._live(tube))
             kind = f"单管{SINGLE_ZH[tube.single_reason]}" if tube.single_reason else f"{tube.capacity}混1"
-            manifest.append(f"{n:>2}. {tube_id} {kind} {len(tube.samples) - void}人" + (f" 作废{void}" if void else ""))
+            manifest.append(f"{n:>2}. {tube_id} {kind} {tube.count - void}人" + (f" 作废{void}" if void else ""))
         manifest.append(f"共 {len(box.tubes)} 管 {people} 人")
         self._emit("label", ref=box.id, label_kind="manifest", reprint=reprint)
         self._step.prints.append(PrintLabel(Label("manifest", box.id, tuple(manifest)), ref=box.id))
@@ -898,9 +1043,9 @@ class Station:
         tube = self._tubes[self._tube]
         self._close_tube(reason)
         why = "队伍已结束" if reason == "end_of_queue" else "手动"
-        self._show_("ok", f"管 {tube.id} 已关闭（{why}），共 {len(tube.samples)} 人", f"tube {tube.id} closed ({reason}), {len(tube.samples)} people")
+        self._show_("ok", f"管 {tube.id} 已关闭（{why}），共 {tube.count} 人", f"tube {tube.id} closed ({reason}), {tube.count} people")
         self._say("已关管")
-        self._step.result = {"tube_id": tube.id, "count": len(tube.samples)}
+        self._step.result = {"tube_id": tube.id, "count": tube.count}
 
     def _cmd_end_of_queue(self, c: Command) -> None:
         self._cmd_close_tube(Command("close_tube", {"reason": "end_of_queue"}, c.source, c.txn))
@@ -917,7 +1062,7 @@ class Station:
         if self._tube:
             tube = self._tubes[self._tube]
             self._close_tube("mode_change")
-            closed = f"，管 {tube.id} 已关闭（{len(tube.samples)}人）"
+            closed = f"，管 {tube.id} 已关闭（{tube.count}人）"
         self._emit("mode", mode=mode, previous=self._mode)
         self._show_("ok", f"已切换为{_mode_zh(mode)}{closed}", f"mode switched to {mode}" + (" (open tube closed)" if closed else ""))
         self._say(_mode_zh(mode))
@@ -967,44 +1112,44 @@ class Station:
         self._reject()
 
     def _cmd_void_last(self, c: Command) -> None:
-        target = self._last_sample
-        if target is None or self._samples[target].voided:
+        last = self._last
+        if last is None or last["i"] in self._voided:
             raise Refused("没有可作废的最近登记", "no recent registration to void")
-        self._void(c, target)
+        self._void(c, self._rid(last["i"]), last["i"])
 
     def _cmd_void(self, c: Command) -> None:
         target = str(c.args.get("record_id", ""))
-        sample = self._samples.get(target)
-        if sample is None:  # or one this table no longer holds: an earlier day's, handed over
+        i = self._ordinal(target)
+        if i is None:  # or one this table no longer holds: an earlier day's, handed over
             raise Refused(
                 f"没有可作废的登记记录 {target}（往日已交接的记录由区平台处理）",
                 f"no sample record {target!r} to void here (earlier days' handed-over records: the district)",
             )
-        if sample.voided:
+        if i in self._voided:
             raise Refused(f"记录 {target} 已作废", f"record {target} is already void")
-        self._void(c, target)
+        self._void(c, target, i)
 
-    def _void(self, c: Command, target: str) -> None:
+    def _void(self, c: Command, target: str, i: int) -> None:
         if c.source != "mqtt":
             self._require_operator()
-        sample = self._samples[target]
-        if sample.day < self._today().isoformat():
+        day, tube = self._sample_day(i), self._tube_of(i)
+        if day < self._today().isoformat():
             raise Refused(
-                f"只能作废当天的登记：{target} 是 {sample.day} 的记录，请由区平台处理",
-                f"only today's registrations can be voided here: {target} is from {sample.day}; the district handles it",
+                f"只能作废当天的登记：{target} 是 {day} 的记录，请由区平台处理",
+                f"only today's registrations can be voided here: {target} is from {day}; the district handles it",
             )
-        box = self._boxes.get(self._tubes[sample.tube_id].box or "")
+        box = self._boxes.get(tube.box or "")
         if box is not None and box.state == "handed_over":
             raise Refused(
-                f"管 {sample.tube_id} 已随转运箱 {box.id} 交给转运人员，不能作废，请由区平台处理",
-                f"tube {sample.tube_id} left with box {box.id} (handed to the courier); the district handles it",
+                f"管 {tube.id} 已随转运箱 {box.id} 交给转运人员，不能作废，请由区平台处理",
+                f"tube {tube.id} left with box {box.id} (handed to the courier); the district handles it",
             )
+        who = _who(self._recall([target])[target])  # the name shown: read back from the store
         reason = str(c.args.get("reason") or "mistaken_entry")
-        self._emit("void", voided_record_id=target, tube_id=sample.tube_id, reason=reason, via=c.source)
-        who = f"{mask_name(sample.name)} {mask_id(sample.id_number)}"
-        self._show_("ok", f"已作废 {who}（管 {sample.tube_id}，名额不释放）", f"voided {target} in tube {sample.tube_id} (slot stays used)")
+        self._emit("void", voided_record_id=target, tube_id=tube.id, reason=reason, via=c.source)
+        self._show_("ok", f"已作废 {who}（管 {tube.id}，名额不释放）", f"voided {target} in tube {tube.id} (slot stays used)")
         self._say("已作废")
-        self._step.result = {"voided_record_id": target, "tube_id": sample.tube_id}
+        self._step.result = {"voided_record_id": target, "tube_id": tube.id}
 
     def _cmd_replace_tube(self, c: Command) -> None:
         if c.source != "mqtt":
@@ -1029,7 +1174,7 @@ class Station:
 
     def _check_replaceable(self, old_id: str) -> None:
         old = self._tubes.get(old_id)
-        if old is None or not old.samples:
+        if old is None or not old.count:
             raise Refused("没有可更换的管", "no tube with people to replace")
         if old.state == "replaced":
             raise Refused(f"管 {old_id} 已更换过", f"tube {old_id} was replaced already")
@@ -1037,8 +1182,8 @@ class Station:
             raise Refused(f"管 {old_id} 已封箱，不能在本台更换", f"tube {old_id} is in a sealed box")
 
     def _last_tube_with_people(self) -> str | None:
-        if self._last_sample:
-            return self._samples[self._last_sample].tube_id
+        if self._last is not None:
+            return self._tube_of(self._last["i"]).id
         return None
 
     def _cmd_reprint_label(self, c: Command) -> None:
@@ -1094,7 +1239,7 @@ class Station:
                 f"封箱前请清点：清单 {len(box.tubes)} 管，须与实物一致",
                 f"count the tubes first: {len(box.tubes)} listed must match the tubes in hand",
             )
-        people = sum(1 for t in box.tubes for s in self._tubes[t].samples if not self._samples[s].voided)
+        people = sum(len(self._live(self._tubes[t])) for t in box.tubes)
         self._emit("box_close", box_id=box.id, tubes=list(box.tubes), tube_count=len(box.tubes), people=people)
         self._box_label(box, reprint=False)
         if self._unboxed:
@@ -1183,6 +1328,13 @@ def _person_key(id_type: str, id_number: str, name: str, phone: str) -> str:
     if id_type == "none":
         return f"none:{name}:{phone}"
     return f"{id_type}:{id_number}"
+
+
+def _who(record: dict | None) -> str:
+    """A stored sample's person, masked; "?" when the store no longer has the record."""
+    if record is None:
+        return "?"
+    return f"{mask_name(record['name'])} {mask_id(record['id_number'])}"
 
 
 def _single_reason(person: dict) -> str | None:

@@ -26,7 +26,7 @@ import shutil
 import threading
 import time
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Iterator
@@ -156,20 +156,242 @@ class _Seqs:
         return -1
 
 
+class _Segments:
+    """Every segment's outbox index as columns: ~32 B a segment and 1 B a record, no
+    object per segment (a site offline for a day has ~5,000 of them). Rows in seq order;
+    a ``_Segment`` is a view of one row. The flag bytes (kind code | ACKED) of all
+    records lie in one bytearray, segment after segment: only the newest one grows."""
+
+    __slots__ = ("dir", "firsts", "counts", "sizes", "acked", "last_ack", "starts", "flags", "gaps",
+                 "damage", "version")
+
+    def __init__(self, seg_dir: str) -> None:
+        self.dir = seg_dir
+        self.firsts = array("q")  # file name: seq of its first record when written
+        self.counts = array("I")  # records
+        self.sizes = array("I")  # bytes on disk
+        self.acked = array("I")  # records acknowledged
+        self.last_ack = array("d")
+        self.starts = array("I")  # where its flag bytes begin in ``flags``
+        self.flags = bytearray()
+        # first -> seqs of a segment whose seqs are not first, first + 1, ... (after a repair)
+        self.gaps: dict[int, _Seqs] = {}
+        self.damage: dict[int, str] = {}  # first -> damaged line in its ack journal
+        self.version = 0  # changes when rows move (views look their row up again)
+
+    def row(self, first: int) -> int:
+        i = bisect_left(self.firsts, first)
+        if i == len(self.firsts) or self.firsts[i] != first:
+            raise KeyError(first)
+        return i
+
+    def end(self, i: int) -> int:
+        return self.starts[i + 1] if i + 1 < len(self.starts) else len(self.flags)
+
+    def _new_row(self, first: int) -> None:
+        if self.firsts and first <= self.firsts[-1]:
+            raise ValueError(f"segment {first} is not after the last one")
+        self.firsts.append(first)
+        for column in (self.counts, self.sizes, self.acked):
+            column.append(0)
+        self.last_ack.append(0.0)
+        self.starts.append(len(self.flags))
+
+    # the list-like part the store uses
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    def __bool__(self) -> bool:
+        return bool(self.firsts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [_Segment(self.firsts[k], table=self, row=k) for k in range(*i.indices(len(self.firsts)))]
+        k = range(len(self.firsts))[i]
+        return _Segment(self.firsts[k], table=self, row=k)
+
+    def __iter__(self):
+        return iter(self[:])
+
+    def total_size(self) -> int:
+        return sum(self.sizes)
+
+    def append(self, seg: _Segment) -> None:
+        """Take over a segment built on its own (its row moves here)."""
+        own, i = seg._t, seg._row()
+        self._new_row(seg.first)
+        for name in ("counts", "sizes", "acked", "last_ack"):
+            getattr(self, name)[-1] = getattr(own, name)[i]
+        self.flags += own.flags[own.starts[i] : own.end(i)]
+        if seg.first in own.gaps:
+            self.gaps[seg.first] = own.gaps[seg.first]
+        if seg.first in own.damage:
+            self.damage[seg.first] = own.damage[seg.first]
+        seg._t, seg._ver = self, -1
+
+    def remove(self, seg: _Segment) -> None:
+        """Drop a segment's row; the view keeps a copy of it (on its own, as before append)."""
+        i = self.row(seg.first)
+        own = _Segments(self.dir)
+        own.append(_Segment(seg.first, table=self))  # copies the row and rebinds that view only
+        seg._t, seg._ver = own, -1
+        begin, end = self.starts[i], self.end(i)
+        del self.flags[begin:end]
+        for column in (self.firsts, self.counts, self.sizes, self.acked, self.last_ack, self.starts):
+            del column[i]
+        for k in range(i, len(self.starts)):
+            self.starts[k] -= end - begin
+        self.gaps.pop(seg.first, None)
+        self.damage.pop(seg.first, None)
+        self.version += 1
+
+
+class _SegmentSeqs:
+    """A segment's record seqs (the ``_Seqs`` API): its first + position, else ``gaps``."""
+
+    __slots__ = ("_seg",)
+
+    def __init__(self, seg: _Segment) -> None:
+        self._seg = seg
+
+    def append(self, seq: int) -> None:
+        t, i = self._seg._t, self._seg._row()
+        n, first = t.counts[i], self._seg.first
+        gaps = t.gaps.get(first)
+        if gaps is None and seq != first + n:  # not contiguous from first (after a repair): runs
+            gaps = t.gaps[first] = _Seqs()
+            if n:
+                gaps.starts.append(first)
+                gaps.counts.append(n)
+        if gaps is not None:
+            gaps.append(seq)
+        t.counts[i] = n + 1
+
+    def __len__(self) -> int:
+        return self._seg._t.counts[self._seg._row()]
+
+    def __getitem__(self, k: int) -> int:
+        t, i = self._seg._t, self._seg._row()
+        if k != -1 or not t.counts[i]:
+            raise IndexError(k)
+        gaps = t.gaps.get(self._seg.first)
+        return gaps[-1] if gaps is not None else self._seg.first + t.counts[i] - 1
+
+    def __iter__(self):
+        t, i = self._seg._t, self._seg._row()
+        gaps = t.gaps.get(self._seg.first)
+        return iter(gaps) if gaps is not None else iter(range(self._seg.first, self._seg.first + t.counts[i]))
+
+    def index(self, seq: int) -> int:
+        """Position of seq in the segment, or -1."""
+        t, i = self._seg._t, self._seg._row()
+        gaps = t.gaps.get(self._seg.first)
+        if gaps is not None:
+            return gaps.index(seq)
+        pos = seq - self._seg.first
+        return pos if 0 <= pos < t.counts[i] else -1
+
+
+class _SegmentFlags:
+    """A segment's flag bytes, by position in its seqs (a window on ``_Segments.flags``)."""
+
+    __slots__ = ("_seg",)
+
+    def __init__(self, seg: _Segment) -> None:
+        self._seg = seg
+
+    def _span(self) -> tuple[_Segments, int, int]:
+        t = self._seg._t
+        i = self._seg._row()
+        return t, t.starts[i], t.end(i)
+
+    def __len__(self) -> int:
+        _t, begin, end = self._span()
+        return end - begin
+
+    def __getitem__(self, pos: int) -> int:
+        t, begin, end = self._span()
+        if not 0 <= pos < end - begin:
+            raise IndexError(pos)
+        return t.flags[begin + pos]
+
+    def __setitem__(self, pos: int, value: int) -> None:
+        t, begin, end = self._span()
+        if not 0 <= pos < end - begin:
+            raise IndexError(pos)
+        t.flags[begin + pos] = value
+
+    def append(self, value: int) -> None:
+        t, _begin, end = self._span()
+        if end != len(t.flags):
+            raise ValueError("only the newest segment takes new records")
+        t.flags.append(value)
+
+    def __bytes__(self) -> bytes:
+        t, begin, end = self._span()
+        return bytes(t.flags[begin:end])
+
+
 class _Segment:
-    """One segment file and its outbox index: a byte per record (kind code | ACKED), no per-record objects."""
+    """One segment file and its outbox index (a row of ``_Segments``): a byte per record
+    (kind code | ACKED), no per-record objects."""
 
-    __slots__ = ("first", "path", "size", "seqs", "flags", "n_acked", "last_ack_at", "ack_damage")
+    __slots__ = ("first", "_t", "_ver", "_i")
 
-    def __init__(self, first: int, path: str) -> None:
+    def __init__(self, first: int, path: str | None = None, table: _Segments | None = None,
+                 row: int | None = None) -> None:
         self.first = first  # seq of its first record (also its file name)
-        self.path = path
-        self.size = 0
-        self.seqs = _Seqs()
-        self.flags = bytearray()  # by position in seqs
-        self.n_acked = 0
-        self.last_ack_at = 0.0
-        self.ack_damage = ""  # a damaged line in the ack journal (records are re-sent: safe)
+        if table is None:  # a new segment, on its own until Store appends it to its table
+            table = _Segments(os.path.dirname(path or ""))
+            table._new_row(first)
+        self._t, self._ver, self._i = table, -1, 0
+        if row is not None:  # handed out by the table: its row is known
+            self._ver, self._i = table.version, row
+
+    def _row(self) -> int:
+        if self._ver != self._t.version:
+            self._i, self._ver = self._t.row(self.first), self._t.version
+        return self._i
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Segment) and other.first == self.first and other._t is self._t
+
+    def __hash__(self) -> int:
+        return self.first
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self._t.dir, f"{self.first:010d}.json")
+
+    @property
+    def seqs(self) -> _SegmentSeqs:
+        return _SegmentSeqs(self)
+
+    @property
+    def flags(self) -> _SegmentFlags:
+        return _SegmentFlags(self)
+
+    def _column(name: str):  # type: ignore[misc]
+        def get(self):
+            return getattr(self._t, name)[self._row()]
+
+        def put(self, value):
+            getattr(self._t, name)[self._row()] = value
+
+        return property(get, put)
+
+    size = _column("sizes")
+    n_acked = _column("acked")
+    last_ack_at = _column("last_ack")
+
+    @property
+    def ack_damage(self) -> str:
+        """A damaged line in the ack journal (records are re-sent: safe)."""
+        return self._t.damage.get(self.first, "")
+
+    @ack_damage.setter
+    def ack_damage(self, value: str) -> None:
+        self._t.damage[self.first] = value
 
     @property
     def acks_path(self) -> str:
@@ -181,8 +403,9 @@ class _Segment:
 
     def unacked(self, after_seq: int = 0):
         """(position, seq) of the records not yet acknowledged, in seq order."""
+        flags = bytes(self.flags)
         for pos, seq in enumerate(self.seqs):
-            if seq > after_seq and not self.flags[pos] & ACKED:
+            if seq > after_seq and not flags[pos] & ACKED:
                 yield pos, seq
 
 
@@ -199,7 +422,7 @@ class Store:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._seg_dir = os.path.join(self.data_dir, "segments")
-        self._segments: list[_Segment] = []
+        self._segments = _Segments(self._seg_dir)
         # The outbox index lives in the segments (one byte per record); record ids are
         # f"{device}-{seq:010d}", so they map back to a seq without a dict per record.
         self._unacked = 0
@@ -599,6 +822,25 @@ class Store:
                 if day is None or record_day(rec) == day:
                     yield rec
 
+    def records(self, record_ids) -> list[dict]:
+        """The stored records (outbox or archive) with these ids, in seq order; ids the
+        store does not have are left out. For the station's Recall (a rare path)."""
+        with self._lock:
+            found = [f for f in (self._find(rid) for rid in dict.fromkeys(record_ids) if isinstance(rid, str)) if f]
+            out: list[dict] = []
+            for seg, seq in sorted(found, key=lambda f: f[1]):
+                current = self._current is not None and self._current.storage.path == seg.path
+                try:
+                    if current or seg.path in self._parsed:
+                        records = self._records_of(seg)
+                    else:  # read, not cached: the cache is the uplink's, and a Recall is rare
+                        records = _sorted_records(_read_segment(seg.path))
+                except StoreCorrupt as exc:  # left out, as lost; `status --repair` names the file
+                    log.warning("store: %s", exc.message_en)
+                    continue
+                out += [r for r in records if r["seq"] == seq]
+            return out
+
     def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
         """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
 
@@ -647,8 +889,8 @@ class Store:
             oldest = self._oldest_unsent_at()
             backlog = self._by_kind.get("sample", 0)
             total_unacked = self._unacked
-            damage = [s.ack_damage for s in self._segments if s.ack_damage]
-            size = sum(s.size for s in self._segments)
+            damage = [d for d in self._segments.damage.values() if d]
+            size = self._segments.total_size()
             last_seq = self.last_seq()
         try:
             free = shutil.disk_usage(self.data_dir).free

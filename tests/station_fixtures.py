@@ -6,7 +6,7 @@ import datetime as dt
 
 from firmware_app import config
 from firmware_app.idnumber import check_char
-from firmware_app.model import CodeScanned, Command, Now, Persist, PrintLabel, Say, Show
+from firmware_app.model import CodeScanned, Command, Now, Persist, PrintLabel, Recall, Say, Show
 from firmware_app.station import Station
 from firmware_app.volunteers import Volunteer
 from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB, T0, operator_code
@@ -48,6 +48,20 @@ def make_id(n: int, birth="19800101") -> str:
     return first17 + check_char(first17)
 
 
+def handle(station: Station, event, now: Now, stored: list[dict]) -> list:
+    """station.handle as the runtime does it: a Recall is answered from the stored records
+    and the same event handed again (once: asking twice is a bug)."""
+    effects = station.handle(event, now)
+    recall = next((e for e in effects if isinstance(e, Recall)), None)
+    if recall is not None:
+        assert effects == [recall], "a Recall comes alone: nothing else happened"
+        wanted = set(recall.record_ids)
+        station.recall([r for r in stored if r["record_id"] in wanted])
+        effects = station.handle(event, now)
+        assert not any(isinstance(e, Recall) for e in effects)
+    return effects
+
+
 class Table:
     """A station plus a clock and the records it asked to persist (the 'store')."""
 
@@ -64,7 +78,7 @@ class Table:
 
     def do(self, event) -> list:
         self.tick()
-        self.effects = self.station.handle(event, self.now)
+        self.effects = handle(self.station, event, self.now, self.records)
         self.records += [e.record for e in self.effects if isinstance(e, Persist)]
         return self.effects
 
