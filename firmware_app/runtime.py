@@ -101,6 +101,7 @@ class Runtime:
         self._synced: bool | None = clock.kernel_synced()
         self._synced_at = time.monotonic()
         self._status_at = 0.0
+        self._after_error = ""  # the last failure after a step, logged once
         self.has_printer = get_printer is not None
         self.get_printer = get_printer or (lambda: None)
 
@@ -153,7 +154,7 @@ class Runtime:
             try:
                 item = self._queue.get(timeout=TICK_S)
             except queue.Empty:
-                self._periodic()
+                self._after("idle tick", self._periodic)
                 if self._stopping.is_set():
                     return
                 continue
@@ -170,10 +171,21 @@ class Runtime:
                 self._rebuild_station()
                 effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
                 self._show(effects[0])
-            self._publish_snapshot()
+            self._after(describe(item), self._publish_snapshot)
             for observer in self.observers:  # after the snapshot: observers see the state of this step
-                observer(item, effects)
-            self._periodic()  # also when busy: a queue that never empties still reports its status
+                self._after(describe(item), lambda: observer(item, effects))
+            self._after(describe(item), self._periodic)  # also when busy: a queue that never empties still reports its status
+
+    def _after(self, what: str, fn: Callable[[], Any]) -> None:
+        """Screen and status work after a step: a failure there is logged (once per kind)
+        and the loop goes on, since the step's records are already stored."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - registrations must go on
+            kind = f"{type(exc).__name__}: {exc}"
+            if kind != self._after_error:
+                self._after_error = kind
+                log.exception("after %s: screen/status update failed", what)
 
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:

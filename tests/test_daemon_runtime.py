@@ -240,3 +240,27 @@ def test_a_damaged_store_is_repaired_at_start_and_the_kiosk_goes_on(tmp_path):
         records = list(store.iter_records())
     # no record id can repeat one the lost tail may have used: the sequence jumped past it
     assert records[-1]["seq"] > SEQ_GAP_AFTER_REPAIR and len({r["record_id"] for r in records}) == len(records)
+
+
+def test_a_failing_screen_update_is_logged_and_registration_goes_on(tmp_path, monkeypatch, caplog):
+    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner", "printer"])
+        step(table, tracker, table.sign_in, "sign in")
+        station = kiosk.runtime.station
+        real = type(station).snapshot
+        monkeypatch.setattr(type(station), "snapshot", lambda self: 1 / 0)  # a bug in the screen's view
+        first, second = table.people.person(via="card"), table.people.person(via="scanner")
+        assert present(table, tracker, first) == "ok"
+        assert present(table, tracker, second) == "ok"  # the loop survived the first failure
+        assert kiosk.watchdog.stale() == []  # nothing for systemd to restart
+        assert sum("screen/status update failed" in r.message for r in caplog.records) == 1  # once, not per step
+        monkeypatch.setattr(type(station), "snapshot", real)
+        assert present(table, tracker, table.people.person(via="card")) == "ok"
+        assert kiosk.runtime.snapshot["tube"]["count"] == 3
+        assert len([r for r in kiosk.store.iter_records() if r["kind"] == "sample"]) == 3
+    finally:
+        kiosk.stop()
+        table.stop()
