@@ -553,14 +553,16 @@ class Store:
     def _mark_acked(self, seg: _Segment, seqs) -> int:
         """Mark these seqs of seg acknowledged; returns how many were newly acked."""
         done = 0
+        table, begin, _end = seg.flags._span()  # the row looked up once, not per record
+        flags, index = table.flags, seg.seqs.index
         for seq in seqs:
-            pos = seg.seqs.index(seq) if isinstance(seq, int) else -1
-            if pos < 0 or seg.flags[pos] & ACKED:
+            pos = index(seq) if isinstance(seq, int) else -1
+            if pos < 0 or flags[begin + pos] & ACKED:
                 continue
-            seg.flags[pos] |= ACKED
-            seg.n_acked += 1
-            self._by_kind[KIND_NAMES.get(seg.flags[pos] & ~ACKED, "")] -= 1
+            flags[begin + pos] |= ACKED
+            self._by_kind[KIND_NAMES.get(flags[begin + pos] & ~ACKED, "")] -= 1
             done += 1
+        seg.n_acked += done
         self._unacked -= done
         self._archived += done
         if done and self._oldest is not None and self._oldest[0] in seqs:
@@ -575,7 +577,7 @@ class Store:
             if prefix != self._prefix or len(digits) != 10 or not digits.isdigit():
                 return None
             seq = int(digits)
-        i = bisect_right(self._segments, seq, key=lambda s: s.first) - 1
+        i = bisect_right(self._segments.firsts, seq) - 1
         if i < 0 or self._segments[i].seqs.index(seq) < 0:
             return None
         if record_id not in self._odd_ids and seq in self._odd_ids.values():
@@ -723,7 +725,7 @@ class Store:
         """Create the next segments' (empty) ack journals on a helper thread, half a batch at a
         time: creating a file costs more than the rest of an ack (~0.5 ms here, more on an SD
         card) and a drain acks ~25 segments a second. An empty journal acks nothing."""
-        i = bisect_right(self._segments, acked_first, key=lambda s: s.first)
+        i = bisect_right(self._segments.firsts, acked_first)
         ahead = self._segments[i:i + JOURNALS_AHEAD]
         if not ahead or ahead[len(ahead) // 2].first <= self._journals_upto:
             return
@@ -849,7 +851,7 @@ class Store:
         with self._lock:
             out: list[dict] = []
             # start at the segment holding after_seq: a drain reads page by page through a long backlog
-            start = max(0, bisect_right(self._segments, after_seq, key=lambda s: s.first) - 1)
+            start = max(0, bisect_right(self._segments.firsts, after_seq) - 1)
             for seg in self._segments[start:]:
                 if len(out) >= limit:
                     break

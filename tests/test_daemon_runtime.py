@@ -43,6 +43,21 @@ def kiosk_on(table, tmp_path, notifier=None):
     return kiosk
 
 
+@pytest.fixture
+def signed_in(tmp_path):
+    """A kiosk on every serial device's mock, the volunteer signed in."""
+    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner", "printer"])
+        step(table, tracker, table.sign_in, "sign in")
+        yield table, kiosk, tracker
+    finally:
+        kiosk.stop()
+        table.stop()
+
+
 def pings(sock, seconds):
     """WATCHDOG=1 datagrams received within ``seconds``."""
     got, deadline = 0, time.monotonic() + seconds
@@ -176,48 +191,32 @@ def test_no_full_id_number_reaches_the_log(tmp_path):
     assert re.search(r"\d{6}\*{8}[\dX]{4}", out.stderr)  # masked: first 6 and last 4
 
 
-def test_an_unplugged_device_is_shown_down_and_the_table_keeps_working(tmp_path):
-    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
-    kiosk = kiosk_on(table, tmp_path)
-    try:
-        tracker = Tracker(kiosk.runtime)
-        wait_devices(kiosk, ["idcard", "scanner", "printer"])
-        step(table, tracker, table.sign_in, "sign in")
-        table.scanner.unplug()
-        assert kiosk.runtime.wait_for(lambda s: not s["devices"]["scanner"]["ok"], 10)
-        assert present(table, tracker, table.people.person(via="card")) == "ok"  # the reader still works
-        table.scanner.plug()
-        assert kiosk.runtime.wait_for(lambda s: s["devices"]["scanner"]["ok"], 10)
+def test_an_unplugged_device_is_shown_down_and_the_table_keeps_working(signed_in):
+    table, kiosk, tracker = signed_in
+    table.scanner.unplug()
+    assert kiosk.runtime.wait_for(lambda s: not s["devices"]["scanner"]["ok"], 10)
+    assert present(table, tracker, table.people.person(via="card")) == "ok"  # the reader still works
+    table.scanner.plug()
+    assert kiosk.runtime.wait_for(lambda s: s["devices"]["scanner"]["ok"], 10)
+    assert present(table, tracker, table.people.person(via="scanner")) == "ok"
+
+
+def test_a_label_waits_for_paper_and_registration_goes_on(signed_in):
+    table, kiosk, tracker = signed_in
+    assert present(table, tracker, table.people.person(via="card")) == "ok"  # tube 1 opens, label 1
+    assert len(table.printer.wait_for(1)) == 1
+    assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)  # the shell saw it come out
+    table.printer.paper_out()
+    for _ in range(9):  # tube 1 fills; tube 2 opens and its label must wait for paper
         assert present(table, tracker, table.people.person(via="scanner")) == "ok"
-    finally:
-        kiosk.stop()
-        table.stop()
-
-
-def test_a_label_waits_for_paper_and_registration_goes_on(tmp_path):
-    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
-    kiosk = kiosk_on(table, tmp_path)
-    try:
-        tracker = Tracker(kiosk.runtime)
-        wait_devices(kiosk, ["idcard", "scanner", "printer"])
-        step(table, tracker, table.sign_in, "sign in")
-        assert present(table, tracker, table.people.person(via="card")) == "ok"  # tube 1 opens, label 1
-        assert len(table.printer.wait_for(1)) == 1
-        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)  # the shell saw it come out
-        table.printer.paper_out()
-        for _ in range(9):  # tube 1 fills; tube 2 opens and its label must wait for paper
-            assert present(table, tracker, table.people.person(via="scanner")) == "ok"
-        tube2 = kiosk.runtime.snapshot["tube"]["id"]
-        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] >= 1, 10)
-        assert present(table, tracker, table.people.person(via="card")) == "ok"  # nobody waits for paper
-        assert [p["ref"] for p in kiosk.store.get_meta("pending_labels")] == [tube2]  # kept across a restart too
-        table.printer.refill()
-        labels = table.printer.wait_for(2, timeout=15)
-        assert [lab.barcode for lab in labels][-1] == tube2
-        assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)
-    finally:
-        kiosk.stop()
-        table.stop()
+    tube2 = kiosk.runtime.snapshot["tube"]["id"]
+    assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] >= 1, 10)
+    assert present(table, tracker, table.people.person(via="card")) == "ok"  # nobody waits for paper
+    assert [p["ref"] for p in kiosk.store.get_meta("pending_labels")] == [tube2]  # kept across a restart too
+    table.printer.refill()
+    labels = table.printer.wait_for(2, timeout=15)
+    assert [lab.barcode for lab in labels][-1] == tube2
+    assert kiosk.runtime.wait_for(lambda s: s["labels_waiting"] == 0, 10)
 
 
 def test_a_damaged_store_is_repaired_at_start_and_the_kiosk_goes_on(tmp_path):
@@ -242,25 +241,17 @@ def test_a_damaged_store_is_repaired_at_start_and_the_kiosk_goes_on(tmp_path):
     assert records[-1]["seq"] > SEQ_GAP_AFTER_REPAIR and len({r["record_id"] for r in records}) == len(records)
 
 
-def test_a_failing_screen_update_is_logged_and_registration_goes_on(tmp_path, monkeypatch, caplog):
-    table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
-    kiosk = kiosk_on(table, tmp_path)
-    try:
-        tracker = Tracker(kiosk.runtime)
-        wait_devices(kiosk, ["idcard", "scanner", "printer"])
-        step(table, tracker, table.sign_in, "sign in")
-        station = kiosk.runtime.station
-        real = type(station).snapshot
-        monkeypatch.setattr(type(station), "snapshot", lambda self: 1 / 0)  # a bug in the screen's view
-        first, second = table.people.person(via="card"), table.people.person(via="scanner")
-        assert present(table, tracker, first) == "ok"
-        assert present(table, tracker, second) == "ok"  # the loop survived the first failure
-        assert kiosk.watchdog.stale() == []  # nothing for systemd to restart
-        assert sum("screen/status update failed" in r.message for r in caplog.records) == 1  # once, not per step
-        monkeypatch.setattr(type(station), "snapshot", real)
-        assert present(table, tracker, table.people.person(via="card")) == "ok"
-        assert kiosk.runtime.snapshot["tube"]["count"] == 3
-        assert len([r for r in kiosk.store.iter_records() if r["kind"] == "sample"]) == 3
-    finally:
-        kiosk.stop()
-        table.stop()
+def test_a_failing_screen_update_is_logged_and_registration_goes_on(signed_in, monkeypatch, caplog):
+    table, kiosk, tracker = signed_in
+    station = kiosk.runtime.station
+    real = type(station).snapshot
+    monkeypatch.setattr(type(station), "snapshot", lambda self: 1 / 0)  # a bug in the screen's view
+    first, second = table.people.person(via="card"), table.people.person(via="scanner")
+    assert present(table, tracker, first) == "ok"
+    assert present(table, tracker, second) == "ok"  # the loop survived the first failure
+    assert kiosk.watchdog.stale() == []  # nothing for systemd to restart
+    assert sum("screen/status update failed" in r.message for r in caplog.records) == 1  # once, not per step
+    monkeypatch.setattr(type(station), "snapshot", real)
+    assert present(table, tracker, table.people.person(via="card")) == "ok"
+    assert kiosk.runtime.snapshot["tube"]["count"] == 3
+    assert len([r for r in kiosk.store.iter_records() if r["kind"] == "sample"]) == 3
