@@ -143,12 +143,14 @@ class AtomicJSONStorage(Storage):
         return dict(self._cache) if self._cache is not None else None
 
     def write(self, data: dict) -> None:
-        payload = encode(data)
+        self._write_payload(encode(data))
+        self._cache = data
+
+    def _write_payload(self, payload: bytes) -> None:
         try:
             write_atomic(self.path, payload)
         except OSError as exc:
             raise os_error(exc, self.path) from exc
-        self._cache = data
         self.size = len(payload)
 
     def close(self) -> None:
@@ -267,14 +269,9 @@ class SegmentStorage(AtomicJSONStorage):
         wrapped: dict[str, Any] = {"records": {k: {"crc": crcs[k], "r": doc} for k, doc in table.items()}}
         if self.meta:
             wrapped["meta"] = {k: {**e, "crc": meta_crc(e)} for k, e in self.meta.items()}
-        payload = encode(wrapped)
-        try:
-            write_atomic(self.path, payload)
-        except OSError as exc:
-            raise os_error(exc, self.path) from exc
+        self._write_payload(encode(wrapped))
         self._cache = data
         self._crcs = crcs
-        self.size = len(payload)
 
 
 def salvage_records(raw: bytes) -> dict[int, dict]:
