@@ -56,3 +56,14 @@ def sample(seq: int, tube: str = "DG032611230001", person: int = 0, at: float | 
 
 def event(seq: int, kind: str, tube: str | None = "DG032611230001", at: float | None = None, **extra) -> dict:
     return {**_base(seq, kind, at), "tube_id": tube, **extra}
+
+
+def in_tube_order(received: list[dict]) -> bool:
+    """Each tube's records arrived first in seq order (repeats after a reconnect aside)."""
+    first_seen: dict[str, list[int]] = {}
+    seen: set[str] = set()
+    for r in received:
+        if r["record_id"] not in seen:
+            seen.add(r["record_id"])
+            first_seen.setdefault(r["tube_id"], []).append(r["seq"])
+    return all(v == sorted(v) for v in first_seen.values())

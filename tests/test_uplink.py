@@ -7,7 +7,6 @@ import queue
 import random
 import threading
 import time
-from collections import defaultdict
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,7 +15,7 @@ from firmware_app.model import CommandResult
 from firmware_app.store import Store
 from firmware_app.uplink import Uplink, UplinkSettings, validate_command
 from tests.broker import OPERATOR, PASSWORDS, STATION_A, Collector, password_broker  # noqa: F401 - fixture
-from tests.store_fixtures import event, sample
+from tests.store_fixtures import event, in_tube_order, sample
 
 ROOT = f"swab/v1/{STATION_A}/"
 
@@ -168,12 +167,7 @@ def test_broker_killed_and_restarted_while_2000_records_are_registered(password_
         ids = {r["record_id"] for r in received}
         assert len(ids) == total
         assert sorted(r["seq"] for r in store.iter_records()) == list(range(1, total + 1))
-        first_seen, seen = defaultdict(list), set()
-        for r in received:
-            if r["record_id"] not in seen:
-                seen.add(r["record_id"])
-                first_seen[r["tube_id"]].append(r["seq"])
-        assert all(v == sorted(v) for v in first_seen.values())
+        assert in_tube_order(received)
         assert wait(lambda: store.stats()["backlog"] == 0, 30)
         print(f"\n{restarts} broker SIGKILLs: {total} records, {len(received) - total} duplicate deliveries")
     finally:

@@ -14,6 +14,7 @@ import pytest
 
 from firmware_app.store import Store
 from tests.broker import ROOT, STATION_A, Collector, password_broker  # noqa: F401 - fixture
+from tests.store_fixtures import in_tube_order
 
 TRIALS = 24
 PER_RUN = 60
@@ -62,13 +63,7 @@ def test_sigkill_at_random_points_loses_nothing(password_broker, tmp_path):
             by_id[r["record_id"]].append(r)
         assert set(by_id) == set(stored)
         assert all(all(copy == stored[rid] for copy in copies) for rid, copies in by_id.items())
-        # per-tube order of first arrival
-        first_seen, seen = defaultdict(list), set()
-        for r in received:
-            if r["record_id"] not in seen:
-                seen.add(r["record_id"])
-                first_seen[r["tube_id"]].append(r["seq"])
-        assert all(v == sorted(v) for v in first_seen.values())
+        assert in_tube_order(received)
         # the broker told the district each time the kiosk vanished (last will)
         offline = [m for m in collector.messages if m[0].endswith("/availability") and m[1] == b"offline"]
         assert len(offline) >= TRIALS // 2
