@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 
 import pytest
 from hypothesis import given, settings
@@ -13,28 +12,13 @@ from hypothesis import strategies as st
 from firmware_app.model import Command, mask_id
 from firmware_app.ui import UiServer
 from firmware_app.ui.server import read_provision_errors, scrub
-
-
-class Recorder:
-    """on_command for tests: remembers commands and lets a test await one."""
-
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-        self.got = threading.Event()
-
-    def __call__(self, command: Command) -> None:
-        self.commands.append(command)
-        self.got.set()
+from tests.ui_fixtures import serving_ui
 
 
 @pytest.fixture
 def ui(tmp_path):
-    rec = Recorder()
-    server = UiServer("127.0.0.1", 0, rec, provision_errors=tmp_path / "provision-errors.json")
-    server.recorder = rec
-    server.start()
-    yield server
-    server.stop()
+    with serving_ui(tmp_path) as server:
+        yield server
 
 
 def request(ui, method, path, body=None, headers=None):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
 
 import pytest
 
@@ -17,6 +16,7 @@ from firmware_app.model import Command
 from firmware_app.ui import UiServer
 from tests.browser_fixtures import (browser, now_ms, open_screen, page, save_screenshot,  # noqa: F401
                                     wait_change, watch_text)
+from tests.ui_fixtures import serving_ui
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,31 +38,11 @@ SNAPSHOT = {
 }
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.commands: list[Command] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, command: Command) -> None:
-        with self._cond:
-            self.commands.append(command)
-            self._cond.notify_all()
-
-    def wait(self, n: int, timeout: float = 5.0) -> list[Command]:
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.commands) >= n, timeout)
-            return list(self.commands)
-
-
 @pytest.fixture
 def ui(tmp_path):
-    rec = Recorder()
-    server = UiServer("127.0.0.1", 0, rec, provision_errors=tmp_path / "provision-errors.json")
-    server.recorder = rec
-    server.start()
-    server.update(SNAPSHOT)
-    yield server
-    server.stop()
+    with serving_ui(tmp_path) as server:
+        server.update(SNAPSHOT)
+        yield server
 
 
 def test_the_page_shows_who_what_and_how_full(ui, page):
