@@ -6,8 +6,10 @@ events into *effects*; the shell carries effects out in order: every
 effect of that step (a label, a green screen) happens.
 
 Records are plain JSON-able dicts (see ``RECORD_KINDS``); they are what the
-store keeps, the uplink publishes and ``Station.restore`` replays after a
-restart, so the station's state is always derivable from the store.
+store keeps and the uplink publishes. The station's live state (the shift, open
+tubes and boxes, counters) is kept beside them as state rows written in the same
+transaction, and what a step needs from history (a person's samples today, a
+tube's people) comes with the event as ``Facts``.
 """
 
 from __future__ import annotations
@@ -196,14 +198,54 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+Effect = Persist | PrintLabel | Show | Say | CommandResult
+
+
+# --------------------------------------------------------------------------
+# Facts: what the shell reads from the store for one step (the station never reads)
+# --------------------------------------------------------------------------
+
+
+def person_key(id_type: str, id_number: str, name: str, phone: str) -> str:
+    """Who a sample is, for the same-day duplicate check: the ID (type and number), or for
+    people without one the name and phone. The store indexes sample records by it."""
+    if id_type == "none":
+        return f"none:{name}:{phone}"
+    return f"{id_type}:{id_number}"
+
+
+def sample_person_key(record: dict[str, Any]) -> str:
+    return person_key(record.get("id_type", ""), record.get("id_number", ""), record.get("name", ""),
+                      record.get("phone", ""))
+
+
 @dataclass(frozen=True)
-class Recall:
-    """The station needs these stored records (by record_id) to answer the event, and did
-    nothing else: the shell reads them from the store, passes them to
-    ``Station.recall(records)`` and hands the SAME event to ``handle`` again. Rare (a
-    same-day duplicate, a void, a tube replacement): the station keeps no names in memory."""
+class Lookups:
+    """What the station needs to know from the store to handle one event
+    (``Station.lookups(event, now)``, pure and cheap). The shell answers with ``Facts``."""
 
-    record_ids: tuple[str, ...]
+    people: tuple[tuple[str, str], ...] = ()  # (person_key, day YYYY-MM-DD): that person's samples that day
+    records: tuple[str, ...] = ()  # stored records by record_id
+    tubes: tuple[str, ...] = ()  # tube ids: the samples now in each, and whether the id was ever used
+
+    def __bool__(self) -> bool:
+        return bool(self.people or self.records or self.tubes)
 
 
-Effect = Persist | PrintLabel | Show | Say | CommandResult | Recall
+@dataclass(frozen=True)
+class Facts:
+    """The store's answer to ``Lookups`` (``Store.facts``), handed to ``Station.handle``."""
+
+    # (person_key, day) -> that person's sample records that day, not voided, in seq order
+    people: dict[tuple[str, str], tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    # record_id -> the stored record, None when the store does not have it (pruned or lost)
+    records: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # tube id -> the sample records now in it (a tube_replace moves them on), void ones too, seq order
+    tubes: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    # of the tube ids asked: those any stored sample or tube replacement ever used
+    tubes_used: frozenset[str] = frozenset()
+    # of every sample record_id in this answer: those a stored void record points at
+    voided: frozenset[str] = frozenset()
+
+
+NO_FACTS = Facts()
