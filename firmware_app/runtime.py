@@ -4,8 +4,9 @@ Device threads, the uplink and the screen only *post* events into a queue; the
 loop takes one event at a time, asks the station for its effects and carries
 them out in this order:
 
-1. every ``Persist`` of the step in ONE ``store.append`` batch (durable), and in
-   the same atomic write the printer's label queue with the step's labels;
+1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in
+   the same transaction the station's state rows the step changed and the printer's
+   label queue with the step's labels;
 2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only
    card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
    from what IS stored and the volunteer sees red with the reason.
@@ -28,9 +29,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from firmware_app import clock
-from firmware_app.model import (CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
-                                Effect, Event, Now, Persist, PrintLabel, Recall, Say, Show)
+from firmware_app import clock, table_state
+from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
+                                Effect, Event, Now, Persist, PrintLabel, Say, Show)
 
 log = logging.getLogger("swabkiosk.runtime")
 
@@ -112,10 +113,22 @@ class Runtime:
         self._thread.start()
 
     def _rebuild_station(self) -> None:
-        """The station's state is derived from the store: at start, and after a refused write."""
+        """The station continues from the state rows in the store: at start, and after a
+        refused write. Marks: after a repair the store's high-water marks are above anything
+        a lost tail may have used, so no seq, tube or box id is handed out twice."""
         station = self.make_station()
-        # last_seq: after a repair the store skips sequence numbers a lost tail may have used
-        station.restore(self.store.iter_records(), last_seq=self.store.last_seq())
+        rows = self.store.meta_items(table_state.PREFIX)
+        marks = self.store.high_water()
+        if table_state.TABLE not in rows and self.store.last_seq() > 0:
+            # records but no rows: a store upgraded from the old layout, or rows lost to damage.
+            # Rebuilt once from the records by the same reducers, then kept as rows.
+            skipped = station.replay(self.store.iter_records(), marks)
+            changes = station.changes()
+            self.store.append([], meta=changes)
+            log.warning("station state rebuilt from %d stored records (%d did not fit and were skipped)",
+                        self.store.last_seq(), skipped)
+        else:
+            station.restore(rows, marks)
         self.station = station
 
     # ------------------------------------------------------- thread-safe API
@@ -231,17 +244,11 @@ class Runtime:
         return effects
 
     def _handle(self, event: Event) -> list[Effect]:
-        """The station's effects for event; a Recall (stored records it needs) is answered
-        from the store and the same event handed again."""
+        """The station's effects for event, with the facts it needs read from the store first."""
         now = self.now()
-        effects = self.station.handle(event, now)
-        recall = next((e for e in effects if isinstance(e, Recall)), None)
-        if recall is not None:
-            self.station.recall(self.store.records(recall.record_ids))
-            effects = self.station.handle(event, now)
-            if any(isinstance(e, Recall) for e in effects):
-                raise RuntimeError("the station asked twice for stored records for one event")
-        return effects
+        lookups = self.station.lookups(event, now)
+        facts = self.store.facts(lookups) if lookups else NO_FACTS
+        return self.station.handle(event, now, facts)
 
     def _refused(self, event: Event, exc: Exception) -> list[Effect]:
         self.store_errors += 1
@@ -277,20 +284,22 @@ class Runtime:
 
         Raises what the store raises (then nothing is stored and nothing queued);
         returns (ref, error) for labels no printer could print (the records are stored)."""
+        rows, marks = self.station.changes(), self.station.marks()
         if not labels or not self.has_printer:
             for job in labels:
                 log.info("no printer configured; label for %s not printed", job.ref or "?")
-            self.store.append(records)
+            self.store.append(records, meta=rows, marks=marks)
             return []
         printer = self.get_printer()
         if printer is not None:
-            return printer.print_labels([(job.label, job.ref) for job in labels],
-                                        lambda queue: self.store.append(records, meta={PENDING_LABELS: queue}))
+            return printer.print_labels(
+                [(job.label, job.ref) for job in labels],
+                lambda queue: self.store.append(records, meta={**rows, PENDING_LABELS: queue}, marks=marks))
         from drivers.printer import Pending  # the shell is being restarted: queue where it will look
 
         queued = list(self.store.get_meta(PENDING_LABELS, []) or [])
         added = [Pending(job.ref, job.label, time.time()).to_dict() for job in labels]
-        self.store.append(records, meta={PENDING_LABELS: [*queued, *added]})
+        self.store.append(records, meta={**rows, PENDING_LABELS: [*queued, *added]}, marks=marks)
         return []
 
     def _label_error(self, ref: str, exc: Exception) -> None:
