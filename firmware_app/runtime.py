@@ -79,13 +79,15 @@ class Speaker:
 class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
                  get_printer: Callable[[], Any] | None = None, ui: Any = None,
-                 speaker: Speaker | None = None, version: str = "") -> None:
+                 speaker: Speaker | None = None, version: str = "",
+                 clock_fn: Callable[[], float] | None = None) -> None:
         self.store = store
         self.make_station = make_station
         self.uplink = uplink
         self.ui = ui
         self.speaker = speaker or Speaker(enabled=False)
         self.version = version
+        self.clock_fn = clock_fn or time.time  # a simulated clock for `simulate --days`
         self.station: Any = None
         self.devices: dict[str, dict[str, Any]] = {}
         self.heartbeat = time.monotonic()
@@ -203,7 +205,7 @@ class Runtime:
     def now(self) -> Now:
         if time.monotonic() - self._synced_at > 60:
             self._synced, self._synced_at = clock.kernel_synced(), time.monotonic()
-        return Now(at=time.time(), synced=bool(self._synced))
+        return Now(at=self.clock_fn(), synced=bool(self._synced))
 
     def _step(self, event: Event) -> list[Effect]:
         log.info("%s", describe(event))
