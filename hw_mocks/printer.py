@@ -348,6 +348,7 @@ class PrinterMock:
         self.errors: list[str] = []  # parse errors: the host sent something wrong
         self.queries = 0
         self.paper_left = paper_left  # labels left on the roll; None = endless
+        self.out_at_last_label = False  # True: paper out reported right after the last label printed
         self._out = paper_left == 0  # the paper-end sensor
         self.near_end = False
         self.cover_open = False
@@ -554,6 +555,9 @@ class PrinterMock:
                 else:
                     if self.paper_left is not None:
                         self.paper_left -= 1
+                        # a printer whose end sensor trips as the last label feeds out: it
+                        # printed, and its next status already says paper out
+                        self._out = self.paper_left == 0 and self.out_at_last_label
                     self.labels.append(item)
                 self._cond.notify_all()
         return True
