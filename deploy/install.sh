@@ -165,7 +165,14 @@ install -d -m 0700 -o swabkiosk-screen -g swabkiosk-screen /var/lib/swabkiosk-sc
 # --------------------------------------------------------------- the Python app
 # --system-site-packages: picamera2 and libcamera come from Debian packages, not PyPI.
 venv=/opt/swabkiosk/venv
-[ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv --system-site-packages "$venv"; }
+if [ -e "$venv" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "$venv is incomplete (no python or no pip): making it again"
+  rm -rf "$venv"
+fi
+if [ ! -e "$venv" ]; then
+  say "creating $venv"
+  python3 -m venv --system-site-packages "$venv"
+fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 if [ -n "$wheelhouse" ]; then
   wheel=$(ls "$wheelhouse"/swabkiosk-*.whl | sort -V | tail -n 1)
