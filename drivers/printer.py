@@ -196,7 +196,8 @@ def doubt(ref: str, reason: str) -> str:
 
 class Printer:
     """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
-    optionally ``query_status`` (default true).
+    optionally ``query_status`` (default true) and ``barcode`` ("printer", the
+    default, or "image": see drivers/escpos_label.py).
 
     ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
     and raise if it cannot; ``load_pending()`` returns what was saved. Both
@@ -216,6 +217,9 @@ class Printer:
         # Printers (or USB-serial cables without RX) that never answer DLE EOT
         # would otherwise keep every label pending: `query_status = false`.
         self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
+        self.barcode = settings.get("barcode", "printer")
+        if self.barcode not in escpos_label.BARCODE_MODES:
+            raise ValueError(f"[devices.printer] barcode must be one of {escpos_label.BARCODE_MODES}")
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
         self._save_sending = save_sending or self._save
@@ -260,7 +264,7 @@ class Printer:
 
         Raises LabelError for a label no printer could print, and whatever
         save_pending raises (e.g. StoreFull) when it cannot be kept."""
-        escpos_label.render(label)  # refuse now, not after it sat in the queue
+        escpos_label.render(label, self.barcode)  # refuse now, not after it sat in the queue
         with self._cond:
             queue = [*self._queue, Pending(ref, label, time.time())]
             self._save([p.to_dict() for p in queue])
@@ -278,7 +282,7 @@ class Printer:
         added = []
         for label, ref in jobs:
             try:
-                escpos_label.render(label)  # refuse now, not after it sat in the queue
+                escpos_label.render(label, self.barcode)  # refuse now, not after it sat in the queue
             except escpos_label.LabelError as exc:
                 refused.append((ref, exc))
                 continue
@@ -329,7 +333,7 @@ class Printer:
                 if ok and head is not None:
                     head = self._mark_sending(head)
                     sent = True
-                    self._device._raw(escpos_label.render(head.label))
+                    self._device._raw(escpos_label.render(head.label, self.barcode))
                     if self.query_status:
                         with self._cond:
                             self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
@@ -391,33 +395,36 @@ def probe(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="swabkiosk probe printer",
                                  description="Ask the printer's status; optionally print one label.")
     ap.add_argument("target", help="serial:/dev/ttyUSB0[:baud] | usb:VID:PID | tcp://HOST[:9100] | file:/dev/usb/lp0")
-    ap.add_argument("--test-label", action="store_true", help="print one test label")
+    ap.add_argument("--test-label", action="store_true",
+                    help="print the test label twice: its barcode by the printer (barcode = \"printer\") and as an "
+                         "image (barcode = \"image\"); keep the setting whose barcode scans")
     ap.add_argument("--command-card", action="store_true", help="print the command barcode card")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
     try:
         target = parse_target(args.target)
-        labels: list[Label] = []
+        labels: list[tuple[Label, str]] = []
         if args.test_label:
-            labels.append(escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S")))
+            at = time.strftime("%Y-%m-%d %H:%M:%S")
+            labels += [(escpos_label.probe_label(args.target, at, mode), mode) for mode in escpos_label.BARCODE_MODES]
         if args.command_card:
-            labels += _command_card()
+            labels += [(label, "printer") for label in _command_card()]
         t0 = time.perf_counter()
         dev = open_target(target)
         try:
             ok, reason = read_status(dev, target)
             report.update(ok=ok, reason=reason, status_reads=target.reads_status)
-            for label in labels:
+            for label, mode in labels:
                 if not ok:
                     break
-                data = escpos_label.render(label)
+                data = escpos_label.render(label, mode)
                 dev._raw(data)
                 time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
                 ok, reason = read_status(dev, target)
                 report.update(ok=ok, reason=reason)
                 if ok:
-                    report["printed"].append({"kind": label.kind, "bytes": len(data)})
+                    report["printed"].append({"kind": label.kind, "bytes": len(data), "barcode": mode})
         finally:
             close(dev)
         report["seconds"] = round(time.perf_counter() - t0, 3)
@@ -431,9 +438,12 @@ def probe(argv: list[str]) -> int:
         if report.get("status_reads") is False:
             print("  (file: targets cannot report paper or offline status)")
         for p in report["printed"]:
-            print(f"  printed {p['kind']} label, {p['bytes']} bytes")
-            if p["kind"] == "test":  # proves code sets B and C print as ESC/POS specifies
-                print(f"  扫描测试标签条码应读出 / scanning its barcode must give: {TEST_BARCODE}")
+            print(f"  printed {p['kind']} label, {p['bytes']} bytes" + (f", barcode = \"{p['barcode']}\"" if p["kind"] == "test" else ""))
+        if any(p["kind"] == "test" for p in report["printed"]):
+            # the "printer" one proves code sets B and C print as ESC/POS specifies
+            print(f"  扫描测试标签条码应读出 / scanning each test label's barcode must give: {TEST_BARCODE}")
+            print('  两张都能扫出则保持默认 / both scan: keep the default ([devices.printer] barcode = "printer");')
+            print('  只有图像条码能扫出 / only the image one scans: set [devices.printer] barcode = "image"')
     return 0 if report["ok"] else 1
 
 

@@ -239,8 +239,13 @@ def test_probe_prints_a_test_label_and_reports_json(printer_tcp):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["printed"][0]["kind"] == "test"
-    labels = printer_tcp.wait_for(2)
-    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 2 and labels[1].qrs == ("SWABTEST",)
+    # Each run prints the test label twice: the printer's own Code 128, then the image one.
+    assert [(p["kind"], p["barcode"]) for p in report["printed"]] == [("test", "printer"), ("test", "image")]
+    assert 'barcode = "printer"' in human.stdout and 'barcode = "image"' in human.stdout
+    labels = printer_tcp.wait_for(4)
+    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 4 and labels[1].qrs == ("SWABTEST",)
+    assert [x.images for x in labels] == [0, 1, 0, 1]  # the mock decoded the image barcode from its raster
+    assert [x.lines[-1] for x in labels] == ['barcode = "printer"', 'barcode = "image"'] * 2
 
 
 def test_probe_reports_paper_out_in_plain_words(printer_pty):
@@ -313,3 +318,24 @@ def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(prin
         p.stop()
     assert rec.events == [DeviceStatus("printer", True, "")]
     assert [x.barcode for x in mock.labels] == ["DG032611230008"]
+
+
+def test_the_image_barcode_setting_prints_labels_the_mock_decodes(printer_tcp):
+    """[devices.printer] barcode = "image": python-escpos renders the Code 128 as a raster
+    image; the printer mock decodes the raster (zxing-cpp) back to the tube id."""
+    rec = Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = Printer({"target": printer_tcp.target, "barcode": "image"}, rec, on_printed=on_printed, retry_s=0.05,
+                settle_s=0.0)
+    p.start()
+    try:
+        p.print_label(tube(7), ref="DG032611230007")
+        [label] = printer_tcp.wait_for(1)
+        assert label.barcode == "DG032611230007" and label.images == 1
+    finally:
+        p.stop()
+
+
+def test_an_unknown_barcode_setting_is_refused():
+    with pytest.raises(ValueError, match="barcode"):
+        Printer({"target": "tcp://127.0.0.1:9", "barcode": "laser"}, Recorder())
