@@ -101,9 +101,21 @@ class Store:
             self._prepare_dirs()
             self._conn = self._connect(False)
         try:
-            self._check_open()
+            try:
+                self._check_open()
+            except sqlite3.OperationalError as exc:
+                if not self.read_only or (getattr(exc, "sqlite_errorcode", 0) & 0xFF) != sqlite3.SQLITE_CANTOPEN:
+                    raise
+                # a read-only card: the WAL index cannot be made; read the database file as it is
+                self._conn.close()
+                self._conn = sqlite3.connect(f"file:{quote(self.path)}?immutable=1", uri=True, isolation_level=None,
+                                             check_same_thread=False)
+                if os.path.exists(self.path + "-wal") and os.path.getsize(self.path + "-wal"):
+                    self._damage.append("read-only card: the newest records (in kiosk.db-wal) are not shown")
+                self._check_open()
         except sqlite3.Error as exc:
-            raise corrupt_error(self.path, str(exc)) from exc
+            err = db_error(exc, self.path)
+            raise (corrupt_error(self.path, str(exc)) if type(err) is StoreError else err) from exc
         hwm_path = os.path.join(self.data_dir, HWM_NAME)
         if self.read_only:
             if os.path.exists(hwm_path):
