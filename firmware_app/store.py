@@ -49,6 +49,10 @@ STATS_DAYS = 7
 _COLS = "seq, body, crc"
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 def _chunks(items: list, n: int = 900):
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -116,6 +120,8 @@ class Store:
         except sqlite3.Error as exc:
             err = db_error(exc, self.path)
             raise (corrupt_error(self.path, str(exc)) if type(err) is StoreError else err) from exc
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise corrupt_error(self.path, str(exc)) from exc
         hwm_path = os.path.join(self.data_dir, HWM_NAME)
         if self.read_only:
             if os.path.exists(hwm_path):
@@ -173,12 +179,16 @@ class Store:
                 conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # the helper thread checkpoints
                 migrate(conn)
+                conn.text_factory = _text
                 for suffix in ("", "-wal", "-shm"):
                     if os.path.exists(path + suffix):
                         os.chmod(path + suffix, FILE_MODE)
         except sqlite3.Error as exc:
             err = db_error(exc, path)
             raise (corrupt_error(path, str(exc)) if type(err) is StoreError else err) from exc
+        except (UnicodeDecodeError, ValueError) as exc:  # a damaged schema (its text is not UTF-8)
+            raise corrupt_error(path, str(exc)) from exc
+        conn.text_factory = _text
         return conn
 
     def _check_open(self) -> None:
@@ -436,6 +446,9 @@ class Store:
                 raise StoreError("数据库已关闭", "the store is closed", self.path)
             try:
                 return self._conn.execute(sql, args).fetchall()
+            except UnicodeDecodeError as exc:
+                self._damage.append(f"unreadable text in the database: {exc}")
+                raise corrupt_error(self.path, str(exc)) from exc
             except sqlite3.Error as exc:
                 err = db_error(exc, self.path)
                 if isinstance(err, StoreCorrupt):

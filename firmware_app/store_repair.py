@@ -46,7 +46,7 @@ def healthy(path: str) -> bool:
                 meta_value(key, text, crc)
         finally:
             conn.close()
-    except (sqlite3.Error, ValueError):
+    except (sqlite3.Error, ValueError):  # UnicodeDecodeError is a ValueError
         return False
     return True
 
@@ -54,7 +54,7 @@ def healthy(path: str) -> bool:
 def _try(conn: sqlite3.Connection, sql: str, args=()):
     try:
         return conn.execute(sql, args).fetchall()
-    except sqlite3.Error:
+    except (sqlite3.Error, ValueError):
         return None
 
 
@@ -138,6 +138,7 @@ def _rebuild(data_dir: str, path: str) -> dict:
                 shutil.copyfile(moved + suffix, os.path.join(scratch, DB_NAME + suffix))
         try:
             conn = sqlite3.connect(os.path.join(scratch, DB_NAME))
+            conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
             try:
                 rows, bad, expected = _salvage(conn, max(reserved["intent"], 0))
                 for key, text, crc in _try(conn, "SELECT key, value, crc FROM meta") or []:
@@ -147,7 +148,7 @@ def _rebuild(data_dir: str, path: str) -> dict:
                         pass
             finally:
                 conn.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):
             pass
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
