@@ -71,6 +71,9 @@ class Store(StoreQueries):
         self._checkpointer: threading.Thread | None = None
         self._commits = 0
         self._since_size_check = 0
+        self._hwm_lock = threading.Lock()
+        self._ahead: tuple[int, dict] | None = None  # marks near the reservation: the helper reserves further
+        self._committed = 0  # the newest committed seq
         self._last_write = time.monotonic()
         self._last_prune = time.time()
         try:
@@ -124,6 +127,7 @@ class Store(StoreQueries):
             from firmware_app.store_legacy import import_legacy
             import_legacy(self)
         self._check_tail()
+        self._committed = self._db_last_seq()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
         self._checkpointer.start()
 
@@ -229,20 +233,32 @@ class Store(StoreQueries):
         self.close()
 
     def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints on a connection of its own: never in an append's way. Not every few
-        seconds: the first commit after a checkpoint rewrites the WAL header (one more flush)."""
+        """PASSIVE checkpoints on a connection of its own, never in an append's way. The first commit
+        into a fully checkpointed WAL rewrites the WAL header, one more flush: this thread makes that
+        commit itself (a checkpoint counter), so an append still costs one flush."""
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=1)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
         except sqlite3.Error as exc:
             log.warning("store: no checkpoint connection: %s", exc)
             return
         try:
             while not self._stop.wait(1.0):
+                ahead, self._ahead = self._ahead, None
+                if ahead is not None:
+                    try:
+                        self._write_reservation(*ahead, self._committed)
+                    except StoreError as exc:  # append writes it itself when it must
+                        log.warning("store: %s", exc.message_en)
                 idle = time.monotonic() - self._last_write >= CHECKPOINT_IDLE_S
                 if self._commits >= CHECKPOINT_COMMITS or (self._commits and idle):
                     self._commits = 0
                     try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if busy == 0 and frames > 0 and done == frames:
+                            with self._lock:  # an append waits here for ~one flush instead of paying it
+                                if self._commits == 0:
+                                    conn.execute("INSERT INTO counters VALUES ('checkpoints', 1) "
+                                                 "ON CONFLICT(key) DO UPDATE SET n = n + 1")
                     except sqlite3.Error as exc:
                         log.warning("store: checkpoint failed: %s", exc)
         finally:
@@ -318,25 +334,38 @@ class Store(StoreQueries):
                     self._put_meta(conn, "hwm", meta_row("hwm", {"seq": mark_seq, "numbers": numbers}))
             try:
                 self._transaction(work)
+                self._committed = top
             except StoreError:
                 if self._hwm.value["intent"] > self._db_last_seq():
                     try:  # not a lost tail: this batch was refused
-                        self._hwm.write(self._hwm.value["seq"], self._hwm.value["numbers"], self._db_last_seq())
+                        with self._hwm_lock:
+                            self._hwm.write(self._hwm.value["seq"], self._hwm.value["numbers"], self._db_last_seq())
                     except OSError:
                         pass
                 raise
 
     def _reserve(self, seq: int, numbers: dict[str, int], intent: int) -> None:
-        """Write the hwm file BEFORE a transaction that goes beyond what it reserves."""
+        """Write the hwm file BEFORE a transaction that goes beyond what it reserves. Half-way through
+        a reservation the helper thread writes the next one, so an append seldom waits for that flush."""
         hw = self._hwm.value
-        over = {k: v for k, v in numbers.items() if v > hw["numbers"].get(k, 0)}
-        if seq <= hw["seq"] and not over:
+        if seq <= hw["seq"] and all(v <= hw["numbers"].get(k, 0) for k, v in numbers.items()):
+            if seq > hw["seq"] - RESERVE_SEQ // 2 or any(
+                    v > hw["numbers"].get(k, 0) - RESERVE_NUMBER // 2 for k, v in numbers.items()):
+                self._ahead = (seq, numbers)
             return
-        new_seq = seq + RESERVE_SEQ if seq > hw["seq"] else hw["seq"]
-        try:
-            self._hwm.write(new_seq, {**hw["numbers"], **{k: v + RESERVE_NUMBER for k, v in over.items()}}, intent)
-        except OSError as exc:
-            raise os_error(exc, self._hwm.path) from exc
+        self._write_reservation(seq, numbers, intent)
+
+    def _write_reservation(self, seq: int, numbers: dict[str, int], intent: int) -> None:
+        with self._hwm_lock:
+            hw = self._hwm.value
+            nums = dict(hw["numbers"])
+            for k, v in numbers.items():
+                if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
+                    nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)
+            try:
+                self._hwm.write(max(hw["seq"], seq + RESERVE_SEQ), nums, intent)
+            except OSError as exc:
+                raise os_error(exc, self._hwm.path) from exc
 
     @staticmethod
     def _put_meta(conn: sqlite3.Connection, key: str, row: tuple | None) -> None:
