@@ -126,7 +126,11 @@ def import_legacy(store) -> dict | None:
     records: dict[int, dict] = {}
     carried: dict[str, tuple[int, Any]] = {}
     lost, damaged = 0, []
-    for name in names:
+    from firmware_app.sdnotify import Notifier
+    notifier = Notifier()  # a month of segments takes a while on a Pi: keep systemd's start timeout away
+    for i, name in enumerate(names):
+        if i % 500 == 0:
+            notifier.send("EXTEND_TIMEOUT_USEC=60000000", f"STATUS=importing old records: {i}/{len(names)} files")
         good, meta, bad = read_segment(os.path.join(seg_dir, name))
         if bad:
             damaged.append(name)
@@ -188,6 +192,7 @@ def import_legacy(store) -> dict | None:
         store._transaction(work)
     (log.error if lost or meta_damaged else log.warning)(
         "store import: %s records kept, %s lost; old files moved to %s", len(rows), lost, moved)
+    notifier.close()
     return _move_aside(store, seg_dir, meta_path, moved, report)
 
 
