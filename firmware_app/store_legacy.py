@@ -115,85 +115,83 @@ def read_meta_file(path: str) -> tuple[dict[str, tuple[int, Any]], bool]:
 
 
 def import_legacy(store) -> dict | None:
-    """Import ``store.data_dir``'s segment layout into the (writable, open) store; None when
-    there is nothing to import. Idempotent: a crash after the commit only repeats the move."""
+    """Import ``store.data_dir``'s segment layout into the (writable, open) store, one segment at a
+    time (memory does not grow with the archive), in ONE transaction; None when there is nothing to
+    import. Idempotent: a crash before the commit starts over, after it only repeats the move."""
     seg_dir = os.path.join(store.data_dir, "segments")
     meta_path = os.path.join(store.data_dir, "meta.json")
     if store.get_meta("legacy_import") is not None:
         return _move_aside(store, seg_dir, meta_path, store.get_meta("legacy_import"))
     names = sorted((n for n in os.listdir(seg_dir) if n.endswith(".json") and n[:-5].isdigit()),
                    key=lambda n: int(n[:-5]))
-    records: dict[int, dict] = {}
-    carried: dict[str, tuple[int, Any]] = {}
-    lost, damaged = 0, []
+    moved = os.path.join(store.data_dir, "legacy", time.strftime("%Y%m%d-%H%M%S"))
+    saved, meta_damaged = read_meta_file(meta_path)
     from firmware_app.sdnotify import Notifier
     notifier = Notifier()  # a month of segments takes a while on a Pi: keep systemd's start timeout away
-    for i, name in enumerate(names):
-        if i % 500 == 0:
-            notifier.send("EXTEND_TIMEOUT_USEC=60000000", f"STATUS=importing old records: {i}/{len(names)} files")
-        good, meta, bad = read_segment(os.path.join(seg_dir, name))
-        if bad:
-            damaged.append(name)
-        lost += bad
-        records.update(good)
-        for key, (v, value) in meta.items():
-            if v > carried.get(key, (-1, None))[0]:
-                carried[key] = (v, value)
-    acks: dict[int, float] = {}
-    for name in names:
-        acks.update(read_acks(os.path.join(seg_dir, name[:-5] + ".acks")))
-    saved, meta_damaged = read_meta_file(meta_path)
-    for key, (v, value) in saved.items():
-        if v >= carried.get(key, (-1, None))[0]:
-            carried[key] = (v, value)
-    meta = {k: value for k, (_v, value) in carried.items()}
-    floor_seq = int(meta.pop("seq_floor", 0) or 0)
-    top = max(records, default=0)
-    if lost:
-        floor_seq = max(floor_seq, top + SEQ_GAP_AFTER_LOSS)
-    ids: set[str] = set()
-    rows = []
-    for seq in sorted(records):
-        rec = records[seq]
-        if rec["record_id"] in ids:
-            lost += 1
-            continue
-        ids.add(rec["record_id"])
-        at = acks.get(seq)
-        rows.append(row_values(rec, canonical(rec), 1 if at is not None else 0, at))
-    moved = os.path.join(store.data_dir, "legacy", time.strftime("%Y%m%d-%H%M%S"))
-    note = f"imported from the segment layout ({len(names)} segment files)"
-    if damaged:
-        note += f"; damaged segments: {', '.join(damaged)}"
-    if meta_damaged:
-        note += "; meta.json was damaged (its keys reset)"
-    report = {"at": time.time(), "what": "import", "kept": len(rows), "lost": lost, "moved_to": moved, "note": note}
-    crc_sum = sum(r[-1] for r in rows)
-    acked = sum(r[8] for r in rows)
+    tally = {"kept": 0, "lost": 0, "acked": 0, "crc": 0, "top": 0}
+    damaged: list[str] = []
 
     def work(conn) -> None:
-        conn.executemany(INSERT_RECORD, rows)
-        n, s = conn.execute("SELECT count(*), total(crc) FROM records").fetchone()
-        if n != len(rows) or int(s) != crc_sum:
-            raise StoreError("旧数据导入校验失败", f"legacy import check failed: {n} rows, expected {len(rows)}")
+        carried: dict[str, tuple[int, Any]] = {}
+        for i, name in enumerate(names):
+            if i % 500 == 0:
+                notifier.send("EXTEND_TIMEOUT_USEC=60000000", f"STATUS=importing old records: {i}/{len(names)} files")
+            good, meta, bad = read_segment(os.path.join(seg_dir, name))
+            acks = read_acks(os.path.join(seg_dir, name[:-5] + ".acks"))
+            if bad:
+                damaged.append(name)
+            tally["lost"] += bad
+            for key, (v, value) in meta.items():
+                if v > carried.get(key, (-1, None))[0]:
+                    carried[key] = (v, value)
+            for seq in sorted(good):
+                rec, at = good[seq], acks.get(seq)
+                row = row_values(rec, canonical(rec), 1 if at is not None else 0, at)
+                if conn.execute(INSERT_RECORD.replace("INSERT", "INSERT OR IGNORE", 1), row).rowcount != 1:
+                    tally["lost"] += 1  # the same seq or record id twice: the first one is kept
+                    continue
+                tally["kept"] += 1
+                tally["acked"] += row[8]
+                tally["crc"] += row[-1]
+                tally["top"] = max(tally["top"], seq)
+        for key, (v, value) in saved.items():
+            if v >= carried.get(key, (-1, None))[0]:
+                carried[key] = (v, value)
+        meta = {k: value for k, (_v, value) in carried.items()}
+        floor_seq = int(meta.pop("seq_floor", 0) or 0)
+        if tally["lost"]:
+            floor_seq = max(floor_seq, tally["top"] + SEQ_GAP_AFTER_LOSS)
+        n, total = conn.execute("SELECT count(*), total(crc) FROM records").fetchone()
+        if n != tally["kept"] or int(total) != tally["crc"]:
+            raise StoreError("旧数据导入校验失败", f"legacy import check failed: {n} rows, expected {tally['kept']}")
         for body, crc in conn.execute("SELECT body, crc FROM records"):
             if zlib.crc32(body) != crc:
                 raise StoreError("旧数据导入校验失败", "legacy import check failed: a checksum differs")
-        conn.execute("UPDATE counters SET n = ? WHERE key = 'archived'", (acked,))
-        for key, value in {**meta, "legacy_import": moved, "reports": [*store.reports(), report]}.items():
-            conn.execute("INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?,?,?)", meta_row(key, value))
+        note = f"imported from the segment layout ({len(names)} segment files)"
+        if damaged:
+            note += f"; damaged segments: {', '.join(damaged[:20])}"
+        if meta_damaged:
+            note += "; meta.json was damaged (its keys reset)"
+        tally["report"] = {"at": time.time(), "what": "import", "kept": tally["kept"], "lost": tally["lost"],
+                           "moved_to": moved, "note": note}
+        conn.execute("UPDATE counters SET n = ? WHERE key = 'archived'", (tally["acked"],))
+        meta.update({"legacy_import": moved, "reports": [*store.reports(), tally["report"]]})
         if floor_seq:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?,?,?)",
-                         meta_row("hwm_floor", {"seq": floor_seq, "numbers": {}}))
+            meta["hwm_floor"] = {"seq": floor_seq, "numbers": {}}
+        for key, value in meta.items():
+            conn.execute("INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?,?,?)", meta_row(key, value))
+
     with store._lock:
         if store.last_seq() or store._count():
             raise StoreError("数据目录同时有旧格式和新数据库", "the data dir holds both the old layout and a database",
                              store.data_dir)
-        store._transaction(work)
-    (log.error if lost or meta_damaged else log.warning)(
-        "store import: %s records kept, %s lost; old files moved to %s", len(rows), lost, moved)
-    notifier.close()
-    return _move_aside(store, seg_dir, meta_path, moved, report)
+        try:
+            store._transaction(work)
+        finally:
+            notifier.close()
+    (log.error if tally["lost"] or meta_damaged else log.warning)(
+        "store import: %s records kept, %s lost; old files moved to %s", tally["kept"], tally["lost"], moved)
+    return _move_aside(store, seg_dir, meta_path, moved, tally["report"])
 
 
 def _move_aside(store, seg_dir: str, meta_path: str, moved: str, report: dict | None = None) -> dict | None:
