@@ -17,7 +17,6 @@ import tempfile
 from firmware_app.store import Store  # the OLD store (PYTHONPATH=/tmp/old first)
 from tests.store_fixtures import sample, event
 
-assert "segments" in sys.modules or True
 out = os.path.join(os.path.dirname(__file__), "fixtures", "legacy_store.tar.gz")
 with tempfile.TemporaryDirectory() as d:
     data = os.path.join(d, "data")

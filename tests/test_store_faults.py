@@ -87,7 +87,6 @@ def test_a_damaged_database_is_refused_at_open_and_repaired_never_deleted(tmp_pa
     assert err.value.path == str(db) and "damaged" in err.value.message_en
     report = Store.repair(tmp_path)
     assert len(report) == 1 and report[0]["what"] == "repair"
-    assert Path(report[0]["moved_to"]).read_bytes()[:32] == db.read_bytes()[:32] or True
     assert os.path.exists(report[0]["moved_to"])  # set aside, never deleted
     assert report[0]["kept"] + report[0]["lost"] >= 2 and report[0]["lost"] >= 1
     with Store(tmp_path) as s:
