@@ -273,3 +273,45 @@ def test_store_matches_a_plain_dict_model(tmp_path_factory, ops):
             assert s.last_seq() == seq
     finally:
         s.close()
+
+
+def _history(d, days: int) -> Store:
+    s = Store(d, durable=False)
+    seq = 0
+    for day in range(days):
+        batch = []
+        for p in range(100):
+            seq += 1
+            batch.append(sample(seq, tube=f"D{day}T{p // 10}", person=p, at=T0 + day * 86400 + p))
+        s.append(batch)
+        s.ack([r["record_id"] for r in batch])
+    return s
+
+
+def _steps(store, fn) -> int:
+    """SQLite virtual-machine steps a call costs (a count, not a time)."""
+    n = 0
+
+    def tick():
+        nonlocal n
+        n += 1
+        return 0
+    store._conn.set_progress_handler(tick, 10)
+    try:
+        fn()
+    finally:
+        store._conn.set_progress_handler(None, 0)
+    return n
+
+
+def test_status_tube_and_facts_cost_the_same_at_10_and_at_60_days(tmp_path):
+    small, big = _history(tmp_path / "a", 10), _history(tmp_path / "b", 60)
+    try:
+        for fn in (lambda s: s.stats(), lambda s: s.tube_records("D5T3"),
+                   lambda s: s.facts(Lookups(people=((sample_person_key(sample(1, person=4)), "2026-11-20"),),
+                                             tubes=("D5T3", "NEW"), records=(rid(77),)))):
+            a, b = _steps(small, lambda: fn(small)), _steps(big, lambda: fn(big))
+            assert a > 0 and b <= a * 1.3 + 50, (a, b)
+    finally:
+        small.close()
+        big.close()
