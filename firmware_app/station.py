@@ -414,7 +414,13 @@ class Station:
         return record
 
     def _next_id(self, prefix: str, width: int) -> str:
-        return self.state.next_id(prefix, self._local(self._now.at).strftime("%y%m%d"), width)
+        # never from an earlier day's stem than the records have reached: a clock set back
+        # (a Pi has no RTC) must not hand out that day's tube numbers again
+        day = self._local(self._now.at).strftime("%y%m%d")
+        latest = self.state.table["day"]
+        if latest and latest[2:4] + latest[5:7] + latest[8:10] > day:
+            day = latest[2:4] + latest[5:7] + latest[8:10]
+        return self.state.next_id(prefix, day, width)
 
     # ------------------------------------------------------------------
     # Screen and sound

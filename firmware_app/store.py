@@ -323,7 +323,10 @@ class Store(StoreQueries):
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"meta or marks not storable: {exc}") from exc
             committed = self.get_meta("hwm") or {"seq": 0, "numbers": {}}
-            numbers = {**committed["numbers"], **{k: max(v, committed["numbers"].get(k, 0)) for k, v in numbers.items()}}
+            # only the stems the station still numbers from (today's): a month of stems would
+            # outgrow the hwm slot, and an earlier day's stem is never numbered from again
+            numbers = ({k: max(v, committed["numbers"].get(k, 0)) for k, v in numbers.items()}
+                       if marks is not None else committed["numbers"])
             self._reserve(mark_seq, numbers, top)
 
             def work(conn: sqlite3.Connection) -> None:
@@ -358,7 +361,7 @@ class Store(StoreQueries):
     def _write_reservation(self, seq: int, numbers: dict[str, int], intent: int) -> None:
         with self._hwm_lock:
             hw = self._hwm.value
-            nums = dict(hw["numbers"])
+            nums = {k: hw["numbers"].get(k, 0) for k in numbers}
             for k, v in numbers.items():
                 if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
                     nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)

@@ -646,3 +646,14 @@ def test_restore_continues_numbering_above_the_stores_marks():
     assert station.snapshot()["seq"] == last + 200
     effects = station.handle(Command("close_tube"), t.now, NO_FACTS)
     assert [e.record["seq"] for e in effects if isinstance(e, Persist)][0] == last + 201
+
+
+def test_a_clock_set_back_a_day_never_reissues_that_days_tube_ids():
+    t = signed_in(mode="1")
+    t.scan(person(1), "camera")
+    t.tick(DAY)
+    t.scan(person(2), "camera")
+    t.tick(-2 * DAY)  # NTP not synced yet after a reboot: the clock says yesterday
+    t.scan(person(3), "camera")
+    opened = [r["tube_id"] for r in t.records if r["kind"] == "tube_open"]
+    assert len(opened) == len(set(opened)) == 3

@@ -180,10 +180,21 @@ def test_a_flipped_byte_in_a_record_is_reported_and_never_passed_on(tmp_path):
 def test_high_water_is_the_committed_marks_on_a_normal_start(tmp_path):
     with Store(tmp_path) as s:
         s.append([sample(1)], marks={"seq": 1, "numbers": {"T": 3, "B": 1}})
-        s.append([sample(2)], marks={"seq": 2, "numbers": {"T": 4}})
+        s.append([sample(2)], marks={"seq": 2, "numbers": {"T": 4, "B": 1}})
     with Store(tmp_path) as s:
         assert s.high_water() == {"seq": 2, "numbers": {"T": 4, "B": 1}}
         assert s.reports() == []
+
+
+def test_marks_are_the_stations_current_stems_so_a_month_of_days_fits_the_hwm_slot(tmp_path):
+    # the station passes every stem it still numbers from (today's tube and box stems);
+    # an earlier day's stem is dropped, so 40 days do not outgrow the 1 KB reservation slot
+    with Store(tmp_path) as s:
+        for day in range(1, 41):
+            s.append([sample(day)], marks={"seq": day, "numbers": {f"DG03261{day:03d}": 800, f"DG03-B261{day:03d}": 40}})
+        assert s.high_water()["numbers"] == {"DG03261040": 800, "DG03-B261040": 40}
+    with Store(tmp_path) as s:
+        assert s.high_water()["seq"] == 40
 
 
 def test_a_store_that_lost_its_newest_transactions_continues_above_the_reservation(tmp_path):
