@@ -143,6 +143,7 @@ class Kiosk:
                 timing = {"settle_s": settings["settle_s"]} if "settle_s" in settings else {}
                 return cls(shell, on_event, **timing,
                            save_pending=lambda items: self.store.set_meta(PENDING_LABELS, items),
+                           save_sending=lambda items: self.store.set_meta(PENDING_LABELS, items, flush=False),
                            load_pending=lambda: list(self.store.get_meta(PENDING_LABELS, []) or []),
                            on_printed=lambda ref, label: log.info("%s label printed for %s", label.kind, ref))
             return cls(settings, on_event)

@@ -444,12 +444,14 @@ class Store(StoreQueries):
             self._transaction(work, sync="NORMAL")
         return removed
 
-    def set_meta(self, key: str, value: Any) -> None:
-        """Durably set (None: delete) one meta key, in its own transaction."""
+    def set_meta(self, key: str, value: Any, *, flush: bool = True) -> None:
+        """Set (None: delete) one meta key, in its own transaction. ``flush=False``: no flush of
+        its own (synchronous NORMAL): durable with the next flushed commit, e.g. the printer
+        marking a label as sent, which must not add an SD-card round trip per label."""
         self._writable()
         row = None if value is None else meta_row(key, value)
         with self._lock:
-            self._transaction(lambda conn: self._put_meta(conn, key, row))
+            self._transaction(lambda conn: self._put_meta(conn, key, row), sync=None if flush else "NORMAL")
 
     def add_report(self, report: dict, floor: dict | None = None) -> None:
         """Persist a repair/import report (``reports()``) and raise the identifier floor to ``floor``."""
