@@ -52,7 +52,7 @@ def test_sigkill_loses_no_record_and_the_open_tube_continues(password_broker, tm
     collector = Collector(password_broker.port)
     first = start_kiosk(data, password_broker)
     try:
-        wait_until(lambda: os.path.isdir(data / "segments") and
+        wait_until(lambda: os.path.exists(data / "kiosk.db") and
                    sum(r["kind"] == "sample" for r in stored(data)) >= 15, 60, first)
     finally:
         first.send_signal(signal.SIGKILL)
