@@ -153,13 +153,13 @@ class Runtime:
         if table_state.TABLE not in rows and self.store.last_seq() > 0:
             # records but no rows: a store upgraded from the old layout, or rows lost to damage.
             # Rebuilt once from the records by the same reducers, then kept as rows.
-            skipped = station.replay(self.store.iter_records(), marks)
+            skipped = station.replay(self.store.iter_records(), marks, now=self.now())
             changes = station.changes()
             self.store.append([], meta=changes)
             log.warning("station state rebuilt from %d stored records (%d did not fit and were skipped)",
                         self.store.last_seq(), skipped)
         else:
-            station.restore(rows, marks)
+            station.restore(rows, marks, now=self.now())
         self.station = station
 
     # ------------------------------------------------------- thread-safe API

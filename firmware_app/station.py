@@ -135,18 +135,23 @@ class Station:
     # Public API
     # ------------------------------------------------------------------
 
-    def restore(self, rows: Mapping[str, Any], marks: Mapping[str, Any] | None = None) -> None:
+    def restore(self, rows: Mapping[str, Any], marks: Mapping[str, Any] | None = None, now: Now | None = None) -> None:
         """Continue from the stored state rows (``store.meta_items("st:")``). ``marks``: the
         store's identifier high-water marks (``store.high_water()``); after a repair they
-        are above anything a lost tail may have used, so no seq, tube or box id is reissued."""
+        are above anything a lost tail may have used, so no seq, tube or box id is reissued.
+        ``now``: the clock at restart, so the snapshot's "today" is right before any event."""
+        if now is not None:
+            self._now = now
         self.state = TableState.from_rows(rows, self._prefix, self._default_mode)
         self._continue_above(marks or {})
         self._restored_show()
 
-    def replay(self, records: Iterable[dict], marks: Mapping[str, Any] | None = None) -> int:
+    def replay(self, records: Iterable[dict], marks: Mapping[str, Any] | None = None, now: Now | None = None) -> int:
         """Rebuild the state rows from records, in seq order: once, for a store upgraded from
         the old layout (which kept no rows). Returns how many records did not fit and were
         skipped (a tube of an archived day); the shell reports it."""
+        if now is not None:
+            self._now = now
         self.state = TableState(self._prefix, self._default_mode)
         skipped = 0
         for record in sorted(records, key=lambda r: r.get("seq", 0)):
@@ -171,7 +176,8 @@ class Station:
         t = self.state.table
         t["seq"] = max(int(t["seq"]), int(marks.get("seq", 0) or 0))
         for stem, n in (marks.get("numbers") or {}).items():
-            t["numbers"][stem] = max(int(t["numbers"].get(stem, 0)), int(n))
+            if int(n) > int(t["numbers"].get(stem, 0)):
+                t["numbers"][stem] = int(n)
 
     def _restored_show(self) -> None:
         op, tube = self.state.table["operator"], self.state.tube(self.state.table["tube"])
@@ -192,9 +198,16 @@ class Station:
         return self.state.changes()
 
     def marks(self) -> dict[str, Any]:
-        """The identifier high-water marks after the last step (seq, tube and box numbers)."""
+        """The identifier high-water marks after the last step (seq, tube and box numbers).
+        Today's tube and box stems are named from the day's first record on (at 0 before
+        their first id), so the store reserves both then, not on a later volunteer's step."""
         t = self.state.table
-        return {"seq": t["seq"], "numbers": dict(t["numbers"])}
+        numbers = dict(t["numbers"])
+        if t["day"]:
+            ymd = t["day"][2:4] + t["day"][5:7] + t["day"][8:10]
+            for stem in (self._prefix + ymd, f"{self._prefix}-B{ymd}"):
+                numbers.setdefault(stem, 0)
+        return {"seq": t["seq"], "numbers": numbers}
 
     def lookups(self, event: Event, now: Now) -> Lookups:
         """What the store must tell ``handle`` about this event (pure; cheap)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import shutil
+import tempfile
+import weakref
 
-from firmware_app import config
+from firmware_app import config, table_state
 from firmware_app.idnumber import check_char
-from firmware_app.model import CodeScanned, Command, Facts, Now, Persist, PrintLabel, Say, Show, sample_person_key
+from firmware_app.model import NO_FACTS, CodeScanned, Command, Now, Persist, PrintLabel, Say, Show
+from firmware_app.store import Store
 from firmware_app.station import Station
 from firmware_app.volunteers import Volunteer
 from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB, T0, operator_code
@@ -49,36 +52,35 @@ def make_id(n: int, birth="19800101") -> str:
     return first17 + check_char(first17)
 
 
-def facts_for(lookups, stored: list[dict]) -> Facts:
-    """What a store holding these records answers (firmware_app.store.Store.facts does the same
-    with indexes; tests/test_store.py checks the two agree)."""
-    by_id = {r["record_id"]: r for r in stored}
-    voids = {r["voided_record_id"] for r in stored if r["kind"] == "void"}
-    samples = [r for r in stored if r["kind"] == "sample"]
-    people = {(key, day): tuple(r for r in samples if sample_person_key(r) == key and r["at"][:10] == day
-                                and r["record_id"] not in voids) for key, day in lookups.people}
+class Shelf:
+    """The real store (firmware_app.store.Store, SQLite) in a temporary directory, holding what
+    the runtime would write: each step's records and the state rows it changed, in one append."""
 
-    def in_tube(tube_id: str, depth: int = 0) -> tuple:
-        if depth > 50 or any(r["kind"] == "tube_replace" and r["old_tube_id"] == tube_id for r in stored):
-            return ()
-        mine = tuple(r for r in samples if r["tube_id"] == tube_id)
-        for r in stored:
-            if r["kind"] == "tube_replace" and r["tube_id"] == tube_id:
-                mine = in_tube(r["old_tube_id"], depth + 1) + mine
-        return tuple(sorted(mine, key=lambda r: r["seq"]))
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="station-")
+        self.store = Store(self.dir, durable=False)
+        weakref.finalize(self, _drop, self.store, self.dir)
 
-    tubes = {t: in_tube(t) for t in lookups.tubes}
-    used = frozenset(t for t in lookups.tubes if any(
-        r["kind"] in ("sample", "tube_replace") and r["tube_id"] == t or r["kind"] == "tube_replace" and r["old_tube_id"] == t
-        for r in stored))
-    records = {rid: by_id.get(rid) for rid in lookups.records}
-    answered = {r["record_id"] for rs in [*people.values(), *tubes.values()] for r in rs} | set(records)
-    return Facts(people=people, records=records, tubes=tubes, tubes_used=used, voided=frozenset(answered & voids))
+    def keep(self, station: Station, effects: list) -> list[dict]:
+        records = [e.record for e in effects if isinstance(e, Persist)]
+        changes = station.changes()
+        if records:
+            self.store.append(records, meta=changes, marks=station.marks())
+        return records
+
+    def rows(self) -> dict:
+        return self.store.meta_items(table_state.PREFIX)
 
 
-def handle(station: Station, event, now: Now, stored: list[dict]) -> list:
-    """station.handle as the runtime does it: the facts its lookups ask for, from the stored records."""
-    return station.handle(event, now, facts_for(station.lookups(event, now), stored))
+def _drop(store, directory) -> None:
+    store.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def handle(station: Station, event, now: Now, shelf: Shelf) -> list:
+    """station.handle as the runtime does it: the facts its lookups ask for, from the store."""
+    lookups = station.lookups(event, now)
+    return station.handle(event, now, shelf.store.facts(lookups) if lookups else NO_FACTS)
 
 
 class Table:
@@ -90,7 +92,7 @@ class Table:
         self.now = Now(start, True)
         self.synced = True  # set False to act as a Pi whose clock NTP has not set yet
         self.records: list[dict] = []
-        self.rows: dict = {}  # the state rows as the store keeps them
+        self.shelf = Shelf()
         self.effects: list = []
 
     def tick(self, seconds: float = 20) -> None:
@@ -98,13 +100,8 @@ class Table:
 
     def do(self, event) -> list:
         self.tick()
-        self.effects = handle(self.station, event, self.now, self.records)
-        self.records += [e.record for e in self.effects if isinstance(e, Persist)]
-        for key, row in self.station.changes().items():  # written with the records
-            if row is None:
-                self.rows.pop(key, None)
-            else:
-                self.rows[key] = json.loads(json.dumps(row))
+        self.effects = handle(self.station, event, self.now, self.shelf)
+        self.records += self.shelf.keep(self.station, self.effects)
         return self.effects
 
     def scan(self, text: str, source="scanner") -> list:
@@ -118,7 +115,11 @@ class Table:
 
     def restart(self) -> None:
         self.station = Station(self.cfg, VOLUNTEERS)
-        self.station.restore(json.loads(json.dumps(self.rows)))
+        self.station.restore(self.rows, self.shelf.store.high_water(), now=self.now)
+
+    @property
+    def rows(self) -> dict:
+        return self.shelf.rows()
 
     # what the volunteer sees and hears
     @property

@@ -12,7 +12,7 @@ import json
 from firmware_app.model import POOL_CAPACITY, CardRead, CodeScanned, Command, IdCard, Now, Persist, PrintLabel, Say, Show
 from firmware_app.station import Station
 from tests.qr_fixtures import DAY, STRANGER_KEY, T0, operator_code, person_code
-from tests.station_fixtures import VOLUNTEERS, handle, make_config, make_id
+from tests.station_fixtures import VOLUNTEERS, Shelf, handle, make_config, make_id
 
 PEOPLE = [(f"市民{n}", make_id(n)) for n in range(8)]  # few people: duplicates happen
 CODES = {
@@ -39,14 +39,16 @@ class TableSession(RuleBasedStateMachine):
         self.station = Station(self.cfg, VOLUNTEERS)
         self.at = float(T0)
         self.records: list[dict] = []
-        self.rows: dict = {}  # the state rows as the store keeps them (written with each step's records)
+        self.shelf = Shelf()  # the real store: records and state rows, as the runtime writes them
+        self.last_event_at = self.at
         self.signed_in = False  # as the records say: a shift_start of a certified operator is open
 
     # -------------------------------------------------------------- driving
 
     def step(self, event):
         self.at += 37
-        effects = handle(self.station, event, _now(self.at), self.records)
+        self.last_event_at = self.at
+        effects = handle(self.station, event, _now(self.at), self.shelf)
         kinds = [type(e).__name__ for e in effects]
         persists = [e.record for e in effects if isinstance(e, Persist)]
         # durability order: every Persist before any label, screen, sound or result
@@ -55,13 +57,7 @@ class TableSession(RuleBasedStateMachine):
         for record in persists:
             self.check_new_record(record)
             self.records.append(record)
-        changes = self.station.changes()
-        assert bool(changes) == bool(persists)  # rows change only with records
-        for key, row in json.loads(json.dumps(changes)).items():
-            if row is None:
-                self.rows.pop(key, None)
-            else:
-                self.rows[key] = row
+        assert self.shelf.keep(self.station, effects) == persists  # rows changed only with records: see the invariant
         visible = repr([e for e in effects if isinstance(e, (Show, Say, PrintLabel))])
         assert not any(number in visible for _, number in PEOPLE)
         return persists
@@ -167,7 +163,8 @@ class TableSession(RuleBasedStateMachine):
     def restart(self):
         before = self.station.snapshot()
         self.station = Station(self.cfg, VOLUNTEERS)
-        self.station.restore(json.loads(json.dumps(self.rows)))
+        # the same clock as the snapshot before (today's counters depend on it)
+        self.station.restore(self.shelf.rows(), self.shelf.store.high_water(), now=_now(self.last_event_at))
         after = self.station.snapshot()
         assert {k: after[k] for k in DERIVED} == {k: before[k] for k in DERIVED}
 
@@ -258,7 +255,7 @@ class TableSession(RuleBasedStateMachine):
         gone = {r["box_id"] for r in self.records if r["kind"] == "box_handover"}
         assert not gone & set(st.state.boxes)
         fresh = Station(self.cfg, VOLUNTEERS)
-        fresh.restore(json.loads(json.dumps(self.rows)))  # what a restart would load
+        fresh.restore(self.shelf.rows())  # what a restart would load
         assert json.loads(json.dumps(fresh.state.rows())) == json.loads(json.dumps(st.state.rows()))
 
     @invariant()
