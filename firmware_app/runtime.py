@@ -29,7 +29,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from firmware_app import clock, table_state
+from firmware_app import clock
+from firmware_app.station import state as table_state
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
                                 Effect, Event, Now, Persist, PrintLabel, Say, Show)
 

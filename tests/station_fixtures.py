@@ -7,7 +7,8 @@ import shutil
 import tempfile
 import weakref
 
-from firmware_app import config, table_state
+from firmware_app import config
+from firmware_app.station import state as table_state
 from firmware_app.idnumber import check_char
 from firmware_app.model import NO_FACTS, CodeScanned, Command, Now, Persist, PrintLabel, Say, Show
 from firmware_app.store import Store

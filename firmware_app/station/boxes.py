@@ -1,0 +1,129 @@
+"""Transport boxes: tubes go in as they close, the packer's count must match the"""
+
+from __future__ import annotations
+
+from firmware_app.model import Command, Label, PrintLabel
+from firmware_app.station.common import SINGLE_ZH, Refused
+
+
+class BoxRules:
+    """Transport boxes: tubes go in as they close, the packer's count must match the
+    list before the box closes (label and manifest print), hand-over to a courier."""
+
+    def _box_tube(self, tube_id: str) -> None:
+        """A closed tube with people goes into the open box (a box opens by itself if none)."""
+        if self.state.table["box"] is None:
+            self._open_box()
+        else:
+            self._fill_box()
+        if not self.state.tubes[tube_id]["box"]:
+            self._say("转运箱已满，请清点封箱")
+
+    def _open_box(self) -> None:
+        self._emit("box_open", box_id=self._next_id(f"{self._prefix}-B", 3), capacity=self._box_capacity)
+        self._fill_box()
+
+    def _fill_box(self) -> None:
+        box = self.state.boxes[self.state.table["box"]]
+        for tube_id in self.state.unboxed()[: max(0, box["capacity"] - len(box["tubes"]))]:
+            self._emit("box_add", box_id=box["id"], tube_id=tube_id)
+
+    def _box_for(self, args: dict, state: str) -> dict:
+        box_id = args.get("box_id")
+        if box_id:
+            box = self.state.boxes.get(str(box_id))
+            if box is None:
+                raise Refused(f"没有转运箱 {box_id}", f"no box {box_id}")
+            return box
+        if state == "open":
+            if self.state.table["box"] is None:
+                raise Refused("当前没有打开的转运箱", "no box is open")
+            return self.state.boxes[self.state.table["box"]]
+        waiting = [b for b in self.state.boxes.values() if b["state"] == "closed"]
+        if not waiting:
+            raise Refused("没有待交接的已封箱", "no closed box waiting for a courier")
+        return waiting[0]
+
+    def _box_people(self, box: dict) -> int:
+        return sum(self.state.live(self.state.tubes[t]) for t in box["tubes"])
+
+    def _box_label(self, box: dict, reprint: bool) -> None:
+        people = self._box_people(box)
+        when = f"{self._local(self._now.at):%Y-%m-%d %H:%M}"
+        mark = ("补打 / reprint",) if reprint else ()
+        lines = (self._site_name, f"{self._where['table']} {when}", f"{len(box['tubes'])}管 {people}人", box["id"], *mark)
+        self._emit("label", ref=box["id"], label_kind="box", reprint=reprint)
+        self._step.prints.append(PrintLabel(Label("box", box["id"], lines), ref=box["id"]))
+        manifest = [f"转运箱 {box['id']} 清单 / manifest" + (" 补打" if reprint else ""), self._site_name, when]
+        for n, tube_id in enumerate(box["tubes"], 1):
+            tube = self.state.tubes[tube_id]
+            void = tube["voided"]
+            reason = tube["single_reason"]
+            kind = f"单管{SINGLE_ZH[reason]}" if reason else ("一户一管" if tube["mode"] == "household" else f"{tube['capacity']}混1")
+            manifest.append(f"{n:>2}. {tube_id} {kind} {tube['count'] - void}人" + (f" 作废{void}" if void else ""))
+        manifest.append(f"共 {len(box['tubes'])} 管 {people} 人")
+        self._emit("label", ref=box["id"], label_kind="manifest", reprint=reprint)
+        self._step.prints.append(PrintLabel(Label("manifest", box["id"], tuple(manifest)), ref=box["id"]))
+
+    def _cmd_open_box(self, c: Command) -> None:
+        if self.state.table["box"] is not None:
+            box_id = self.state.table["box"]
+            raise Refused(f"转运箱 {box_id} 仍打开，请先封箱", f"box {box_id} is still open; close it first")
+        self._open_box()
+        box = self.state.boxes[self.state.table["box"]]
+        self._show_("ok", f"已开箱 {box['id']}（{len(box['tubes'])}管）", f"box {box['id']} opened ({len(box['tubes'])} tubes)")
+
+    def _cmd_box_count(self, c: Command) -> None:
+        box = self._box_for(c.args, "open")
+        try:
+            counted = int(str(c.args.get("count")), 10)
+        except (TypeError, ValueError):
+            raise Refused("清点数量无效", "count must be a whole number") from None
+        if counted < 0 or counted > 100_000:
+            raise Refused("清点数量无效", "count must be a whole number")
+        listed = len(box["tubes"])
+        self._emit("box_count", box_id=box["id"], counted=counted, listed=listed, match=counted == listed)
+        self._step.result = {"box_id": box["id"], "counted": counted, "listed": listed}
+        if counted == listed:
+            self._show_("ok", f"清点一致：{listed} 管，可以封箱", f"count matches: {listed} tubes; ready to close")
+            self._say("清点一致")
+        else:
+            self._show_(
+                "error",
+                f"清点不符：清单 {listed} 管，实数 {counted} 管，请核对后重新清点，未核对不能封箱",
+                f"count mismatch: {listed} listed, {counted} counted; recount before closing",
+                tubes=list(box["tubes"]),
+            )
+            self._say("清点不符")
+
+    def _cmd_close_box(self, c: Command) -> None:
+        box = self._box_for(c.args, "open")
+        if not box["tubes"]:
+            raise Refused("转运箱是空的", "the box is empty")
+        if box["counted"] is None or box["counted"] != box["listed"] or box["listed"] != len(box["tubes"]):
+            raise Refused(
+                f"封箱前请清点：清单 {len(box['tubes'])} 管，须与实物一致",
+                f"count the tubes first: {len(box['tubes'])} listed must match the tubes in hand",
+            )
+        people = self._box_people(box)
+        self._emit("box_close", box_id=box["id"], tubes=list(box["tubes"]), tube_count=len(box["tubes"]), people=people)
+        self._box_label(box, reprint=False)
+        if self.state.unboxed():
+            self._open_box()
+        self._show_("ok", f"已封箱 {box['id']}：{len(box['tubes'])} 管 {people} 人，标签和清单已打印",
+                    f"box {box['id']} closed: {len(box['tubes'])} tubes")
+        self._say("已封箱")
+        self._step.result = {"box_id": box["id"], "tubes": len(box["tubes"]), "people": people}
+
+    def _cmd_handover_box(self, c: Command) -> None:
+        courier = str(c.args.get("courier") or "").strip()
+        if not courier:
+            raise Refused("请填写转运人员", "courier name or id is required")
+        box = self._box_for(c.args, "closed")
+        if box["state"] != "closed":
+            raise Refused(f"转运箱 {box['id']} 未封箱或已交接", f"box {box['id']} is not closed or was handed over already")
+        box_id, tubes = box["id"], list(box["tubes"])
+        self._emit("box_handover", box_id=box_id, courier=courier, tubes=tubes)
+        self._show_("ok", f"转运箱 {box_id} 已交接给 {courier}", f"box {box_id} handed over to {courier}")
+        self._say("已交接")
+        self._step.result = {"box_id": box_id}

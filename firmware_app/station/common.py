@@ -1,0 +1,71 @@
+"""What every rule module shares: refusals, the step being built, command cards and small texts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware_app.model import Command, PrintLabel, Show, mask_id, mask_name
+
+COMMAND_PREFIX = "SWABCMD:"
+ID_TYPES = ("resident_id", "passport", "none")
+COLOUR_ZH = {"green": "绿码", "yellow": "黄码", "red": "红码", None: "未出示健康码"}
+SINGLE_ZH = {"red_code": "红码", "yellow_code": "黄码", "key_person": "重点人群"}
+DEVICE_ZH = {"idcard": "身份证读卡器", "scanner": "扫码枪", "camera": "摄像头", "printer": "打印机", "broker": "区平台", "store": "存储"}
+# The argument a one-argument command card (SWABCMD:<name>:<arg>) carries.
+CARD_ARG = {
+    "switch_mode": "mode",
+    "box_count": "count",
+    "handover_box": "courier",
+    "void": "record_id",
+    "replace_tube": "tube_id",
+    "reprint_label": "ref",
+    "close_tube": "reason",
+}
+CONFIRMS = ("confirm", "confirm_duplicate", "confirm_single")
+
+
+class Refused(Exception):
+    """A step that cannot happen; raised before the step emits any record."""
+
+    def __init__(self, message: str, message_en: str, **detail: Any):
+        super().__init__(message_en)
+        self.message = message
+        self.message_en = message_en
+        self.detail = detail
+
+
+class MissingFacts(RuntimeError):
+    """The shell handed an event without the facts ``lookups`` asked for (a shell bug)."""
+
+
+@dataclass
+class _Step:
+    records: list[dict] = field(default_factory=list)
+    prints: list[PrintLabel] = field(default_factory=list)
+    show: Show | None = None
+    says: list[str] = field(default_factory=list)
+    result: dict | None = None  # data for a CommandResult
+
+
+def _who(record: dict | None) -> str:
+    """A stored sample's person, masked; "?" when the store no longer has the record."""
+    if record is None:
+        return "?"
+    number = record["id_number"] if record.get("id_type") != "none" else ""
+    return f"{mask_name(record['name'])} {mask_id(number)}"
+
+
+def _mode_zh(mode: str) -> str:
+    return {"1": "单采单检", "10": "10混1", "20": "20混1", "household": "一户一管"}[mode]
+
+
+def _parse_card(text: str) -> Command:
+    """SWABCMD:<name> or SWABCMD:<name>:<arg> -> Command from the scanner."""
+    name, _, arg = text[len(COMMAND_PREFIX) :].partition(":")
+    name = name.strip()
+    if not re.fullmatch(r"[a-z_]{1,40}", name):
+        raise Refused("操作卡无法识别", "command card not recognised")
+    args = {CARD_ARG[name]: arg.strip()} if arg and name in CARD_ARG else {}
+    return Command(name, args, "scanner")

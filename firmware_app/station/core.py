@@ -1,0 +1,394 @@
+"""The station facade: the one entry for events, the state it restores from rows, and what
+    a step hands back (records, state rows, id marks, effects)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from firmware_app import idnumber, qr
+from firmware_app import volunteers as vol
+from firmware_app.config import Config
+from firmware_app.model import (
+    NO_FACTS,
+    RECORD_KINDS,
+    RECORD_SCHEMA,
+    CardRead,
+    CodeScanned,
+    Command,
+    CommandResult,
+    DeviceError,
+    DeviceStatus,
+    Effect,
+    Event,
+    Facts,
+    Lookups,
+    Now,
+    Persist,
+    Say,
+    Show,
+    mask_id,
+    mask_name,
+    record_id,
+)
+from firmware_app.station.boxes import BoxRules
+from firmware_app.station.common import (
+    COMMAND_PREFIX,
+    CONFIRMS,
+    DEVICE_ZH,
+    MissingFacts,
+    Refused,
+    _parse_card,
+    _Step,
+)
+from firmware_app.station.people import PeopleRules
+from firmware_app.station.shifts import ShiftRules
+from firmware_app.station.state import TableState
+from firmware_app.station.tubes import TubeRules
+
+
+class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
+    """The facade: restore, lookups, handle, changes, marks, snapshot. The rules live in the
+    mixins by concern (shifts, people, tubes, boxes); the state and its reducers in state.py."""
+
+    def __init__(self, settings: Config, volunteers: Mapping[str, vol.Volunteer]):
+        self.cfg = settings
+        st, sampling = settings.station, settings.sampling
+        self._device_id = st.device_id
+        self._where = {"district": st.district, "site": st.site, "table": st.table}
+        self._site_name = st.site_name or f"{st.site} {st.table}"
+        self._tz = dt.timezone(dt.timedelta(hours=st.utc_offset_hours))
+        self._keys = settings.keys
+        self._max_code_age_s = settings.authority.max_code_age_hours * 3600
+        self._source = sampling.tubes_source
+        self._prefix = sampling.tube_prefix
+        self._tube_re = re.compile(sampling.tube_pattern)
+        self._box_capacity = sampling.box_capacity
+        self._default_mode = sampling.mode
+        self._volunteers: dict[str, vol.Volunteer] = dict(volunteers)
+        self.state = TableState(self._prefix, sampling.mode)
+        self._pending: dict | None = None  # not a record: lost on restart, nothing registered
+        self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
+        self._devices: dict[str, dict] = {}
+        self._now = Now(0.0, False)
+        self._step = _Step()
+        self._facts: Facts = NO_FACTS
+        self._person_cache: tuple[Any, Any] = (None, None)  # (event, person or Refused) of lookups()
+        self._cert: qr.OperatorCert | None = None  # the certificate the cached event carried
+
+    def restore(self, rows: Mapping[str, Any], marks: Mapping[str, Any] | None = None, now: Now | None = None) -> None:
+        """Continue from the stored state rows (``store.meta_items("st:")``). ``marks``: the
+        store's identifier high-water marks (``store.high_water()``); after a repair they
+        are above anything a lost tail may have used, so no seq, tube or box id is reissued.
+        ``now``: the clock at restart, so the snapshot's "today" is right before any event."""
+        if now is not None:
+            self._now = now
+        self.state = TableState.from_rows(rows, self._prefix, self._default_mode)
+        self._continue_above(marks or {})
+        self._restored_show()
+
+    def replay(self, records: Iterable[dict], marks: Mapping[str, Any] | None = None, now: Now | None = None) -> int:
+        """Rebuild the state rows from records, in seq order: once, for a store upgraded from
+        the old layout (which kept no rows). Returns how many records did not fit and were
+        skipped (a tube of an archived day); the shell reports it."""
+        if now is not None:
+            self._now = now
+        self.state = TableState(self._prefix, self._default_mode)
+        skipped = 0
+        for record in sorted(records, key=lambda r: r.get("seq", 0)):
+            self.state.table["seq"] = max(self.state.table["seq"], int(record.get("seq", 0) or 0))
+            if record.get("kind") not in RECORD_KINDS:
+                skipped += 1
+                continue
+            try:
+                self.state.apply(record)
+            except (KeyError, ValueError, TypeError):
+                skipped += 1
+        self._continue_above(marks or {})
+        self.state.touch("table")
+        for tube_id in self.state.tubes:
+            self.state.touch("tube", tube_id)
+        for box_id in self.state.boxes:
+            self.state.touch("box", box_id)
+        self._restored_show()
+        return skipped
+
+    def _continue_above(self, marks: Mapping[str, Any]) -> None:
+        t = self.state.table
+        t["seq"] = max(int(t["seq"]), int(marks.get("seq", 0) or 0))
+        for stem, n in (marks.get("numbers") or {}).items():
+            if int(n) > int(t["numbers"].get(stem, 0)):
+                t["numbers"][stem] = int(n)
+
+    def _restored_show(self) -> None:
+        op, tube = self.state.table["operator"], self.state.tube(self.state.table["tube"])
+        if op is None:
+            self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
+        elif tube:
+            self._show = Show(
+                "info",
+                f"已恢复：{op['name']} 在岗，当前管 {tube['id']} 已有 {tube['count']}/{tube['capacity']} 人",
+                f"Restored: {op['cert_id']} signed in, tube {tube['id']} has {tube['count']}/{tube['capacity']}",
+            )
+        else:
+            self._show = Show("info", f"已恢复：{op['name']} 在岗", f"Restored: {op['cert_id']} signed in")
+
+    def changes(self) -> dict[str, Any]:
+        """The state rows the last step changed ({key: row, or None when gone}): store them
+        in the same transaction as the step's records."""
+        return self.state.changes()
+
+    def marks(self) -> dict[str, Any]:
+        """The identifier high-water marks after the last step (seq, tube and box numbers).
+        Today's tube and box stems are named from the day's first record on (at 0 before
+        their first id), so the store reserves both then, not on a later volunteer's step."""
+        t = self.state.table
+        numbers = dict(t["numbers"])
+        if t["day"]:
+            ymd = t["day"][2:4] + t["day"][5:7] + t["day"][8:10]
+            for stem in (self._prefix + ymd, f"{self._prefix}-B{ymd}"):
+                numbers.setdefault(stem, 0)
+        return {"seq": t["seq"], "numbers": numbers}
+
+    def lookups(self, event: Event, now: Now) -> Lookups:
+        """What the store must tell ``handle`` about this event (pure; cheap)."""
+        self._now = now
+        try:
+            return self._lookups(event)
+        except Refused:
+            return Lookups()  # handle refuses it the same way, needing nothing
+
+    def handle(self, event: Event, now: Now, facts: Facts = NO_FACTS) -> list[Effect]:
+        self._now = now
+        self._facts = facts
+        self._step = step = _Step()
+        command = event if isinstance(event, Command) else None
+        ok = True
+        try:
+            if isinstance(event, CardRead):
+                self._on_card(event)
+            elif isinstance(event, CodeScanned):
+                command = self._on_code(event) or command
+            elif isinstance(event, Command):
+                self._on_command(event)
+            elif isinstance(event, DeviceStatus):
+                self._on_device_status(event)
+            elif isinstance(event, DeviceError):
+                self._on_device_error(event)
+            else:
+                raise Refused("未知事件", f"unknown event {type(event).__name__}")
+        except Refused as refusal:
+            if step.records:  # a rule refused after emitting: a bug; the shell restores from the store
+                raise RuntimeError(f"refused after {len(step.records)} record(s): {refusal.message_en}") from refusal
+            ok = False
+            step.show = Show("error", refusal.message, refusal.message_en, refusal.detail)
+            step.says.append("错误")
+        finally:
+            self._facts = NO_FACTS
+            self._person_cache = (None, None)
+        if not step.records:
+            self.state.discard_changes()
+        if step.show is not None:
+            self._show = step.show
+        effects: list[Effect] = [Persist(r) for r in step.records]
+        effects += step.prints
+        if step.show is not None:
+            effects.append(step.show)
+        effects += [Say(text) for text in step.says]
+        if command is not None and command.txn is not None:
+            shown = step.show or self._show
+            effects.append(CommandResult(command.name, command.txn, ok, shown.message_en or shown.message, step.result or {}))
+        return effects
+
+    def snapshot(self) -> dict:
+        t = self.state.table
+        tube = self.state.tube(t["tube"])
+        last = t["last"]
+        box = self.state.boxes.get(t["box"] or "")
+        today = self._today().isoformat() if self._now.at else t["day"]
+        op = t["operator"]
+        return {
+            "device_id": self._device_id,
+            "operator": {"name": op["name"], "cert_id": op["cert_id"]} if op else None,
+            "mode": t["mode"],
+            "tubes_source": self._source,
+            "tube": (
+                {"id": tube["id"], "count": tube["count"], "capacity": tube["capacity"], "single_reason": tube["single_reason"]}
+                if tube
+                else None
+            ),
+            "pending": self._pending_view(),
+            "last": (
+                {k: last[k] for k in ("name", "id", "colour", "source", "tube_id", "voided")}
+                if last
+                else None
+            ),
+            "level": self._show.level,
+            "message": self._show.message,
+            "message_en": self._show.message_en,
+            "today": {
+                "day": t["day"],
+                "people": t["people"] if t["day"] == today else 0,
+                "tubes": t["tubes"] if t["day"] == today else 0,
+            },
+            "box": (
+                {
+                    "id": box["id"],
+                    "tubes": len(box["tubes"]),
+                    "capacity": box["capacity"],
+                    "counted": box["counted"],
+                    "listed": box["listed"],
+                    "blocked": box["counted"] is not None and box["counted"] != box["listed"],
+                }
+                if box
+                else None
+            ),
+            "unboxed": len(self.state.unboxed()),
+            "devices": {name: dict(d) for name, d in self._devices.items()},
+            "seq": t["seq"],
+        }
+
+    @property
+    def volunteers(self) -> Mapping[str, vol.Volunteer]:
+        """The current certified list (the shell saves it after a push_volunteers)."""
+        return self._volunteers
+
+    def _lookups(self, event: Event) -> Lookups:
+        person = self._person_of(event)
+        if person is not None:
+            return Lookups(people=((self._key(person[0]), self._today().isoformat()),))
+        command = event if isinstance(event, Command) else None
+        if isinstance(event, CodeScanned):
+            text = event.text.strip()
+            if text.startswith(COMMAND_PREFIX):
+                command = _parse_card(text)
+            elif self._tube_re.fullmatch(text) and not (len(text) == 18 and idnumber.is_valid(text, self._today())):
+                pending = self._pending
+                old = (pending["tube_id"],) if pending and pending["kind"] == "replace_tube" else ()
+                return Lookups(tubes=(*old, text))
+        if command is None:
+            return Lookups()
+        if command.name == "void":
+            return Lookups(records=(str(command.args.get("record_id", "")),))
+        if command.name == "replace_tube":
+            old = self._replace_target(command)
+            new = str(command.args.get("new_tube_id") or "")
+            return Lookups(tubes=tuple(t for t in (old, new) if t))
+        if command.name in CONFIRMS and self._pending and self._pending["kind"] == "replace_tube":
+            return Lookups(tubes=(self._pending["tube_id"],))
+        return Lookups()
+
+    def _fact(self, table: Mapping, key: Any) -> Any:
+        if key not in table:
+            raise MissingFacts(f"the shell gave no facts for {key!r} (call lookups() and store.facts() first)")
+        return table[key]
+
+    def _local(self, at: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(at, self._tz)
+
+    def _today(self) -> dt.date:
+        return self._local(self._now.at).date()
+
+    def _emit(self, kind: str, **fields: Any) -> dict:
+        assert kind in RECORD_KINDS, kind
+        seq = int(self.state.table["seq"]) + 1
+        op = self.state.table["operator"]
+        record = {
+            "schema": RECORD_SCHEMA,
+            "record_id": record_id(self._device_id, seq),
+            "seq": seq,
+            "kind": kind,
+            "device_id": self._device_id,
+            **self._where,
+            "at": self._local(self._now.at).isoformat(timespec="milliseconds"),
+            "clock_synced": self._now.synced,
+            "operator": op["cert_id"] if op else None,
+            **fields,
+        }
+        self.state.apply(record)
+        self._step.records.append(record)
+        return record
+
+    def _next_id(self, prefix: str, width: int) -> str:
+        # never from an earlier day's stem than the records have reached: a clock set back
+        # (a Pi has no RTC) must not hand out that day's tube numbers again
+        day = self._local(self._now.at).strftime("%y%m%d")
+        latest = self.state.table["day"]
+        if latest and latest[2:4] + latest[5:7] + latest[8:10] > day:
+            day = latest[2:4] + latest[5:7] + latest[8:10]
+        return self.state.next_id(prefix, day, width)
+
+    def _show_(self, level: str, message: str, message_en: str, **detail: Any) -> None:
+        self._step.show = Show(level, message, message_en, detail)  # type: ignore[arg-type]
+
+    def _say(self, text: str) -> None:
+        self._step.says.append(text)
+
+    def _pending_view(self) -> dict | None:
+        p = self._pending
+        if p is None:
+            return None
+        if p["kind"] == "replace_tube":
+            return {"kind": "replace_tube", "tube_id": p["tube_id"]}
+        person = p["person"]
+        return {
+            "kind": "person",
+            "name": mask_name(person["name"]),
+            "id": mask_id(person["id_number"]),
+            "colour": person["colour"],
+            "source": p["source"],
+            "single_reason": p["single_reason"],
+            "needs_tube_scan": p["single_reason"] is not None and self._source == "prelabelled",
+            "duplicate_of": p["duplicate_of"],
+        }
+
+    def _on_device_status(self, event: DeviceStatus) -> None:
+        self._devices[event.device] = {"ok": event.ok, "reason": event.reason}
+        name = DEVICE_ZH.get(event.device, event.device)
+        if event.ok:
+            if self._pending is None:  # never hide a waiting confirm behind "printer ready"
+                self._show_("info", f"{name}正常", f"{event.device} ready")
+        else:
+            self._show_("error", f"{name}故障：{event.reason}", f"{event.device} not working: {event.reason}")
+            self._say(f"{name}故障")
+
+    def _on_device_error(self, event: DeviceError) -> None:
+        name = DEVICE_ZH.get(event.device, event.device)
+        self._show_("error", f"{name}：{event.reason}，请重试", f"{event.device}: {event.reason}; try again")
+        self._say("请重试")
+
+    def _on_code(self, event: CodeScanned) -> Command | None:
+        text = event.text.strip()
+        if text.startswith(COMMAND_PREFIX):
+            command = _parse_card(text)
+            self._on_command(command)
+            return command
+        if text.startswith(qr.PREFIX):
+            person = self._person_of(event)
+            if person is None:
+                self._sign_in(self._cert)  # type: ignore[arg-type]
+            else:
+                self._person_arrives(*person)
+            return None
+        if len(text) == 18 and idnumber.is_valid(text, self._today()):
+            # never taken for a tube id (it would be printed and shown in full)
+            raise Refused("这是身份证号，请用读卡器刷身份证或出示采样码", "that is an ID number: use the card reader or a sampling code")
+        if self._tube_re.fullmatch(text):
+            self._on_tube_scan(text)
+            return None
+        raise Refused(
+            "无法识别的条码（不是采样码、志愿者证、试管条码或操作卡）",
+            "unrecognised code: not a sampling code, volunteer certificate, tube barcode or command card",
+            length=len(text),
+        )
+
+    def _on_command(self, command: Command) -> None:
+        handler = getattr(self, f"_cmd_{command.name}", None)
+        if handler is None or command.name.startswith("_"):
+            raise Refused(f"未知操作：{command.name}", f"unknown command {command.name!r}")
+        handler(command)
+
+    def _cmd_push_config(self, c: Command) -> None:
+        raise Refused("配置更新由守护进程处理", "push_config is handled by the daemon, not the station core")

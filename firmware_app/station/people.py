@@ -1,0 +1,254 @@
+"""People arriving: ID cards, personal codes and manual entry; the same-day"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from firmware_app import idnumber, qr
+from firmware_app.model import (
+    CardRead,
+    CodeScanned,
+    Command,
+    Event,
+    mask_id,
+    mask_name,
+    person_key,
+)
+from firmware_app.station.common import COLOUR_ZH, ID_TYPES, SINGLE_ZH, Refused
+
+
+class PeopleRules:
+    """People arriving: ID cards, personal codes and manual entry; the same-day
+    duplicate and single-tube checks; pending, confirm and reject; registration into a tube."""
+
+    def _person_of(self, event: Event) -> tuple[dict, str] | None:
+        """The person an event brings (card, personal code, manual entry), or None; a
+        Refused for a bad one. Worked out once per event (lookups, then handle)."""
+        cached_event, result = self._person_cache
+        if cached_event is event:
+            if isinstance(result, Refused):
+                raise result
+            return result
+        try:
+            result = self._read_person(event)
+        except Refused as refusal:
+            self._person_cache = (event, refusal)
+            raise
+        self._person_cache = (event, result)
+        return result
+
+    def _read_person(self, event: Event) -> tuple[dict, str] | None:
+        if isinstance(event, CardRead):
+            card = event.card
+            try:
+                number = idnumber.validate(card.id_number, self._today())
+            except idnumber.IdNumberError as exc:
+                raise Refused(f"身份证号无效：{exc.reason}，未登记", f"ID card number invalid: {exc.reason_en}; not registered") from None
+            return {"name": card.name.strip(), "id_type": "resident_id", "id_number": number, "phone": "",
+                    "colour": None, "key_person": False}, "idcard"
+        if isinstance(event, CodeScanned) and event.text.strip().startswith(qr.PREFIX):
+            try:
+                code = qr.verify(event.text.strip(), self._keys, self._now.at, max_age_s=self._max_code_age_s,
+                                 check_not_before=self._now.synced)
+            except qr.QrError as exc:
+                raise Refused(f"二维码无效：{exc.reason}", f"code refused: {exc.reason_en}", problem=exc.code) from None
+            if isinstance(code, qr.OperatorCert):
+                self._cert = code
+                return None
+            return {"name": code.name, "id_type": code.id_type, "id_number": code.id_number, "phone": code.phone,
+                    "colour": code.colour, "key_person": code.key_person}, "qr"
+        if isinstance(event, Command) and event.name == "manual_entry":
+            return _manual_person(event.args, self._today()), "manual"
+        return None
+
+    @staticmethod
+    def _key(person: dict) -> str:
+        return person_key(person["id_type"], person["id_number"], person["name"], person["phone"])
+
+    def _on_card(self, event: CardRead) -> None:
+        person, source = self._person_of(event)  # type: ignore[misc]
+        self._person_arrives(person, source)
+
+    def _person_arrives(self, person: dict, source: str) -> None:
+        self._require_operator()
+        if self._pending is not None:
+            raise Refused("请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first; not registered")
+        single = _single_reason(person)
+        duplicate_of = self._earlier_today(person)
+        if single is None and self._source == "prelabelled" and self.state.table["tube"] is None:
+            raise Refused("请先扫描试管条码开管，本人未登记", "scan a tube first; not registered")
+        if single is None and duplicate_of is None:
+            self._register(person, source, None, None)
+            return
+        self._pending = {"kind": "person", "person": person, "source": source, "single_reason": single, "duplicate_of": duplicate_of}
+        who = f"{mask_name(person['name'])} {mask_id(person['id_number'])}"
+        parts, parts_en = [], []
+        if duplicate_of:
+            at = duplicate_of["at"][11:16]
+            parts.append(f"今日已在 {duplicate_of['tube_id']} 管采样（{at}）")
+            parts_en.append(f"already sampled today in tube {duplicate_of['tube_id']} at {at}")
+            self._say("重复采样，请确认")
+        if single:
+            how = "扫描单管条码" if self._source == "prelabelled" else "确认"
+            parts.append(f"{SINGLE_ZH[single]}：必须单人单管，请取单独试管后{how}")
+            parts_en.append(f"{single.replace('_', ' ')}: sample SINGLE in a separate tube")
+            self._say(f"{SINGLE_ZH[single]}，单采单管")
+        self._show_("confirm", f"{who}：" + "；".join(parts), f"{who}: " + "; ".join(parts_en), pending=self._pending_view())
+
+    def _earlier_today(self, person: dict) -> dict | None:
+        """Where and when this person was sampled today (the latest sample not void), or None:
+        from the store's samples of this person today (Facts.people)."""
+        key = (self._key(person), self._today().isoformat())
+        samples = [r for r in self._fact(self._facts.people, key) if r["record_id"] not in self._facts.voided]
+        if not samples:
+            return None
+        r = samples[-1]
+        tube = self.state.current(r["tube_id"])
+        return {"record_id": r["record_id"], "tube_id": tube["id"] if tube else r["tube_id"], "at": r["at"], **self._where}
+
+    def _register(self, person: dict, source: str, duplicate_of: str | None, single_tube: str | None) -> None:
+        """Put the person into a tube. All checks are done by the caller; this only emits."""
+        single = _single_reason(person)
+        fields = {
+            "name": person["name"],
+            "id_type": person["id_type"],
+            "id_number": person["id_number"],
+            "phone": person["phone"],
+            "colour": person["colour"],
+            "key_person": person["key_person"],
+            "source": source,
+            "duplicate_of": duplicate_of,
+        }
+        who = f"{mask_name(person['name'])} {mask_id(person['id_number'])}"
+        colour = COLOUR_ZH[person["colour"]]
+        if single:
+            tube_id = single_tube or self._next_id(self._prefix, 4)
+            self._open_tube(tube_id, single)
+            self._emit("sample", tube_id=tube_id, position=1, capacity=1, pool_mode="1", single_reason=single, **fields)
+            self._close_tube("full", tube_id)
+            self._show_("ok", f"{who} 已登记（{colour}）单管 {tube_id}", f"registered SINGLE in tube {tube_id}", person=_masked(person))
+            self._say("单管已登记")
+            self._after_pooled_continue()
+            return
+        if self.state.table["tube"] is None:
+            self._open_tube(self._next_id(self._prefix, 4), None)
+        tube = self.state.tubes[self.state.table["tube"]]
+        position = tube["count"] + 1
+        self._emit(
+            "sample", tube_id=tube["id"], position=position, capacity=tube["capacity"], pool_mode=tube["mode"],
+            single_reason=None, **fields
+        )
+        message = f"{who} 已登记（{colour}），{tube['id']} 第{position}/{tube['capacity']}人"
+        message_en = f"registered in tube {tube['id']}: {position}/{tube['capacity']}"
+        self._say(f"第{position}人")
+        if position >= tube["capacity"]:
+            self._close_tube("full")
+            self._say("本管已满")
+            message += "，本管已满"
+            message_en += ", tube full"
+            if self._source == "print":
+                new = self._open_tube(self._next_id(self._prefix, 4), None)
+                message += f"，新管 {new} 标签已打印"
+                message_en += f", next tube {new} label printed"
+            else:
+                message += "，请扫描新管条码"
+                message_en += ", scan the next tube"
+                self._say("请扫描新管")
+        self._show_("ok", message, message_en, person=_masked(person), tube_id=tube["id"], position=position)
+
+    def _after_pooled_continue(self) -> None:
+        tube = self.state.tube(self.state.table["tube"])
+        if tube:
+            self._say(f"混管 {tube['id']} 继续，已有{tube['count']}人")
+
+    def _confirm(self, kind: str | None) -> None:
+        p = self._pending
+        if p is None or (kind == "duplicate" and not (p["kind"] == "person" and p["duplicate_of"])):
+            raise Refused("没有待确认的事项", "nothing to confirm")
+        if p["kind"] == "replace_tube":
+            if self._source == "prelabelled":
+                raise Refused("请扫描新试管条码", "scan the new tube's barcode")
+            self._pending = None
+            self._check_replaceable(p["tube_id"])
+            self._replace(p["tube_id"], self._next_id(self._prefix, 4), p["reason"])
+            return
+        self._require_operator()
+        if p["single_reason"] and self._source == "prelabelled":
+            raise Refused("请扫描单管试管条码以确认", "scan the separate tube's barcode to confirm")
+        if not p["single_reason"] and self._source == "prelabelled" and self.state.table["tube"] is None:
+            raise Refused("请先扫描试管条码开管", "scan a tube first")
+        self._pending = None
+        self._register(p["person"], p["source"], (p["duplicate_of"] or {}).get("record_id"), None)
+
+    def _cmd_confirm(self, c: Command) -> None:
+        self._confirm(None)
+
+    def _cmd_confirm_duplicate(self, c: Command) -> None:
+        self._confirm("duplicate")
+
+    def _cmd_confirm_single(self, c: Command) -> None:
+        self._confirm(None)
+
+    def _reject(self) -> None:
+        if self._pending is None:
+            raise Refused("没有待确认的事项", "nothing to reject")
+        self._pending = None
+        self._show_("info", "已取消，未登记", "rejected: nothing registered")
+        self._say("已取消")
+
+    def _cmd_reject(self, c: Command) -> None:
+        self._reject()
+
+    def _cmd_reject_duplicate(self, c: Command) -> None:
+        self._reject()
+
+    def _cmd_cancel(self, c: Command) -> None:
+        self._reject()
+
+    def _cmd_manual_entry(self, c: Command) -> None:
+        person, source = self._person_of(c)  # type: ignore[misc]
+        self._person_arrives(person, source)
+
+
+def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
+    """The person a manual entry describes, checked (Refused says what is wrong)."""
+    name = str(a.get("name") or "").strip()
+    id_type = str(a.get("id_type") or "resident_id")
+    number = str(a.get("id_number") or "").strip().upper()
+    phone = str(a.get("phone") or "").strip()
+    colour = a.get("colour") or None
+    if not name:
+        raise Refused("请填写姓名", "name is required")
+    if id_type not in ID_TYPES:
+        raise Refused(f"证件类型无效：{id_type}", f"id_type must be one of {', '.join(ID_TYPES)}")
+    if colour not in (None, "green", "yellow", "red"):
+        raise Refused("健康码颜色无效", "colour must be green, yellow or red")
+    if id_type == "resident_id":
+        try:
+            number = idnumber.validate(number, today)
+        except idnumber.IdNumberError as exc:
+            raise Refused(f"身份证号无效：{exc.reason}，未登记", f"ID number invalid: {exc.reason_en}; not registered") from None
+    elif id_type == "passport" and not (number.isascii() and number.isalnum() and 5 <= len(number) <= 20):
+        raise Refused("护照号无效", "passport number must be 5-20 letters and digits")
+    elif id_type == "none":
+        number = ""
+        if not phone:
+            raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
+    return {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour,
+            "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
+
+
+def _single_reason(person: dict) -> str | None:
+    if person["colour"] == "red":
+        return "red_code"
+    if person["colour"] == "yellow":
+        return "yellow_code"
+    if person["key_person"]:
+        return "key_person"
+    return None
+
+
+def _masked(person: dict) -> dict:
+    return {"name": mask_name(person["name"]), "id": mask_id(person["id_number"]), "colour": person["colour"]}
