@@ -6,26 +6,18 @@ from ``command_card()``.
 
 from __future__ import annotations
 
+from firmware_app.commands import printed_cards
 from firmware_app.model import Label
 
-# (label zh-CN, label English, scanned text), in the order printed on the card
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("封管（本管结束）", "close tube", "SWABCMD:close_tube"),
-    ("撤销上一人", "void last entry", "SWABCMD:void_last"),
-    ("确认重复采样", "confirm duplicate", "SWABCMD:confirm_duplicate"),
-    ("补打标签", "reprint label", "SWABCMD:reprint_label"),
-    ("队列结束", "end of queue", "SWABCMD:end_of_queue"),
-    ("切换单采单检", "switch to 1 per tube", "SWABCMD:switch_mode:1"),
-    ("切换10混1", "switch to 10 per tube", "SWABCMD:switch_mode:10"),
-    ("切换20混1", "switch to 20 per tube", "SWABCMD:switch_mode:20"),
-    ("切换一户一管", "switch to household", "SWABCMD:switch_mode:household"),
-    ("签退", "sign out", "SWABCMD:sign_out"),
-)
+# (label zh-CN, label English, scanned text) of each code on the card, in order: from the
+# one command table (firmware_app/commands.py), which says which commands a card carries.
+def commands() -> list[tuple[str, str, str]]:
+    return printed_cards()
 
 
 def command_labels() -> list[Label]:
     """One label per command: a QR of the command text, captioned zh/en."""
-    return [Label(kind="command_card", barcode="", lines=(zh, en), qr=text) for zh, en, text in COMMANDS]
+    return [Label(kind="command_card", barcode="", lines=(zh, en), qr=text) for zh, en, text in commands()]
 
 
 def command_card() -> Label:
@@ -33,5 +25,5 @@ def command_card() -> Label:
 
     A label carries one code, so the printer prints ``command_labels()`` for a
     scannable card; this single label is the card's title and index."""
-    lines = ("采样台指令卡 / command card",) + tuple(f"{zh} / {en}: {text}" for zh, en, text in COMMANDS)
+    lines = ("采样台指令卡 / command card",) + tuple(f"{zh} / {en}: {text}" for zh, en, text in commands())
     return Label(kind="command_card", barcode="", lines=lines, qr="")

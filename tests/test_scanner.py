@@ -10,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.command_card import COMMANDS, command_card, command_labels
+from drivers.command_card import command_card, command_labels
+from firmware_app.commands import printed_cards
+
+COMMANDS = printed_cards()
 from drivers.scanner import NEED_DATA, Line, LineError, LineParser, Scanner, ScannerSettings, shown
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Label
 from hw_mocks.scanner import SimScanner

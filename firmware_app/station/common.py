@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from firmware_app import commands
 from firmware_app.model import Command, PrintLabel, Show, mask_id, mask_name
 
 COMMAND_PREFIX = "SWABCMD:"
@@ -13,16 +14,6 @@ ID_TYPES = ("resident_id", "passport", "none")
 COLOUR_ZH = {"green": "绿码", "yellow": "黄码", "red": "红码", None: "未出示健康码"}
 SINGLE_ZH = {"red_code": "红码", "yellow_code": "黄码", "key_person": "重点人群"}
 DEVICE_ZH = {"idcard": "身份证读卡器", "scanner": "扫码枪", "camera": "摄像头", "printer": "打印机", "broker": "区平台", "store": "存储"}
-# The argument a one-argument command card (SWABCMD:<name>:<arg>) carries.
-CARD_ARG = {
-    "switch_mode": "mode",
-    "box_count": "count",
-    "handover_box": "courier",
-    "void": "record_id",
-    "replace_tube": "tube_id",
-    "reprint_label": "ref",
-    "close_tube": "reason",
-}
 CONFIRMS = ("confirm", "confirm_duplicate", "confirm_single")
 
 
@@ -61,11 +52,16 @@ def _mode_zh(mode: str) -> str:
     return {"1": "单采单检", "10": "10混1", "20": "20混1", "household": "一户一管"}[mode]
 
 
-def _parse_card(text: str) -> Command:
-    """SWABCMD:<name> or SWABCMD:<name>:<arg> -> Command from the scanner."""
+def _parse_card(text: str, source: str) -> Command:
+    """SWABCMD:<name> or SWABCMD:<name>:<arg> -> the Command a scanned card means (the
+    argument goes in the key the command table names). Only the handheld scanner may issue
+    one: the camera faces the public, and anyone can hold up a printed code."""
+    if source != commands.CARD:
+        raise Refused("操作卡只能用扫码枪扫描（摄像头不接受操作卡）", "command cards are accepted from the handheld scanner only, never the camera")
     name, _, arg = text[len(COMMAND_PREFIX) :].partition(":")
     name = name.strip()
-    if not re.fullmatch(r"[a-z_]{1,40}", name):
+    if not re.fullmatch(r"[a-z_]{1,40}", name) or name not in commands.COMMANDS:
         raise Refused("操作卡无法识别", "command card not recognised")
-    args = {CARD_ARG[name]: arg.strip()} if arg and name in CARD_ARG else {}
+    card_arg = commands.COMMANDS[name].card_arg
+    args = {card_arg: arg.strip()} if arg and card_arg else {}
     return Command(name, args, "scanner")

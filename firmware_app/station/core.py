@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from firmware_app import idnumber, qr
+from firmware_app import commands, idnumber, qr
 from firmware_app import volunteers as vol
 from firmware_app.config import Config
 from firmware_app.model import (
@@ -263,7 +263,7 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         if isinstance(event, CodeScanned):
             text = event.text.strip()
             if text.startswith(COMMAND_PREFIX):
-                command = _parse_card(text)
+                command = _parse_card(text, event.source)
             elif self._tube_re.fullmatch(text) and not (len(text) == 18 and idnumber.is_valid(text, self._today())):
                 pending = self._pending
                 old = (pending["tube_id"],) if pending and pending["kind"] == "replace_tube" else ()
@@ -362,7 +362,7 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
     def _on_code(self, event: CodeScanned) -> Command | None:
         text = event.text.strip()
         if text.startswith(COMMAND_PREFIX):
-            command = _parse_card(text)
+            command = _parse_card(text, event.source)
             self._on_command(command)
             return command
         if text.startswith(qr.PREFIX):
@@ -385,10 +385,13 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         )
 
     def _on_command(self, command: Command) -> None:
-        handler = getattr(self, f"_cmd_{command.name}", None)
-        if handler is None or command.name.startswith("_"):
-            raise Refused(f"未知操作：{command.name}", f"unknown command {command.name!r}")
+        """Dispatch through the one command table (firmware_app/commands.py): who may issue
+        it and its arguments are checked there; the rule is ``_cmd_<name>``."""
+        try:
+            spec = commands.check(command.name, command.args, command.source)
+        except commands.CommandError as exc:
+            raise Refused(exc.message, exc.message_en) from None
+        handler = getattr(self, f"_cmd_{spec.name}", None)
+        if handler is None or spec.handler != "station":
+            raise Refused(f"“{spec.zh}”由守护进程处理", f"{spec.name} is handled by the daemon, not the station core")
         handler(command)
-
-    def _cmd_push_config(self, c: Command) -> None:
-        raise Refused("配置更新由守护进程处理", "push_config is handled by the daemon, not the station core")

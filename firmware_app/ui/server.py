@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from firmware_app.model import POOL_CAPACITY, Command, mask_id
+from firmware_app import commands
+from firmware_app.model import Command, mask_id
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +36,6 @@ STATIC_FILES = {
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 
-# Commands the screen may send: name -> validator of its args (returns clean args).
-# The same names as the scanner's SWABCMD: cards, so both paths are one station event.
-def _no_args(args: dict) -> dict:
-    if args:
-        raise ValueError("takes no arguments")
-    return {}
-
-
-def _mode_arg(args: dict) -> dict:
-    if set(args) != {"mode"} or args["mode"] not in POOL_CAPACITY:
-        raise ValueError(f"needs mode, one of {sorted(POOL_CAPACITY)}")
-    return {"mode": args["mode"]}
-
-
-COMMANDS: dict[str, Callable[[dict], dict]] = {
-    "close_tube": _no_args,
-    "reprint_label": _no_args,
-    "void_last": _no_args,
-    "switch_mode": _mode_arg,
-    "confirm": _no_args,  # whatever waits: a single tube for a yellow code, a tube swap
-    "reject": _no_args,
-    "confirm_duplicate": _no_args,
-    "reject_duplicate": _no_args,
-    "end_of_queue": _no_args,
-    "sign_out": _no_args,
-}
 LEVELS = ("ok", "confirm", "error", "info")
 SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
 MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
@@ -279,17 +254,14 @@ class UiServer:
                 self._bump()
 
     def _command(self, body: dict) -> Command:
+        """A tap on the screen as a station command, checked against the one command table."""
         name = body.get("name")
         args = body.get("args", {})
-        if not isinstance(name, str) or name not in COMMANDS:
-            raise ValueError(f"unknown command {name!r}")
-        if not isinstance(args, dict):
-            raise ValueError("args must be an object")
         try:
-            clean = COMMANDS[name](args)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-        return Command(name, clean, source="ui")
+            commands.check(name, args, "ui")
+        except commands.CommandError as exc:
+            raise ValueError(exc.message_en) from None
+        return Command(name, dict(args), source="ui")
 
 
 class _Server(ThreadingHTTPServer):
@@ -340,6 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._events()
         elif path == "/api/state":
             self._json(HTTPStatus.OK, self.server.ui.state())
+        elif path == "/api/commands":  # what the screen may send, from the one command table
+            self._json(HTTPStatus.OK, {"commands": commands.for_source("ui")})
         elif path == "/favicon.ico":
             self._reply(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         elif path in STATIC_FILES:

@@ -1,0 +1,99 @@
+"""The one command table: the station, the screen, the printed card and the docs read it."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.error
+import urllib.request
+
+import pytest
+
+from drivers.command_card import command_labels
+from firmware_app import commands
+from firmware_app.commands import Arg, Spec
+from firmware_app.model import Command
+from firmware_app.station import Station
+from firmware_app.ui.server import UiServer
+from tests.station_fixtures import Table
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "commands.md"
+
+
+def test_docs_commands_md_is_generated_from_the_table():
+    assert DOCS.read_text() == commands.markdown(), "run: python -m firmware_app.commands > docs/commands.md"
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """A command added to the table only: nothing else is touched."""
+    spec = Spec("toy_ring", "响铃", "ring the bell", (Arg("times", "int", required=True),), card_arg="times",
+                sources=("scanner", "ui", "mqtt"), cards=(("响铃三次", "ring thrice", "3"),))
+    table = (*commands._TABLE, spec)
+    monkeypatch.setattr(commands, "_TABLE", table)
+    monkeypatch.setattr(commands, "COMMANDS", {s.name: s for s in table})
+    monkeypatch.setattr(Station, "_cmd_toy_ring", lambda self, c: self._show_("ok", "叮", f"ring {c.args['times']}"),
+                        raising=False)
+    return spec
+
+
+def test_a_command_added_to_the_table_is_on_the_screen_the_card_mqtt_and_the_docs(toy):
+    assert "toy_ring" in [c["name"] for c in commands.for_source("ui")]  # the screen's list
+    assert "SWABCMD:toy_ring:3" in [label.qr for label in command_labels()]  # the printed card
+    assert commands.check("toy_ring", {"times": 3}, "mqtt") is toy  # the MQTT validator's check
+    assert "`toy_ring`" in commands.markdown()  # the docs
+    t = Table()
+    t.sign_in()
+    t.scan("SWABCMD:toy_ring:3")  # the station dispatches it from a scanned card
+    assert t.show.message_en == "ring 3"
+
+
+def _post(ui: UiServer, body: dict) -> int:
+    req = urllib.request.Request(f"{ui.url}api/command", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Origin": ui.url.rstrip("/")})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_screen_serves_the_table_and_refuses_what_it_does_not_allow():
+    got: list[Command] = []
+    ui = UiServer(port=0, on_command=got.append, provision_errors=None)
+    ui.start()
+    try:
+        with urllib.request.urlopen(f"{ui.url}api/commands", timeout=5) as r:
+            names = [c["name"] for c in json.load(r)["commands"]]
+        assert "close_tube" in names and "push_config" not in names and "push_volunteers" not in names
+        assert _post(ui, {"name": "switch_mode", "args": {"mode": "20"}}) == 202
+        for body in ({"name": "push_config", "args": {"config": "x"}},  # the district's, not the screen's
+                     {"name": "switch_mode", "args": {"mode": []}},  # unhashable: refused, not a crash
+                     {"name": "switch_mode", "args": {"mode": "7"}}, {"name": "nope"}):
+            assert _post(ui, body) == 400, body
+        assert got == [Command("switch_mode", {"mode": "20"}, "ui")]
+    finally:
+        ui.stop()
+
+
+@pytest.mark.parametrize("card", ["SWABCMD:void_last", "SWABCMD:sign_out", "SWABCMD:switch_mode:1",
+                                  "SWABCMD:handover_box:张师傅", "SWABCMD:confirm_duplicate"])
+def test_a_command_card_shown_to_the_camera_does_nothing(card):
+    # the camera faces the public: anyone can hold up a printed code
+    t = Table(mode="1")
+    t.sign_in()
+    t.scan(card, "camera")
+    assert t.show.level == "error" and "扫码枪" in t.show.message and t.new_records == []
+
+
+@pytest.mark.parametrize("name,args,source", [
+    ("void_last", {}, "mqtt"),  # a district login cannot void at a table by "last"
+    ("manual_entry", {"name": "张三", "id_type": "none", "phone": "13800000000"}, "mqtt"),  # nobody registered from afar
+    ("box_count", {"count": "٣"}, "ui"),  # Arabic-Indic digits are not a count
+    ("box_count", {"count": True}, "ui"),
+    ("close_tube", {"reason": "x" * 500}, "mqtt"),
+    ("void", {}, "ui"),
+])
+def test_the_table_refuses_what_a_source_may_not_do(name, args, source):
+    with pytest.raises(commands.CommandError):
+        commands.check(name, args, source)
