@@ -41,6 +41,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from firmware_app.labels import box_label, manifest_label, probe_label, tube_label  # noqa: F401 (the one builder)
 from firmware_app.model import Label
 
 CHINESE_ON = b"\x1c&"  # FS &: Chinese character mode (GB18030 double-byte)
@@ -192,43 +193,3 @@ def render(label: Label, barcode: str = "printer") -> bytes:
 # --------------------------------------------------------------------------
 
 
-def tube_label(tube_id: str, site_name: str, table: str, opened_at: str, capacity: int,
-               single_reason: str = "") -> Label:
-    """Tube label: Code128 of the tube id plus what the lab and courier read by eye.
-
-    ``opened_at`` is already formatted local time (the core has the clock)."""
-    pool = "单采单检 single" if capacity == 1 else f"{capacity}混1 pool of {capacity}"
-    lines = [tube_id, site_name, f"采样台 table {table}", f"时间 {opened_at}", pool]
-    if single_reason:
-        lines.append(f"单管原因 {single_reason}")
-    return Label(kind="tube", barcode=tube_id, lines=tuple(lines))
-
-
-def box_label(box_id: str, site_name: str, table: str, closed_at: str, tubes: int,
-              people: int) -> Label:
-    return Label(kind="box", barcode=box_id, lines=(
-        box_id, site_name, f"采样台 table {table}", f"封箱 closed {closed_at}",
-        f"管数 tubes {tubes}  人数 people {people}"))
-
-
-def manifest_label(box_id: str, site_name: str, sampler: str, closed_at: str,
-                   tubes: list[tuple[str, int]], courier: str = "") -> Label:
-    """Transport manifest (样本转运单): every tube with its count of people.
-
-    ``sampler`` is the volunteer's (masked) name; the courier line is left to
-    sign by hand when the courier is not yet known."""
-    lines = [f"转运单 manifest {box_id}", site_name, f"采样人 sampler {sampler}",
-             f"封箱 closed {closed_at}"]
-    lines += [f"{i:>2}. {tube_id}  {count}人" for i, (tube_id, count) in enumerate(tubes, 1)]
-    people = sum(c for _, c in tubes)
-    lines.append(f"合计 {len(tubes)}管 {people}人 / total")
-    lines.append(f"转运人 courier: {courier or '__________'}")
-    lines.append("接收人 receiver: __________")
-    return Label(kind="manifest", barcode=box_id, lines=tuple(lines))
-
-
-def probe_label(target: str, at: str, barcode: str = "printer") -> Label:
-    """The test label; ``barcode`` names the setting it is printed with, on the label."""
-    return Label(kind="test", barcode="SWABTEST123456", lines=(
-        "打印测试 test label", "中文 GB18030 / ASCII ok", f"目标 target {target}", f"时间 {at}",
-        f'barcode = "{barcode}"'), qr="SWABTEST")

@@ -39,30 +39,43 @@ def test_chinese_needs_the_chinese_mode_the_label_turns_on():
 
 
 def test_single_tube_label_says_why():
-    label = tube_label("DG032611230002", "site", "t03", "10:42", 1, single_reason="黄码 yellow code")
+    label = tube_label("DG032611230002", "site", "t03", "10:42", 1, single_reason="yellow_code")
     [printed] = parse(render(label))
-    assert "单采单检 single" in printed.lines
-    assert "单管原因 黄码 yellow code" in printed.lines
+    assert "单管 黄码 single" in printed.lines
+    [plain] = parse(render(tube_label("DG032611230003", "site", "t03", "10:43", 1)))
+    assert "单采单检 single" in plain.lines
+
+
+def test_household_tubes_are_never_called_10_in_1():
+    label = tube_label("DG032611230004", "site", "t03", "10:44", 10, mode="household")
+    assert "一户一管 household" in label.lines and not any("10混1" in line for line in label.lines)
+
+
+def test_a_reprint_says_so_on_the_label():
+    assert "补打 / reprint" in tube_label("DG032611230005", "site", "t03", "10:45", 10, reprint=True).lines
 
 
 def test_box_label_and_manifest_list_every_tube_and_total():
-    tubes = [("DG032611230001", 10), ("DG032611230002", 1), ("DG032611230003", 7)]
+    tubes = [("DG032611230001", "10混1", 10, 0), ("DG032611230002", "单采单检", 1, 0), ("DG032611230003", "10混1", 7, 1)]
     [box] = parse(render(box_label("DG03B2611230001", "site", "t03", "12:00", 3, 18)))
-    assert box.barcode == "DG03B2611230001"
-    [manifest] = parse(render(manifest_label("DG03B2611230001", "莞城体育馆", "张*丰", "12:00", tubes)))
-    for tube_id, count in tubes:
+    assert box.barcodes == (("CODE128", "DG03B2611230001"),)
+    [manifest] = parse(render(manifest_label("DG03B2611230001", "莞城体育馆", "12:00", tubes, sampler="张*丰")))
+    for tube_id, _pool, count, _void in tubes:
         assert any(tube_id in line and f"{count}人" in line for line in manifest.lines)
-    assert "合计 3管 18人 / total" in manifest.lines
+    assert any("作废 1 人" in line for line in manifest.lines)
+    assert "共 3 管 18 人 / total" in manifest.lines
     assert "转运人 courier: __________" in manifest.lines
 
 
 def test_every_line_fits_58mm_paper_for_a_real_site():
     site = "莞城体育馆 3号采样台"
     labels = [tube_label("DG032611230001", site, "t03", "2026-11-23 10:41", 20),
-              tube_label("DG032611230002", site, "t03", "2026-11-23 10:41", 1, "黄码 yellow code"),
-              box_label("DG03B2611230001", site, "t03", "2026-11-23 12:00", 50, 500),
-              manifest_label("DG03B2611230001", site, "张*丰", "2026-11-23 12:00",
-                             [(f"DG03261123{n:04d}", 20) for n in range(1, 51)])]
+              tube_label("DG032611230002", site, "t03", "2026-11-23 10:41", 1, "key_person", reprint=True),
+              tube_label("DG032611230003", site, "t03", "2026-11-23 10:41", 10, mode="household"),
+              box_label("DG03B2611230001", site, "t03", "2026-11-23 12:00", 50, 500, reprint=True),
+              manifest_label("DG03B2611230001", site, "t03 2026-11-23 12:00",
+                             [(f"DG03261123{n:04d}", "单管 重点人群 single", 19, 1) for n in range(1, 51)],
+                             sampler="张*丰", reprint=True)]
     for label in labels:
         for line in label.lines:
             assert columns(line) <= PAPER_COLUMNS, line

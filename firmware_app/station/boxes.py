@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from firmware_app.model import Command, Label, PrintLabel
-from firmware_app.station.common import SINGLE_ZH, Refused
+from firmware_app import labels
+from firmware_app.model import Command, PrintLabel, mask_name
+from firmware_app.station.common import Refused
 
 
 class BoxRules:
@@ -50,20 +51,20 @@ class BoxRules:
     def _box_label(self, box: dict, reprint: bool) -> None:
         people = self._box_people(box)
         when = f"{self._local(self._now.at):%Y-%m-%d %H:%M}"
-        mark = ("补打 / reprint",) if reprint else ()
-        lines = (self._site_name, f"{self._where['table']} {when}", f"{len(box['tubes'])}管 {people}人", box["id"], *mark)
+        table = self._where["table"]
         self._emit("label", ref=box["id"], label_kind="box", reprint=reprint)
-        self._step.prints.append(PrintLabel(Label("box", box["id"], lines), ref=box["id"]))
-        manifest = [f"转运箱 {box['id']} 清单 / manifest" + (" 补打" if reprint else ""), self._site_name, when]
-        for n, tube_id in enumerate(box["tubes"], 1):
+        box_label = labels.box_label(box["id"], self._site_name, table, when, len(box["tubes"]), people, reprint=reprint)
+        self._step.prints.append(PrintLabel(box_label, ref=box["id"]))
+        tubes = []
+        for tube_id in box["tubes"]:
             tube = self.state.tubes[tube_id]
-            void = tube["voided"]
-            reason = tube["single_reason"]
-            kind = f"单管{SINGLE_ZH[reason]}" if reason else ("一户一管" if tube["mode"] == "household" else f"{tube['capacity']}混1")
-            manifest.append(f"{n:>2}. {tube_id} {kind} {tube['count'] - void}人" + (f" 作废{void}" if void else ""))
-        manifest.append(f"共 {len(box['tubes'])} 管 {people} 人")
+            pool = labels.pool_text(tube["capacity"], tube["mode"], tube["single_reason"])
+            tubes.append((tube_id, pool, tube["count"] - tube["voided"], tube["voided"]))
+        op = self.state.table["operator"]
+        manifest = labels.manifest_label(box["id"], self._site_name, f"{table} {when}", tubes,
+                                         sampler=mask_name(op["name"]) if op else "", reprint=reprint)
         self._emit("label", ref=box["id"], label_kind="manifest", reprint=reprint)
-        self._step.prints.append(PrintLabel(Label("manifest", box["id"], tuple(manifest)), ref=box["id"]))
+        self._step.prints.append(PrintLabel(manifest, ref=box["id"]))
 
     def _cmd_open_box(self, c: Command) -> None:
         if self.state.table["box"] is not None:

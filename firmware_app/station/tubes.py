@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from firmware_app.model import POOL_CAPACITY, Command, Label, PrintLabel
-from firmware_app.station.common import SINGLE_ZH, Refused, _mode_zh, _who
+from firmware_app import labels
+from firmware_app.model import POOL_CAPACITY, Command, PrintLabel
+from firmware_app.station.common import Refused, _mode_zh, _who
 
 
 class TubeRules:
@@ -33,13 +34,11 @@ class TubeRules:
 
     def _print_tube_label(self, tube_id: str, reprint: bool) -> None:
         tube = self.state.tubes[tube_id]
-        reason = tube["single_reason"]
-        pool = f"单管 {SINGLE_ZH[reason]}" if reason else ("单采" if tube["capacity"] == 1 else _mode_zh(tube["mode"]))
-        lines = (self._site_name, f"{self._where['table']} {self._local(self._now.at):%Y-%m-%d %H:%M}", pool, tube_id)
-        if reprint:
-            lines += ("补打 / reprint",)
+        label = labels.tube_label(tube_id, self._site_name, self._where["table"],
+                                  f"{self._local(self._now.at):%Y-%m-%d %H:%M}", tube["capacity"],
+                                  tube["single_reason"], mode=tube["mode"], reprint=reprint)
         self._emit("label", ref=tube_id, label_kind="tube", reprint=reprint)
-        self._step.prints.append(PrintLabel(Label("tube", tube_id, lines), ref=tube_id))
+        self._step.prints.append(PrintLabel(label, ref=tube_id))
 
     def _close_tube(self, reason: str, tube_id: str | None = None) -> None:
         tube = self.state.tubes[tube_id or self.state.table["tube"]]
