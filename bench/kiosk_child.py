@@ -234,20 +234,25 @@ def month(workdir: str, data_dir: str, people: int) -> None:
     rows_ready = state_rows(driver.kiosk.runtime.station)
     store = driver.kiosk.store
     appends: list[float] = []
+    per_append: dict[int, int] = {}  # flushes on the loop thread during one append -> how many appends
     append = store.append
+    flushes = flush_counter()
 
     def timed(*args, **kwargs):
-        t = time.perf_counter()
+        t, f = time.perf_counter(), flushes() if flushes else 0
         try:
             return append(*args, **kwargs)
         finally:
             appends.append((time.perf_counter() - t) * 1000)
+            if flushes:  # (a checkpoint on the store's own thread at the same moment counts too)
+                n = flushes() - f
+                per_append[n] = per_append.get(n, 0) + 1
 
     store.append = timed
     driver.sign_in()
-    flushes = flush_counter()
     crowd = CountedPeople(11)
     f0, w0, ok = flushes() if flushes else None, write_bytes(), 0
+    per_append.clear()
     t1 = time.monotonic()
     people_appends = []
     for _ in range(people):
@@ -273,6 +278,7 @@ def month(workdir: str, data_dir: str, people: int) -> None:
         "append_p99_ms": round(percentile(people_appends, 99), 3),
         "append_max_ms": round(max(people_appends), 3),
         "flushes_per_registration": round((f1 - f0) / people, 3) if flushes else None,
+        "flushes_per_append": {str(k): v for k, v in sorted(per_append.items())},
         "write_bytes_per_registration": round((w1 - w0) / people),
         "last_seq": stats["last_seq"], "db_bytes": stats["bytes"],
     }), flush=True)

@@ -130,3 +130,13 @@ def test_a_second_fill_continues_above_the_first(tmp_path):
 def test_needs_a_data_dir():
     out = swabkiosk("simulate", "--days", "1", check=False)
     assert out.returncode == 2 and "--data-dir" in out.stderr
+
+
+def test_forty_days_do_not_outgrow_the_identifier_marks(tmp_path):
+    """Each day brings new tube and box number stems (SIM1-B261101, SIM1261101, ...): a kiosk that
+    has worked longer than a month must still store (the station drops earlier days' stems; the
+    store's marks must not keep them all, or its high-water file overflows after ~27 days)."""
+    data = tmp_path / "data"
+    summary = json.loads(swabkiosk("simulate", "--days", "40", "--people-per-day", "12", "--data-dir", str(data),
+                                   "--no-pacing", "--json").stdout)
+    assert summary["registered"] == 40 * 12
