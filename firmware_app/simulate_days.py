@@ -320,6 +320,9 @@ def human(s: dict[str, Any]) -> str:
         + ("all acknowledged" if s["acknowledged"] else f"{s['backlog']} waiting for a broker"),
         f"store       {s['db_bytes'] / 1e6:.1f} MB: {s['mb_per_day']:.1f} MB of SD card a day "
         f"({s['bytes_per_record']} bytes a record; a 30-day archive at this rate: {month / 1e6:.0f} MB)",
+        *([f"written     {s['written_bytes'] / 1e6:.0f} MB sent to storage while filling "
+           f"({s['written_bytes'] / max(1, s['registered']) / 1e3:.1f} KB a person: WAL, checkpoints; the card's wear)"]
+          if s.get("written_bytes") else []),
         f"time        {s['seconds']:.1f} s ({s['steps_per_s']} steps/s"
         + (", no flush per step: --no-pacing)" if not s["pacing"] else ", a durable flush per step)"),
         f"data        {s['data_dir']}  (station file: {s['station_file']})",
