@@ -10,16 +10,21 @@
 #     --data-label L     mount the ext4 partition labelled L at /var/lib/swabkiosk (read-only root)
 #     --packages-only    just the Debian packages (used to cache a prepared chroot)
 #     --print-packages   print the Debian package list and exit
+#     --check-arch       only check that this system's architecture is supported (arm64)
+# Supported: 64-bit Raspberry Pi OS (arm64: Pi 3, 4, 5, Zero 2 W). amd64 is accepted for CI
+# and trying it out on a PC. 32-bit (armhf) is refused: see arch_supported below.
 # Docs: docs/deploy.md.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-root="" wheelhouse="" data_label="" packages_only=0
+root="" wheelhouse="" data_label="" packages_only=0 check_arch=0
 
 # Raspberry Pi OS names the browser chromium-browser (older images) or chromium; python3-picamera2
 # exists only there (it brings libcamera and its Python bindings, which are not on PyPI).
 # espeak-ng: the daemon's spoken prompts (`espeak-ng -v cmn`, Mandarin voice in espeak-ng-data).
-base_packages=(python3 python3-venv libzbar0 systemd udev dbus libpam-systemd cage fonts-noto-cjk ca-certificates espeak-ng)
+# xwayland: bookworm's cage (0.1.4) will not start without /usr/bin/Xwayland; libusb-1.0-0: pyusb's
+# backend for usb:VID:PID printers.
+base_packages=(python3 python3-venv libzbar0 libusb-1.0-0 systemd udev dbus libpam-systemd cage xwayland fonts-noto-cjk ca-certificates espeak-ng)
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,12 +33,35 @@ while [ $# -gt 0 ]; do
     --data-label) data_label=$2; shift 2 ;;
     --packages-only) packages_only=1; shift ;;
     --print-packages) echo "${base_packages[*]} chromium"; exit 0 ;;
+    --check-arch) check_arch=1; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 say() { echo "install.sh: $*"; }
+
+# The architecture of the Debian userland (dpkg's), not the kernel's: 32-bit Raspberry Pi OS
+# on a Pi 4 or 5 runs a 64-bit kernel, so `uname -m` says aarch64 there too.
+arch_supported() {
+  local arch
+  arch=$(dpkg --print-architecture)
+  case "$arch" in
+    arm64) return 0 ;;
+    amd64) say "architecture amd64: not a Pi (fine for CI and for trying the kiosk on a PC)"; return 0 ;;
+    armhf|armel)
+      echo "install.sh: this is 32-bit Raspberry Pi OS ($arch); swabkiosk supports only 64-bit Raspberry Pi OS" \
+           "(arm64) on a Pi 3, 4, 5 or Zero 2 W. PyPI has no $arch wheels for cffi, pillow, zxing-cpp and" \
+           "pyyaml: pip would compile them on the Pi (a C/C++ toolchain, and minutes to hours) or need piwheels," \
+           "which this kiosk is not tested with. Flash the 64-bit image (docs/deploy.md)." >&2
+      return 1 ;;
+    *)
+      echo "install.sh: unsupported architecture $arch; swabkiosk supports 64-bit Raspberry Pi OS (arm64)" \
+           "on a Pi 3, 4, 5 or Zero 2 W (and amd64 for CI)." >&2
+      return 1 ;;
+  esac
+}
+if [ "$check_arch" -eq 1 ]; then arch_supported; exit $?; fi
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
 
 # --------------------------------------------------------------- into another root
@@ -73,6 +101,8 @@ if [ -n "$root" ]; then
   chroot "$root" /bin/bash /opt/swabkiosk/src/deploy/install.sh "${args[@]}"
   exit 0
 fi
+
+arch_supported || exit 1
 
 # A live system runs systemd as PID 1; in a chroot (pi-gen, CI) units are only enabled.
 live=0; [ -d /run/systemd/system ] && live=1
@@ -135,7 +165,14 @@ install -d -m 0700 -o swabkiosk-screen -g swabkiosk-screen /var/lib/swabkiosk-sc
 # --------------------------------------------------------------- the Python app
 # --system-site-packages: picamera2 and libcamera come from Debian packages, not PyPI.
 venv=/opt/swabkiosk/venv
-[ -x "$venv/bin/python" ] || { say "creating $venv"; python3 -m venv --system-site-packages "$venv"; }
+if [ -e "$venv" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "$venv is incomplete (no python or no pip): making it again"
+  rm -rf "$venv"
+fi
+if [ ! -e "$venv" ]; then
+  say "creating $venv"
+  python3 -m venv --system-site-packages "$venv"
+fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 if [ -n "$wheelhouse" ]; then
   wheel=$(ls "$wheelhouse"/swabkiosk-*.whl | sort -V | tail -n 1)
@@ -176,7 +213,9 @@ fi
 
 if [ "$live" -eq 1 ]; then
   systemctl daemon-reload
-  udevadm control --reload && udevadm trigger --action=add --subsystem-match=tty --subsystem-match=usb --subsystem-match=usbmisc
+  # One command a line: under set -e a failure inside an `a && b` chain would not stop the script.
+  udevadm control --reload
+  udevadm trigger --action=add --subsystem-match=tty --subsystem-match=usb --subsystem-match=usbmisc
 fi
 systemctl enable swabkiosk.service swabkiosk-firstboot.service swabkiosk-screen.service
 systemctl set-default graphical.target

@@ -18,12 +18,20 @@ Choices that matter on the 58 mm Chinese thermal printers at the tables
   values 0-99). A tube id DG03 + yymmdd + nnnn is 290 dots wide at module
   width 2 instead of 378 in pure code B, which would leave no quiet zone on
   384-dot paper. A literal ``{`` is sent as ``{{`` (ESC/POS Code128 escape).
+  That is ``barcode = "printer"`` ([devices.printer], the default). Some clone printers
+  read code set C as ASCII and print nothing for it: ``barcode = "image"`` has
+  python-escpos render the Code 128 itself (python-barcode, code sets chosen by it)
+  and send it as a raster image (``GS v 0``, as ``barcode(..., force_software=
+  "bitImageRaster")`` does): ~4 KB instead of ~40 bytes, but any printer that
+  prints images prints it. ``swabkiosk probe printer --test-label`` prints both.
 * QR in hardware (``GS ( k``, native=True): 0.04 ms and ~300 bytes against
   ~8 ms and ~4 KB as a raster image.
 * ``Escpos.barcode()`` prints "Using hardware barcode renderer" on stdout on
   every call; we call its hardware renderer ``_hw_barcode`` directly (the
   same bytes, with the library's own validation) so the daemon's output
-  stays clean without redirecting sys.stdout under other threads.
+  stays clean without redirecting sys.stdout under other threads; the image
+  mode calls ``_sw_barcode`` with the arguments ``barcode()`` passes it, for
+  the same reason.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ BARCODE_HEIGHT = 80  # dots: 10 mm at 203 dpi, easy for a handheld scanner
 BARCODE_MODULE = 2  # dots per narrow bar: the narrowest python-escpos allows
 QR_MODULE = 4  # dots per QR module
 PAPER_COLUMNS = 32  # 384 dots / 12-dot font A
+PAPER_DOTS = 384  # 58 mm paper
+SOFTWARE_DPI = 180  # python-escpos' fallback: the image barcode's module is 2 dots at it
+BARCODE_MODES = ("printer", "image")  # [devices.printer] barcode
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGIT_RUN = re.compile(r"\d{4,}")
 
@@ -123,8 +134,34 @@ def _clean(line: str) -> str:
     return _CONTROL.sub(" ", line)
 
 
-def render(label: Label) -> bytes:
-    """ESC/POS bytes for one label: title, text lines, Code128, QR, feed and cut."""
+def sw_barcode(p, text: str) -> None:
+    """The Code 128 of ``text`` rendered by python-escpos as a raster image (GS v 0), as
+    ``p.barcode(text, "CODE128", force_software="bitImageRaster")`` renders it, without its
+    print() on stdout, and with one difference: the module width in mm is rounded to 1 µm.
+    barcode() passes exactly 2 dots' worth (2 × 25.4/180 mm), and python-barcode's float
+    arithmetic then draws bars of 1 and 3 dots among the 2s, which zxing-cpp cannot read;
+    0.282 mm draws every module 2 dots wide. Centred by the ESC a before it (the default
+    profile has no paper width for python-escpos to centre by)."""
+    code128_data(text)  # the same refusals as the printer's own barcode
+    # The default profile has neither: python-escpos would print() a notice on stdout for
+    # each label and take 180 dpi (its fallback; the image is sent in dots either way).
+    media = p.profile.profile_data.setdefault("media", {})
+    if not isinstance(media.get("dpi"), int):
+        media["dpi"] = SOFTWARE_DPI
+    width = media.setdefault("width", {})
+    if not isinstance(width.get("pixels"), int):
+        width["pixels"] = PAPER_DOTS
+    mm_per_dot = 25.4 / p._dpi()
+    p.set(align="center")
+    p._sw_barcode("code128", text, impl="bitImageRaster", module_height=BARCODE_HEIGHT * mm_per_dot,
+                  module_width=round(BARCODE_MODULE * mm_per_dot, 3), text_distance=3, font_size=9, center=False)
+
+
+def render(label: Label, barcode: str = "printer") -> bytes:
+    """ESC/POS bytes for one label: title, text lines, Code128, QR, feed and cut.
+    ``barcode``: "printer" (its own Code 128, GS k) or "image" (rendered here, GS v 0)."""
+    if barcode not in BARCODE_MODES:
+        raise LabelError(f"barcode must be one of {BARCODE_MODES}, not {barcode!r}")
     p = _printer()
     p.hw("INIT")
     p._raw(CHINESE_ON)
@@ -135,7 +172,9 @@ def render(label: Label) -> bytes:
         elif i == 1:
             p.set(align="left", bold=False, custom_size=True, width=1, height=1)
         p._raw(_clean(line).encode(TEXT_ENCODING, errors="replace") + b"\n")
-    if label.barcode:
+    if label.barcode and barcode == "image":
+        sw_barcode(p, label.barcode)
+    elif label.barcode:
         p._hw_barcode(code128_data(label.barcode), "CODE128", height=BARCODE_HEIGHT,
                       width=BARCODE_MODULE, pos="BELOW", font="A", align_ct=True,
                       function_type="B")
@@ -188,7 +227,8 @@ def manifest_label(box_id: str, site_name: str, sampler: str, closed_at: str,
     return Label(kind="manifest", barcode=box_id, lines=tuple(lines))
 
 
-def probe_label(target: str, at: str) -> Label:
+def probe_label(target: str, at: str, barcode: str = "printer") -> Label:
+    """The test label; ``barcode`` names the setting it is printed with, on the label."""
     return Label(kind="test", barcode="SWABTEST123456", lines=(
-        "打印测试 test label", "中文 GB18030 / ASCII ok", f"目标 target {target}", f"时间 {at}"),
-        qr="SWABTEST")
+        "打印测试 test label", "中文 GB18030 / ASCII ok", f"目标 target {target}", f"时间 {at}",
+        f'barcode = "{barcode}"'), qr="SWABTEST")

@@ -1,12 +1,14 @@
 """ESC/POS label printer shell: a queue of labels that survives restarts.
 
 Every label is persisted (``save_pending``) before ``print_label`` returns,
-then a worker thread asks the printer's status (DLE EOT), sends the bytes,
-and asks again: only a label followed by a good status leaves the queue. A
-label sent while the paper ran out is therefore printed again after the
-refill (a duplicate label is harmless; a tube without one is not). The tube
-id (``ref``) travels with the label through the queue and the store, so the
-tube <-> label link survives a crash or a power cut.
+then a worker thread asks the printer's status (DLE EOT), marks the label as
+being sent, sends the bytes, and asks again. A label prints at most once: two
+stickers with one tube barcode are a mix-up waiting to happen. A label whose
+bytes went out but whose after-print status was bad (paper ran out, cover
+opened, unplugged), or that was being sent when the kiosk stopped, leaves the
+queue and the volunteer is told to check it and scan "reprint label" (补打) if
+it did not come out. The tube id (``ref``) travels with the label through the
+queue and the store, so the tube <-> label link survives a crash or a power cut.
 
 Targets (``[devices.printer] target``):
   serial:/dev/ttyUSB0[:baud]   usb:0x0416:0x5011   tcp://HOST[:9100]   file:/dev/usb/lp0
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from drivers import escpos_label
-from firmware_app.model import DeviceStatus, Event, Label
+from firmware_app.model import DeviceError, DeviceStatus, Event, Label
 
 RETRY_S = 3.0  # how often a failing printer is tried again
 POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is needed
@@ -171,6 +173,7 @@ class Pending:
     ref: str
     label: Label
     queued_at: float
+    sending: bool = False  # its bytes may have gone out: never sent again by itself
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -182,32 +185,50 @@ class Pending:
         lab = d["label"]
         return Pending(d["ref"], Label(kind=lab["kind"], barcode=lab["barcode"],
                                        lines=tuple(lab["lines"]), qr=lab.get("qr", "")),
-                       float(d["queued_at"]))
+                       float(d["queued_at"]), bool(d.get("sending", False)))
+
+
+def doubt(ref: str, reason: str) -> str:
+    """What the volunteer is told about a label that may not have come out."""
+    return (f"标签 {ref} 可能未打印完整（{reason}）：请查看，如未出纸请扫“补打标签” / "
+            f"label {ref} may not have printed ({reason}): check it and scan 'reprint label' if it did not come out")
 
 
 class Printer:
     """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
-    optionally ``query_status`` (default true).
+    optionally ``query_status`` (default true) and ``barcode`` ("printer", the
+    default, or "image": see drivers/escpos_label.py).
 
     ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
     and raise if it cannot; ``load_pending()`` returns what was saved. Both
-    default to memory only. ``on_printed(ref, label)`` is called from the
-    printer thread after a label came out."""
+    default to memory only. ``save_sending`` stores the queue when a label is
+    marked as being sent or leaves it (default: ``save_pending``; the daemon
+    passes a write without its own flush: the next registration's commit makes
+    it durable). ``on_printed(ref, label)`` is called from the printer thread
+    after a label came out."""
 
     def __init__(self, settings: dict[str, Any], on_event: Callable[[Event], None], *,
                  save_pending: Callable[[list[dict]], None] | None = None,
                  load_pending: Callable[[], list[dict]] | None = None,
                  on_printed: Callable[[str, Label], None] | None = None,
+                 save_sending: Callable[[list[dict]], None] | None = None,
                  retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float = SETTLE_S) -> None:
         self.target = parse_target(settings["target"])
         # Printers (or USB-serial cables without RX) that never answer DLE EOT
         # would otherwise keep every label pending: `query_status = false`.
         self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
+        self.barcode = settings.get("barcode", "printer")
+        if self.barcode not in escpos_label.BARCODE_MODES:
+            raise ValueError(f"[devices.printer] barcode must be one of {escpos_label.BARCODE_MODES}")
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
+        self._save_sending = save_sending or self._save
         self._on_printed = on_printed or (lambda ref, label: None)
         self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
-        self._queue = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
+        loaded = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
+        # labels that were being sent when the kiosk stopped: the volunteer decides (补打)
+        self._doubts = [p.ref for p in loaded if p.sending]
+        self._queue = [p for p in loaded if not p.sending]
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -218,6 +239,14 @@ class Printer:
     # -- API for the daemon ------------------------------------------------
 
     def start(self) -> None:
+        if self._doubts:
+            try:
+                self._save_sending([p.to_dict() for p in self._queue])
+            except Exception:  # noqa: BLE001 - still told below; at worst told again after a restart
+                pass
+            for ref in self._doubts:
+                self._on_event(DeviceError("printer", doubt(ref, "打印时本机重启 / the kiosk restarted while printing")))
+            self._doubts = []
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
         self._thread.start()
@@ -235,7 +264,7 @@ class Printer:
 
         Raises LabelError for a label no printer could print, and whatever
         save_pending raises (e.g. StoreFull) when it cannot be kept."""
-        escpos_label.render(label)  # refuse now, not after it sat in the queue
+        escpos_label.render(label, self.barcode)  # refuse now, not after it sat in the queue
         with self._cond:
             queue = [*self._queue, Pending(ref, label, time.time())]
             self._save([p.to_dict() for p in queue])
@@ -253,7 +282,7 @@ class Printer:
         added = []
         for label, ref in jobs:
             try:
-                escpos_label.render(label)  # refuse now, not after it sat in the queue
+                escpos_label.render(label, self.barcode)  # refuse now, not after it sat in the queue
             except escpos_label.LabelError as exc:
                 refused.append((ref, exc))
                 continue
@@ -302,32 +331,49 @@ class Printer:
                     self._device = open_target(self.target)
                 ok, reason = read_status(self._device, self.target, self.query_status)
                 if ok and head is not None:
+                    head = self._mark_sending(head)
                     sent = True
-                    self._device._raw(escpos_label.render(head.label))
+                    self._device._raw(escpos_label.render(head.label, self.barcode))
                     if self.query_status:
                         with self._cond:
                             self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
                     ok, reason = read_status(self._device, self.target, self.query_status)
-                    if ok:
-                        self._done(head)
+                    self._done(head, "" if ok else reason)
                 break
             except Exception as exc:  # PrinterError; OSError, termios.error, USBError while writing
                 self._close()
                 ok = False
                 reason = str(exc) if isinstance(exc, PrinterError) else \
                     f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
+                if sent:
+                    self._done(head, reason)  # type: ignore[arg-type]
                 if sent or not reused or last_try:
                     break
         self._report(ok, reason)
 
-    def _done(self, head: Pending) -> None:
+    def _mark_sending(self, head: Pending) -> Pending:
+        """Mark the head as being sent before its bytes go out (a restart then never sends it
+        again by itself). Raises if the mark cannot be saved: nothing is sent."""
+        with self._cond:
+            marked = Pending(head.ref, head.label, head.queued_at, sending=True)
+            queue = [marked if p is head else p for p in self._queue]
+            self._save_sending([p.to_dict() for p in queue])
+            self._queue = queue
+            return marked
+
+    def _done(self, head: Pending, reason: str) -> None:
+        """The head's bytes went out: it leaves the queue. With a bad after-print status
+        (reason) the volunteer is asked to check it and reprint if it did not come out."""
         with self._cond:
             self._queue = [p for p in self._queue if p is not head]
             try:
-                self._save([p.to_dict() for p in self._queue])
-            except Exception as exc:  # the saved queue still holds it: one reprint after a restart
+                self._save_sending([p.to_dict() for p in self._queue])
+            except Exception as exc:  # it stays marked as being sent: reported, not sent, after a restart
                 self._on_event(DeviceStatus("printer", False, f"标签队列无法保存 / cannot save label queue: {exc}"))
-        self._on_printed(head.ref, head.label)
+        if reason:
+            self._on_event(DeviceError("printer", doubt(head.ref, reason)))
+        else:
+            self._on_printed(head.ref, head.label)
 
     def _report(self, ok: bool, reason: str) -> None:
         if (ok, reason) != self._status:
@@ -349,33 +395,36 @@ def probe(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="swabkiosk probe printer",
                                  description="Ask the printer's status; optionally print one label.")
     ap.add_argument("target", help="serial:/dev/ttyUSB0[:baud] | usb:VID:PID | tcp://HOST[:9100] | file:/dev/usb/lp0")
-    ap.add_argument("--test-label", action="store_true", help="print one test label")
+    ap.add_argument("--test-label", action="store_true",
+                    help="print the test label twice: its barcode by the printer (barcode = \"printer\") and as an "
+                         "image (barcode = \"image\"); keep the setting whose barcode scans")
     ap.add_argument("--command-card", action="store_true", help="print the command barcode card")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
     try:
         target = parse_target(args.target)
-        labels: list[Label] = []
+        labels: list[tuple[Label, str]] = []
         if args.test_label:
-            labels.append(escpos_label.probe_label(args.target, time.strftime("%Y-%m-%d %H:%M:%S")))
+            at = time.strftime("%Y-%m-%d %H:%M:%S")
+            labels += [(escpos_label.probe_label(args.target, at, mode), mode) for mode in escpos_label.BARCODE_MODES]
         if args.command_card:
-            labels += _command_card()
+            labels += [(label, "printer") for label in _command_card()]
         t0 = time.perf_counter()
         dev = open_target(target)
         try:
             ok, reason = read_status(dev, target)
             report.update(ok=ok, reason=reason, status_reads=target.reads_status)
-            for label in labels:
+            for label, mode in labels:
                 if not ok:
                     break
-                data = escpos_label.render(label)
+                data = escpos_label.render(label, mode)
                 dev._raw(data)
                 time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
                 ok, reason = read_status(dev, target)
                 report.update(ok=ok, reason=reason)
                 if ok:
-                    report["printed"].append({"kind": label.kind, "bytes": len(data)})
+                    report["printed"].append({"kind": label.kind, "bytes": len(data), "barcode": mode})
         finally:
             close(dev)
         report["seconds"] = round(time.perf_counter() - t0, 3)
@@ -389,9 +438,12 @@ def probe(argv: list[str]) -> int:
         if report.get("status_reads") is False:
             print("  (file: targets cannot report paper or offline status)")
         for p in report["printed"]:
-            print(f"  printed {p['kind']} label, {p['bytes']} bytes")
-            if p["kind"] == "test":  # proves code sets B and C print as ESC/POS specifies
-                print(f"  扫描测试标签条码应读出 / scanning its barcode must give: {TEST_BARCODE}")
+            print(f"  printed {p['kind']} label, {p['bytes']} bytes" + (f", barcode = \"{p['barcode']}\"" if p["kind"] == "test" else ""))
+        if any(p["kind"] == "test" for p in report["printed"]):
+            # the "printer" one proves code sets B and C print as ESC/POS specifies
+            print(f"  扫描测试标签条码应读出 / scanning each test label's barcode must give: {TEST_BARCODE}")
+            print('  两张都能扫出则保持默认 / both scan: keep the default ([devices.printer] barcode = "printer");')
+            print('  只有图像条码能扫出 / only the image one scans: set [devices.printer] barcode = "image"')
     return 0 if report["ok"] else 1
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger("swabkiosk.runtime")
 TICK_S = 1.0  # the loop wakes at least this often, so its heartbeat stays fresh while idle
 STATUS_EVERY_S = 30.0
 PENDING_LABELS = "pending_labels"
+REPORT_SHOWN_S = 86400.0  # a store repair or import is shown at start for a day
 
 
 def describe(event: Event) -> str:
@@ -111,8 +112,36 @@ class Runtime:
     # ---------------------------------------------------------------- setup
     def start(self) -> None:
         self._rebuild_station()
+        self._announce_repairs()
         self._publish_snapshot()
         self._thread.start()
+
+    def _announce_repairs(self) -> None:
+        """Damage is loud: a repair or import of the store in the last day is on the screen
+        (until the next step) with what was kept and lost; all of them go in the status."""
+        recent = [r for r in self.store_reports() if time.time() - float(r.get("at") or 0) < REPORT_SHOWN_S]
+        if not recent:
+            return
+        kept = sum(int(r.get("kept") or 0) for r in recent)
+        lost = sum(int(r.get("lost") or 0) for r in recent)
+        moved = ", ".join(str(r.get("moved_to")) for r in recent if r.get("moved_to"))
+        if lost:
+            show = Show("error", f"存储曾损坏并已修复：保留 {kept} 条记录，{lost} 条无法恢复（原文件已保存：{moved}），请联系技术员",
+                        f"The store was damaged and repaired: {kept} records kept, {lost} could not be recovered "
+                        f"(original kept in {moved}); call the technician", {"store_reports": recent})
+        else:
+            show = Show("info", f"存储已升级或修复：{kept} 条记录全部保留（原文件已保存：{moved}）",
+                        f"The store was upgraded or repaired: all {kept} records kept (original kept in {moved})",
+                        {"store_reports": recent})
+        log.warning("store: %s", show.message_en)
+        self._show(show)
+        self._refusal = show
+
+    def store_reports(self) -> list[dict]:
+        try:
+            return list(self.store.reports())
+        except Exception:  # noqa: BLE001 - a store that cannot list them still works
+            return []
 
     def _rebuild_station(self) -> None:
         """The station continues from the state rows in the store: at start, and after a
@@ -374,7 +403,9 @@ class Runtime:
             self.uplink.set_status({"devices": self.devices, "backlog": stats.get("backlog"),
                                     "oldest_unsent_age_s": stats.get("oldest_unsent_age_s"),
                                     "store_errors": self.store_errors, "free_bytes": stats.get("free_bytes"),
-                                    "version": self.version, "clock_synced": bool(self._synced)})
+                                    "version": self.version, "clock_synced": bool(self._synced),
+                                    "store_damage": stats.get("damage") or [],
+                                    "store_reports": self.store_reports()[-5:]})
         except Exception:
             log.warning("status publish failed", exc_info=True)
 

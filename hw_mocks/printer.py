@@ -102,6 +102,20 @@ def decode_code128(data: bytes) -> str:
     return "".join(out)
 
 
+def decode_raster(bits: bytes, width_bytes: int, height: int) -> list[str]:
+    """The Code 128 barcodes in a GS v 0 raster image (1 bit a dot, MSB first, 1 = black),
+    decoded as a scanner would (zxing-cpp), with a white quiet zone added around it."""
+    if not width_bytes or not height:
+        return []
+    import numpy as np
+    import zxingcpp
+
+    dots = np.unpackbits(np.frombuffer(bits, dtype=np.uint8).reshape(height, width_bytes), axis=1)
+    grey = np.where(dots == 1, 0, 255).astype(np.uint8)
+    grey = np.pad(grey, 20, constant_values=255)
+    return [r.text for r in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.Code128)]
+
+
 @dataclass
 class _Page:
     lines: list[str] = field(default_factory=list)
@@ -274,6 +288,9 @@ class EscposParser:
                 return 0
             self._flush_line(force=False)
             self._page.images += 1
+            width_bytes, height = buf[4] | buf[5] << 8, buf[6] | buf[7] << 8
+            for text in decode_raster(bytes(buf[8:8 + size]), width_bytes, height):
+                self._page.barcodes.append(("CODE128", text))
             return 8 + size
         raise EscposParseError(f"unsupported command GS {c!r}")
 
@@ -348,6 +365,7 @@ class PrinterMock:
         self.errors: list[str] = []  # parse errors: the host sent something wrong
         self.queries = 0
         self.paper_left = paper_left  # labels left on the roll; None = endless
+        self.out_at_last_label = False  # True: paper out reported right after the last label printed
         self._out = paper_left == 0  # the paper-end sensor
         self.near_end = False
         self.cover_open = False
@@ -554,6 +572,9 @@ class PrinterMock:
                 else:
                     if self.paper_left is not None:
                         self.paper_left -= 1
+                        # a printer whose end sensor trips as the last label feeds out: it
+                        # printed, and its next status already says paper out
+                        self._out = self.paper_left == 0 and self.out_at_last_label
                     self.labels.append(item)
                 self._cond.notify_all()
         return True

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from urllib.parse import quote
 
 import pytest
@@ -116,3 +117,101 @@ def test_sigterm_right_at_ready_of_a_refused_station_file_exits_78(full_notify_s
             proc.kill()
             proc.wait(10)
 
+
+
+# ------------------------------------------------------------------ bursts of signals
+# GNU `timeout` sends SIGTERM to the child and then to its process group, and systemd's
+# KillMode=control-group does the same to every process of the unit: the daemon can get a
+# second SIGTERM while the first one's handler runs. A handler that took a lock (an Event's,
+# logging's) could then deadlock the main thread for good; ours only lets the signal reach
+# the wakeup pipe, so every burst must end in a clean stop well within TimeoutStopSec=30s.
+
+BURST_RUNS = 20
+STOP_TIMEOUT_S = 30  # systemd/swabkiosk.service TimeoutStopSec
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify-burst")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    yield path, receiver
+    receiver.close()
+
+
+def burst(pid: int) -> None:
+    """Several SIGTERMs at once: a tight loop to the process, the process group, and again."""
+    for _ in range(5):
+        os.kill(pid, signal.SIGTERM)
+    os.killpg(pid, signal.SIGTERM)
+    for _ in range(5):
+        os.kill(pid, signal.SIGTERM)
+    os.killpg(pid, signal.SIGINT)
+
+
+def burst_until_stopped(command: list[str], notify, expected_status: int) -> float:
+    path, receiver = notify
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "NOTIFY_SOCKET": path})
+    try:
+        notifications_until(receiver, proc, b"READY=1")
+        start = time.monotonic()
+        burst(proc.pid)
+        status = proc.wait(STOP_TIMEOUT_S)
+        took = time.monotonic() - start
+        assert status == expected_status
+        notifications_until(receiver, proc, b"STOPPING=1")
+        return took
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.mark.timeout(BURST_RUNS * STOP_TIMEOUT_S)
+def test_a_burst_of_sigterms_always_stops_the_broken_file_screen(notify_socket, tmp_path):
+    bad = tmp_path / "station.toml"
+    bad.write_text('[station]\ndevice_id = "Bad Id"\n')
+    command = [sys.executable, "-m", "firmware_app", "run", "--config", str(bad), "--ui-port", str(free_port())]
+    took = [burst_until_stopped(command, notify_socket, 78) for _ in range(BURST_RUNS)]
+    print(f"stopped after a burst in at most {max(took):.2f} s ({BURST_RUNS} runs)")
+
+
+@pytest.mark.timeout(BURST_RUNS * STOP_TIMEOUT_S)
+def test_a_burst_of_sigterms_always_stops_the_kiosk_cleanly(notify_socket, tmp_path):
+    table = Table(tmp_path / "table", devices=()).start()
+    try:
+        took = []
+        for run in range(BURST_RUNS):
+            station_file = tmp_path / "station.toml"
+            station_file.write_text(table.station_file(str(tmp_path / f"data-{run}")))
+            command = [sys.executable, "-m", "firmware_app", "run", "--config", str(station_file),
+                       "--ui-port", str(free_port())]
+            took.append(burst_until_stopped(command, notify_socket, 0))
+        print(f"stopped after a burst in at most {max(took):.2f} s ({BURST_RUNS} runs)")
+    finally:
+        table.stop()
+
+
+HANDLER_INSIDE_A_LOCK = """
+import os, signal, sys, threading, time
+from firmware_app.daemon import stop_on_signals, wait_for
+stop = threading.Event()
+stop_on_signals(stop)
+# The main thread holds the Event's own lock, as it does while inside stop.set() (the moment a
+# second SIGTERM of a burst arrives). The handler runs right here, in this thread: if it took
+# that lock (stop.set() in the handler did) it would wait for itself forever.
+with stop._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.1)  # signal handlers run here, between bytecodes
+print("handler returned", flush=True)
+wait_for(stop)
+print("stopped", flush=True)
+"""
+
+
+def test_the_handler_takes_no_lock_the_interrupted_thread_may_hold():
+    out = subprocess.run([sys.executable, "-c", HANDLER_INSIDE_A_LOCK], capture_output=True, text=True, timeout=20,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["handler returned", "stopped"]

@@ -153,3 +153,27 @@ def test_command_soup_raises_only_the_typed_error(parts):
         parser.close()
     except EscposParseError:
         pass
+
+
+def test_the_image_barcode_is_a_raster_that_decodes_to_the_tube_id():
+    # barcode = "image": python-escpos renders the Code 128 (GS v 0); every module 2 dots wide
+    for tube_id in ["DG032611230001", "DG032611230002", "SWABTEST123456"]:
+        label = tube_label(tube_id, "莞城体育馆 3号采样台", "t03", "2026-11-23 10:41", 20)
+        hw, sw = render(label), render(label, barcode="image")
+        [printed_hw], [printed_sw] = parse(hw), parse(sw)
+        assert printed_hw.images == 0 and printed_sw.images == 1
+        assert printed_hw.barcodes == printed_sw.barcodes == (("CODE128", tube_id),)
+        assert printed_sw.lines == printed_hw.lines
+        start = sw.index(b"\x1dv0")
+        assert (sw[start + 4] | sw[start + 5] << 8) * 8 <= 384  # fits 58 mm paper
+        assert b"\x1dk" not in sw  # no printer barcode command at all
+
+
+def test_the_image_barcode_prints_nothing_on_stdout(capsys):
+    render(tube_label("DG032611230001", "site", "t03", "now", 20), barcode="image")
+    assert capsys.readouterr().out == ""
+
+
+def test_an_unknown_barcode_mode_is_refused():
+    with pytest.raises(LabelError):
+        render(tube_label("DG032611230001", "site", "t03", "now", 20), barcode="laser")

@@ -60,6 +60,32 @@ def remove_tree(path: Path) -> None:
     subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
+def minbase_tarball() -> Path:
+    """A bare `debootstrap --variant=minbase bookworm` root (nothing but apt and the essential
+    packages: no python3, no ca-certificates), cached; the start of every chroot test."""
+    key = hashlib.sha256(f"bookworm minbase {MIRROR}".encode()).hexdigest()[:12]
+    tarball = CACHE / f"minbase-bookworm-{key}.tar"
+    if tarball.exists():
+        return tarball
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(CACHE / f"build-minbase-{key}")
+    remove_tree(work)
+    try:
+        timed("debootstrap", lambda: run(["debootstrap", "--variant=minbase", "bookworm", str(work), MIRROR], timeout=900))
+        run(["chroot", str(work), "apt-get", "clean"])
+        unmount_under(work)
+        run(["tar", "--numeric-owner", "-C", str(work), "-cf", f"{tarball}.part", "."])
+        os.rename(f"{tarball}.part", tarball)
+    finally:
+        remove_tree(work)
+    return tarball
+
+
+def unpack(tarball: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    run(["tar", "--numeric-owner", "-C", str(target), "-xf", str(tarball)])
+
+
 def prepared_tarball() -> Path:
     """debootstrap bookworm + install.sh --packages-only, cached by the package list."""
     packages = run(["bash", str(INSTALL), "--print-packages"]).stdout
@@ -67,11 +93,11 @@ def prepared_tarball() -> Path:
     tarball = CACHE / f"bookworm-{key}.tar"
     if tarball.exists():
         return tarball
-    CACHE.mkdir(parents=True, exist_ok=True)
+    base = minbase_tarball()
     work = Path(CACHE / f"build-{key}")
     remove_tree(work)
     try:
-        timed("debootstrap", lambda: run(["debootstrap", "--variant=minbase", "bookworm", str(work), MIRROR], timeout=900))
+        timed("unpack minbase", lambda: unpack(base, work))
         timed("Debian packages", lambda: run(["bash", str(INSTALL), "--root", str(work), "--packages-only"], timeout=900))
         run(["chroot", str(work), "apt-get", "clean"])
         unmount_under(work)

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from drivers.escpos_label import LabelError, tube_label
-from drivers.printer import PAPER_OUT, Printer, parse_target
-from firmware_app.model import DeviceStatus, Label
+from drivers.printer import PAPER_OUT, Printer, parse_target, Pending
+from firmware_app.model import DeviceError, DeviceStatus, Label
 from tests.media_fixtures import Recorder, printer_pty, printer_tcp  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(60)
@@ -79,7 +79,7 @@ def test_tube_label_reaches_the_printer_with_the_tube_id_as_barcode(transport, r
     assert mock.errors == []
 
 
-def test_paper_out_keeps_labels_pending_and_prints_them_after_refill(printer_tcp):
+def test_paper_out_keeps_unsent_labels_pending_and_never_prints_one_twice(printer_tcp):
     mock, rec, shelf = printer_tcp, Recorder(), Shelf()
     refs, cond, on_printed = printed_sink()
     mock.paper_left = 1  # the roll ends after one label
@@ -89,18 +89,57 @@ def test_paper_out_keeps_labels_pending_and_prints_them_after_refill(printer_tcp
         for n in (1, 2, 3):
             p.print_label(tube(n), ref=f"DG03261123{n:04d}")
         assert rec.wait_for(lambda ev: DeviceStatus("printer", False, PAPER_OUT) in ev)
-        assert [x.ref for x in p.pending()] == ["DG032611230002", "DG032611230003"]
-        assert [d["ref"] for d in shelf.saved] == ["DG032611230002", "DG032611230003"]
+        # label 2 went out as the roll ended: it leaves the queue and the volunteer is asked
+        # to check it (a second sticker with one tube barcode is worse than a reprint they ask for)
+        assert [x.ref for x in p.pending()] == ["DG032611230003"]
+        assert [d["ref"] for d in shelf.saved] == ["DG032611230003"]
+        assert any(isinstance(e, DeviceError) and "DG032611230002" in e.reason and "补打" in e.reason for e in rec.events)
         mock.refill()
-        assert wait_printed(refs, cond, 3)
+        assert wait_printed(refs, cond, 2)
     finally:
         p.stop()
-    # label 2 went out while the roll ended: lost on paper, so it printed again
     assert len(mock.dropped) == 1 and mock.dropped[0].barcode == "DG032611230002"
-    assert [x.barcode for x in mock.labels] == ["DG032611230001", "DG032611230002", "DG032611230003"]
-    assert refs == ["DG032611230001", "DG032611230002", "DG032611230003"]
+    assert [x.barcode for x in mock.labels] == ["DG032611230001", "DG032611230003"]
+    assert refs == ["DG032611230001", "DG032611230003"]
     assert shelf.saved == [] and p.pending() == []
     assert rec.events[-1] == DeviceStatus("printer", True, "")
+
+
+def test_a_label_confirmed_before_paper_out_is_not_printed_again(printer_tcp):
+    # Regression (fault trials): the label came out, then the after-print status said paper
+    # out; the old queue kept it and printed a second sticker with the same barcode after refill.
+    mock, rec, shelf = printer_tcp, Recorder(), Shelf()
+    refs, cond, on_printed = printed_sink()
+    mock.paper_left, mock.out_at_last_label = 1, True
+    p = make(mock, rec, shelf, on_printed)
+    p.start()
+    try:
+        p.print_label(tube(1), ref="DG032611230001")
+        assert rec.wait_for(lambda ev: any(isinstance(e, DeviceError) and "DG032611230001" in e.reason for e in ev))
+        assert p.pending() == [] and shelf.saved == []
+        mock.refill()
+        p.print_label(tube(2), ref="DG032611230002")
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert [x.barcode for x in mock.labels] == ["DG032611230001", "DG032611230002"]
+
+
+def test_a_label_being_sent_at_a_restart_is_reported_not_sent_again(printer_tcp):
+    mock, shelf = printer_tcp, Shelf()
+    shelf.saved = [{**Pending("DG032611230009", tube(9), 1.0, sending=True).to_dict()},
+                   Pending("DG032611230010", tube(10), 2.0).to_dict()]
+    rec = Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = make(mock, rec, shelf, on_printed)
+    p.start()
+    try:
+        assert wait_printed(refs, cond, 1)
+    finally:
+        p.stop()
+    assert [x.barcode for x in mock.labels] == ["DG032611230010"]
+    assert any(isinstance(e, DeviceError) and "DG032611230009" in e.reason for e in rec.events)
+    assert shelf.saved == []
 
 
 def test_labels_pending_at_a_restart_print_after_it(printer_tcp):
@@ -200,8 +239,13 @@ def test_probe_prints_a_test_label_and_reports_json(printer_tcp):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] and report["printed"][0]["kind"] == "test"
-    labels = printer_tcp.wait_for(2)
-    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 2 and labels[1].qrs == ("SWABTEST",)
+    # Each run prints the test label twice: the printer's own Code 128, then the image one.
+    assert [(p["kind"], p["barcode"]) for p in report["printed"]] == [("test", "printer"), ("test", "image")]
+    assert 'barcode = "printer"' in human.stdout and 'barcode = "image"' in human.stdout
+    labels = printer_tcp.wait_for(4)
+    assert [x.barcode for x in labels] == ["SWABTEST123456"] * 4 and labels[1].qrs == ("SWABTEST",)
+    assert [x.images for x in labels] == [0, 1, 0, 1]  # the mock decoded the image barcode from its raster
+    assert [x.lines[-1] for x in labels] == ['barcode = "printer"', 'barcode = "image"'] * 2
 
 
 def test_probe_reports_paper_out_in_plain_words(printer_pty):
@@ -274,3 +318,24 @@ def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(prin
         p.stop()
     assert rec.events == [DeviceStatus("printer", True, "")]
     assert [x.barcode for x in mock.labels] == ["DG032611230008"]
+
+
+def test_the_image_barcode_setting_prints_labels_the_mock_decodes(printer_tcp):
+    """[devices.printer] barcode = "image": python-escpos renders the Code 128 as a raster
+    image; the printer mock decodes the raster (zxing-cpp) back to the tube id."""
+    rec = Recorder()
+    refs, cond, on_printed = printed_sink()
+    p = Printer({"target": printer_tcp.target, "barcode": "image"}, rec, on_printed=on_printed, retry_s=0.05,
+                settle_s=0.0)
+    p.start()
+    try:
+        p.print_label(tube(7), ref="DG032611230007")
+        [label] = printer_tcp.wait_for(1)
+        assert label.barcode == "DG032611230007" and label.images == 1
+    finally:
+        p.stop()
+
+
+def test_an_unknown_barcode_setting_is_refused():
+    with pytest.raises(ValueError, match="barcode"):
+        Printer({"target": "tcp://127.0.0.1:9", "barcode": "laser"}, Recorder())

@@ -170,3 +170,15 @@ def test_kiosk_browser_shows_a_rejected_station_file_first(tmp_path):
     (tmp_path / "provision-errors.html").write_text("<h1>errors</h1>")
     args = run_kiosk_browser(tmp_path, SWABKIOSK_URL=f"http://127.0.0.1:{free_port()}/")
     assert args[:2] == ["--kiosk", f"file://{tmp_path}/provision-errors.html"]
+
+
+def test_the_daemons_home_is_not_on_the_store_partition():
+    """The service user's home is its state directory (the store, its own partition with
+    --data-label): anything written under $HOME (caches, PulseAudio's cookie) would land
+    among the records. The unit points HOME and XDG_CACHE_HOME at the runtime directory."""
+    env = {}
+    for line in (ROOT / "systemd" / "swabkiosk.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            env.update(item.split("=", 1) for item in line.split("=", 1)[1].split())
+    assert env["HOME"] == "/run/swabkiosk" and env["XDG_CACHE_HOME"].startswith("/run/swabkiosk/")
+    assert not env["HOME"].startswith("/var/lib/swabkiosk")
