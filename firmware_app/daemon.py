@@ -304,17 +304,17 @@ def uplink_settings(cfg: Any) -> Any:
 
 
 def open_store(data_dir: str, archive_days: int = 30) -> Any:
-    """Open the store; a damaged file is set aside (never deleted) and every whole record kept."""
-    from firmware_app.segments import StoreCorrupt
-    from firmware_app.store import Store
+    """Open the store; a damaged database is set aside (never deleted), rebuilt from every readable
+    record, and the repair report (kept / lost, where the files went) kept in ``Store.reports()``."""
+    from firmware_app.store import Store, StoreCorrupt
 
     try:
         return Store(data_dir, archive_days=archive_days)
     except StoreCorrupt as exc:
-        log.error("store damaged (%s): setting the damaged file aside and keeping every whole record", exc)
+        log.error("store damaged (%s): setting the damaged database aside and keeping every readable record", exc)
         for entry in Store.repair(data_dir):
-            log.error("repaired %s -> %s: %s records recovered (%s)", entry.get("file"), entry.get("moved_to"),
-                      entry.get("recovered"), entry.get("note", ""))
+            log.error("repaired: %s records kept, %s lost, damaged files in %s (%s)", entry.get("kept"),
+                      entry.get("lost"), entry.get("moved_to"), entry.get("note", ""))
         return Store(data_dir, archive_days=archive_days)
 
 
@@ -467,7 +467,7 @@ def serve(kiosk: Kiosk, stop: threading.Event | None = None, started: Callable[[
     try:
         kiosk.start()
     except Exception as exc:
-        from firmware_app.segments import StoreError
+        from firmware_app.store_schema import StoreError
 
         if isinstance(exc, StoreError):  # a known refusal (card read-only, store locked): plain words
             log.error("could not start: %s", exc)

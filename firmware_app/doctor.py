@@ -228,10 +228,10 @@ def check_store(data_dir: str) -> list[Check]:
             checks.append(Check("disk", "warn", f"only {mb} MB free on {probe_dir}", "plan a bigger card"))
         else:
             checks.append(Check("disk", "ok", f"{mb} MB free on {probe_dir}"))
-    if not os.path.isdir(os.path.join(data_dir, "segments")):
+    if not any(os.path.exists(os.path.join(data_dir, n)) for n in ("kiosk.db", "segments")):
         checks.append(Check("store", "ok", f"no records yet in {data_dir} (created at the first start)"))
         return checks
-    from firmware_app.segments import StoreError
+    from firmware_app.store_schema import StoreError
     from firmware_app.store import Store
 
     try:
@@ -241,7 +241,10 @@ def check_store(data_dir: str) -> list[Check]:
         return checks + [Check("store", "fail", exc.message_en,
                                "swabkiosk status --repair (damaged files are set aside, never deleted)")]
     waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
-    detail = f"{stats.get('segments', 0)} segments, {waiting} records waiting for the broker"
+    detail = f"{stats.get('last_seq', 0)} records written, {waiting} waiting for the broker"
+    lost = [r for r in stats.get("reports", []) if r.get("lost")]
+    if lost:
+        detail += "; " + "; ".join(f"{r['what']}: {r['kept']} kept, {r['lost']} lost ({r['moved_to']})" for r in lost)
     if stats.get("oldest_unsent_age_s"):
         detail += f" (oldest {stats['oldest_unsent_age_s'] / 3600:.1f} h)"
     if stats.get("damage"):

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from firmware_app.segments import fsync_dir
+from firmware_app.atomic import fsync_dir
 
 STATION_FILE = "swabkiosk.toml"
 FILES_DIR = "swabkiosk"  # beside the station file: the files it names, by base name

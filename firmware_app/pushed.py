@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any
 
-from firmware_app.segments import fsync_dir
+from firmware_app.atomic import fsync_dir
 
 log = logging.getLogger("swabkiosk.pushed")
 

@@ -1,473 +1,140 @@
-"""The kiosk's durable record store: TinyDB in small, atomically replaced segments.
+"""The kiosk's durable record store: one SQLite database (stdlib sqlite3, WAL).
 
 Layout of ``data_dir`` (dirs 0700, files 0600)::
 
-    lock                      flock held by the one writing process
-    meta.json                 TinyDB table "meta": small durable key-value
-    segments/0000000001.json  TinyDB table "records", doc_id = record seq
-    segments/0000000001.acks  ack journal: one JSON line {"at": t, "seqs": [...]} per ack
-    damaged/                  files set aside by ``Store.repair`` (never deleted)
+    lock           flock held by the one writing process
+    kiosk.db       records, meta (the station's state rows, label queue, uplink state), counters
+    kiosk.db-wal   the write-ahead log (checkpointed by a helper thread, off the volunteer's path)
+    hwm            identifier high-water marks, kept apart from the database (store_schema.HighWater)
+    damaged/       databases set aside by ``Store.repair`` (never deleted)
+    legacy/<time>/ the old TinyDB segment layout, kept after its one-time import
 
-Why segments: a write replaces only the current segment (at most
-``SEGMENT_BYTES`` plus the batch), so its cost does not grow with the backlog,
-and a power cut leaves each file whole (temp + fsync + rename + dir fsync).
 A record is in the *outbox* until the uplink acks it (broker PUBACK); it then
-stays in its segment as *archived* until the whole segment is acknowledged
-and older than ``archive_days``, when the segment is deleted.
+stays as *archived* until ``prune`` deletes it ``archive_days`` after its ack.
+Every record body is its canonical JSON (the MQTT payload) with a CRC-32 that
+every read verifies: a damaged record is reported and left out, never passed on.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
-import shutil
+import sqlite3
 import threading
 import time
-from array import array
-from bisect import bisect_left, bisect_right
-from collections import OrderedDict
-from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
+from urllib.parse import quote
 
-from tinydb import Query, TinyDB
-from tinydb.table import Document
-
+from firmware_app.atomic import DIR_MODE, FILE_MODE
 from firmware_app.model import RECORD_KINDS
-from firmware_app.segments import (
-    DIR_MODE,
-    FILE_MODE,
-    AtomicJSONStorage,
-    SegmentStorage,
-    check_meta,
-    StoreCorrupt,
-    StoreError,
-    StoreFull,
-    StoreReadOnly,
-    append_line,
-    canonical,
-    encode,
-    fsync_dir,
-    load_json,
-    os_error,
-    salvage_records,
+from firmware_app.store_queries import StoreQueries, _chunks, _marks, _COLS
+from firmware_app.store_schema import (
+    DB_NAME, HWM_NAME, INSERT_RECORD, RESERVE_NUMBER, RESERVE_SEQ, HighWater, StoreCorrupt, StoreError, StoreFull,
+    StoreReadOnly, canonical, corrupt_error, db_error, meta_row, meta_value, migrate, os_error, record_day,
+    record_time, row_values,
 )
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
 
-SEGMENT_BYTES = 16 * 1024  # start a new segment once the current one is this big
-SEQ_GAP_AFTER_REPAIR = 10_000  # a repaired newest segment may have lost its tail: never reuse a seq
+PRUNE_BATCH = 5000
 PRUNE_EVERY_S = 3600.0
-ACK_SYNC_S = 1.0  # ack journals are fsynced at most this often (see sync_acks)
-PARSED_CACHE = 8  # older segments kept parsed in memory (the uplink reads them page by page)
-JOURNALS_AHEAD = 32  # ack journals created ahead of the acks, on a helper thread (see ack)
+CHECKPOINT_COMMITS = 100  # checkpoint after this many commits (~4 MB of WAL at ~40 KB a registration) ...
+CHECKPOINT_IDLE_S = 20.0  # ... or once the writer has been idle this long
+WAL_VALVE_BYTES = 64 << 20
 
 
-def record_day(record: dict) -> str:
-    """The record's local calendar day (YYYY-MM-DD): ``day``, else the date of ``at``.
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
-    ``at`` is the station's ISO 8601 local time ("2026-11-18T19:09:10.000+08:00"),
-    whose first 10 characters are the kiosk's own date; unix seconds are accepted too.
-    """
-    day = record.get("day")
-    if isinstance(day, str) and len(day) == 10:
-        return day
-    at = record.get("at")
-    if isinstance(at, str) and len(at) >= 10:
-        return at[:10]
-    if isinstance(at, (int, float)):
-        return time.strftime("%Y-%m-%d", time.localtime(at))
-    return ""
 
-
-def record_time(record: dict) -> float | None:
-    """``at`` as unix seconds (None if absent or unreadable)."""
-    at = record.get("at")
-    if isinstance(at, (int, float)):
-        return float(at)
-    if isinstance(at, str):
-        try:
-            return datetime.fromisoformat(at).timestamp()
-        except ValueError:
-            return None
-    return None
-
-
-def _read_segment(path: str) -> dict:
-    """A segment's records (checked, checksums verified); StoreCorrupt names a damaged file."""
-    return SegmentStorage(path).read() or {}
-
-
-def _make_journals(paths: list[str]) -> None:
-    for path in paths:
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
-        except OSError:
-            return  # ack() creates it itself, and reports a real problem
-
-
-def _sorted_records(data: dict) -> list[dict]:
-    return sorted(data.get("records", {}).values(), key=lambda r: r["seq"])
-
-
-KIND_CODES = {kind: n for n, kind in enumerate(RECORD_KINDS, 1)}  # 0: a kind not listed
-KIND_NAMES = {n: kind for kind, n in KIND_CODES.items()}
-ACKED = 0x80  # flag bit in a segment's per-record byte (the low bits are the kind code)
-
-
-class _Seqs:
-    """A segment's record seqs in order: (first, count) runs, one run when they are contiguous."""
-
-    __slots__ = ("starts", "counts")
-
-    def __init__(self) -> None:
-        self.starts = array("q")
-        self.counts = array("q")
-
-    def append(self, seq: int) -> None:
-        if self.starts and self.starts[-1] + self.counts[-1] == seq:
-            self.counts[-1] += 1
-        else:
-            self.starts.append(seq)
-            self.counts.append(1)
-
-    def __len__(self) -> int:
-        return sum(self.counts)
-
-    def __getitem__(self, i: int) -> int:
-        if i != -1 or not self.starts:
-            raise IndexError(i)
-        return self.starts[-1] + self.counts[-1] - 1
-
-    def __iter__(self):
-        for start, count in zip(self.starts, self.counts):
-            yield from range(start, start + count)
-
-    def index(self, seq: int) -> int:
-        """Position of seq in the segment, or -1."""
-        pos = 0
-        for start, count in zip(self.starts, self.counts):
-            if start <= seq < start + count:
-                return pos + seq - start
-            pos += count
-        return -1
-
-
-class _Segments:
-    """Every segment's outbox index as columns: ~32 B a segment and 1 B a record, no
-    object per segment (a site offline for a day has ~5,000 of them). Rows in seq order;
-    a ``_Segment`` is a view of one row. The flag bytes (kind code | ACKED) of all
-    records lie in one bytearray, segment after segment: only the newest one grows."""
-
-    __slots__ = ("dir", "firsts", "counts", "sizes", "acked", "last_ack", "starts", "flags", "gaps",
-                 "damage", "version")
-
-    def __init__(self, seg_dir: str) -> None:
-        self.dir = seg_dir
-        self.firsts = array("q")  # file name: seq of its first record when written
-        self.counts = array("I")  # records
-        self.sizes = array("I")  # bytes on disk
-        self.acked = array("I")  # records acknowledged
-        self.last_ack = array("d")
-        self.starts = array("I")  # where its flag bytes begin in ``flags``
-        self.flags = bytearray()
-        # first -> seqs of a segment whose seqs are not first, first + 1, ... (after a repair)
-        self.gaps: dict[int, _Seqs] = {}
-        self.damage: dict[int, str] = {}  # first -> damaged line in its ack journal
-        self.version = 0  # changes when rows move (views look their row up again)
-
-    def row(self, first: int) -> int:
-        i = bisect_left(self.firsts, first)
-        if i == len(self.firsts) or self.firsts[i] != first:
-            raise KeyError(first)
-        return i
-
-    def end(self, i: int) -> int:
-        return self.starts[i + 1] if i + 1 < len(self.starts) else len(self.flags)
-
-    def _new_row(self, first: int) -> None:
-        if self.firsts and first <= self.firsts[-1]:
-            raise ValueError(f"segment {first} is not after the last one")
-        self.firsts.append(first)
-        for column in (self.counts, self.sizes, self.acked):
-            column.append(0)
-        self.last_ack.append(0.0)
-        self.starts.append(len(self.flags))
-
-    # the list-like part the store uses
-    def __len__(self) -> int:
-        return len(self.firsts)
-
-    def __bool__(self) -> bool:
-        return bool(self.firsts)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [_Segment(self.firsts[k], table=self, row=k) for k in range(*i.indices(len(self.firsts)))]
-        k = range(len(self.firsts))[i]
-        return _Segment(self.firsts[k], table=self, row=k)
-
-    def __iter__(self):
-        return iter(self[:])
-
-    def total_size(self) -> int:
-        return sum(self.sizes)
-
-    def append(self, seg: _Segment) -> None:
-        """Take over a segment built on its own (its row moves here)."""
-        own, i = seg._t, seg._row()
-        self._new_row(seg.first)
-        for name in ("counts", "sizes", "acked", "last_ack"):
-            getattr(self, name)[-1] = getattr(own, name)[i]
-        self.flags += own.flags[own.starts[i] : own.end(i)]
-        if seg.first in own.gaps:
-            self.gaps[seg.first] = own.gaps[seg.first]
-        if seg.first in own.damage:
-            self.damage[seg.first] = own.damage[seg.first]
-        seg._t, seg._ver = self, -1
-
-    def remove(self, seg: _Segment) -> None:
-        """Drop a segment's row; the view keeps a copy of it (on its own, as before append)."""
-        i = self.row(seg.first)
-        own = _Segments(self.dir)
-        own.append(_Segment(seg.first, table=self))  # copies the row and rebinds that view only
-        seg._t, seg._ver = own, -1
-        begin, end = self.starts[i], self.end(i)
-        del self.flags[begin:end]
-        for column in (self.firsts, self.counts, self.sizes, self.acked, self.last_ack, self.starts):
-            del column[i]
-        for k in range(i, len(self.starts)):
-            self.starts[k] -= end - begin
-        self.gaps.pop(seg.first, None)
-        self.damage.pop(seg.first, None)
-        self.version += 1
-
-
-class _SegmentSeqs:
-    """A segment's record seqs (the ``_Seqs`` API): its first + position, else ``gaps``."""
-
-    __slots__ = ("_seg",)
-
-    def __init__(self, seg: _Segment) -> None:
-        self._seg = seg
-
-    def append(self, seq: int) -> None:
-        t, i = self._seg._t, self._seg._row()
-        n, first = t.counts[i], self._seg.first
-        gaps = t.gaps.get(first)
-        if gaps is None and seq != first + n:  # not contiguous from first (after a repair): runs
-            gaps = t.gaps[first] = _Seqs()
-            if n:
-                gaps.starts.append(first)
-                gaps.counts.append(n)
-        if gaps is not None:
-            gaps.append(seq)
-        t.counts[i] = n + 1
-
-    def __len__(self) -> int:
-        return self._seg._t.counts[self._seg._row()]
-
-    def __getitem__(self, k: int) -> int:
-        t, i = self._seg._t, self._seg._row()
-        if k != -1 or not t.counts[i]:
-            raise IndexError(k)
-        gaps = t.gaps.get(self._seg.first)
-        return gaps[-1] if gaps is not None else self._seg.first + t.counts[i] - 1
-
-    def __iter__(self):
-        t, i = self._seg._t, self._seg._row()
-        gaps = t.gaps.get(self._seg.first)
-        return iter(gaps) if gaps is not None else iter(range(self._seg.first, self._seg.first + t.counts[i]))
-
-    def index(self, seq: int) -> int:
-        """Position of seq in the segment, or -1."""
-        t, i = self._seg._t, self._seg._row()
-        gaps = t.gaps.get(self._seg.first)
-        if gaps is not None:
-            return gaps.index(seq)
-        pos = seq - self._seg.first
-        return pos if 0 <= pos < t.counts[i] else -1
-
-
-class _SegmentFlags:
-    """A segment's flag bytes, by position in its seqs (a window on ``_Segments.flags``)."""
-
-    __slots__ = ("_seg",)
-
-    def __init__(self, seg: _Segment) -> None:
-        self._seg = seg
-
-    def _span(self) -> tuple[_Segments, int, int]:
-        t = self._seg._t
-        i = self._seg._row()
-        return t, t.starts[i], t.end(i)
-
-    def __len__(self) -> int:
-        _t, begin, end = self._span()
-        return end - begin
-
-    def __getitem__(self, pos: int) -> int:
-        t, begin, end = self._span()
-        if not 0 <= pos < end - begin:
-            raise IndexError(pos)
-        return t.flags[begin + pos]
-
-    def __setitem__(self, pos: int, value: int) -> None:
-        t, begin, end = self._span()
-        if not 0 <= pos < end - begin:
-            raise IndexError(pos)
-        t.flags[begin + pos] = value
-
-    def append(self, value: int) -> None:
-        t, _begin, end = self._span()
-        if end != len(t.flags):
-            raise ValueError("only the newest segment takes new records")
-        t.flags.append(value)
-
-    def __bytes__(self) -> bytes:
-        t, begin, end = self._span()
-        return bytes(t.flags[begin:end])
-
-
-class _Segment:
-    """One segment file and its outbox index (a row of ``_Segments``): a byte per record
-    (kind code | ACKED), no per-record objects."""
-
-    __slots__ = ("first", "_t", "_ver", "_i")
-
-    def __init__(self, first: int, path: str | None = None, table: _Segments | None = None,
-                 row: int | None = None) -> None:
-        self.first = first  # seq of its first record (also its file name)
-        if table is None:  # a new segment, on its own until Store appends it to its table
-            table = _Segments(os.path.dirname(path or ""))
-            table._new_row(first)
-        self._t, self._ver, self._i = table, -1, 0
-        if row is not None:  # handed out by the table: its row is known
-            self._ver, self._i = table.version, row
-
-    def _row(self) -> int:
-        if self._ver != self._t.version:
-            self._i, self._ver = self._t.row(self.first), self._t.version
-        return self._i
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Segment) and other.first == self.first and other._t is self._t
-
-    def __hash__(self) -> int:
-        return self.first
-
-    @property
-    def path(self) -> str:
-        return os.path.join(self._t.dir, f"{self.first:010d}.json")
-
-    @property
-    def seqs(self) -> _SegmentSeqs:
-        return _SegmentSeqs(self)
-
-    @property
-    def flags(self) -> _SegmentFlags:
-        return _SegmentFlags(self)
-
-    def _column(name: str):  # type: ignore[misc]
-        def get(self):
-            return getattr(self._t, name)[self._row()]
-
-        def put(self, value):
-            getattr(self._t, name)[self._row()] = value
-
-        return property(get, put)
-
-    size = _column("sizes")
-    n_acked = _column("acked")
-    last_ack_at = _column("last_ack")
-
-    @property
-    def ack_damage(self) -> str:
-        """A damaged line in the ack journal (records are re-sent: safe)."""
-        return self._t.damage.get(self.first, "")
-
-    @ack_damage.setter
-    def ack_damage(self, value: str) -> None:
-        self._t.damage[self.first] = value
-
-    @property
-    def acks_path(self) -> str:
-        return self.path[: -len(".json")] + ".acks"
-
-    @property
-    def done(self) -> bool:
-        return self.n_acked >= len(self.flags)
-
-    def unacked(self, after_seq: int = 0):
-        """(position, seq) of the records not yet acknowledged, in seq order."""
-        flags = bytes(self.flags)
-        for pos, seq in enumerate(self.seqs):
-            if seq > after_seq and not flags[pos] & ACKED:
-                yield pos, seq
-
-
-class Store:
+class Store(StoreQueries):
     """Durable records and outbox. Thread-safe; one writing process per ``data_dir``.
 
-    ``read_only=True`` opens without the lock for another process (``swabkiosk
-    status``) while the daemon runs; writes then raise ``StoreReadOnly``.
+    ``read_only=True`` opens beside the running daemon (``status``, ``tube``, ``export``,
+    ``doctor``) without the lock and without blocking it; writes then raise ``StoreReadOnly``.
+    ``durable=False`` (synchronous=OFF) is only for ``simulate --days`` filling a data dir fast.
     """
 
-    def __init__(self, data_dir: str, archive_days: int = 30, read_only: bool = False):
+    def __init__(self, data_dir: str, archive_days: int = 30, read_only: bool = False, *, durable: bool = True):
         self.data_dir = os.path.abspath(data_dir)
-        self.archive_days = archive_days
-        self.read_only = read_only
+        self.path = os.path.join(self.data_dir, DB_NAME)
+        self.archive_days, self.read_only, self.durable = archive_days, read_only, durable
         self._lock = threading.RLock()
-        self._seg_dir = os.path.join(self.data_dir, "segments")
-        self._segments = _Segments(self._seg_dir)
-        # The outbox index lives in the segments (one byte per record); record ids are
-        # f"{device}-{seq:010d}", so they map back to a seq without a dict per record.
-        self._unacked = 0
-        self._by_kind: dict[str, int] = {}
-        self._prefix: str | None = None  # the device part of the record ids
-        self._odd_ids: dict[str, int] = {}  # record ids of another form -> seq (none from the station)
-        self._oldest: tuple[int, float | None] | None = None  # (seq, time) of the oldest unsent record
-        self._archived = 0
-        self._last_ack_at: float | None = None
-        self._current: TinyDB | None = None
-        self._parsed: OrderedDict[str, tuple[list[dict], dict[int, bytes]]] = OrderedDict()
         self._lock_fd: int | None = None
-        self._last_prune = 0.0
-        self._unsynced_acks: set[str] = set()
-        self._acks_synced_at = 0.0
-        self._ack_syncer: threading.Thread | None = None
-        self._journals_upto = 0  # first seq of the last segment whose ack journal was created ahead
-        self._journal_maker: threading.Thread | None = None
-        # Meta written by append(meta=...) lives in the newest segment: key -> (version, value),
-        # only for keys whose newest version is there (set_meta's meta.json copy is older).
-        self._carried: dict[str, tuple[int, Any]] = {}
-        self._meta_v = 0  # versions order meta writes across meta.json and segments
-        if read_only:
-            if not os.path.isdir(self._seg_dir):
-                raise StoreError(
-                    f"没有找到数据目录：{self.data_dir}", f"No store found in {self.data_dir}", self.data_dir
-                )
-        else:
-            self._prepare_dirs()
-        self._meta = TinyDB(os.path.join(self.data_dir, "meta.json"), storage=AtomicJSONStorage, validate=check_meta)
+        self._conn: sqlite3.Connection | None = None
+        self._hwm: HighWater | None = None
+        self._damage: list[str] = []
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._commits = 0
+        self._since_size_check = 0
+        self._hwm_lock = threading.Lock()
+        self._ahead: tuple[int, dict] | None = None  # marks near the reservation: the helper reserves further
+        self._committed = 0  # the newest committed seq
+        self._last_write = time.monotonic()
+        self._last_prune = time.time()
         try:
-            self._load()
-            if not read_only:
-                self.prune()
+            self._open()
         except BaseException:
             self.close()
             raise
 
     # ---------------------------------------------------------------- opening
 
+    def _open(self) -> None:
+        if self.read_only:
+            if not os.path.exists(self.path) and not os.path.isdir(os.path.join(self.data_dir, "segments")):
+                raise StoreError(f"没有找到数据目录：{self.data_dir}", f"No store found in {self.data_dir}", self.data_dir)
+            if not os.path.exists(self.path):
+                raise StoreError(f"数据尚未导入新格式（请先启动 swabkiosk run）：{self.data_dir}",
+                                 f"The store in {self.data_dir} is not imported yet (start `swabkiosk run` once)",
+                                 self.data_dir)
+            self._conn = self._connect(True)
+        else:
+            self._prepare_dirs()
+            self._conn = self._connect(False)
+        try:
+            try:
+                self._check_open()
+            except sqlite3.OperationalError as exc:
+                if not self.read_only or (getattr(exc, "sqlite_errorcode", 0) & 0xFF) != sqlite3.SQLITE_CANTOPEN:
+                    raise
+                # a read-only card: the WAL index cannot be made; read the database file as it is
+                self._conn.close()
+                self._conn = sqlite3.connect(f"file:{quote(self.path)}?immutable=1", uri=True, isolation_level=None,
+                                             check_same_thread=False)
+                if os.path.exists(self.path + "-wal") and os.path.getsize(self.path + "-wal"):
+                    self._damage.append("read-only card: the newest records (in kiosk.db-wal) are not shown")
+                self._check_open()
+        except sqlite3.Error as exc:
+            err = db_error(exc, self.path)
+            raise (corrupt_error(self.path, str(exc)) if type(err) is StoreError else err) from exc
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise corrupt_error(self.path, str(exc)) from exc
+        hwm_path = os.path.join(self.data_dir, HWM_NAME)
+        if self.read_only:
+            if os.path.exists(hwm_path):
+                self._hwm = HighWater(hwm_path, read_only=True)
+            return
+        try:
+            self._hwm = HighWater(hwm_path)
+        except OSError as exc:
+            raise os_error(exc, hwm_path) from exc
+        if os.path.isdir(os.path.join(self.data_dir, "segments")):
+            from firmware_app.store_legacy import import_legacy
+            import_legacy(self)
+        self._check_tail()
+        self._committed = self._db_last_seq()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
+        self._checkpointer.start()
+
     def _prepare_dirs(self) -> None:
         try:
-            for d in (self.data_dir, self._seg_dir):
-                os.makedirs(d, mode=DIR_MODE, exist_ok=True)
-                os.chmod(d, DIR_MODE)
+            os.makedirs(self.data_dir, mode=DIR_MODE, exist_ok=True)
+            os.chmod(self.data_dir, DIR_MODE)
             self._lock_fd = os.open(os.path.join(self.data_dir, "lock"), os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise os_error(exc, self.data_dir) from exc
@@ -481,125 +148,80 @@ class Store:
                 f"The store {self.data_dir} is in use by another process (is `swabkiosk run` already running?)",
                 self.data_dir,
             ) from None
-        for name in os.listdir(self._seg_dir):
-            path = os.path.join(self._seg_dir, name)
-            if name.endswith(".tmp"):  # a write that never committed (crash before rename)
-                os.unlink(path)
-            elif os.stat(path).st_mode & 0o077:
-                os.chmod(path, FILE_MODE)
+        try:  # created 0600 here, so SQLite gives its -wal and -shm the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        except OSError as exc:
+            raise os_error(exc, self.path) from exc
 
-    def _segment_files(self) -> list[str]:
-        names = [n for n in os.listdir(self._seg_dir) if n.endswith(".json") and n[:-5].isdigit()]
-        return sorted(names, key=lambda n: int(n[:-5]))
-
-    def _load(self) -> None:
-        load_json(self._meta.storage.path, check_meta)  # a damaged meta file is reported, like a segment
-        carried: dict[str, tuple[int, Any]] = {}
-        for name in self._segment_files():
-            seg = _Segment(first=int(name[:-5]), path=os.path.join(self._seg_dir, name))
-            storage = SegmentStorage(seg.path)
-            data = storage.read() or {}
-            for key, entry in storage.meta.items():
-                if entry["v"] > carried.get(key, (0, None))[0]:
-                    carried[key] = (entry["v"], entry["value"])
-            seg.size = os.path.getsize(seg.path)
-            records = _sorted_records(data)
-            for rec in records:
-                seg.seqs.append(rec["seq"])
-                self._track(seg, rec)
-            self._load_acks(seg)
-            self._segments.append(seg)
-        saved = {d["key"]: d.get("v", 0) for d in self._meta.table("meta").all()}
-        self._carried = {k: vv for k, vv in carried.items() if vv[0] > saved.get(k, 0)}
-        self._meta_v = max([0, *saved.values(), *(v for v, _ in carried.values())])
-
-    def _load_acks(self, seg: _Segment) -> None:
+    def _connect(self, read_only: bool, path: str | None = None) -> sqlite3.Connection:
+        path = path or self.path
         try:
-            with open(seg.acks_path, "rb") as f:
-                lines = f.read().split(b"\n")
-        except FileNotFoundError:
-            return
-        for n, line in enumerate(lines, 1):
-            if not line:
-                continue
-            try:
-                entry = json.loads(line)
-                seqs, at = entry["seqs"], float(entry["at"])
-            except (ValueError, KeyError, TypeError):
-                # A torn last line is a crash mid-ack: those records are simply re-sent.
-                if n < len(lines):
-                    seg.ack_damage = f"{seg.acks_path} line {n}"
-                continue
-            self._mark_acked(seg, seqs)
-            seg.last_ack_at = max(seg.last_ack_at, at)
-        if seg.last_ack_at:
-            self._last_ack_at = max(self._last_ack_at or 0.0, seg.last_ack_at)
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+        if head and head != b"SQLite format 3\x00":
+            raise corrupt_error(path, "not an SQLite database")
+        try:
+            if read_only:
+                conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=5)
+            else:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the helper thread checkpoints
+                migrate(conn)
+                conn.text_factory = _text
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(path + suffix):
+                        os.chmod(path + suffix, FILE_MODE)
+        except sqlite3.Error as exc:
+            err = db_error(exc, path)
+            raise (corrupt_error(path, str(exc)) if type(err) is StoreError else err) from exc
+        except (UnicodeDecodeError, ValueError) as exc:  # a damaged schema (its text is not UTF-8)
+            raise corrupt_error(path, str(exc)) from exc
+        conn.text_factory = _text
+        return conn
 
-    def _track(self, seg: _Segment, rec: dict) -> None:
-        """Index a record just added to seg (its seq already in seg.seqs) as unsent."""
-        seq, rid = rec["seq"], rec["record_id"]
-        code = KIND_CODES.get(rec.get("kind", ""), 0)
-        seg.flags.append(code)
-        kind = KIND_NAMES.get(code, "")
-        self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
-        if self._unacked == 0:
-            self._oldest = (seq, record_time(rec))
-        self._unacked += 1
-        if self._prefix is None and rid.endswith(f"-{seq:010d}"):
-            self._prefix = rid[: -11]
-        if rid != f"{self._prefix}-{seq:010d}":
-            self._odd_ids[rid] = seq
+    def _check_open(self) -> None:
+        """The cheap check at open (a 200 MB quick_check would hold start-up for seconds): the schema
+        can be read, and the last records-table page and the meta table read back."""
+        c = self._conn
+        c.execute("PRAGMA schema_version").fetchone()
+        if c.execute("PRAGMA user_version").fetchone()[0] < 1:
+            raise sqlite3.DatabaseError("no schema")
+        for row in c.execute(f"SELECT {_COLS} FROM records ORDER BY seq DESC LIMIT 50"):
+            self._decode(row)
+        c.execute("SELECT count(*) FROM meta").fetchone()
 
-    def _mark_acked(self, seg: _Segment, seqs) -> int:
-        """Mark these seqs of seg acknowledged; returns how many were newly acked."""
-        done = 0
-        table, begin, _end = seg.flags._span()  # the row looked up once, not per record
-        flags, index = table.flags, seg.seqs.index
-        for seq in seqs:
-            pos = index(seq) if isinstance(seq, int) else -1
-            if pos < 0 or flags[begin + pos] & ACKED:
-                continue
-            flags[begin + pos] |= ACKED
-            self._by_kind[KIND_NAMES.get(flags[begin + pos] & ~ACKED, "")] -= 1
-            done += 1
-        seg.n_acked += done
-        self._unacked -= done
-        self._archived += done
-        if done and self._oldest is not None and self._oldest[0] in seqs:
-            self._oldest = None  # looked up again when asked (stats)
-        return done
-
-    def _find(self, record_id: str) -> tuple[_Segment, int] | None:
-        """(segment, seq) of a stored record, by its record id."""
-        seq = self._odd_ids.get(record_id)
-        if seq is None:
-            prefix, _, digits = record_id.rpartition("-")
-            if prefix != self._prefix or len(digits) != 10 or not digits.isdigit():
-                return None
-            seq = int(digits)
-        i = bisect_right(self._segments.firsts, seq) - 1
-        if i < 0 or self._segments[i].seqs.index(seq) < 0:
-            return None
-        if record_id not in self._odd_ids and seq in self._odd_ids.values():
-            return None  # that seq's record has another id
-        return self._segments[i], seq
-
-    def _is_unacked(self, found: tuple[_Segment, int] | None) -> bool:
-        if found is None:
-            return False
-        seg, seq = found
-        return not seg.flags[seg.seqs.index(seq)] & ACKED
+    def _check_tail(self) -> None:
+        """A db ending below the seq the hwm file last said was being committed lost its newest
+        transactions (restored copy, lost WAL): continue above the reservation, and say so."""
+        hw, last = self._hwm.value, self._db_last_seq()
+        if hw["intent"] > last:
+            floor = self.get_meta("hwm_floor") or {"seq": 0, "numbers": {}}
+            if floor["seq"] < hw["seq"]:
+                self.add_report({"what": "recovery", "kept": self._count(), "lost": hw["intent"] - last,
+                                 "moved_to": None, "note": f"the store ends at seq {last} but seq {hw['intent']} "
+                                 f"was written: up to {hw['intent'] - last} records lost; identifiers continue "
+                                 f"above the reserved marks (seq {hw['seq']})"},
+                                floor=hw)
 
     def close(self) -> None:
-        for helper in (self._journal_maker, self._ack_syncer):
-            if helper is not None:
-                helper.join()
+        self._stop.set()
+        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join()
         with self._lock:
-            if self._unsynced_acks and not self.read_only:
+            if self._conn is not None:
                 try:
-                    self.sync_acks()
-                except StoreError as exc:  # only means some records are sent once more
-                    log.warning("store: %s", exc.message_en)
+                    self._conn.close()
+                except sqlite3.Error:
+                    pass
+                self._conn = None
+            if self._hwm is not None:
+                self._hwm.close()
+                self._hwm = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -610,390 +232,266 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _checkpoint_loop(self) -> None:
+        """PASSIVE checkpoints on a connection of its own, never in an append's way. The first commit
+        into a fully checkpointed WAL rewrites the WAL header, one more flush: this thread makes that
+        commit itself (a checkpoint counter), so an append still costs one flush."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        except sqlite3.Error as exc:
+            log.warning("store: no checkpoint connection: %s", exc)
+            return
+        try:
+            while not self._stop.wait(1.0):
+                ahead, self._ahead = self._ahead, None
+                if ahead is not None:
+                    try:
+                        self._write_reservation(*ahead, self._committed)
+                    except StoreError as exc:  # append writes it itself when it must
+                        log.warning("store: %s", exc.message_en)
+                idle = time.monotonic() - self._last_write >= CHECKPOINT_IDLE_S
+                if self._commits >= CHECKPOINT_COMMITS or (self._commits and idle):
+                    self._commits = 0
+                    try:
+                        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if busy == 0 and frames > 0 and done == frames:
+                            with self._lock:  # an append waits here for ~one flush instead of paying it
+                                if self._commits == 0:
+                                    conn.execute("INSERT INTO counters VALUES ('checkpoints', 1) "
+                                                 "ON CONFLICT(key) DO UPDATE SET n = n + 1")
+                    except sqlite3.Error as exc:
+                        log.warning("store: checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
     # ---------------------------------------------------------------- writing
 
-    def _writable(self) -> None:
-        if self.read_only:
+    def _writable(self) -> sqlite3.Connection:
+        if self.read_only or self._conn is None:
             raise StoreReadOnly("数据以只读方式打开", "The store was opened read-only", self.data_dir)
+        return self._conn
 
-    def append(self, records: list[dict], meta: dict[str, Any] | None = None) -> None:
-        """Store a batch durably and atomically: all of it, or (on a raised StoreError) none.
+    def _transaction(self, work, sync: str | None = None) -> None:
+        """Run ``work(conn)`` in one IMMEDIATE transaction; sqlite3 errors become StoreErrors, nothing kept."""
+        conn = self._writable()
+        if sync and self.durable:
+            conn.execute(f"PRAGMA synchronous={sync}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            work(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error):
+                err = db_error(exc, self.path)
+                if isinstance(err, StoreCorrupt):
+                    self._damage.append(err.message_en)
+                raise err from exc
+            if isinstance(exc, OSError):
+                raise os_error(exc, self.path) from exc
+            raise
+        finally:
+            if sync and self.durable:
+                conn.execute("PRAGMA synchronous=FULL")
+        self._commits += 1
+        self._last_write = time.monotonic()
+        self._since_size_check += 1
+        if self._since_size_check >= 500:  # a safety valve for bulk writing (simulate --days): a writer that
+            self._since_size_check = 0  # never pauses never lets a PASSIVE checkpoint reset the WAL
+            try:
+                if os.path.getsize(self.path + "-wal") > WAL_VALVE_BYTES:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("store: WAL checkpoint failed: %s", exc)
 
-        ``meta`` ({key: value}) is committed in the same atomic file replace as the
-        records (one durable write, not two): afterwards ``get_meta(key)`` returns it,
-        also after a crash and restart, until a later ``set_meta``/``append(meta=)``
-        replaces it. Used for the printer's label queue, written with the step that
-        made the label.
-        """
-        if not records:
-            if meta:
-                for key, value in meta.items():
-                    self.set_meta(key, value)
-            return
+    def append(self, records: list[dict], meta: dict[str, Any] | None = None,
+               marks: dict[str, Any] | None = None) -> None:
+        """Store a step durably in ONE transaction (one WAL flush): the records, the meta changes
+        ({key: value, None deletes}) and the identifier marks. All of it, or (on an error) none."""
         self._writable()
         with self._lock:
-            self._validate(records)
-            carried = dict(self._carried)
-            if meta:
-                encode(meta)  # not JSON-able -> ValueError before anything is written
-                for key, value in meta.items():
-                    self._meta_v += 1
-                    carried[key] = (self._meta_v, value)
-            seg = self._segments[-1] if self._segments else None
-            if seg is None or seg.size >= SEGMENT_BYTES:
-                first = records[0]["seq"]
-                seg = _Segment(first=first, path=os.path.join(self._seg_dir, f"{first:010d}.json"))
-                db = TinyDB(seg.path, storage=SegmentStorage)
-                new = True
-            else:
-                db = self._current_db(seg)
-                new = False
-            db.storage.read()  # load the segment (and its meta) before choosing what the write carries
-            # every carried key goes into the newest segment, so pruning older ones never loses one
-            before, db.storage.meta = db.storage.meta, {k: {"v": v, "value": val} for k, (v, val) in carried.items()}
+            rows = self._validate(records)
             try:
-                db.table("records").insert_multiple(Document(r, doc_id=r["seq"]) for r in records)
-            except BaseException:
-                db.storage.meta = before
+                meta_rows = [(k, v if v is None else meta_row(k, v)) for k, v in (meta or {}).items()]
+                top = records[-1]["seq"] if records else self.last_seq()
+                numbers = {str(k): int(v) for k, v in ((marks or {}).get("numbers") or {}).items()}
+                mark_seq = max(top, int((marks or {}).get("seq") or 0))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"meta or marks not storable: {exc}") from exc
+            committed = self.get_meta("hwm") or {"seq": 0, "numbers": {}}
+            numbers = {**committed["numbers"], **{k: max(v, committed["numbers"].get(k, 0)) for k, v in numbers.items()}}
+            self._reserve(mark_seq, numbers, top)
+
+            def work(conn: sqlite3.Connection) -> None:
+                conn.executemany(INSERT_RECORD, rows)
+                for key, row in meta_rows:
+                    self._put_meta(conn, key, row)
+                if marks is not None:
+                    self._put_meta(conn, "hwm", meta_row("hwm", {"seq": mark_seq, "numbers": numbers}))
+            try:
+                self._transaction(work)
+                self._committed = top
+            except StoreError:
+                if self._hwm.value["intent"] > self._db_last_seq():
+                    try:  # not a lost tail: this batch was refused
+                        with self._hwm_lock:
+                            self._hwm.write(self._hwm.value["seq"], self._hwm.value["numbers"], self._db_last_seq())
+                    except OSError:
+                        pass
                 raise
-            self._carried = carried
-            seg.size = db.storage.size
-            # a segment read (and cached) before this write must never be served stale later
-            self._parsed.pop(seg.path, None)
-            if new:
-                self._segments.append(seg)
-            self._current = db
-            for r in records:
-                seg.seqs.append(r["seq"])
-                self._track(seg, r)
 
-    def _current_db(self, seg: _Segment) -> TinyDB:
-        if self._current is None or self._current.storage.path != seg.path:
-            self._current = TinyDB(seg.path, storage=SegmentStorage)
-        return self._current
+    def _reserve(self, seq: int, numbers: dict[str, int], intent: int) -> None:
+        """Write the hwm file BEFORE a transaction that goes beyond what it reserves. Half-way through
+        a reservation the helper thread writes the next one, so an append seldom waits for that flush."""
+        hw = self._hwm.value
+        if seq <= hw["seq"] and all(v <= hw["numbers"].get(k, 0) for k, v in numbers.items()):
+            if seq > hw["seq"] - RESERVE_SEQ // 2 or any(
+                    v > hw["numbers"].get(k, 0) - RESERVE_NUMBER // 2 for k, v in numbers.items()):
+                self._ahead = (seq, numbers)
+            return
+        self._write_reservation(seq, numbers, intent)
 
-    def _validate(self, records: list[dict]) -> None:
-        last = self.last_seq()
+    def _write_reservation(self, seq: int, numbers: dict[str, int], intent: int) -> None:
+        with self._hwm_lock:
+            hw = self._hwm.value
+            nums = dict(hw["numbers"])
+            for k, v in numbers.items():
+                if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
+                    nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)
+            try:
+                self._hwm.write(max(hw["seq"], seq + RESERVE_SEQ), nums, intent)
+            except OSError as exc:
+                raise os_error(exc, self._hwm.path) from exc
+
+    @staticmethod
+    def _put_meta(conn: sqlite3.Connection, key: str, row: tuple | None) -> None:
+        if row is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?,?,?)", row)
+
+    def _validate(self, records: list[dict]) -> list[tuple]:
+        last, rows, ids = self.last_seq(), [], set()
         for r in records:
             if not isinstance(r, dict):
                 raise ValueError("a record must be a dict")
             seq, rid, kind = r.get("seq"), r.get("record_id"), r.get("kind")
-            if not isinstance(seq, int) or seq <= last:
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq <= last:
                 raise ValueError(f"record seq must be an int above {last}, got {seq!r}")
-            if not isinstance(rid, str) or not rid or self._is_unacked(self._find(rid)):
-                raise ValueError(f"record_id missing or already stored: {rid!r}")
+            if not isinstance(rid, str) or not rid or rid in ids:
+                raise ValueError(f"record_id missing or repeated: {rid!r}")
             if kind not in RECORD_KINDS:
                 raise ValueError(f"unknown record kind {kind!r}")
+            try:
+                body = canonical(r)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"record {rid} is not JSON-able: {exc}") from exc
             last = seq
-        encode(records)  # not JSON-able -> ValueError/TypeError before anything is written
+            ids.add(rid)
+            rows.append(row_values(r, body))
+        for chunk in _chunks(sorted(ids)):
+            found = self._conn.execute(f"SELECT record_id FROM records WHERE record_id IN ({_marks(len(chunk))})",
+                                       chunk).fetchone()
+            if found:
+                raise ValueError(f"record_id already stored: {found[0]!r}")
+        return rows
 
     def ack(self, record_ids) -> int:
-        """The broker acknowledged these records: move them from the outbox to the archive.
-
-        Unknown or already acknowledged ids are ignored. Returns how many were newly acked.
-        """
+        """The broker acknowledged these records: one batched UPDATE (synchronous=NORMAL: a lost
+        ack only means a resend). Unknown or acknowledged ids are ignored; returns how many were new."""
         self._writable()
+        ids = [r for r in dict.fromkeys(record_ids) if isinstance(r, str)]
+        done = 0
+        if not ids:
+            return 0
         now = time.time()
         with self._lock:
-            by_seg: dict[int, tuple[_Segment, list[int]]] = {}
-            for rid in dict.fromkeys(record_ids):
-                found = self._find(rid) if isinstance(rid, str) else None
-                if self._is_unacked(found):
-                    by_seg.setdefault(found[0].first, (found[0], []))[1].append(found[1])
-            done = 0
-            for seg, seqs in by_seg.values():
-                try:
-                    append_line(seg.acks_path, encode({"at": now, "seqs": seqs}) + b"\n")
-                except OSError as exc:
-                    raise os_error(exc, seg.acks_path) from exc
-                self._unsynced_acks.add(seg.acks_path)
-                done += self._mark_acked(seg, seqs)
-                seg.last_ack_at = now
-                self._last_ack_at = now
-            if by_seg:
-                self._make_journals_ahead(max(by_seg))
-            if now - self._acks_synced_at >= ACK_SYNC_S and not (self._ack_syncer and self._ack_syncer.is_alive()):
-                # fsync the journals beside the uplink, not in its way (a drain touches ~30 a second)
-                self._acks_synced_at = now
-                self._ack_syncer = threading.Thread(target=self._sync_acks_quietly, name="ack-sync", daemon=True)
-                self._ack_syncer.start()
+            def work(conn: sqlite3.Connection) -> None:
+                nonlocal done
+                for chunk in _chunks(ids, 30000):
+                    done += conn.execute(f"UPDATE records SET acked = 1, acked_at = ? WHERE acked = 0 AND record_id "
+                                         f"IN ({_marks(len(chunk))})", [now, *chunk]).rowcount
+                conn.execute("UPDATE counters SET n = n + ? WHERE key = 'archived'", (done,))
+                self._put_meta(conn, "last_ack_at", meta_row("last_ack_at", now))
+            self._transaction(work, sync="NORMAL")
             if now - self._last_prune > PRUNE_EVERY_S:
-                self.prune()
-            return done
-
-    def _make_journals_ahead(self, acked_first: int) -> None:
-        """Create the next segments' (empty) ack journals on a helper thread, half a batch at a
-        time: creating a file costs more than the rest of an ack (~0.5 ms here, more on an SD
-        card) and a drain acks ~25 segments a second. An empty journal acks nothing."""
-        i = bisect_right(self._segments.firsts, acked_first)
-        ahead = self._segments[i:i + JOURNALS_AHEAD]
-        if not ahead or ahead[len(ahead) // 2].first <= self._journals_upto:
-            return
-        if self._journal_maker is not None and self._journal_maker.is_alive():
-            return
-        paths = [seg.acks_path for seg in ahead if seg.first > self._journals_upto]
-        self._journals_upto = ahead[-1].first
-        self._journal_maker = threading.Thread(target=_make_journals, args=(paths,), name="ack-journals", daemon=True)
-        self._journal_maker.start()
-
-    def sync_acks(self) -> None:
-        """fsync the ack journals written since the last sync (ack() does it every ACK_SYNC_S).
-
-        Acks are fsynced lazily: an ack lost to a power cut only means the record is
-        sent once more (same record_id), and a drain is not held up by one fsync per batch.
-        """
-        with self._lock:  # the fsyncs run outside the lock: appends and acks go on meanwhile
-            paths, self._unsynced_acks = sorted(self._unsynced_acks), set()
-            self._acks_synced_at = time.time()
-        try:
-            for path in paths:
-                try:
-                    fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:  # pruned meanwhile
-                    continue
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    raise os_error(exc, path) from exc
-                finally:
-                    os.close(fd)
-            if paths:
-                fsync_dir(self._seg_dir)  # a journal created since the last sync
-        except BaseException:
-            with self._lock:
-                self._unsynced_acks.update(paths)  # tried again next time
-            raise
-
-    def _sync_acks_quietly(self) -> None:
-        try:
-            self.sync_acks()
-        except Exception as exc:  # only means some records are sent once more after a power cut
-            log.warning("store: ack journal not synced: %s", getattr(exc, "message_en", exc))
+                self.prune(now)
+        return done
 
     def prune(self, now: float | None = None) -> int:
-        """Delete segments wholly acknowledged more than ``archive_days`` ago (never the newest)."""
+        """Delete up to PRUNE_BATCH records acknowledged more than ``archive_days`` ago (never the newest
+        record: it carries the last seq). The freed pages are reused by later writes."""
         self._writable()
         now = time.time() if now is None else now
-        cutoff = now - self.archive_days * 86400
         removed = 0
         with self._lock:
             self._last_prune = now
-            for seg in list(self._segments[:-1]):
-                if seg.done and seg.last_ack_at < cutoff:
-                    for path in (seg.path, seg.acks_path):
-                        try:
-                            os.unlink(path)
-                        except FileNotFoundError:
-                            pass
-                    self._segments.remove(seg)
-                    self._parsed.pop(seg.path, None)
-                    self._archived -= seg.n_acked
-                    removed += len(seg.flags)
-                    self._odd_ids = {rid: q for rid, q in self._odd_ids.items() if seg.seqs.index(q) < 0}
+
+            def work(conn: sqlite3.Connection) -> None:
+                nonlocal removed
+                removed = conn.execute(
+                    "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE acked = 1 AND acked_at < ? "
+                    "AND seq < (SELECT max(seq) FROM records) LIMIT ?)",
+                    (now - self.archive_days * 86400, PRUNE_BATCH)).rowcount
+                conn.execute("UPDATE counters SET n = n - ? WHERE key = 'archived'", (removed,))
+            self._transaction(work, sync="NORMAL")
         return removed
 
-    # ---------------------------------------------------------------- reading
-
-    def _records_of(self, seg: _Segment) -> list[dict]:
-        return self._read(seg)[0]
-
-    def _read(self, seg: _Segment) -> tuple[list[dict], dict[int, bytes]]:
-        """A segment's records in seq order, and the canonical JSON of those read from disk."""
-        if self._current is not None and self._current.storage.path == seg.path:
-            return _sorted_records(self._current.storage.read() or {}), {}
-        # only the newest segment ever changes: older ones are cached while the uplink drains them
-        parsed = self._parsed.get(seg.path)
-        if parsed is None:
-            storage = SegmentStorage(seg.path)
-            parsed = (_sorted_records(storage.read() or {}), storage.payloads)
-            self._parsed[seg.path] = parsed
-            if len(self._parsed) > PARSED_CACHE:
-                self._parsed.popitem(last=False)
-        else:
-            self._parsed.move_to_end(seg.path)
-        return parsed
-
-    def iter_records(self, day: str | None = None) -> Iterator[dict]:
-        """Every stored record (outbox and archive) in seq order, optionally of one day."""
+    def set_meta(self, key: str, value: Any) -> None:
+        """Durably set (None: delete) one meta key, in its own transaction."""
+        self._writable()
+        row = None if value is None else meta_row(key, value)
         with self._lock:
-            segments = list(self._segments)
-        for seg in segments:
-            with self._lock:
-                records = self._records_of(seg)
-            for rec in records:
-                if day is None or record_day(rec) == day:
-                    yield rec
+            self._transaction(lambda conn: self._put_meta(conn, key, row))
 
-    def records(self, record_ids) -> list[dict]:
-        """The stored records (outbox or archive) with these ids, in seq order; ids the
-        store does not have are left out. For the station's Recall (a rare path)."""
+    def add_report(self, report: dict, floor: dict | None = None) -> None:
+        """Persist a repair/import report (``reports()``) and raise the identifier floor to ``floor``."""
+        report = {"at": time.time(), "what": "", "kept": 0, "lost": 0, "moved_to": None, "note": "", **report}
+        log.error("store %s: %s kept, %s lost, set aside in %s; %s", report["what"], report["kept"], report["lost"],
+                  report["moved_to"], report["note"])
         with self._lock:
-            found = [f for f in (self._find(rid) for rid in dict.fromkeys(record_ids) if isinstance(rid, str)) if f]
-            out: list[dict] = []
-            for seg, seq in sorted(found, key=lambda f: f[1]):
-                current = self._current is not None and self._current.storage.path == seg.path
-                try:
-                    if current or seg.path in self._parsed:
-                        records = self._records_of(seg)
-                    else:  # read, not cached: the cache is the uplink's, and a Recall is rare
-                        records = _sorted_records(_read_segment(seg.path))
-                except StoreCorrupt as exc:  # left out, as lost; `status --repair` names the file
-                    log.warning("store: %s", exc.message_en)
-                    continue
-                out += [r for r in records if r["seq"] == seq]
-            return out
-
-    def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
-        """Up to ``limit`` unacknowledged records, oldest first (seq order = per-table order).
-
-        ``after_seq``: only records after it (the uplink's cursor on one connection).
-        """
-        with self._lock:
-            out: list[dict] = []
-            # start at the segment holding after_seq: a drain reads page by page through a long backlog
-            start = max(0, bisect_right(self._segments.firsts, after_seq) - 1)
-            for seg in self._segments[start:]:
-                if len(out) >= limit:
-                    break
-                if seg.done or seg.seqs[-1] <= after_seq:
-                    continue
-                seqs = set()
-                for _pos, seq in seg.unacked(after_seq):
-                    if len(out) + len(seqs) >= limit:
-                        break
-                    seqs.add(seq)
-                if seqs:
-                    out += [r for r in self._records_of(seg) if r["seq"] in seqs]
-            return out
-
-    def outbox_messages(self, limit: int = 100, after_seq: int = 0) -> list[tuple[dict, bytes]]:
-        """``outbox`` with each record's MQTT payload, its canonical JSON (``segments.canonical``):
-        reused from the checksum check of the segment read, so a drain encodes each record once."""
-        with self._lock:
-            records = self.outbox(limit, after_seq)
-            cached: dict[int, bytes] = {}
-            for _records, payloads in self._parsed.values():  # the segments outbox() just read
-                cached.update(payloads)
-            return [(r, cached.get(r["seq"]) or canonical(r)) for r in records]
-
-    def is_sent(self, record_id: str) -> bool:
-        """True once the broker acknowledged this stored record."""
-        with self._lock:
-            return not self._is_unacked(self._find(record_id))
-
-    def last_seq(self) -> int:
-        with self._lock:
-            last = self._segments[-1].seqs[-1] if self._segments and self._segments[-1].seqs else 0
-            return max(last, int(self.get_meta("seq_floor", 0)))
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            oldest = self._oldest_unsent_at()
-            backlog = self._by_kind.get("sample", 0)
-            total_unacked = self._unacked
-            damage = [d for d in self._segments.damage.values() if d]
-            size = self._segments.total_size()
-            last_seq = self.last_seq()
-        try:
-            free = shutil.disk_usage(self.data_dir).free
-        except OSError:
-            free = None
-        return {
-            "backlog": backlog,  # sample records (one per person) not yet acknowledged
-            "backlog_events": total_unacked - backlog,  # voids, tube/box/shift events
-            "archived": self._archived,
-            "oldest_unsent_age_s": (
-                round(time.time() - oldest, 1) if oldest is not None else None
-            ),
-            "last_ack_at": self._last_ack_at,
-            "last_seq": last_seq,
-            "segments": len(self._segments),
-            "bytes": size,
-            "free_bytes": free,
-            "damage": damage,
-        }
-
-    def _oldest_unsent_at(self) -> float | None:
-        """Time of the oldest unsent record (read from its segment once, then remembered)."""
-        if self._unacked == 0:
-            return None
-        if self._oldest is None:
-            for seg in self._segments:
-                first = next(seg.unacked(), None)
-                if first is not None:
-                    rec = next(r for r in self._records_of(seg) if r["seq"] == first[1])
-                    self._oldest = (first[1], record_time(rec))
-                    break
-        return self._oldest[1] if self._oldest is not None else None
+            reports = [*self.reports(), report]
+            old = self.get_meta("hwm_floor") or {"seq": 0, "numbers": {}}
+            meta: dict[str, Any] = {"reports": reports}
+            if floor is not None:
+                nums = dict(old["numbers"])
+                for k, v in floor.get("numbers", {}).items():
+                    nums[k] = max(v, nums.get(k, 0))
+                meta["hwm_floor"] = {"seq": max(old["seq"], floor.get("seq", 0)), "numbers": nums}
+            self.append([], meta=meta)
 
     # ---------------------------------------------------------------- meta
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            if key in self._carried:
-                return self._carried[key][1]
-            doc = self._meta.table("meta").get(Query().key == key)
-            return default if doc is None else doc["value"]
+        rows = self._q("SELECT key, value, crc FROM meta WHERE key = ?", (key,))
+        return self._meta_values(rows).get(key, default)
 
-    def set_meta(self, key: str, value: Any) -> None:
-        self._writable()
-        with self._lock:
-            self._meta.table("meta").upsert({"key": key, "value": value, "v": self._meta_v + 1}, Query().key == key)
-            self._meta_v += 1
-            self._carried.pop(key, None)  # meta.json now holds the newest version
+    def meta_items(self, prefix: str) -> dict[str, Any]:
+        return self._meta_values(self._q("SELECT key, value, crc FROM meta WHERE key >= ? AND key < ?",
+                                         (prefix, prefix + "\U0010ffff")))
 
-    # ---------------------------------------------------------------- repair
+    def _meta_values(self, rows) -> dict[str, Any]:
+        out = {}
+        for key, text, crc in rows:
+            try:
+                out[key] = meta_value(key, text, crc)
+            except ValueError as exc:
+                log.error("store: %s (treated as missing)", exc)
+                if str(exc) not in self._damage:
+                    self._damage.append(str(exc))
+        return out
+
+    def reports(self) -> list[dict]:
+        """Repairs, recoveries and imports done, oldest first (persisted in meta)."""
+        return list(self.get_meta("reports") or [])
 
     @staticmethod
     def repair(data_dir: str) -> list[dict]:
-        """Set damaged files aside in ``damaged/`` and keep every record that is still whole.
-
-        Returns one entry per damaged file: {"file", "moved_to", "recovered", "note"}.
-        Never deletes a damaged file. After a damaged newest segment, sequence numbers
-        jump by SEQ_GAP_AFTER_REPAIR so no record id is ever reused.
-        """
-        data_dir = os.path.abspath(data_dir)
-        seg_dir = os.path.join(data_dir, "segments")
-        damaged_dir = os.path.join(data_dir, "damaged")
-        report: list[dict] = []
-        names = sorted((n for n in os.listdir(seg_dir) if n.endswith(".json")), key=lambda n: int(n[:-5]))
-        floor = 0
-        for i, name in enumerate(names):
-            path = os.path.join(seg_dir, name)
-            try:
-                _read_segment(path)
-                continue
-            except StoreCorrupt:
-                pass
-            with open(path, "rb") as f:
-                raw = f.read()
-            found = salvage_records(raw)
-            os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
-            moved = os.path.join(damaged_dir, f"{name}.{int(time.time())}")
-            shutil.copy2(path, moved)
-            os.chmod(moved, FILE_MODE)
-            repaired = SegmentStorage(path)
-            repaired.write({"records": {str(s): found[s] for s in sorted(found)}})
-            first = int(name[:-5])
-            note = "intact records kept; records after the damage may be lost"
-            if i == len(names) - 1:
-                floor = max(floor, max(found, default=first) + SEQ_GAP_AFTER_REPAIR)
-                note += f"; sequence continues from {floor} so no record id is reused"
-            report.append({"file": path, "moved_to": moved, "recovered": len(found), "note": note})
-        meta_path = os.path.join(data_dir, "meta.json")
-        try:
-            load_json(meta_path, check_meta)
-        except StoreCorrupt:
-            os.makedirs(damaged_dir, mode=DIR_MODE, exist_ok=True)
-            moved = os.path.join(damaged_dir, f"meta.json.{int(time.time())}")
-            os.replace(meta_path, moved)
-            report.append(
-                {"file": meta_path, "moved_to": moved, "recovered": 0, "note": "meta reset (pending labels, uplink state)"}
-            )
-        if floor:
-            store = Store(data_dir)
-            try:
-                store.set_meta("seq_floor", max(floor, int(store.get_meta("seq_floor", 0))))
-            finally:
-                store.close()
-        return report
+        """Set a damaged database aside in ``damaged/`` (never deleted) and rebuild it from every
+        readable record; returns the reports (see store_repair)."""
+        from firmware_app.store_repair import repair
+        return repair(data_dir)

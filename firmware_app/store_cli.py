@@ -135,7 +135,10 @@ def status(argv: list[str]) -> int:
 服务器 Broker          {link}
 剩余空间 Free space     {free}""")
     for d in stats["damage"]:
-        print(f"注意 Note: damaged ack journal line (records there are re-sent): {d}")
+        print(f"注意 损坏 Damage: {d}  (swabkiosk status --repair)")
+    for r in stats.get("reports", []):
+        print(f"{'注意 ' if r.get('lost') else ''}{r['what']} {_when(r['at'])}: {r['kept']} 条保留 kept, "
+              f"{r['lost']} 条无法恢复 lost; {r['moved_to'] or ''} {r.get('note', '')}")
     return 0
 
 
@@ -153,8 +156,8 @@ def _repair(data_dir: str, as_json: bool) -> int:
         print("存储完好，无需修复 / The store is intact; nothing to repair.")
     else:
         for e in report:
-            print(f"已修复 Repaired {e['file']}: {e['recovered']} 条记录保留 records kept; "
-                  f"损坏文件移至 damaged file kept at {e['moved_to']}; {e['note']}")
+            print(f"已修复 Repaired: {e['kept']} 条记录保留 records kept, {e['lost']} 条无法恢复 could not be "
+                  f"recovered; 损坏文件移至 damaged files kept at {e['moved_to']}; {e['note']}")
     return 0
 
 
@@ -220,6 +223,22 @@ def tube_report(records: list[dict], tube_id: str) -> dict:
             "people": people, "events": events}
 
 
+def _tube_chain(store: Store, tube_id: str) -> list[dict]:
+    """The records of a tube and of the tubes a replacement chain links it to (by the tube index)."""
+    found: dict[str, dict] = {}
+    todo, seen = [tube_id], set()
+    while todo:
+        t = todo.pop()
+        if t in seen or len(seen) > 50:
+            continue
+        seen.add(t)
+        for rec in store.tube_records(t):
+            found[rec["record_id"]] = rec
+            if rec.get("kind") == "tube_replace":
+                todo += [x for x in _replacement(rec) if isinstance(x, str)]
+    return sorted(found.values(), key=lambda r: r.get("seq", 0))
+
+
 def tube(argv: list[str]) -> int:
     p = _parser("tube", "Who was in a tube (names and ID numbers masked), voids and replacements shown.")
     p.add_argument("tube_id", metavar="TUBE_ID")
@@ -230,7 +249,7 @@ def tube(argv: list[str]) -> int:
     except StoreError as exc:
         return _fail(exc, args.json)
     with store:
-        report = tube_report(list(store.iter_records()), args.tube_id)
+        report = tube_report(_tube_chain(store, args.tube_id), args.tube_id)
     for person in report["people"]:  # nothing unmasked leaves this command
         person["name"] = mask_name(person["name"])
         person["id_number"] = mask_id(person["id_number"])

@@ -407,6 +407,10 @@ class Uplink:
             stats = self.store.stats()
             body = {"device_id": self.settings.device_id, "at": time.time(), **self._status,
                     "backlog": stats["backlog"], "backlog_events": stats["backlog_events"],
+                    # repairs and imports: how many records were kept and how many could not be recovered
+                    "store_reports": [{k: r.get(k) for k in ("at", "what", "kept", "lost", "moved_to")}
+                                      for r in stats.get("reports", [])[-5:]],
+                    "store_damage": stats.get("damage", [])[:5],
                     "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
                                  **self._status.get("versions", {})}}
             conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)

@@ -16,10 +16,10 @@ import urllib.request
 
 import pytest
 
-from firmware_app import config, segments
+from firmware_app import config
 from firmware_app.daemon import Kiosk
 from firmware_app.sdnotify import Notifier
-from firmware_app.store import SEQ_GAP_AFTER_REPAIR, Store
+from firmware_app.store import Store
 from firmware_app.simulate import LIVE_CAMERA, Tracker, present, step, wait_devices
 from hw_mocks.table import Table
 from tests.broker import free_port
@@ -107,17 +107,28 @@ def test_watchdog_pings_stop_while_the_station_loop_hangs(tmp_path, notify_socke
         table.stop()
 
 
-def test_a_refused_store_write_is_never_shown_as_ok(tmp_path, monkeypatch):
+def _fill(directory, chunk=64 * 1024) -> None:
+    """Fill the filesystem of directory to the last byte (a bounded loop: the tmpfs is small)."""
+    with open(os.path.join(directory, "filler"), "wb", buffering=0) as f:
+        for _ in range(10_000):
+            try:
+                f.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                if chunk == 1:
+                    return
+                chunk //= 2
+
+
+def test_a_refused_store_write_is_never_shown_as_ok(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for the data dir needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(data)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
     table = Table(tmp_path / "table", devices=("idcard", "scanner", "printer")).start()
     kiosk = kiosk_on(table, tmp_path)
-    data = str(tmp_path / "data")
-    real_write = os.write
-
-    def disk_full(fd, buf):  # the SD card fills up: only the store's files see it
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, buf)
-
     try:
         tracker = Tracker(kiosk.runtime)
         wait_devices(kiosk, ["idcard", "scanner", "printer"])
@@ -125,20 +136,20 @@ def test_a_refused_store_write_is_never_shown_as_ok(tmp_path, monkeypatch):
         first, second = table.people.person(via="card"), table.people.person(via="scanner")
         assert present(table, tracker, first) == "ok"
         stored = list(kiosk.store.iter_records())
-        monkeypatch.setattr(segments.os, "write", disk_full)
+        _fill(data)  # the SD card fills up (a real ENOSPC inside SQLite's own writes)
         assert present(table, tracker, second) == "error"
         shown = tracker.last_shows[-1]
         assert "未保存" in shown.message and "NOT saved" in shown.message_en
         assert kiosk.runtime.snapshot["tube"]["count"] == 1  # the station forgot what was not stored
         assert kiosk.runtime.snapshot["level"] == "error"  # and the screen stays red
         assert list(kiosk.store.iter_records()) == stored
-        monkeypatch.setattr(segments.os, "write", real_write)
+        os.unlink(data / "filler")  # space is back
         assert present(table, tracker, second) == "ok"  # registered now, not flagged as a duplicate
         assert kiosk.runtime.snapshot["tube"]["count"] == 2
     finally:
-        monkeypatch.setattr(segments.os, "write", real_write)
         kiosk.stop()
         table.stop()
+        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def test_a_broken_station_file_is_refused_with_every_problem_on_the_screen(tmp_path):
@@ -229,16 +240,26 @@ def test_a_damaged_store_is_repaired_at_start_and_the_kiosk_goes_on(tmp_path):
         return json.loads(out.stdout), out.stderr
 
     session(25)
-    newest = sorted((data / "segments").glob("*.json"))[-1]
-    newest.write_bytes(newest.read_bytes()[:300])  # a power cut in the middle of a write
+    with Store(str(data), read_only=True) as store:
+        before = list(store.iter_records())
+    db = data / "kiosk.db"
+    raw = bytearray(db.read_bytes())
+    raw[:16] = b"not a database!!"  # the card garbled the file's first sector
+    db.write_bytes(bytes(raw))
     summary, log = session(3)
     assert summary["registered"] == 3 and summary["refused"] == 0
-    assert "setting the damaged file aside" in log
-    assert [p.name.split(".")[0] for p in (data / "damaged").iterdir()] == [newest.stem]  # kept, not deleted
+    assert "setting the damaged database aside" in log and "kept" in log
+    assert any(p.name.startswith("kiosk.db") for p in (data / "damaged").iterdir())  # kept, not deleted
     with Store(str(data), read_only=True) as store:
         records = list(store.iter_records())
-    # no record id can repeat one the lost tail may have used: the sequence jumped past it
-    assert records[-1]["seq"] > SEQ_GAP_AFTER_REPAIR and len({r["record_id"] for r in records}) == len(records)
+        reports = store.reports()
+    assert reports and reports[-1]["lost"] >= 0 and "moved_to" in reports[-1]
+    new = [r for r in records if r["record_id"] not in {b["record_id"] for b in before}]
+    # no record id can repeat one the lost part may have used: numbering continues above the marks
+    assert new and min(r["seq"] for r in new) > max(r["seq"] for r in before)
+    assert len({r["record_id"] for r in records}) == len(records)
+    old_tubes = {r["tube_id"] for r in before if r["kind"] == "tube_open"}
+    assert not old_tubes & {r["tube_id"] for r in new if r["kind"] == "tube_open"}  # tube ids neither
 
 
 def test_a_failing_screen_update_is_logged_and_registration_goes_on(signed_in, monkeypatch, caplog):

@@ -71,14 +71,17 @@ def test_status_works_beside_a_running_writer(tmp_path):
 
 def test_status_reports_damage_and_repairs(tmp_path):
     d = day_store(tmp_path / "data")
-    seg = sorted((d / "segments").glob("*.json"))[0]
-    seg.write_bytes(seg.read_bytes()[:-40])
+    db = d / "kiosk.db"
+    db.write_bytes(b"not a database!!" + db.read_bytes()[16:])
     r = run("status", "--data-dir", str(d), check=False)
-    assert r.returncode == 1 and str(seg) in r.stderr and "damaged" in r.stderr
-    assert json.loads(run("status", "--data-dir", str(d), "--json", check=False).stdout)["file"] == str(seg)
+    assert r.returncode == 1 and str(db) in r.stderr and "damaged" in r.stderr
+    assert json.loads(run("status", "--data-dir", str(d), "--json", check=False).stdout)["file"] == str(db)
     r = run("status", "--data-dir", str(d), "--repair")
-    assert "Repaired" in r.stdout
-    assert json.loads(run("status", "--data-dir", str(d), "--json").stdout)["backlog"] >= 1
+    assert "Repaired" in r.stdout and "could not be recovered" in r.stdout
+    out = json.loads(run("status", "--data-dir", str(d), "--json").stdout)
+    assert out["reports"][0]["what"] == "repair" and out["reports"][0]["lost"] >= 1
+    assert os.listdir(d / "damaged")
+    assert "lost" in run("status", "--data-dir", str(d)).stdout  # said in plain text too
 
 
 def test_status_data_dir_from_config(tmp_path):

@@ -1,51 +1,30 @@
-"""Full disk, read-only card, damaged files: refused or reported, nothing stored is lost."""
+"""Full disk, read-only card, damaged database, the legacy import: refused or reported, nothing stored is lost."""
 
 from __future__ import annotations
 
-import errno
-import json
 import os
+import shutil
+import sqlite3
 import subprocess
+import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 
-from firmware_app import segments
-from firmware_app.store import Store, StoreCorrupt, StoreFull, StoreReadOnly
-from tests.store_fixtures import sample
+from firmware_app.daemon import open_store
+from firmware_app.store import Store, StoreCorrupt, StoreError, StoreFull, StoreReadOnly
+from tests.store_fixtures import DEVICE, sample
+
+FIXTURE = Path(__file__).parent / "fixtures" / "legacy_store.tar.gz"
 
 
 def seqs(store):
     return [r["seq"] for r in store.iter_records()]
 
 
-def test_enospc_at_the_write_refuses_batch_and_keeps_earlier_records(tmp_path, monkeypatch):
-    s = Store(tmp_path)
-    s.append([sample(n) for n in range(1, 4)])
-    real_write = os.write
-
-    def full(fd, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(segments.os, "write", full)
-    with pytest.raises(StoreFull) as err:
-        s.append([sample(4), sample(5)])
-    assert "已满" in err.value.message and "NOT saved" in err.value.message_en
-    assert seqs(s) == [1, 2, 3]
-    assert not [n for n in os.listdir(tmp_path / "segments") if n.endswith(".tmp")]
-    monkeypatch.setattr(segments.os, "write", real_write)
-    s.append([sample(4)])  # space back: the kiosk goes on, same seq accepted
-    s.close()
-    with Store(tmp_path) as s:
-        assert seqs(s) == [1, 2, 3, 4]
-
-
-def _mount_tmpfs(path, size="256k"):
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+def rid(seq: int) -> str:
+    return f"{DEVICE}-{seq:010d}"
 
 
 @pytest.fixture
@@ -53,25 +32,31 @@ def tiny_fs(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("mounting a tiny tmpfs needs root")
     mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-    _mount_tmpfs(mnt)
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_real_full_disk(tiny_fs):
+def test_real_full_disk_refuses_the_batch_keeps_the_rest_and_recovers_when_space_returns(tiny_fs):
     s = Store(tiny_fs / "data")
     seq, stored = 0, []
-    with pytest.raises(StoreFull):
-        for _ in range(10_000):  # bounded: a 256 KiB tmpfs fills long before
+    with pytest.raises(StoreFull) as err:
+        for _ in range(20_000):  # bounded: a 1 MiB tmpfs fills long before
             batch = [sample(seq + 1, pad="x" * 300), sample(seq + 2, pad="x" * 300)]
-            s.append(batch)
+            s.append(batch, meta={"queue": seq})
             seq += 2
             stored += [r["seq"] for r in batch]
-    assert len(stored) > 50
-    assert seqs(s) == stored
+    assert "存储空间已满" in err.value.message and "storage full" in err.value.message_en.lower()
+    assert len(stored) > 20
+    assert seqs(s) == stored and s.get_meta("queue") == seq - 2
+    subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_fs)], check=True)  # space is back
+    s.append([sample(seq + 1)])
     s.close()
     with Store(tiny_fs / "data", read_only=True) as again:
-        assert seqs(again) == stored  # what was accepted is all there, whole
+        assert seqs(again) == stored + [seq + 1]
 
 
 def test_real_read_only_card_at_boot(tiny_fs):
@@ -85,128 +70,88 @@ def test_real_read_only_card_at_boot(tiny_fs):
         assert seqs(again) == [1, 2]
 
 
-def test_card_turning_read_only_mid_session(tmp_path, monkeypatch):
-    s = Store(tmp_path)
-    s.append([sample(1), sample(2)])
-    real_open = os.open
-
-    def read_only(path, flags, *args):
-        if flags & (os.O_WRONLY | os.O_RDWR):
-            raise OSError(errno.EROFS, "Read-only file system", path)
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(segments.os, "open", read_only)
-    with pytest.raises(StoreReadOnly) as err:
-        s.append([sample(3)])
-    assert "NOT saved" in err.value.message_en
-    monkeypatch.setattr(segments.os, "open", real_open)
-    assert seqs(s) == [1, 2]
-    s.close()
-
-
-def _segment_files(d):
-    return sorted(os.path.join(d, "segments", n) for n in os.listdir(os.path.join(d, "segments")) if n.endswith(".json"))
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_damaged_segment_is_reported_never_replaced(tmp_path, damage, monkeypatch):
-    monkeypatch.setattr("firmware_app.store.SEGMENT_BYTES", 3000)
+@pytest.mark.parametrize("damage", ["header", "empty_tables", "truncated"])
+def test_a_damaged_database_is_refused_at_open_and_repaired_never_deleted(tmp_path, damage):
     with Store(tmp_path) as s:
-        for n in range(1, 41, 2):
-            s.append([sample(n), sample(n + 1)])
-    files = _segment_files(tmp_path)
-    victim = files[1]
-    raw = open(victim, "rb").read()
-    with open(victim, "wb") as f:
-        if damage == "truncate":
-            f.write(raw[: len(raw) * 2 // 3])
-        elif damage == "garbage":
-            f.write(raw[:200] + os.urandom(300) + raw[500:])
+        s.append([sample(1), sample(2)], marks={"seq": 2, "numbers": {"T": 1}})
+    db = tmp_path / "kiosk.db"
+    raw = db.read_bytes()
+    if damage == "header":
+        db.write_bytes(b"garbage!" * 4 + raw[32:])
+    elif damage == "empty_tables":
+        db.write_bytes(raw[:100] + os.urandom(len(raw) - 100))
+    else:
+        db.write_bytes(raw[: len(raw) // 3])
     with pytest.raises(StoreCorrupt) as err:
         Store(tmp_path)
-    assert err.value.path == victim
-    assert victim in err.value.message_en and "damaged" in err.value.message_en
-    # the damaged file is left exactly as found, never overwritten by an empty one
-    assert os.path.getsize(victim) > 0 or damage == "empty"
-
+    assert err.value.path == str(db) and "damaged" in err.value.message_en
     report = Store.repair(tmp_path)
-    assert [e["file"] for e in report] == [victim]
-    assert os.path.exists(report[0]["moved_to"])  # the damaged bytes are kept for forensics
-    victim_seqs = _seqs_in(raw)
+    assert len(report) == 1 and report[0]["what"] == "repair"
+    assert os.path.exists(report[0]["moved_to"])  # set aside, never deleted
+    assert report[0]["kept"] + report[0]["lost"] >= 2 and report[0]["lost"] >= 1
     with Store(tmp_path) as s:
+        assert s.reports() == report
+        assert s.high_water()["seq"] >= 2 + 200 and s.high_water()["numbers"]["T"] >= 1 + 20  # the reservation
+        s.append([sample(s.last_seq() + 1)])
+
+
+def _damage_one_records_page(db: Path, seq: int) -> None:
+    raw = bytearray(db.read_bytes())
+    at = raw.index(f'"record_id":"{rid(seq)}"'.encode())
+    page = at // 4096 * 4096
+    raw[page + 8: page + 4096] = os.urandom(4096 - 8)
+    db.write_bytes(bytes(raw))
+
+
+def test_a_damaged_page_keeps_every_other_record(tmp_path):
+    with Store(tmp_path) as s:
+        for n in range(1, 2001, 50):
+            s.append([sample(k, pad="p" * 200) for k in range(n, n + 50)])
+        s.ack([rid(n) for n in range(1, 1001)])
+    _damage_one_records_page(tmp_path / "kiosk.db", 1500)
+    s = open_store(str(tmp_path))  # the daemon's start: damage is found, repaired, never blocks the start
+    try:
+        if not s.reports():  # the cheap open check read only the newest page: the damage shows on a read
+            with pytest.raises(StoreCorrupt):
+                seqs(s)
+            s.close()
+            report = Store.repair(tmp_path)
+            s = Store(tmp_path)
+        report = s.reports()[-1]
+        assert 0 < report["lost"] < 50 and report["kept"] == 2000 - report["lost"]
         left = seqs(s)
-    # every other segment is intact, plus whatever whole records the damaged one still held
-    assert [n for n in range(1, 41) if n not in victim_seqs] == [n for n in left if n not in victim_seqs]
-    assert len([n for n in left if n in victim_seqs]) == report[0]["recovered"]
-    if damage == "truncate":
-        assert 0 < report[0]["recovered"] < len(victim_seqs)
+        assert len(left) == report["kept"] and 1 in left and 2000 in left
+        assert s.stats()["archived"] == len([n for n in left if n <= 1000])
+        assert os.listdir(tmp_path / "damaged")
+    finally:
+        s.close()
 
 
-def _seqs_in(raw: bytes) -> set[int]:
-    return {int(k) for k in json.loads(raw)["records"]}
+def test_legacy_segment_layout_is_imported_once_with_acks_meta_and_a_loss_report(tmp_path):
+    with tarfile.open(FIXTURE) as tar:
+        tar.extractall(tmp_path)
+    d = tmp_path / "data"
+    with Store(d) as s:
+        (report,) = s.reports()
+        assert report["what"] == "import" and report["kept"] == 129 and report["lost"] == 1
+        assert os.path.isdir(Path(report["moved_to"]) / "segments")  # the old files, kept
+        assert not (d / "segments").exists() and not (d / "meta.json").exists()
+        st_ = s.stats()
+        assert st_["backlog"] + st_["backlog_events"] == 30  # the torn ack line only means resend
+        assert st_["archived"] == 99
+        assert s.get_meta("uplink")["updated_at"] == 1764000200
+        assert s.get_meta("pending_labels") == [{"n": 126, "tube": "T0012"}]
+        assert s.last_seq() >= 130 + 10_000  # a segment lost a record: seqs jump, never reused
+        lost = sorted(set(range(1, 131)) - set(seqs(s)))
+        assert len(lost) == 1
+        s.append([sample(s.last_seq() + 1)])
+    with Store(d) as s:
+        assert len(s.reports()) == 1 and len(seqs(s)) == 130
 
 
-def test_damaged_newest_segment_never_reuses_a_record_id(tmp_path):
-    with Store(tmp_path) as s:
-        s.append([sample(n) for n in range(1, 6)])
-    victim = _segment_files(tmp_path)[-1]
-    raw = open(victim, "rb").read()
-    open(victim, "wb").write(raw[: len(raw) // 2])
-    with pytest.raises(StoreCorrupt):
-        Store(tmp_path)
-    report = Store.repair(tmp_path)
-    assert report[0]["recovered"] >= 1
-    with Store(tmp_path) as s:
-        assert s.last_seq() >= 5 + 1000  # the lost tail's ids are skipped, never reused
-
-
-def test_leftover_temp_file_from_a_crash_is_ignored(tmp_path):
-    with Store(tmp_path) as s:
-        s.append([sample(1)])
-    seg = _segment_files(tmp_path)[0]
-    open(seg + ".tmp", "wb").write(b'{"records": {"1": {"seq"')  # crash before rename
-    with Store(tmp_path) as s:
-        assert seqs(s) == [1]
-    assert not os.path.exists(seg + ".tmp")
-
-
-def test_torn_ack_line_means_resend_not_loss(tmp_path):
-    with Store(tmp_path) as s:
-        s.append([sample(1), sample(2), sample(3)])
-        s.ack([r["record_id"] for r in s.outbox(1)])
-    acks = _segment_files(tmp_path)[0][:-5] + ".acks"
-    with open(acks, "ab") as f:
-        f.write(b'{"at": 1, "seqs": [2')  # power cut in the middle of the next ack
-    with Store(tmp_path) as s:
-        assert [r["seq"] for r in s.outbox(10)] == [2, 3]
-        assert s.stats()["damage"] == []
-
-
-def test_damaged_meta_is_reported(tmp_path):
+def test_a_second_process_repair_while_the_daemon_runs_is_refused(tmp_path):
     with Store(tmp_path) as s:
         s.append([sample(1)])
-        s.set_meta("k", 1)
-    open(tmp_path / "meta.json", "wb").write(b"\x00\x00garbage")
-    with pytest.raises(StoreCorrupt) as err:
-        Store(tmp_path)
-    assert err.value.path.endswith("meta.json")
-    Store.repair(tmp_path)
-    with Store(tmp_path) as s:
-        assert seqs(s) == [1]
-        assert s.get_meta("k") is None
-
-
-def test_a_flipped_digit_in_an_id_number_is_caught(tmp_path):
-    with Store(tmp_path) as s:
-        s.append([sample(1, person=0), sample(2, person=1), sample(3, person=2)])
-    seg = _segment_files(tmp_path)[0]
-    raw = open(seg, "rb").read()
-    flipped = raw.replace(b"440301199001011234", b"440301199001011235")  # still valid JSON
-    assert flipped != raw
-    open(seg, "wb").write(flipped)
-    with pytest.raises(StoreCorrupt) as err:
-        Store(tmp_path)
-    assert "checksum" in err.value.message_en and err.value.salvageable == 2
-    Store.repair(tmp_path)
-    with Store(tmp_path) as s:
-        assert seqs(s) == [1, 3]  # the wrong record is never passed on as a person's
+        (tmp_path / "kiosk.db").write_bytes(b"x" * 4096)
+        with pytest.raises(StoreError):
+            Store.repair(tmp_path)

@@ -1,14 +1,18 @@
-"""Untrusted bytes into the parsers: MQTT command payloads and damaged store files."""
+"""Untrusted bytes into the parsers: MQTT command payloads, a damaged kiosk.db, damaged legacy segment files."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_app.model import Command
-from firmware_app.segments import SegmentStorage, StoreCorrupt, salvage_records
+from firmware_app.store import Store, StoreError
 from firmware_app.uplink import MQTT_COMMANDS, validate_command
 
 json_values = st.recursive(
@@ -37,29 +41,63 @@ def test_structured_command_payloads(body, name):
     assert (command is None) == bool(err)
 
 
-def _segment(path, n: int) -> bytes:
-    SegmentStorage(str(path)).write({"records": {str(s): {"seq": s, "record_id": f"d-{s:010d}", "kind": "sample",
-                                                         "id_number": "11010519491231002X"}
-                                                 for s in range(1, n + 1)}})
-    return path.read_bytes()
+def _good_db(d) -> bytes:
+    with Store(d) as s:
+        s.append([{"seq": n, "record_id": f"d-{n:010d}", "kind": "sample", "tube_id": "T", "id_number": "11010519491231002X"}
+                  for n in range(1, 30)])
+    return (Path(d) / "kiosk.db").read_bytes()
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(1, 12), st.data())
-def test_damaged_segment_is_either_whole_or_reported(tmp_path_factory, n, data):
-    path = tmp_path_factory.mktemp("seg") / "0000000001.json"
-    raw = _segment(path, n)
-    cut = data.draw(st.integers(0, len(raw)))
-    junk = data.draw(st.binary(max_size=40))
-    damaged = raw[:cut] + junk + raw[cut + len(junk):] if data.draw(st.booleans()) else raw[:cut]
-    path.write_bytes(damaged)
-    original = {int(k): e["r"] for k, e in json.loads(raw)["records"].items()}
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_random_bytes_as_kiosk_db_open_and_repair_raise_only_store_errors(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("db")
+    raw = bytearray(_good_db(d))
+    how = data.draw(st.sampled_from(["random", "flip", "cut"]))
+    if how == "random":
+        raw = bytearray(data.draw(st.binary(max_size=9000)))
+    elif how == "flip":
+        for _ in range(data.draw(st.integers(1, 40))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+    else:
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    (d / "kiosk.db").write_bytes(bytes(raw))
     try:
-        loaded = SegmentStorage(str(path)).read()
-    except StoreCorrupt as exc:
-        assert exc.path == str(path)
-        assert 0 <= exc.salvageable <= n
-    else:  # only an unchanged file (or one whose change is outside every record) loads
-        assert loaded is None or {int(k): r for k, r in loaded["records"].items()} == original
-    salvaged = salvage_records(damaged)
-    assert all(original[s] == rec for s, rec in salvaged.items())  # salvage never returns a changed record
+        with Store(d) as s:
+            list(s.iter_records())
+            s.stats()
+    except StoreError:
+        pass
+    try:
+        Store.repair(d)
+    except StoreError:
+        pass
+    with Store(d) as s:  # after a repair the store always opens again
+        kept = list(s.iter_records())
+        assert all(r["id_number"] == "11010519491231002X" for r in kept)  # never a changed ID number
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "legacy_store.tar.gz"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_bytes_as_legacy_segments_import_or_refuse_cleanly(tmp_path_factory, data):
+    d = tmp_path_factory.mktemp("legacy")
+    with tarfile.open(FIXTURE) as tar:
+        tar.extractall(d)
+    seg_dir = d / "data" / "segments"
+    names = sorted(os.listdir(seg_dir))
+    for name in data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True)):
+        raw = (seg_dir / name).read_bytes()
+        if data.draw(st.booleans()):
+            raw = data.draw(st.binary(max_size=2000))
+        else:
+            raw = raw[: data.draw(st.integers(0, len(raw)))]
+        (seg_dir / name).write_bytes(raw)
+    try:
+        with Store(d / "data") as s:
+            (report,) = s.reports()
+            assert report["kept"] == len(list(s.iter_records()))
+    except StoreError:
+        pass

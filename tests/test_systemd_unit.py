@@ -113,7 +113,7 @@ image = qrcode.make("SWB1:mdwe").get_image().convert("L")
 assert zxingcpp.read_barcodes(image)[0].text == "SWB1:mdwe"
 assert pyzbar.decode(image)[0].data == b"SWB1:mdwe"
 assert ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 7)() == 7  # libffi closures (cffi, ctypes callbacks)
-import serial, escpos.printer, usb.core, paho.mqtt.client, tinydb, jsonschema, PIL.Image, numpy
+import serial, escpos.printer, usb.core, paho.mqtt.client, jsonschema, PIL.Image, numpy
 print("ok")
 """
 
