@@ -20,10 +20,11 @@ from bench.common import ROOT, STATION_PASSWORD
 # Counts per mode: full run / --quick.
 FULL = dict(store_backlog=50_000, store_writes=1_000, naive_writes=50, drain=10_000, scan=600, frames=40,
             hard_per_kind=25, startups=5, rss_total=100_000, rss_warmup=2_000, kill_trials=50, kill_offline_trials=10,
-            chaos=10_000)
+            chaos=10_000, month_days=30, month_people=8_000, month_more=8_000, month_startups=5, month_runs=3,
+            scan_sd=600)
 QUICK = dict(store_backlog=1_000, store_writes=30, naive_writes=10, drain=1_000, scan=20, frames=5,
              hard_per_kind=3, startups=1, rss_total=300, rss_warmup=100, kill_trials=2, kill_offline_trials=1,
-             chaos=300)
+             chaos=300, month_days=2, month_people=500, month_more=300, month_startups=1, month_runs=1, scan_sd=20)
 
 # key -> (goal text, met(value) or None when the figure is a baseline)
 GOALS = {
@@ -47,8 +48,28 @@ GOALS = {
     "killtest_lost_ours": ("0", lambda v: v == 0),
     "killtest_lost_naive": ("baseline", None),
     "broker_chaos_lost": ("0", lambda v: v == 0),
+    # A month-old kiosk beside a new one (issue 11; bench/month_bench.py): the empty (or one-day)
+    # store's figure first, then the 30-day store's (8,000 people a day, all acknowledged).
+    "startup_to_ready_s_empty": ("beside 30 d", None),
+    "startup_to_ready_s_at_30d": ("<= 0.5", lambda v: v <= 0.5),
+    "startup_ratio_30d_vs_empty": ("<= 1.3", lambda v: v <= 1.3),
+    "rss_mb_empty": ("beside 30 d", None),
+    "rss_mb_at_30d": ("<= 60", lambda v: v <= 60),
+    "tube_recall_s_at_1d": ("beside 30 d", None),
+    "tube_recall_s_at_30d": ("<= 0.3", lambda v: v <= 0.3),
+    "status_s_at_1d": ("beside 30 d", None),
+    "status_s_at_30d": ("<= 0.3", lambda v: v <= 0.3),
+    "export_s_at_1d": ("beside 30 d", None),
+    "export_s_at_30d": ("<= 1.5", lambda v: v <= 1.5),
+    "durable_write_p99_ms_empty": ("<= 5", lambda v: v <= 5),
+    "durable_write_p99_ms_at_30d": ("<= 5", lambda v: v <= 5),
+    "fsyncs_per_registration": ("<= 1.1", lambda v: v <= 1.1),
+    "scan_to_label_p99_ms_sd": ("<= 15", lambda v: v <= 15),
+    "bytes_written_per_registration": ("reported", None),
+    "mb_written_per_day_8000": ("reported", None),
+    "sd_card_years_32gb": ("reported", None),
 }
-GROUPS = ("store", "drain", "scan", "camera", "startup", "rss", "kill", "chaos")
+GROUPS = ("store", "drain", "scan", "camera", "startup", "month", "rss", "kill", "chaos")
 
 
 def log(text: str) -> None:
@@ -61,7 +82,7 @@ def run_store(n: dict, figures: dict, details: dict) -> None:
     backlog = n["store_backlog"]
     at0 = measure(0, writes=n["store_writes"])
     at_n = measure(backlog, writes=n["store_writes"])
-    naive = measure(backlog, writes=n["naive_writes"], storage="tinydb-default")
+    naive = measure(backlog, writes=n["naive_writes"], storage="naive-sqlite")
     floor = measure(0, writes=n["store_writes"], storage="floor")
     figures["store_write_p99_ms_at_0"] = at0["p99_ms"]
     figures["store_write_p99_ms_at_50000"] = at_n["p99_ms"]
@@ -114,6 +135,15 @@ def run_startup(n: dict, figures: dict, details: dict) -> None:
     details["startup"] = result
 
 
+def run_month(n: dict, figures: dict, details: dict) -> None:
+    from bench.month_bench import measure
+
+    result = measure(n["month_days"], n["month_people"], n["month_more"], n["month_startups"], n["month_runs"],
+                     n["scan_sd"], log=lambda text: log(f"  month: {text}"))
+    figures.update(result["figures"])
+    details["month"] = result["details"]
+
+
 def start_rss(n: dict, workdir: str) -> subprocess.Popen:
     """The memory run is a child process of its own; it runs while the kill and chaos tests do."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -153,7 +183,7 @@ def run_chaos(n: dict, figures: dict, details: dict) -> None:
 
 
 RUNNERS = {"store": run_store, "drain": run_drain, "scan": run_scan, "camera": run_camera,
-           "startup": run_startup, "kill": run_kill, "chaos": run_chaos}
+           "startup": run_startup, "month": run_month, "kill": run_kill, "chaos": run_chaos}
 
 
 def verdict(key: str, value: float, figures: dict) -> str:
@@ -168,6 +198,8 @@ def verdict(key: str, value: float, figures: dict) -> str:
 
 def table(figures: dict, counts: dict, quick: bool) -> str:
     rows = [f"{'figure':36} {'value':>12}  {'goal':22} verdict", "-" * 82]
+    if quick:
+        rows.insert(0, "(--quick: the month figures are of a 2-day x 500 store, not 30 x 8,000)")
     for key in GOALS:
         if key in figures:
             goal, _ = GOALS[key]
@@ -195,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # Timing figures first, one at a time; then the memory run beside the kill and chaos tests
     # (those count records, not milliseconds).
-    for group in ("store", "drain", "scan", "camera", "startup"):
+    for group in ("store", "drain", "scan", "camera", "startup", "month"):
         if group in groups:
             log(f"{group} ...")
             RUNNERS[group](counts, figures, details)

@@ -12,8 +12,8 @@ persistent session, subscribed before the trial) counts what arrived.
 Offline trials (beside, not in the issue's figures): the same, with the broker
 unreachable while the kiosk registers (a site whose link is down) and back for the
 restart. The naive stack's queue then holds every record accepted since the link went.
-After each naive kill its TinyDB file is opened again: ``naive_db_unreadable`` counts
-the files a kill left damaged (TinyDB rewrites the whole file in place).
+After each naive kill its database is opened again: ``naive_db_unreadable`` counts
+the files a kill left damaged (SQLite as it comes: bench/naive_store.py).
 
 A child's stderr is dropped; set BENCH_CHILD_STDERR=FILE to keep it when a trial fails.
 """
@@ -90,14 +90,16 @@ def _closed_port() -> int:
 
 
 def _naive_db_readable(workdir: str) -> bool:
-    import json
+    from bench.naive_store import NaiveStore
 
-    try:
-        with open(os.path.join(workdir, "naive.json"), encoding="utf-8") as f:
-            json.load(f)
-        return True
-    except (OSError, ValueError):
+    path = os.path.join(workdir, "naive.db")
+    if not os.path.exists(path):
         return False
+    naive = NaiveStore(path)
+    try:
+        return naive.readable()
+    finally:
+        naive.close()
 
 
 def measure(trials: int = 50, offline_trials: int = 10, seed: int = 8) -> dict:

@@ -4,6 +4,8 @@
     python -m bench.kiosk_child drain WORKDIR PORT DEVICE_ID        restart; exit when all is acked
     python -m bench.kiosk_child naive WORKDIR PORT DEVICE_ID SEED [offline]  the naive stack, until killed
     python -m bench.kiosk_child rss   WORKDIR TOTAL WARMUP          offline; VmRSS as JSON
+    python -m bench.kiosk_child month WORKDIR DATA_DIR PEOPLE       on a filled store: RSS at READY and
+                                                                    after PEOPLE more, write p99, flushes, bytes
 
 "ours" is firmware_app.daemon.Kiosk (station loop, store, uplink) with ID cards posted as
 the reader shell posts them. It prints ``READY`` once signed in, then ``OK <record_id>``
@@ -11,8 +13,9 @@ for each person only after the step's effects said OK (the record is durable by 
 what the volunteer saw accepted.
 
 "naive" is the obvious build: the same station, paho's in-memory queue (publish QoS 1
-straight from memory) and TinyDB's default JSONStorage written after the publish; it
-prints ``OK`` after both calls returned.
+straight from memory) and SQLite as it comes (bench/naive_store.py) written after the publish, the
+station's facts found by reading every stored record; it prints ``OK`` after both calls
+returned.
 """
 
 from __future__ import annotations
@@ -60,10 +63,8 @@ def drain(workdir: str, port: int, device_id: str, timeout: float = 120.0) -> No
 
 def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = False) -> None:
     import paho.mqtt.client as mqtt
-    from tinydb import TinyDB
-
     from firmware_app import config, volunteers
-    from firmware_app.model import RECORD_KINDS, CardRead, CodeScanned, Now, Persist, Recall
+    from firmware_app.model import NO_FACTS, RECORD_KINDS, CardRead, CodeScanned, Now, Persist
     from firmware_app.station import Station
     from hw_mocks.table import OPERATOR as VOLUNTEER
     from hw_mocks.table import Table
@@ -74,8 +75,9 @@ def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = Fa
     cfg = config.parse_text(station_text(table, os.path.join(workdir, "data"), broker=broker_url(USER, port),
                                          device_id=device_id))
     station = Station(cfg, volunteers.load(cfg.volunteers["list_file"]))
-    db = TinyDB(os.path.join(workdir, "naive.json"))  # default JSONStorage
-    records = db.table("records")
+    from bench.naive_store import NaiveStore
+
+    records = NaiveStore(os.path.join(workdir, "naive.db"))  # SQLite as it comes
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=True)
     client.username_pw_set(USER, STATION_PASSWORD)
     connected = threading.Event()
@@ -89,12 +91,8 @@ def naive(workdir: str, port: int, device_id: str, seed: int, offline: bool = Fa
 
     def handle(event):
         now = Now(time.time(), True)
-        effects = station.handle(event, now)
-        recall = next((e for e in effects if isinstance(e, Recall)), None)
-        if recall is not None:  # a same-day duplicate, a void: records read back from the db
-            wanted = set(recall.record_ids)
-            station.recall([r for r in records.all() if r["record_id"] in wanted])
-            effects = station.handle(event, now)
+        lookups = station.lookups(event, now)  # a same-day duplicate check, a void: read the whole db
+        effects = station.handle(event, now, records.facts(lookups) if lookups else NO_FACTS)
         persisted = [e.record for e in effects if isinstance(e, Persist)]
         for record in persisted:
             client.publish(root + RECORD_KINDS[record["kind"]], json.dumps(record, ensure_ascii=False), qos=1)
@@ -180,12 +178,112 @@ def rss(workdir: str, total: int, warmup: int) -> None:
     end = vm_rss_mb()
     seconds = time.monotonic() - t0
     stats = driver.kiosk.store.stats()
-    station = driver.kiosk.runtime.station
     print(json.dumps({"warmup": warmup, "registrations": total, "ok": ok, "rss_mb_steady": round(steady, 1),
                       "rss_mb_end": round(end, 1), "growth_mb": round(end - steady, 1),
-                      "seconds": round(seconds, 1), "backlog": stats["backlog"], "segments": stats["segments"],
-                      "station_samples_in_memory": station.samples_held(),
+                      "seconds": round(seconds, 1), "backlog": stats["backlog"],
+                      **state_rows(driver.kiosk.runtime.station),
                       "uplink_connected": bool(driver.kiosk.uplink.state().get("connected"))}), flush=True)
+    driver.stop()
+
+
+def state_rows(station) -> dict:
+    """What the station holds in memory instead of history: its state rows (the shift, open
+    tubes and boxes, counters), as many and as big as they are stored."""
+    rows = station.state.rows()
+    return {"station_state_rows": len(rows),
+            "station_state_bytes": len(json.dumps(rows, ensure_ascii=False, default=str).encode())}
+
+
+def write_bytes() -> int:
+    with open("/proc/self/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    raise RuntimeError("no write_bytes in /proc/self/io")
+
+
+def flush_counter():
+    """fsync + fdatasync so far, from bench/flushcount.c when it is preloaded, else None."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None).swab_flushes
+    except AttributeError:
+        return None
+    fn.restype = ctypes.c_long
+    return fn
+
+
+def month(workdir: str, data_dir: str, people: int) -> None:
+    """The daemon assembly (offline) on a filled store: RSS at READY, then ``people`` more
+    registered as a site does (boxes counted, closed and handed over every 20 tubes), with
+    every durable write (store.append on the station loop) timed, flushes counted and the
+    bytes this process sent to storage."""
+    import gc
+
+    from bench.common import percentile
+    from firmware_app.model import CardRead, Command
+
+    t0 = time.perf_counter()
+    driver = KioskDriver(workdir, data_dir).start()
+    ready_s = time.perf_counter() - t0
+    gc.collect()
+    rss_ready = vm_rss_mb()
+    rows_ready = state_rows(driver.kiosk.runtime.station)
+    store = driver.kiosk.store
+    appends: list[float] = []
+    per_append: dict[int, int] = {}  # flushes on the loop thread during one append -> how many appends
+    append = store.append
+    flushes = flush_counter()
+
+    def timed(*args, **kwargs):
+        t, f = time.perf_counter(), flushes() if flushes else 0
+        try:
+            return append(*args, **kwargs)
+        finally:
+            appends.append((time.perf_counter() - t) * 1000)
+            if flushes:  # (a checkpoint on the store's own thread at the same moment counts too)
+                n = flushes() - f
+                per_append[n] = per_append.get(n, 0) + 1
+
+    store.append = timed
+    driver.sign_in()
+    crowd = CountedPeople(11)
+    f0, w0, ok = flushes() if flushes else None, write_bytes(), 0
+    per_append.clear()
+    t1 = time.monotonic()
+    people_appends: list[float] = []
+    steps: list[float] = []
+    for _ in range(people):
+        before, card = len(appends), CardRead(crowd.next().id_card())
+        t = time.perf_counter()
+        ok += shown(driver.step(card)) == "ok"
+        steps.append((time.perf_counter() - t) * 1000)  # posted -> effects seen: the loop's whole step
+        people_appends += appends[before:]
+        box = driver.kiosk.runtime.snapshot.get("box")
+        if box and box["tubes"] >= 20:
+            for command in (Command("box_count", {"count": str(box["tubes"])}), Command("close_box"),
+                            Command("handover_box", {"courier": "转运-张师傅"})):
+                if shown(driver.step(command)) == "error":
+                    raise RuntimeError(f"{command.name} refused")
+    seconds = time.monotonic() - t1
+    f1, w1 = flushes() if flushes else None, write_bytes()
+    gc.collect()
+    rss_end = vm_rss_mb()
+    stats = store.stats()
+    print(json.dumps({
+        "people": people, "ok": ok, "ready_s": round(ready_s, 3), "seconds": round(seconds, 1),
+        "rss_mb_ready": round(rss_ready, 1), "rss_mb_end": round(rss_end, 1),
+        "state_at_ready": rows_ready, "state_at_end": state_rows(driver.kiosk.runtime.station),
+        "append_p50_ms": round(percentile(people_appends, 50), 3),
+        "append_p99_ms": round(percentile(people_appends, 99), 3),
+        "append_max_ms": round(max(people_appends), 3),
+        "step_p50_ms": round(percentile(steps, 50), 3), "step_p99_ms": round(percentile(steps, 99), 3),
+        "flushes_per_registration": round((f1 - f0) / people, 3) if flushes else None,
+        "flushes_per_append": {str(k): v for k, v in sorted(per_append.items())},
+        "write_bytes_per_registration": round((w1 - w0) / people),
+        "last_seq": stats["last_seq"], "db_bytes": stats["bytes"],
+    }), flush=True)
     driver.stop()
 
 
@@ -199,5 +297,7 @@ if __name__ == "__main__":
         naive(args[0], int(args[1]), args[2], int(args[3]), offline=args[4:] == ["offline"])
     elif mode == "rss":
         rss(args[0], int(args[1]), int(args[2]))
+    elif mode == "month":
+        month(args[0], args[1], int(args[2]))
     else:
         raise SystemExit(f"unknown mode {mode}")

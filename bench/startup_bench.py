@@ -24,14 +24,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def once(directory: str, timeout: float = 30.0) -> float:
+def once(directory: str, timeout: float = 120.0, data_dir: str | None = None) -> float:
+    """One start to READY=1; ``data_dir``: start on that store (e.g. a 30-day one), else a new one."""
     path = os.path.join(directory, "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(path)
         sock.settimeout(timeout)
         env = {**os.environ, "NOTIFY_SOCKET": path, "PYTHONPATH": str(ROOT)}
         env.pop("WATCHDOG_USEC", None)
-        cmd = [sys.executable, "-m", "firmware_app", "run", "--simulate", "--data-dir", os.path.join(directory, "data"),
+        cmd = [sys.executable, "-m", "firmware_app", "run", "--simulate", "--data-dir", data_dir or os.path.join(directory, "data"),
                "--ui-port", str(free_port()), "--pace", "3600"]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

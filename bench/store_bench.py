@@ -16,8 +16,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
-from tinydb import TinyDB
-from tinydb.table import Document
+from bench.naive_store import NaiveStore
 
 from firmware_app.model import record_id
 from firmware_app.store import Store
@@ -77,7 +76,7 @@ def _summary(times: list[float], wbytes: list[int]) -> dict:
 def measure(backlog: int, writes: int = 200, storage: str = "store", directory: str | None = None) -> dict:
     """Time ``writes`` single-record appends on top of ``backlog`` unacknowledged records.
 
-    storage: "store" (firmware_app.store), "tinydb-default" (TinyDB's JSONStorage) or
+    storage: "store" (firmware_app.store), "naive-sqlite" (SQLite as it comes, bench/naive_store.py) or
     "floor" (append + fsync of the same record to one file, for scale on this disk).
     """
     with tempfile.TemporaryDirectory(dir=directory) as d:
@@ -88,14 +87,13 @@ def measure(backlog: int, writes: int = 200, storage: str = "store", directory: 
 
             def write(seq):
                 store.append([make_record(seq)])
-        elif storage == "tinydb-default":
-            db = TinyDB(os.path.join(d, "db.json"))
-            table = db.table("records")
+        elif storage == "naive-sqlite":
+            naive = NaiveStore(os.path.join(d, "naive.db"))
             if backlog:
-                db.storage.write({"records": {str(s): make_record(s) for s in range(1, backlog + 1)}})
+                naive.fill(make_record(s) for s in range(1, backlog + 1))
 
             def write(seq):
-                table.insert(Document(make_record(seq), doc_id=seq))
+                naive.insert(make_record(seq))
         elif storage == "floor":  # append one JSON line + fsync: the least a durable write costs
             fd = os.open(os.path.join(d, "floor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for backlog in (0, 10_000, 50_000):
         rows.append(measure(0, storage="floor"))
         rows.append(measure(backlog))
-        rows.append(measure(backlog, writes=200 if backlog < 50_000 else 50, storage="tinydb-default"))
+        rows.append(measure(backlog, writes=200 if backlog < 50_000 else 50, storage="naive-sqlite"))
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -3,6 +3,8 @@
 * ``swabkiosk simulate --people N --pool 10 [--broker URL] [--json]``: headless, as fast
   as the machine allows; waits until the broker acknowledged every record; prints a
   summary (people, tubes, labels, records acknowledged, time).
+* ``swabkiosk simulate --days N --people-per-day M --data-dir D [--no-pacing] [--acked]``:
+  fills D day after day on a simulated clock (firmware_app/simulate_days.py).
 * ``swabkiosk run --simulate`` (``run_watchable``): the same kiosk with people arriving
   at a human pace and a terminal view a newcomer can follow: sign-in, people
   registered (masked), tubes filling and closing, labels as text with their barcode,
@@ -244,7 +246,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data-dir", help="keep the store here (default: a temporary directory)")
     ap.add_argument("--json", action="store_true", help="the summary as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="the daemon's log on stderr")
+    from firmware_app import simulate_days
+
+    simulate_days.add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.days is not None:  # a month in minutes: the real station and store on a simulated clock
+        logsetup.setup(logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+        return simulate_days.run(args, ap)
     if args.people < 1:
         ap.error("--people must be at least 1")
     logsetup.setup(logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)

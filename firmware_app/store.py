@@ -46,6 +46,19 @@ CHECKPOINT_IDLE_S = 20.0  # ... or once the writer has been idle this long
 WAL_VALVE_BYTES = 64 << 20
 
 
+KEEP_STEMS = 12  # number stems kept beyond those the station still counts (it drops earlier days')
+
+
+def _bounded(numbers: dict[str, int], current: dict) -> dict[str, int]:
+    """Stems the station no longer names are kept, but at most KEEP_STEMS of them (the newest by
+    name: stems end in the date): a stem or two a day would otherwise overflow the hwm slot after
+    ~27 days and every later write would be refused."""
+    old = sorted((k for k in numbers if k not in current), key=lambda k: (k[-6:], k))
+    for k in old[:max(0, len(old) - KEEP_STEMS)]:
+        del numbers[k]
+    return numbers
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
@@ -323,10 +336,8 @@ class Store(StoreQueries):
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"meta or marks not storable: {exc}") from exc
             committed = self.get_meta("hwm") or {"seq": 0, "numbers": {}}
-            # only the stems the station still numbers from (today's): a month of stems would
-            # outgrow the hwm slot, and an earlier day's stem is never numbered from again
-            numbers = ({k: max(v, committed["numbers"].get(k, 0)) for k, v in numbers.items()}
-                       if marks is not None else committed["numbers"])
+            numbers = _bounded({**committed["numbers"], **{k: max(v, committed["numbers"].get(k, 0))
+                                                            for k, v in numbers.items()}}, numbers)
             self._reserve(mark_seq, numbers, top)
 
             def work(conn: sqlite3.Connection) -> None:
@@ -365,6 +376,7 @@ class Store(StoreQueries):
             for k, v in numbers.items():
                 if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
                     nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)
+            nums = _bounded(nums, numbers)
             try:
                 self._hwm.write(max(hw["seq"], seq + RESERVE_SEQ), nums, intent)
             except OSError as exc:

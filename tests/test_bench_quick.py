@@ -36,3 +36,8 @@ def test_quick_run_reports_every_figure_and_loses_nothing(tmp_path):
     # the losses are counted over records the volunteer really saw accepted
     assert details["kill"]["accepted_ours"] > 0 and details["chaos"]["accepted"] > 0
     assert details["scan"]["people"] == 20 and details["rss"]["ok"] == 400
+    # the month figures ran on a filled store (2 days x 500 in --quick) and registered on it
+    month = details["month"]
+    assert month["fill"]["registered"] == 1000 and month["registrations_at_30d"]["ok"] == 300
+    assert month["registrations_at_30d"]["last_seq"] > month["fill"]["records"]
+    assert month["commands_at_30d"]["export"]["records"] > 0

@@ -187,12 +187,13 @@ def test_high_water_is_the_committed_marks_on_a_normal_start(tmp_path):
 
 
 def test_marks_are_the_stations_current_stems_so_a_month_of_days_fits_the_hwm_slot(tmp_path):
-    # the station passes every stem it still numbers from (today's tube and box stems);
-    # an earlier day's stem is dropped, so 40 days do not outgrow the 1 KB reservation slot
+    # the station passes every stem it still numbers from (today's tube and box stems); earlier
+    # days' stems are kept only a few at a time, so 40 days do not outgrow the 1 KB reservation slot
     with Store(tmp_path) as s:
         for day in range(1, 41):
             s.append([sample(day)], marks={"seq": day, "numbers": {f"DG03261{day:03d}": 800, f"DG03-B261{day:03d}": 40}})
-        assert s.high_water()["numbers"] == {"DG03261040": 800, "DG03-B261040": 40}
+        numbers = s.high_water()["numbers"]
+        assert numbers["DG03261040"] == 800 and numbers["DG03-B261040"] == 40 and len(numbers) <= 14
     with Store(tmp_path) as s:
         assert s.high_water()["seq"] == 40
 

@@ -118,8 +118,10 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
     def _continue_above(self, marks: Mapping[str, Any]) -> None:
         t = self.state.table
         t["seq"] = max(int(t["seq"]), int(marks.get("seq", 0) or 0))
-        for stem, n in (marks.get("numbers") or {}).items():
-            if int(n) > int(t["numbers"].get(stem, 0)):
+        day = t["day"] or ""
+        ymd = day[2:4] + day[5:7] + day[8:10]
+        for stem, n in (marks.get("numbers") or {}).items():  # only the stems the table numbers from
+            if (stem in t["numbers"] or (ymd and stem.endswith(ymd))) and int(n) > int(t["numbers"].get(stem, 0)):
                 t["numbers"][stem] = int(n)
 
     def _restored_show(self) -> None:
