@@ -1,0 +1,85 @@
+"""Issue 18: every input from the fuzzing pass, exactly as found, gives the documented
+refusal (a problem list, a red screen with a reason, StoreCorrupt-and-repair) and never a
+traceback, a hang or a wrong acceptance. One section per numbered item."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from firmware_app import config
+from tests.test_config import GOOD
+
+# ---------------------------------------------------------------- 1. station file crashes
+
+TOP = GOOD.split("[station]")[0]  # "" : the header-less top of the file
+STATION_ONLY = GOOD.split("[authority]")[0]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("sampling = 5\n" + GOOD, "sampling"),
+    ("authority = [1]\n" + STATION_ONLY, "authority"),
+    ("devices = 1\n" + GOOD, "devices"),
+    ('mqtt = "x"\n' + GOOD, "mqtt"),
+    ("station = 5\n", "station"),
+    (GOOD + "\n[devices]\nprinter = 7\n", "devices.printer"),
+    ("ui = 5\n" + GOOD, "ui"),
+])
+def test_a_top_level_key_that_is_not_a_table_is_a_problem_not_a_traceback(text, key):
+    problems = config.check_text(text, allow_demo_keys=True)
+    assert any(p.key == key and "not of type 'object'" in p.message for p in problems), problems
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a = " + "[" * 2000 + "\n", "nested more than"),
+    (GOOD.replace("[station]", '[sampling]\ntube_pattern = "a{99999999999}"\n[station]'), "not a regular expression"),
+    (GOOD.replace("[station]", '[sampling]\ntube_pattern = "' + "(" * 1000 + ")" * 1000 + '"\n[station]'), "longer than"),
+    (GOOD.replace("[station]", '[sampling]\ntube_pattern = "' + "(" * 100 + ")" * 100 + '"\n[station]'), "nested groups"),
+])
+def test_deep_or_huge_input_is_a_problem_not_a_recursion_or_overflow_error(text, words):
+    problems = config.check_text(text, allow_demo_keys=True)
+    assert problems and any(words in p.message for p in problems), problems
+
+
+def test_config_check_prints_problems_not_a_traceback(tmp_path):
+    for i, text in enumerate(["devices = 1\n" + GOOD, "a = " + "[" * 2000 + "\n", "ui = 5\n"]):
+        f = tmp_path / f"s{i}.toml"
+        f.write_text(text)
+        r = subprocess.run([sys.executable, "-m", "firmware_app", "config", "check", str(f)], capture_output=True, text=True)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "problem(s)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("text", ["ui = 5\n", "ui = [1]\n[ui.x]\n", "a = " + "[" * 2000 + "\n", "[ui]\nport = true\n",
+                                  "\xff"])
+def test_the_refusal_screen_reads_its_port_from_any_broken_file(tmp_path, text):
+    from firmware_app import daemon
+
+    f = tmp_path / "s.toml"
+    f.write_bytes(text.encode("utf-8", "surrogatepass") if text != "\xff" else b"\xff\xfe")
+    assert daemon._ui_port_of(str(f)) in (None, 8080)
+
+
+def test_identifiers_match_whole_a_final_line_break_is_refused():
+    problems = config.check_text(GOOD.replace('"t03"', '"t03\\n"'), allow_demo_keys=True)
+    assert [p.key for p in problems] == ["station.table"]
+    problems = config.check_text(GOOD + '\n[devices.printer]\ntarget = "usb:0x0416:0x5011\\n"\n', allow_demo_keys=True)
+    assert [p.key for p in problems] == ["devices.printer.target"]
+
+
+# ---------------------------------------------------------------- 7. NaN and infinity
+
+
+@pytest.mark.parametrize("where, line, key", [
+    ('table = "t03"', 'table = "t03"\nutc_offset_hours = nan', "station.utc_offset_hours"),
+    ("operator_keys", "max_code_age_hours = nan\noperator_keys", "authority.max_code_age_hours"),
+    ("operator_keys", "max_code_age_hours = +inf\noperator_keys", "authority.max_code_age_hours"),
+    ('table = "t03"', 'table = "t03"\nutc_offset_hours = -nan', "station.utc_offset_hours"),
+])
+def test_nan_and_inf_are_refused_wherever_a_number_is_configured(where, line, key):
+    problems = config.check_text(GOOD.replace(where, line), allow_demo_keys=True)
+    assert any(p.key == key and "finite" in p.message for p in problems), problems
+    for section, name in [("devices.camera", "fps"), ("devices.idcard", "timeout_s")]:
+        problems = config.check_text(GOOD + f"\n[{section}]\n{name} = nan\n", allow_demo_keys=True)
+        assert any(p.key == f"{section}.{name}" for p in problems), problems
