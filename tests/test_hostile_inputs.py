@@ -83,3 +83,65 @@ def test_nan_and_inf_are_refused_wherever_a_number_is_configured(where, line, ke
     for section, name in [("devices.camera", "fps"), ("devices.idcard", "timeout_s")]:
         problems = config.check_text(GOOD + f"\n[{section}]\n{name} = nan\n", allow_demo_keys=True)
         assert any(p.key == f"{section}.{name}" for p in problems), problems
+
+
+# ---------------------------------------------------------------- 3. pushed volunteer list
+
+def _pushed_list(tmp_path, text: str):
+    from firmware_app import pushed
+
+    (tmp_path / "pushed").mkdir(exist_ok=True)
+    (tmp_path / "pushed" / "volunteers.json").write_text(text)
+    provisioned = tmp_path / "volunteers.json"
+    provisioned.write_text('{"volunteers": [{"cert_id": "V1", "name": "李志愿", "expires": "2027-06-30"}]}')
+    return pushed.load_volunteers(str(tmp_path), str(provisioned))
+
+
+@pytest.mark.parametrize("text", [
+    '{"volunteers": [], "pushed": []}',
+    '{"volunteers": [], "pushed": {"base_sha256": []}}',
+    '{"volunteers": [], "pushed": 5}',
+    "[" * 5000 + "]" * 5000,
+    '{"volunteers": ' + "[" * 5000 + "]" * 5000 + "}",
+    '{"volunteers": [{"cert_id": "V1", "name": "x", "expires": NaN}]}',
+])
+def test_a_damaged_pushed_list_is_set_aside_and_the_provisioned_one_used(tmp_path, text):
+    assert list(_pushed_list(tmp_path, text)) == ["V1"]
+    assert not (tmp_path / "pushed" / "volunteers.json").exists()
+
+
+def test_a_provisioned_list_nested_5000_deep_is_a_volunteer_list_error_not_recursion(tmp_path):
+    from firmware_app import volunteers
+
+    f = tmp_path / "v.json"
+    f.write_text('{"volunteers": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(volunteers.VolunteerListError, match="nested"):
+        volunteers.load(str(f))
+
+
+def test_the_kiosk_starts_with_a_pushed_list_holding_pushed_as_a_list(tmp_path):
+    """The daemon's start-up handler takes OSError/ValueError: nothing else may escape."""
+    from firmware_app import daemon
+
+    (tmp_path / "pushed").mkdir()
+    (tmp_path / "pushed" / "volunteers.json").write_text('{"volunteers": [], "pushed": []}')
+    kiosk = daemon.Kiosk.__new__(daemon.Kiosk)
+    kiosk.cfg = config.parse_text(GOOD.replace("[authority]", f'[volunteers]\nlist_file = "{tmp_path}/none.json"\n[authority]'),
+                                  allow_demo_keys=True)
+    kiosk.data_dir = str(tmp_path)
+    assert kiosk._make_station() is not None
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"cert_id": "V1", "name": "李\n志愿", "expires": "2027-06-30"}, "one-line"),
+    ({"cert_id": "V1", "name": "李志愿", "expires": 20270630}, "YYYY-MM-DD"),
+    ({"cert_id": "V1", "name": "李志愿", "expires": "2027-W26-3"}, "YYYY-MM-DD"),
+    ({"cert_id": "V1", "name": "李志愿", "expires": "２０２７-06-30"}, "YYYY-MM-DD"),
+    ({"cert_id": "V1\n", "name": "李志愿", "expires": "2027-06-30"}, "one-line"),
+    ({"cert_id": "V1:x", "name": "李志愿", "expires": "2027-06-30"}, "cert_id"),
+])
+def test_volunteer_entries_are_checked_whole(entry, words):
+    from firmware_app import volunteers
+
+    with pytest.raises(volunteers.VolunteerListError, match=words):
+        volunteers.parse({"volunteers": [entry]})
