@@ -145,3 +145,47 @@ def test_volunteer_entries_are_checked_whole(entry, words):
 
     with pytest.raises(volunteers.VolunteerListError, match=words):
         volunteers.parse({"volunteers": [entry]})
+
+
+# ---------------------------------------------------------------- 10. ID-card text fields
+
+# The 256-byte text block of 李四 (hw_mocks LI_SI) with a line feed in the name: 4E67 0A00 DB56
+LI_SI_NEWLINE_NAME = bytes.fromhex(
+    "4e670a00db56200020002000200020002000200020002000200020002000320030003100310039003400390031003200330031001753ac4e"
+    "025e1d6733963a534b6dd58b578853903200f753200020002000200020002000200020002000200020002000200020002000200020002000"
+    "200020002000200020003100310030003100300035003100390034003900310032003300310030003000320058001753ac4e025e6c51895b"
+    "405c1d6733960652405c20002000200020002000320030003100300030003100300031007f951f6720002000200020002000200020002000"
+    "2000200020002000200020002000200020002000200020002000200020002000")
+
+
+def _base_info(text: bytes) -> bytes:
+    return (256).to_bytes(2, "big") + (0).to_bytes(2, "big") + text
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"birth": "19491399"}, "birth"),  # not a date
+    ({"nation": "00"}, "nation"),
+    ({"birth": "19500101"}, "birth"),  # a real date, but not the one in the ID number
+    ({"name": "李\n四"}, "name"),
+    ({"gender": "1"}, "gender"),  # 11010519491231002X: sequence 002, even: female
+    ({"gender": "9"}, "gender"),
+    ({"valid_from": "20101301"}, "valid_from"),
+    ({"valid_to": "20000101"}, "valid_to"),  # before valid_from
+])
+def test_decode_base_info_refuses_fields_that_contradict_themselves(change, field):
+    from dataclasses import replace
+
+    from drivers import idcard
+    from hw_mocks.idcard_reader import LI_SI, text_block
+
+    with pytest.raises(idcard.CardDataError) as exc:
+        idcard.decode_base_info(_base_info(text_block(replace(LI_SI, **change))))
+    assert field in exc.value.reason_en and "重新放卡" in exc.value.reason
+
+
+def test_the_exact_newline_name_block_is_refused():
+    from drivers import idcard
+
+    assert len(LI_SI_NEWLINE_NAME) == 256
+    with pytest.raises(idcard.CardDataError, match="name"):
+        idcard.decode_base_info(_base_info(LI_SI_NEWLINE_NAME))
