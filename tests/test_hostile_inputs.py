@@ -187,5 +187,6 @@ def test_the_exact_newline_name_block_is_refused():
     from drivers import idcard
 
     assert len(LI_SI_NEWLINE_NAME) == 256
-    with pytest.raises(idcard.CardDataError, match="name"):
+    with pytest.raises(idcard.CardDataError) as exc:
         idcard.decode_base_info(_base_info(LI_SI_NEWLINE_NAME))
+    assert exc.value.reason_en == "card fields malformed: name"
