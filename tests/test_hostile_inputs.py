@@ -190,3 +190,32 @@ def test_the_exact_newline_name_block_is_refused():
     with pytest.raises(idcard.CardDataError) as exc:
         idcard.decode_base_info(_base_info(LI_SI_NEWLINE_NAME))
     assert exc.value.reason_en == "card fields malformed: name"
+
+
+# ---------------------------------------------------------------- 11. QR integers
+
+
+@pytest.mark.parametrize("index, value", [(2, True), (3, True), (5, False), (8, False), (9, True), (9, False), (9, 2),
+                                          (2, 1795000000.0)])
+def test_a_signed_personal_body_with_true_false_where_the_format_says_integer_is_malformed(index, value):
+    from firmware_app import qr
+    from tests.qr_fixtures import SAMPLING_KEY, T0
+
+    body = ["p", qr.key_id(SAMPLING_KEY.public_key()), T0, 4320, "张三", 0, "11010519491231002X", "13812345678", 0, 0]
+    keys = qr.Keys.from_base64([qr.public_key_base64(SAMPLING_KEY.public_key())], [])
+    assert qr.verify(qr._sign(body, SAMPLING_KEY), keys, T0 + 60).colour == "green"
+    body[index] = value
+    with pytest.raises(qr.QrMalformed):
+        qr.verify(qr._sign(body, SAMPLING_KEY), keys, T0 + 60)
+
+
+@pytest.mark.parametrize("index", [2, 3])
+def test_a_signed_operator_body_with_true_for_a_time_is_malformed(index):
+    from firmware_app import qr
+    from tests.qr_fixtures import OPERATOR_KEY, T0
+
+    body = ["o", qr.key_id(OPERATOR_KEY.public_key()), T0, 600, "DG-V-0001", "李志愿"]
+    body[index] = True
+    keys = qr.Keys.from_base64([], [qr.public_key_base64(OPERATOR_KEY.public_key())])
+    with pytest.raises(qr.QrMalformed):
+        qr.verify(qr._sign(body, OPERATOR_KEY), keys, T0 + 1)
