@@ -219,3 +219,39 @@ def test_a_signed_operator_body_with_true_for_a_time_is_malformed(index):
     keys = qr.Keys.from_base64([], [qr.public_key_base64(OPERATOR_KEY.public_key())])
     with pytest.raises(qr.QrMalformed):
         qr.verify(qr._sign(body, OPERATOR_KEY), keys, T0 + 1)
+
+
+# ---------------------------------------------------------------- 13. scanner chunking
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _lines(chunks, terminator="LF", max_line=4096):
+    from drivers.scanner import NEED_DATA, LineParser
+
+    parser, out = LineParser(terminator, max_line=max_line), []
+    for chunk in chunks:
+        parser.receive_data(chunk)
+        while (event := parser.next_event()) is not NEED_DATA:
+            out.append(event)
+    return out
+
+
+def test_lf_mode_4095_bytes_three_crs_then_lf_is_the_same_in_one_piece_or_two():
+    data = b"A" * 4095 + b"\r\r\r"  # 41 41 .. 41 0d 0d 0d, then 0a
+    assert _lines([data, b"\n"]) == _lines([data + b"\n"])
+    assert [e.kind for e in _lines([data, b"\n"])] == ["too_long"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from([b"A", b"AB", b"\r", b"\n", b"\t", b"\r\n", b"\xff", b"AAAAAAAA", b"\r\r\r"]), max_size=40),
+       st.sampled_from(["CR", "LF", "CRLF", "TAB"]), st.lists(st.integers(0, 80), max_size=8))
+def test_the_lines_never_depend_on_how_the_bytes_were_chunked(parts, terminator, cuts):
+    data = b"".join(parts)
+    pieces, at = [], 0
+    for cut in sorted(cuts):
+        pieces.append(data[at:cut])
+        at = max(at, cut)
+    pieces.append(data[at:])
+    assert _lines(pieces, terminator, max_line=8) == _lines([data], terminator, max_line=8)
