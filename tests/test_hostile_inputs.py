@@ -4,6 +4,7 @@ traceback, a hang or a wrong acceptance. One section per numbered item."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -255,3 +256,33 @@ def test_the_lines_never_depend_on_how_the_bytes_were_chunked(parts, terminator,
         at = max(at, cut)
     pieces.append(data[at:])
     assert _lines(pieces, terminator, max_line=8) == _lines([data], terminator, max_line=8)
+
+
+# ---------------------------------------------------------------- 6. screen command bodies
+
+
+@pytest.mark.parametrize("body", [
+    b'{"name":"switch_mode","args":{"mode":[]}}',
+    b'{"name":"switch_mode","args":{"mode":{}}}',
+    b'{"name":"switch_mode","args":{"mode":' + b"[" * 2000 + b"]" * 2000 + b"}}",  # < 4,096 bytes, 2,002 deep
+    b"[" * 2040 + b"]" * 2040,
+    b'{"name":"close_tube","args":{},"x":NaN}',
+])
+def test_a_hostile_screen_command_gets_a_400_answer_not_a_dropped_connection(tmp_path, body):
+    from tests.test_ui import post_command
+    from tests.ui_fixtures import serving_ui
+
+    assert len(body) <= 4096
+    with serving_ui(tmp_path) as ui:
+        resp, payload = post_command(ui, body)
+        assert resp.status == 400 and json.loads(payload)["ok"] is False
+        resp, payload = post_command(ui, {"name": "switch_mode", "args": {"mode": "20"}})  # still serving
+        assert resp.status == 202
+
+
+def test_the_mode_validator_refuses_an_unhashable_mode_with_a_value_error():
+    from firmware_app.ui.server import _mode_arg
+
+    for mode in ([], {}, ["10"], 10, None):
+        with pytest.raises(ValueError, match="needs mode"):
+            _mode_arg({"mode": mode})
