@@ -286,3 +286,78 @@ def test_the_mode_validator_refuses_an_unhashable_mode_with_a_value_error():
     for mode in ([], {}, ["10"], 10, None):
         with pytest.raises(ValueError, match="needs mode"):
             _mode_arg({"mode": mode})
+
+
+# ---------------------------------------------------------------- 9. no full ID number leaves the station
+
+import datetime as _dt  # noqa: E402
+
+from firmware_app import idnumber, privacy  # noqa: E402
+from firmware_app.model import CommandResult, Say, Show  # noqa: E402
+
+LEAKED = "11010519491231002X"
+TODAY = _dt.date(2026, 11, 18)
+
+id_numbers = st.builds(
+    lambda region, birth, seq: (lambda first17: first17 + idnumber.check_char(first17))(f"{region}{birth:%Y%m%d}{seq:03d}"),
+    st.sampled_from(["110105", "440104", "650102", "810000", "910000"]),
+    st.dates(_dt.date(1900, 1, 1), TODAY), st.integers(0, 999))
+old_numbers = st.builds(lambda region, birth, seq: f"{region}{birth:%y%m%d}{seq:03d}",
+                        st.sampled_from(["110105", "440104"]), st.dates(_dt.date(1900, 1, 1), _dt.date(1999, 12, 31)),
+                        st.integers(0, 999))
+filler = st.text(st.sampled_from("管原因：,. -_0123456789Xx*：() abc١٢"), max_size=12)
+
+
+def _surviving(text: str) -> list[str]:
+    """Every valid 18-character ID number in text (digits of any script read as ASCII)."""
+    norm = "".join(privacy._ascii(ch) or "\0" for ch in text)
+    return [norm[k:k + 18] for k in range(len(norm) - 17) if idnumber.is_valid(norm[k:k + 18], TODAY)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(filler, id_numbers, id_numbers.map(str.lower), old_numbers), max_size=6))
+def test_no_valid_id_number_survives_masking_and_nothing_else_changes(parts):
+    text = "".join(parts)
+    masked = privacy.mask_ids(text)
+    assert _surviving(masked) == []
+    assert len(masked) == len(text)
+    assert all(a == b or b == "*" for a, b in zip(text, masked))
+    for part in parts:
+        if len(part) == 18 and idnumber.is_valid(part, TODAY) and part in text:
+            assert part not in masked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Nd",)), max_size=40))
+def test_text_without_digits_is_unchanged(text):
+    assert privacy.mask_ids(text) == text
+
+
+def test_every_string_of_show_say_and_command_result_is_masked_recursively():
+    show = privacy.mask_effect(Show("error", f"关管原因无效：{LEAKED}", f"not {LEAKED!r}",
+                                    {"people": [{"id": LEAKED, "n": 3}], LEAKED: (LEAKED,)}))
+    say = privacy.mask_effect(Say(f"身份证{LEAKED}"))
+    result = privacy.mask_effect(CommandResult("close_tube", LEAKED, False, f"reason {LEAKED}", {"box_id": LEAKED, "k": [LEAKED]}))
+    for effect in (show, say, result):
+        assert LEAKED not in repr(effect) and "110105********002X" in repr(effect)
+    assert show.detail["people"][0]["n"] == 3 and result.name == "close_tube" and result.ok is False
+
+
+@pytest.mark.parametrize("command, args", [
+    ("close_tube", {"reason": LEAKED}),
+    ("void", {"record_id": LEAKED}),
+    ("replace_tube", {"tube_id": LEAKED}),
+    ("replace_tube", {"new_tube_id": LEAKED, "reason": LEAKED}),
+    ("handover_box", {"courier": LEAKED}),
+    ("box_count", {"count": LEAKED}),
+])
+def test_the_station_effects_for_an_id_number_argument_carry_none_once_masked(command, args):
+    """What station.handle returns today leaks (item 9); the one line at its return masks it."""
+    from firmware_app.model import Command as Cmd
+    from tests.test_station import person, signed_in
+
+    t = signed_in()
+    t.scan(person(1), "camera")
+    effects = t.do(Cmd(command, args, "mqtt", txn="t1"))
+    shown = [privacy.mask_effect(e) for e in effects if isinstance(e, (Show, Say, CommandResult))]
+    assert shown and not any(LEAKED in repr(e) for e in shown)
