@@ -390,3 +390,48 @@ def test_a_txn_with_a_final_line_break_is_refused():
 
     command, txn, why = uplink.validate_command("close_tube", b'{"txn": "abc\\n", "args": {}}')
     assert command is None and txn is None and "txn" in why[1]
+
+
+# ---------------------------------------------------------------- 5. damaged legacy store files
+
+import pathlib  # noqa: E402
+import tarfile  # noqa: E402
+
+LEGACY = pathlib.Path(__file__).parent / "fixtures" / "legacy_store.tar.gz"
+
+
+LEGACY_DAMAGE = {
+    "doc id 1 -> q": ("meta.json", lambda raw: raw.replace(b'{"1":', b'{"q":', 1)),
+    "ack line seqs 5": ("segments/0000000001.acks", lambda raw: b'{"at":1,"seqs":5}\n' + raw),
+    "meta is a list": ("meta.json", lambda raw: b'{"meta":[]}'),
+    "meta entry v []": ("meta.json", lambda raw: raw.replace(b'"v":19', b'"v":[]', 1)),
+    "segment meta []": ("segments/0000000001.json", lambda raw: raw[:-1] + b',"meta":[]}' if b'"meta"' not in raw
+                        else raw.replace(b'"meta":{', b'"meta":[],"x":{', 1)),
+    "meta nested 5000": ("meta.json", lambda raw: b'{"meta":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+    "segment nested 5000": ("segments/0000000001.json", lambda raw: b"[" * 5000 + b"]" * 5000),
+    "ack nested 5000": ("segments/0000000001.acks", lambda raw: b"[" * 5000 + b"\n" + raw),
+    "meta key a list": ("meta.json", lambda raw: raw.replace(b'"key":"uplink"', b'"key":["uplink"]', 1)),
+    "meta key a number": ("meta.json", lambda raw: raw.replace(b'"key":"uplink"', b'"key":7', 1)),
+}
+
+
+@pytest.mark.parametrize("name", list(LEGACY_DAMAGE))
+def test_a_damaged_legacy_data_dir_imports_or_is_repaired_and_the_kiosk_starts(tmp_path, name):
+    from firmware_app import daemon
+    from firmware_app.store_schema import StoreError
+
+    with tarfile.open(LEGACY) as tar:
+        tar.extractall(tmp_path)
+    data = tmp_path / "data"
+    rel, damage = LEGACY_DAMAGE[name]
+    path = data / rel
+    path.write_bytes(damage(path.read_bytes()))
+    try:
+        store = daemon.open_store(str(data))
+    except StoreError as exc:  # a refusal in plain words is allowed; a plain exception is not
+        assert getattr(exc, "args", None)
+        return
+    with store:
+        kept = len(list(store.iter_records()))
+        assert kept >= (97 if rel.startswith("segments/0000000001.json") else 129)  # that file held seqs 1-32
+        assert store.reports()[-1]["kept"] == kept
