@@ -345,7 +345,7 @@ def _check_fields(f: dict[str, str], kind: str) -> None:
     f["id_number"] = number
     if f["gender"] not in GENDER_OF_PARITY or (number_ok and f["gender"] != GENDER_OF_PARITY[int(number[16]) % 2]):
         bad.append("gender")  # the SAM authenticates both: disagreeing means we misread the layout
-    if kind == "" and f["nation"] not in NATIONS:
+    if f["nation"] not in (NATIONS if kind == "" else ("",)):  # a J permit's nation field is reserved: blank
         bad.append("nation")
     if not _real_date(f["birth"]) or (number_ok and f["birth"] != number[6:14]):
         bad.append("birth")

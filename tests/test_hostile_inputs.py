@@ -435,3 +435,16 @@ def test_a_damaged_legacy_data_dir_imports_or_is_repaired_and_the_kiosk_starts(t
         kept = len(list(store.iter_records()))
         assert kept >= (97 if rel.startswith("segments/0000000001.json") else 129)  # that file held seqs 1-32
         assert store.reports()[-1]["kept"] == kept
+
+
+# ---------------------------------------------------------------- found by the long fuzz run
+
+PERMIT_WITH_NATION_GARBAGE = bytes.fromhex("01000000205f094e2000200020002000200020002000200020002000200020002000310020002040310039003900350030003600310035007f5e1c4e01771c4e9e83025e9e83ce57578853904b6dd58bef8d3100f753200020002000200020002000200020002000200020002000200020002000200020002000200020003900310030003000300030003100390039003500300036003100350030003000310030001c4e9e83025e6c51895b405c9e83ce570652405c200020002000200020003200300031003500300031003000310032003000330035003000310030003100200020002000200020002000200020002000200020002000200020004a00200020002000")  # card type J, nation field " \u4020"
+
+
+def test_a_permit_whose_reserved_nation_field_is_not_blank_is_refused():
+    from drivers import idcard
+
+    with pytest.raises(idcard.CardDataError) as exc:
+        idcard.decode_base_info(PERMIT_WITH_NATION_GARBAGE)
+    assert "nation" in exc.value.reason_en
