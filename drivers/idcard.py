@@ -15,6 +15,7 @@ Frame layout and status codes: docs/idcard.md and shared/idcard-protocol.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -259,6 +260,23 @@ LONG_TERM = "长期"
 _ID_RE = re.compile(r"[0-9]{17}[0-9X]")
 _DATE_RE = re.compile(r"[0-9]{8}")
 _NATION_RE = re.compile(r"[0-9]{2}")
+# GB/T 3304 nation codes: 01-56 the 56 nationalities, 97 other, 98 of foreign origin.
+NATIONS = frozenset(f"{n:02d}" for n in range(1, 57)) | {"97", "98"}
+# GB/T 2261.1 on the card: 1 male, 2 female; the ID number's 17th digit says the same (odd, even).
+GENDER_OF_PARITY = ("2", "1")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+def _real_date(text: str) -> bool:
+    if not _DATE_RE.fullmatch(text):
+        return False
+    try:
+        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return False
+    return True
+
+
 def split_base_info(data: bytes) -> tuple[bytes, bytes, bytes]:
     """Data after SW3 of a read-base-info answer -> (text, photo, fingerprint).
 
@@ -315,21 +333,27 @@ def _check_fields(f: dict[str, str], kind: str) -> None:
     """A chip read is authenticated by the SAM, so a field that does not fit
     means the layout is not what we think: refuse rather than misread."""
     bad = []
+    for name in ("name", "address", "authority"):  # one line each: a newline would forge log lines
+        if _CONTROL_RE.search(f[name]):
+            bad.append(name)
     if not f["name"]:
         bad.append("name")
-    if f["gender"] not in ("0", "1", "2", "9"):
-        bad.append("gender")
-    if kind == "" and not _NATION_RE.fullmatch(f["nation"]):
-        bad.append("nation")
-    if not _DATE_RE.fullmatch(f["birth"]):
-        bad.append("birth")
     number = f["id_number"].upper()
-    if not _ID_RE.fullmatch(number) or check_char(number[:17]) != number[17]:
+    number_ok = bool(_ID_RE.fullmatch(number)) and check_char(number[:17]) == number[17]
+    if not number_ok:
         bad.append("id_number")
     f["id_number"] = number
-    if not _DATE_RE.fullmatch(f["valid_from"]):
+    if f["gender"] not in GENDER_OF_PARITY or (number_ok and f["gender"] != GENDER_OF_PARITY[int(number[16]) % 2]):
+        bad.append("gender")  # the SAM authenticates both: disagreeing means we misread the layout
+    if f["nation"] not in (NATIONS if kind == "" else ("",)):  # a J permit's nation field is reserved: blank
+        bad.append("nation")
+    if not _real_date(f["birth"]) or (number_ok and f["birth"] != number[6:14]):
+        bad.append("birth")
+    if not _real_date(f["valid_from"]):
         bad.append("valid_from")
-    if not (_DATE_RE.fullmatch(f["valid_to"]) or f["valid_to"] == LONG_TERM):
+    if not (_real_date(f["valid_to"]) or f["valid_to"] == LONG_TERM):
+        bad.append("valid_to")
+    elif f["valid_to"] != LONG_TERM and "valid_from" not in bad and f["valid_to"] < f["valid_from"]:
         bad.append("valid_to")
     if bad:
         raise CardDataError(

@@ -78,6 +78,9 @@ class LineParser:
         self._suffix = suffix.encode(encoding)
         self._encoding = encoding
         self._max = max_line
+        # bytes a line may carry beyond max_line and still be read: the CR/LF of a CRLF
+        # scanner in CR or LF mode; in CRLF and TAB mode nothing is stripped
+        self._slack = 1 if self.terminator in ("CR", "LF") else 0
         self._buf = bytearray()
         self._skipping = False  # inside the tail of an over-long line
 
@@ -93,7 +96,7 @@ class LineParser:
         while True:
             end = self._buf.find(self._term)
             if end < 0:
-                if len(self._buf) > self._max + len(self._term):
+                if len(self._buf) > self._max + self._slack + len(self._term) - 1:
                     keep = len(self._term) - 1  # a split terminator may straddle chunks
                     del self._buf[: len(self._buf) - keep]
                     if not self._skipping:
@@ -105,13 +108,17 @@ class LineParser:
             if self._skipping:
                 self._skipping = False
                 continue
+            # The length bound is on the bytes as they came (the chunked path above can only
+            # count those): max_line plus the one CR/LF a CRLF scanner adds. Checked before the
+            # strip, so how the bytes were chunked never changes the result.
+            too_long = len(raw) > self._max + self._slack
             if self.terminator == "CR":
                 raw = raw.lstrip(b"\n")  # the LF of a CRLF scanner
             elif self.terminator == "LF":
                 raw = raw.rstrip(b"\r")
-            if not raw:
+            if not raw and not too_long:
                 continue
-            if len(raw) > self._max:
+            if too_long or len(raw) > self._max:
                 return _error("too_long")
             return self._line(raw)
 

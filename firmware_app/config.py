@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import tomllib
@@ -23,7 +24,12 @@ SCHEMA_FILE = "config.schema.json"
 # Public keys of config/demo-*.pem, whose private halves are in the repository: fine for
 # `simulate` and training, never for a real table (anyone could forge codes).
 DEMO_KEYS = frozenset({"A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", "ebVWLo/mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ="})
-PRINTER_TARGET = re.compile(r"^(serial:/\S+|usb:0x[0-9a-fA-F]{4}:0x[0-9a-fA-F]{4}|tcp://[^\s:/]+(:\d{1,5})?|file:/\S+)$")
+PRINTER_TARGET = re.compile(r"(serial:/\S+|usb:0x[0-9a-fA-F]{4}:0x[0-9a-fA-F]{4}|tcp://[^\s:/]+(:[0-9]{1,5})?|file:/\S+)")
+# Bounds checked before the text is parsed at all: a station file is ~2 KB; tomllib and
+# the regex compiler recurse per nesting level (RecursionError, not a problem list).
+MAX_TEXT = 256 * 1024  # characters
+MAX_NESTING = 32  # [ and { open at once (a naive count: brackets inside strings count too)
+MAX_PATTERN = 256  # characters of sampling.tube_pattern
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,57 @@ def _find_line(text: str, key: str) -> int | None:
     return header_line
 
 
+def _table(data: Any, *path: str) -> dict:
+    """data[path[0]][path[1]]... if every step is a table, else {}: a key given a value of
+    the wrong type (``devices = 1``) is the schema's problem to report, not a crash here."""
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    if len(pattern) > MAX_PATTERN:
+        return f"longer than {MAX_PATTERN} characters"
+    if _max_nesting(pattern, "(", ")") > MAX_NESTING:
+        return f"more than {MAX_NESTING} nested groups"
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:  # "a{99999999999}": OverflowError
+        return f"not a regular expression ({exc})"
+    return None
+
+
+def _max_nesting(text: str, opening: str = "[{", closing: str = "]}") -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in opening:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in closing:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _non_finite(data: Any, path: tuple = ()) -> Iterator[str]:
+    """Dotted keys of every NaN or infinity (TOML has ``nan``/``inf``; every comparison with
+    NaN is false, so the schema's minimum/maximum let it through)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield _dotted(path)
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _non_finite(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _non_finite(value, path + (i,))
+
+
 def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
     """What the schema cannot say. Only for values whose basic type is already right."""
     from firmware_app import qr
 
-    authority = data.get("authority", {})
+    for key in _non_finite(data):
+        yield key, "not a finite number (nan and inf are not allowed)"
+    authority = _table(data, "authority")
     for name in ("sampling_code_keys", "operator_keys"):
         keys = authority.get(name)
         if isinstance(keys, list):
@@ -148,16 +200,13 @@ def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
                         yield f"authority.{name}[{i}]", f"not an Ed25519 public key ({exc}); paste the output of `swabkiosk qr keygen`"
                     if key in DEMO_KEYS and not allow_demo_keys:
                         yield f"authority.{name}[{i}]", "a DEMO key (its private key is public): put the district's real key here"
-    pattern = data.get("sampling", {}).get("tube_pattern")
-    if isinstance(pattern, str):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            yield "sampling.tube_pattern", f"not a regular expression ({exc})"
-    target = data.get("devices", {}).get("printer", {}).get("target")
-    if isinstance(target, str) and not PRINTER_TARGET.match(target):
+    pattern = _table(data, "sampling").get("tube_pattern")
+    if isinstance(pattern, str) and (problem := _pattern_problem(pattern)):
+        yield "sampling.tube_pattern", problem
+    target = _table(data, "devices", "printer").get("target")
+    if isinstance(target, str) and not PRINTER_TARGET.fullmatch(target):
         yield "devices.printer.target", 'not a printer target: use "serial:/dev/...", "usb:0xVID:0xPID", "tcp://HOST:9100" or "file:/dev/usb/lp0"'
-    mqtt = data.get("mqtt", {})
+    mqtt = _table(data, "mqtt")
     url = mqtt.get("url")
     if isinstance(url, str) and url.startswith("mqtts://") and not mqtt.get("ca_file"):
         yield "mqtt.ca_file", "mqtts:// needs ca_file (the broker's CA certificate)"
@@ -168,7 +217,7 @@ def _mqtt_identity(data: dict) -> Iterator[tuple[str, str]]:
     """The broker ACL grants a station only swab/v1/<its login>/..., and an MQTT 3.1.1
     broker acknowledges a denied publish and drops it: a login that is not this station's
     district/site/table would see every record acknowledged and none delivered."""
-    station, mqtt = data.get("station", {}), data.get("mqtt", {})
+    station, mqtt = _table(data, "station"), _table(data, "mqtt")
     parts = [station.get(k) for k in ("district", "site", "table")]
     if not mqtt.get("url") or not all(isinstance(p, str) for p in parts):
         return
@@ -215,13 +264,11 @@ def _fill_defaults(instance: Any, schema_node: dict) -> Any:
 def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dict | None]:
     import jsonschema  # only when checking: keeps it out of every other command's start-up
 
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        return [Problem("", int(m.group(1)) if m else None, f"not valid TOML: {exc}")], None
+    data, problem = _parse_toml(text)
+    if problem is not None:
+        return [problem], None
     the_schema = schema()
-    validator = jsonschema.Draft202012Validator(the_schema)
+    validator = _validator_class(jsonschema)(the_schema)
     problems = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         key = _dotted(err.absolute_path)
@@ -244,6 +291,59 @@ def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dic
         problems.append(Problem(key, _find_line(text, key), message))
     problems.sort(key=lambda p: (p.line or 0, p.key))
     return problems, (_fill_defaults(data, the_schema) if not problems else None)
+
+
+def _parse_toml(text: str) -> tuple[dict, Problem | None]:
+    """The TOML document, or the one problem that stops it being read; never an exception."""
+    if not isinstance(text, str):
+        return {}, Problem("", None, "not text")
+    if len(text) > MAX_TEXT:
+        return {}, Problem("", None, f"file too large ({len(text)} characters; a station file is a few KB, at most {MAX_TEXT})")
+    if _max_nesting(text) > MAX_NESTING:
+        return {}, Problem("", None, f"brackets nested more than {MAX_NESTING} deep: not a station file")
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        return {}, Problem("", int(m.group(1)) if m else None, f"not valid TOML: {exc}")
+    except (RecursionError, ValueError, OverflowError, MemoryError) as exc:  # bounded above; never a traceback
+        return {}, Problem("", None, f"not valid TOML ({type(exc).__name__})")
+
+
+_VALIDATOR = None
+
+
+def _validator_class(jsonschema):
+    """Draft 2020-12 with ``pattern`` matched whole: JSON Schema's ``^...$`` is searched
+    with Python's ``$``, which also matches before a final newline ("t03\n" would pass)."""
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        base = jsonschema.Draft202012Validator
+        search = base.VALIDATORS["pattern"]
+
+        def pattern(validator, patrn, instance, schema_node):
+            yield from search(validator, patrn, instance, schema_node)
+            if validator.is_type(instance, "string") and re.search(r"\n\Z", instance) and \
+                    re.search(patrn, instance) and not re.search(patrn.replace("$", r"\Z"), instance):
+                yield jsonschema.ValidationError(f"{instance!r} ends in a line break")
+
+        _VALIDATOR = jsonschema.validators.extend(base, {"pattern": pattern})
+    return _VALIDATOR
+
+
+def ui_port_of(path: str) -> int | None:
+    """The screen port of a station file that failed its checks, if it can be read at all
+    (the refusal screen: any file, however broken, must not crash it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_TEXT + 1)
+    except (OSError, UnicodeDecodeError):
+        return None
+    data, problem = _parse_toml(text)
+    if problem is not None:
+        return None
+    port = _table(data, "ui").get("port", 8080)
+    return port if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536 else None
 
 
 def check_text(text: str, allow_demo_keys: bool = False) -> list[Problem]:

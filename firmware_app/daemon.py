@@ -404,15 +404,11 @@ def refuse(problems: list, path: str, ui_port: int | None, stop: threading.Event
 
 
 def _ui_port_of(path: str) -> int | None:
-    """The screen port of a station file that failed its checks, if it can be read at all."""
-    import tomllib
+    """The screen port of a station file that failed its checks, if it can be read at all
+    (``ui = 5`` or 2,000 nested brackets included: firmware_app.config.ui_port_of)."""
+    from firmware_app import config
 
-    try:
-        with open(path, "rb") as f:
-            port = tomllib.load(f).get("ui", {}).get("port", 8080)
-    except (OSError, ValueError):
-        return None
-    return port if isinstance(port, int) and 0 < port < 65536 else None
+    return config.ui_port_of(path)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -122,6 +122,13 @@ def save_volunteers(data_dir: str, provisioned: str, people: Any) -> str:
     return write(data_dir, VOLUNTEERS, json.dumps(doc, ensure_ascii=False, indent=1))
 
 
+def _stamp(doc: Any) -> str | None:
+    """The base a pushed list was pushed over; None for anything else (``"pushed": []``)."""
+    pushed = doc.get("pushed") if isinstance(doc, dict) else None
+    stamp = pushed.get("base_sha256") if isinstance(pushed, dict) else None
+    return stamp if isinstance(stamp, str) else None
+
+
 def load_volunteers(data_dir: str, provisioned: str) -> dict:
     """The pushed list while the provisioned one is still its base, else the provisioned list.
 
@@ -131,16 +138,16 @@ def load_volunteers(data_dir: str, provisioned: str) -> dict:
     target = path(data_dir, VOLUNTEERS)
     base = base_of(provisioned) if provisioned else "absent"
     try:
-        with open(target, encoding="utf-8") as f:
-            doc = json.load(f)
+        with open(target, "rb") as f:
+            doc = volunteers.decode(f.read(volunteers.MAX_FILE + 1), target)
     except FileNotFoundError:
         doc = None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # VolunteerListError: too big, too deep, not JSON
         log.error("pushed volunteer list %s unreadable (%s); using the provisioned one", target, exc)
         set_aside(target, "invalid")
         doc = None
     if doc is not None:
-        stamp = doc.get("pushed", {}).get("base_sha256") if isinstance(doc, dict) else None
+        stamp = _stamp(doc)
         if stamp != base:
             log.warning("volunteer list %s was provisioned after the district's push: it wins; the pushed "
                         "list is set aside as %s.superseded", provisioned or "(none)", target)

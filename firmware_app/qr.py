@@ -287,9 +287,14 @@ def verify(
     return result
 
 
+def _uint(value: object) -> bool:
+    """A JSON integer >= 0. JSON true/false decode to bool, a subclass of int: not integers here."""
+    return type(value) is int and value >= 0
+
+
 def _personal(body: list) -> PersonalCode:
     _, kid, iat, ttl, name, type_code, number, phone, colour_code, key_person = body
-    if not all(isinstance(v, int) and v >= 0 for v in (iat, ttl, type_code, colour_code, key_person)):
+    if not all(_uint(v) for v in (iat, ttl, type_code, colour_code, key_person)) or key_person > 1:
         raise TypeError("times")
     if not all(isinstance(v, str) for v in (name, number, phone)) or not name.strip():
         raise TypeError("text")
@@ -302,7 +307,7 @@ def _personal(body: list) -> PersonalCode:
 
 def _operator(body: list) -> OperatorCert:
     _, kid, iat, ttl, cert_id, name = body
-    if not all(isinstance(v, int) and v >= 0 for v in (iat, ttl)) or not all(isinstance(v, str) and v for v in (cert_id, name)):
+    if not all(_uint(v) for v in (iat, ttl)) or not all(isinstance(v, str) and v for v in (cert_id, name)):
         raise TypeError("fields")
     return OperatorCert(cert_id, name, iat, iat + 60 * ttl, kid)
 

@@ -30,9 +30,23 @@ log = logging.getLogger(__name__)
 SEQ_GAP_AFTER_LOSS = 10_000  # as the old repair did: a lost tail may have held seqs we cannot see
 
 
+MAX_DEPTH = 64  # a segment is {"records": {seq: {"crc", "r": record}}}: a few levels plus a record's
+
+
+def _loads(raw: bytes | str) -> Any:
+    """json.loads whose nesting is bounded first: a damaged file nested 5,000 deep is a ValueError
+    (damage, reported and repaired), not a RecursionError that stops the kiosk starting."""
+    from firmware_app.boundedjson import depth
+
+    text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    if depth(text) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} deep")
+    return json.loads(text)
+
+
 def _load(path: str) -> Any:
     with open(path, "rb") as f:
-        return json.loads(f.read())
+        return _loads(f.read())
 
 
 def read_segment(path: str) -> tuple[dict[int, dict], dict[str, tuple[int, Any]], int]:
@@ -42,7 +56,7 @@ def read_segment(path: str) -> tuple[dict[int, dict], dict[str, tuple[int, Any]]
     good: dict[int, dict] = {}
     meta: dict[str, tuple[int, Any]] = {}
     try:
-        data = json.loads(raw)
+        data = _loads(raw)
         table = data["records"]
         if not isinstance(table, dict):
             raise TypeError
@@ -75,7 +89,7 @@ def _salvage(raw: bytes) -> tuple[dict[int, dict], dict, int]:
         candidates += 1
         try:
             obj, _ = decoder.raw_decode(text, m.start() + len(m.group(0)) - len('{"crc"'))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         rec = obj.get("r") if isinstance(obj, dict) else None
         if (isinstance(rec, dict) and rec.get("seq") == int(m.group(1)) and isinstance(rec.get("record_id"), str)
@@ -94,7 +108,7 @@ def read_acks(path: str) -> dict[int, float]:
         return out
     for line in lines:
         try:
-            entry = json.loads(line)
+            entry = _loads(line)
             at = float(entry["at"])
             out.update((int(s), at) for s in entry["seqs"] if isinstance(s, int))
         except (ValueError, KeyError, TypeError):
@@ -107,7 +121,10 @@ def read_meta_file(path: str) -> tuple[dict[str, tuple[int, Any]], bool]:
     try:
         data = _load(path)
         docs = data["meta"].values()
-        return {d["key"]: (int(d.get("v", 0)), d["value"]) for d in docs}, False
+        saved = {d["key"]: (int(d.get("v", 0)), d["value"]) for d in docs}
+        if not all(isinstance(key, str) for key in saved):
+            raise TypeError("a meta key that is not a string")
+        return saved, False
     except FileNotFoundError:
         return {}, False
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):

@@ -164,6 +164,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"数据库版本 {version} 比本程序新", f"store schema {version} is newer than this program")
+    if version < 0:  # no version this program ever wrote: the header is damaged (found by fuzzing)
+        raise StoreCorrupt("数据库文件头已损坏", f"store schema version {version} is not one this program writes",
+                           conn.execute("PRAGMA database_list").fetchone()[2])
     for target in range(version + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -5,15 +5,17 @@ File format (JSON, also the payload of the district's cmd/push_volunteers):
     {"volunteers": [{"cert_id": "DG-V-0001", "name": "李志愿", "expires": "2027-06-30",
                      "revoked": false}, ...]}
 
-``expires`` is the last valid day (local date, inclusive). Pure parsing and checks;
+``expires`` is the last valid day (local date, inclusive), written YYYY-MM-DD; ``cert_id``
+is letters, digits and ``- _ . /`` (at most 64); ``name`` one line. The file is at most
+4 MB and nested at most 8 deep (checked before it is parsed). Pure parsing and checks;
 ``load``/``save`` are the only file access.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,28 +44,48 @@ class NotCertified(Exception):
 
 Volunteers = Mapping[str, Volunteer]  # by cert_id
 
+MAX_FILE = 4 * 1024 * 1024  # bytes; ~100 bytes a volunteer
+MAX_ENTRIES = 20_000
+MAX_DEPTH = 8  # {"volunteers": [{...}], "pushed": {...}} is 3 deep
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII only; fromisoformat also takes 20270630, 2027-W26-3
+_CERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _text(value: Any, what: str, max_len: int = 64) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} missing")
+    if len(value) > max_len or _CONTROL.search(value):
+        raise ValueError(f"{what} is not a one-line text of at most {max_len} characters")
+    return value.strip()
+
 
 def parse(data: Any) -> dict[str, Volunteer]:
     """Check a decoded list completely; raise VolunteerListError naming every bad entry."""
     if not isinstance(data, dict) or not isinstance(data.get("volunteers"), list):
         raise VolunteerListError('volunteer list must be an object {"volunteers": [...]}')
+    if len(data["volunteers"]) > MAX_ENTRIES:
+        raise VolunteerListError(f"volunteer list has {len(data['volunteers'])} entries, at most {MAX_ENTRIES}")
     result: dict[str, Volunteer] = {}
     problems = []
     for i, entry in enumerate(data["volunteers"]):
         try:
             if not isinstance(entry, dict):
                 raise ValueError("not an object")
-            cert_id, name, revoked = entry.get("cert_id"), entry.get("name"), entry.get("revoked", False)
-            if not isinstance(cert_id, str) or not cert_id.strip():
-                raise ValueError("cert_id missing")
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError("name missing")
+            cert_id = _text(entry.get("cert_id"), "cert_id")
+            if not _CERT_ID.fullmatch(cert_id):
+                raise ValueError("cert_id must be letters, digits and - _ . /")
+            name = _text(entry.get("name"), "name")
+            revoked = entry.get("revoked", False)
             if not isinstance(revoked, bool):
                 raise ValueError("revoked must be true or false")
-            expires = dt.date.fromisoformat(str(entry.get("expires")))
+            expires = entry.get("expires")
+            if not isinstance(expires, str) or not _DATE.fullmatch(expires):
+                raise ValueError("expires must be a date YYYY-MM-DD")
+            expires = dt.date.fromisoformat(expires)
             if cert_id in result:
                 raise ValueError(f"cert_id {cert_id} listed twice")
-            result[cert_id] = Volunteer(cert_id, name.strip(), expires, revoked)
+            result[cert_id] = Volunteer(cert_id, name, expires, revoked)
         except ValueError as exc:
             problems.append(f"volunteers[{i}]: {exc}")
     if problems:
@@ -72,6 +94,8 @@ def parse(data: Any) -> dict[str, Volunteer]:
 
 
 def to_json(volunteers: Volunteers) -> str:
+    import json
+
     entries = [
         {"cert_id": v.cert_id, "name": v.name, "expires": v.expires.isoformat(), "revoked": v.revoked}
         for v in volunteers.values()
@@ -97,14 +121,21 @@ def check(volunteers: Volunteers, cert_id: str, today: dt.date) -> Volunteer:
 def load(path: str) -> dict[str, Volunteer]:
     """Read a list file; a missing file is an empty list (nobody can sign in, and the screen says so)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE + 1)
     except FileNotFoundError:
         return {}
+    return parse(decode(raw, path))
+
+
+def decode(raw: str | bytes, where: str = "volunteer list") -> Any:
+    """A list file's JSON, bounded (size, nesting, no NaN) before it is parsed; else VolunteerListError."""
+    from firmware_app import boundedjson
+
     try:
-        return parse(json.loads(text))
-    except json.JSONDecodeError as exc:
-        raise VolunteerListError(f"{path}: not JSON ({exc})") from None
+        return boundedjson.loads(raw, max_bytes=MAX_FILE, max_depth=MAX_DEPTH)
+    except boundedjson.JsonRefused as exc:
+        raise VolunteerListError(f"{where}: {exc}") from None
 
 
 def save(path: str, volunteers: Volunteers) -> None:

@@ -169,7 +169,7 @@ def test_unknown_card_type_flag_is_unsupported():
 
 
 def test_hk_macao_taiwan_permit_shares_the_layout():
-    permit = replace(ZHANG_SAN, nation="", id_number="81000019950615001" + check_char("81000019950615001"))
+    permit = replace(ZHANG_SAN, nation="", birth="19950615", id_number="81000019950615001" + check_char("81000019950615001"))
     assert idcard.decode_text(text_block(permit, card_type="J")) == permit
 
 

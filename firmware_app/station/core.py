@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from firmware_app import commands, idnumber, qr
+from firmware_app import commands, idnumber, privacy, qr
 from firmware_app import volunteers as vol
 from firmware_app.config import Config
 from firmware_app.model import (
@@ -29,8 +29,6 @@ from firmware_app.model import (
     Persist,
     Say,
     Show,
-    mask_id,
-    mask_name,
     record_id,
 )
 from firmware_app.station.boxes import BoxRules
@@ -202,7 +200,10 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         if command is not None and command.txn is not None:
             shown = step.show or self._show
             effects.append(CommandResult(command.name, command.txn, ok, shown.message_en or shown.message, step.result or {}))
-        return effects
+        # the one place every Show/Say/CommandResult leaves the station: a full ID number that
+        # came in as an argument (a reason, a box id) is masked here whatever the rule did
+        self._show = privacy.mask_effect(self._show)
+        return [privacy.mask_effect(e) for e in effects]
 
     def snapshot(self) -> dict:
         t = self.state.table
@@ -327,24 +328,6 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
 
     def _say(self, text: str) -> None:
         self._step.says.append(text)
-
-    def _pending_view(self) -> dict | None:
-        p = self._pending
-        if p is None:
-            return None
-        if p["kind"] == "replace_tube":
-            return {"kind": "replace_tube", "tube_id": p["tube_id"]}
-        person = p["person"]
-        return {
-            "kind": "person",
-            "name": mask_name(person["name"]),
-            "id": mask_id(person["id_number"]),
-            "colour": person["colour"],
-            "source": p["source"],
-            "single_reason": p["single_reason"],
-            "needs_tube_scan": p["single_reason"] is not None and self._source == "prelabelled",
-            "duplicate_of": p["duplicate_of"],
-        }
 
     def _on_device_status(self, event: DeviceStatus) -> None:
         self._devices[event.device] = {"ok": event.ok, "reason": event.reason}

@@ -23,6 +23,24 @@ class PeopleRules:
     """People arriving: ID cards, personal codes and manual entry; the same-day
     duplicate and single-tube checks; pending, confirm and reject; registration into a tube."""
 
+    def _pending_view(self) -> dict | None:
+        p = self._pending
+        if p is None:
+            return None
+        if p["kind"] == "replace_tube":
+            return {"kind": "replace_tube", "tube_id": p["tube_id"]}
+        person = p["person"]
+        return {
+            "kind": "person",
+            "name": mask_name(person["name"]),
+            "id": mask_id(person["id_number"]),
+            "colour": person["colour"],
+            "source": p["source"],
+            "single_reason": p["single_reason"],
+            "needs_tube_scan": p["single_reason"] is not None and self._source == "prelabelled",
+            "duplicate_of": p["duplicate_of"],
+        }
+
     def _person_of(self, event: Event) -> tuple[dict, str] | None:
         """The person an event brings (card, personal code, manual entry), or None; a
         Refused for a bad one. Worked out once per event (lookups, then handle)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from firmware_app import labels
 from firmware_app.model import POOL_CAPACITY, Command, PrintLabel
 from firmware_app.station.common import Refused, _mode_zh, _who
@@ -138,7 +140,10 @@ class TubeRules:
         new_id = str(c.args.get("new_tube_id") or "")
         if new_id:
             if self._source == "prelabelled" and not self._tube_re.fullmatch(new_id):
-                raise Refused(f"新管条码 {new_id} 格式不对", f"new tube id {new_id!r} does not look like a tube barcode")
+                raise Refused("新管条码格式不对", "the new tube id does not look like a tube barcode")
+            if self._source == "print" and not re.fullmatch(re.escape(self._prefix) + r"[0-9]{10,}", new_id):
+                # this table prints its own ids: anything else (an ID number typed by mistake) is refused
+                raise Refused("新管号不是本台的管号格式", "the new tube id is not one of this table's printed ids")
             self._check_new_tube_id(new_id)
             self._replace(old_id, new_id, reason)
         elif self._source == "print":

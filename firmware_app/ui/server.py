@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from firmware_app import commands
+from firmware_app import boundedjson, commands
 from firmware_app.model import Command, mask_id
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
 MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
 KEEPALIVE_S = 15.0  # ping idle streams: dead browsers are noticed, the page spots a hung daemon
 MAX_BODY = 4096
+MAX_BODY_DEPTH = 4  # {"name": ..., "args": {"mode": ...}} is 2 deep; checked before json.loads recurses
 
 # A full 18- or 15-digit resident ID number anywhere in outgoing text gets masked:
 # the station already sends masked data, this keeps a slip from reaching the screen.
@@ -81,7 +82,7 @@ def read_provision_errors(path: Path) -> list[dict]:
         return [_problem({"message": f"无法读取开机配置错误文件 {path}: {exc.strerror}",
                           "message_en": f"cannot read provisioning errors {path}: {exc.strerror}"})]
     try:
-        data = json.loads(raw)
+        data = boundedjson.loads(raw, max_bytes=1 << 20, max_depth=8)
         items = data.get("problems", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ValueError("not a list")
@@ -345,11 +346,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "bad body length"})
             return
         try:
-            body = json.loads(self.rfile.read(length))
+            body = boundedjson.loads(self.rfile.read(length), max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
             if not isinstance(body, dict):
                 raise ValueError("body must be an object")
             command = ui._command(body)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: a validator surprised by a type; still a 400
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
             return
         try:

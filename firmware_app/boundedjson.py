@@ -1,0 +1,67 @@
+"""JSON from outside (pushed files, the screen's command bodies) with its size and nesting
+bounded *before* the parser recurses: ``json.loads`` of 5,000 nested ``[`` raises
+RecursionError (not ValueError), which escapes every ``except ValueError``.
+
+``loads`` raises ``JsonRefused`` (a ValueError) for anything too big, too deep, not JSON,
+or holding NaN/Infinity (Python's json takes them; JSON does not).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_DEPTH = 32
+# The characters that matter for nesting; a backslash takes the next character with it (an
+# escaped quote does not end a string). One linear pass: brackets inside strings do not count.
+_TOKENS = re.compile(r'[\[\]{}"]|\\.', re.DOTALL)
+
+
+class JsonRefused(ValueError):
+    """Not usable JSON; str() says why in plain words."""
+
+
+def depth(text: str) -> int:
+    """Deepest [ / { nesting of a JSON text (outside strings; unbalanced text counts too)."""
+    level = deepest = 0
+    in_string = False
+    for m in _TOKENS.finditer(text):
+        ch = m.group(0)
+        if ch == '"':
+            in_string = not in_string
+        elif in_string or len(ch) > 1:
+            continue
+        elif ch in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif ch in "]}":
+            level -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonRefused(f"{name} is not a JSON number")
+
+
+def loads(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode JSON text no longer than max_bytes and nested no deeper than max_depth."""
+    if isinstance(data, (bytes, bytearray)):
+        if len(data) > max_bytes:
+            raise JsonRefused(f"too large ({len(data)} bytes, at most {max_bytes})")
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonRefused("not UTF-8 text") from None
+    if not isinstance(data, str):
+        raise JsonRefused("not text")
+    if len(data) > max_bytes:
+        raise JsonRefused(f"too large ({len(data)} characters, at most {max_bytes})")
+    if depth(data) > max_depth:
+        raise JsonRefused(f"nested more than {max_depth} deep")
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except JsonRefused:
+        raise
+    except (ValueError, RecursionError) as exc:  # RecursionError: cannot happen after depth(), kept as a net
+        raise JsonRefused(f"not JSON ({exc})") from None
