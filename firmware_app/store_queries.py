@@ -170,6 +170,10 @@ class StoreQueries:
             out += self._tube_members(ref, seq, seen)
         return sorted(out, key=lambda r: r["seq"])
 
+    def backlog(self) -> int:
+        """Sample records (people) not yet acknowledged: one count on the outbox's partial index."""
+        return self._q("SELECT count(*) FROM records WHERE acked = 0 AND kind = 'sample'")[0][0]
+
     def stats(self) -> dict[str, Any]:
         """Counts from counters and partial indexes: the same cost on a month-old store as on an empty one."""
         unacked = dict(self._q("SELECT kind = 'sample', count(*) FROM records WHERE acked = 0 GROUP BY 1"))

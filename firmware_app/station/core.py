@@ -119,7 +119,8 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         day = t["day"] or ""
         ymd = day[2:4] + day[5:7] + day[8:10]
         for stem, n in (marks.get("numbers") or {}).items():  # only the stems the table numbers from
-            if (stem in t["numbers"] or (ymd and stem.endswith(ymd))) and int(n) > int(t["numbers"].get(stem, 0)):
+            # (with no rows at all, after a repair that lost them, every stem the marks know counts)
+            if (stem in t["numbers"] or not ymd or stem.endswith(ymd)) and int(n) > int(t["numbers"].get(stem, 0)):
                 t["numbers"][stem] = int(n)
 
     def _restored_show(self) -> None:
