@@ -192,12 +192,24 @@ def render(label: Label, barcode: str = "printer") -> bytes:
 # --------------------------------------------------------------------------
 
 
+POOL_WORDS = {"1": "单采单检 single", "10": "10混1 pool of 10", "20": "20混1 pool of 20",
+              "household": "一户一管 household"}
+
+
+def pool_words(capacity: int, pool_mode: str = "") -> str:
+    """How a tube's pooling is printed: a household tube holds up to 10 but is never "10混1"."""
+    if pool_mode in POOL_WORDS:
+        return POOL_WORDS[pool_mode]
+    return POOL_WORDS["1"] if capacity == 1 else f"{capacity}混1 pool of {capacity}"
+
+
 def tube_label(tube_id: str, site_name: str, table: str, opened_at: str, capacity: int,
-               single_reason: str = "") -> Label:
+               single_reason: str = "", pool_mode: str = "") -> Label:
     """Tube label: Code128 of the tube id plus what the lab and courier read by eye.
 
-    ``opened_at`` is already formatted local time (the core has the clock)."""
-    pool = "单采单检 single" if capacity == 1 else f"{capacity}混1 pool of {capacity}"
+    ``opened_at`` is already formatted local time (the core has the clock); ``pool_mode``
+    ("1", "10", "20", "household") names the mode, else the capacity does."""
+    pool = pool_words(capacity, pool_mode)
     lines = [tube_id, site_name, f"采样台 table {table}", f"时间 {opened_at}", pool]
     if single_reason:
         lines.append(f"单管原因 {single_reason}")
@@ -212,15 +224,18 @@ def box_label(box_id: str, site_name: str, table: str, closed_at: str, tubes: in
 
 
 def manifest_label(box_id: str, site_name: str, sampler: str, closed_at: str,
-                   tubes: list[tuple[str, int]], courier: str = "") -> Label:
-    """Transport manifest (样本转运单): every tube with its count of people.
+                   tubes: list[tuple], courier: str = "") -> Label:
+    """Transport manifest (样本转运单): every tube with its count of people (voids not counted).
 
-    ``sampler`` is the volunteer's (masked) name; the courier line is left to
-    sign by hand when the courier is not yet known."""
+    ``tubes`` holds (tube_id, people) or (tube_id, people, pool_mode) for the mode to be
+    printed (一户一管 for a household tube, never "10混1"). ``sampler`` is the volunteer's
+    (masked) name; the courier line is left to sign by hand when the courier is not yet known."""
     lines = [f"转运单 manifest {box_id}", site_name, f"采样人 sampler {sampler}",
              f"封箱 closed {closed_at}"]
-    lines += [f"{i:>2}. {tube_id}  {count}人" for i, (tube_id, count) in enumerate(tubes, 1)]
-    people = sum(c for _, c in tubes)
+    for i, (tube_id, count, *mode) in enumerate(tubes, 1):
+        pool = f" {pool_words(count, mode[0]).split()[0]}" if mode and mode[0] else ""
+        lines.append(f"{i:>2}. {tube_id}{pool}  {count}人")
+    people = sum(t[1] for t in tubes)
     lines.append(f"合计 {len(tubes)}管 {people}人 / total")
     lines.append(f"转运人 courier: {courier or '__________'}")
     lines.append("接收人 receiver: __________")

@@ -45,6 +45,16 @@ def test_single_tube_label_says_why():
     assert "单管原因 黄码 yellow code" in printed.lines
 
 
+def test_a_household_tube_is_never_printed_as_10_in_1():
+    [printed] = parse(render(tube_label("DG032611230009", "site", "t03", "10:50", 10, pool_mode="household")))
+    assert "一户一管 household" in printed.lines and not any("10混1" in line for line in printed.lines)
+    tubes = [("DG032611230009", 3, "household"), ("DG032611230010", 10, "10"), ("DG032611230011", 1, "1")]
+    [manifest] = parse(render(manifest_label("DG03B2611230002", "site", "张*丰", "12:00", tubes)))
+    assert "1. DG032611230009 一户一管  3人" in " ".join(manifest.lines)
+    assert any("DG032611230010 10混1  10人" in line for line in manifest.lines)
+    assert "合计 3管 14人 / total" in manifest.lines
+
+
 def test_box_label_and_manifest_list_every_tube_and_total():
     tubes = [("DG032611230001", 10), ("DG032611230002", 1), ("DG032611230003", 7)]
     [box] = parse(render(box_label("DG03B2611230001", "site", "t03", "12:00", 3, 18)))
