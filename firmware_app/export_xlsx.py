@@ -59,13 +59,14 @@ def build_xlsx(reg: Register) -> bytes:
         cells = []
         for (name, _), v in zip(columns, values):
             if isinstance(v, str):
-                c = WriteOnlyCell(ws, value=strip_controls(v))
-                c.data_type = "s"  # a name that starts with "=" is text, never a formula
-                if name in TEXT_COLUMNS:
+                if not v.isprintable():
+                    v = strip_controls(v)
+                if name in TEXT_COLUMNS or v[:1] == "=":
+                    c = WriteOnlyCell(ws, value=v)
+                    c.data_type = "s"  # a name that starts with "=" is text, never a formula
                     c.number_format = "@"
-            else:
-                c = WriteOnlyCell(ws, value=v)
-            cells.append(c)
+                    v = c
+            cells.append(v)  # plain values are written as they are: faster than a cell object each
         ws.append(cells)
 
     by_day: dict[str, list] = {}

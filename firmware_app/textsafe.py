@@ -21,7 +21,11 @@ def strip_controls(text: str) -> str:
 
 
 def csv_cell(value) -> str:
-    text = "" if value is None else str(value)
+    if value is None:
+        return ""
+    text = value if type(value) is str else str(value)
+    if not text or (text[0] not in FORMULA_LEAD and text.isprintable()):
+        return text  # the common case, checked in C: no control or format character anywhere
     if text[:1] in FORMULA_LEAD:
         text = "'" + text
     text = strip_controls(text)

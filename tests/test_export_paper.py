@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import resource
 import shutil
 import stat
 import subprocess
@@ -192,14 +193,20 @@ def test_export_needs_an_output_and_a_scope(day, tmp_path):
 
 
 def test_a_10000_person_day_exports_in_time(tmp_path):
-    """A busy table's day: CSV within 1.5 s (as before); the XLSX and the register timed for the docs."""
+    """A busy table's day: CSV within 1.5 s (as before); the XLSX and the register timed for the docs.
+
+    Held on the child's CPU time (user + system, interpreter start included), which a busy
+    shared CI machine does not inflate; the wall time is printed beside it."""
     data = big_day(10_000, tmp_path / "data")
     times = {}
     for flag, name in (("--csv", "day.csv"), ("--xlsx", "day.xlsx"), ("--register", "day.pdf")):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         run("export", "--day", DAY, flag, str(tmp_path / name), "--data-dir", data)
-        times[flag] = time.monotonic() - t0
-    print("export times (s, including interpreter start):", {k: round(v, 2) for k, v in times.items()},
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        times[flag] = (round(time.monotonic() - t0, 2), round(cpu, 2))
+    print("export (wall s, cpu s):", times,
           "sizes:", {n: os.path.getsize(tmp_path / n) for n in ("day.csv", "day.xlsx", "day.pdf")})
-    assert times["--csv"] <= 1.5
-    assert times["--xlsx"] <= 15 and times["--register"] <= 30
+    assert times["--csv"][1] <= 1.5
+    assert times["--xlsx"][1] <= 15 and times["--register"][1] <= 30
