@@ -419,6 +419,10 @@ def export(argv: list[str]) -> int:
             return _fail(exc, False)
         with store:
             records, days, limit = _load(store, args)
+            if not records:
+                raise _Refused(f"本机没有 {'、'.join(days)} 的记录，未写入文件（日期对吗？`swabkiosk status` 列出各日人数）",
+                               f"no records of {', '.join(days)} in this store; nothing written (is the date right? "
+                               f"`swabkiosk status` lists the days it holds)", 1)
             sent = {r["record_id"]: store.is_sent(r["record_id"]) for r in records} if args.csv else {}
         done = []
         if args.csv:

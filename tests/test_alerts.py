@@ -150,3 +150,53 @@ def test_an_alert_sent_at_once_is_not_lost_or_doubled_by_a_kill_9(password_broke
     finally:
         kill(child)
         watch.stop()
+
+
+# ---------------------------------------------------------------- the station core
+
+
+def alert_table(colours: str | None):
+    from firmware_app import config
+    from tests.station_fixtures import STATION_TOML, Table
+
+    text = STATION_TOML.format(mode="10", source="print", box_capacity=50)
+    if colours is not None:
+        text = text.replace("box_capacity = 50", f"box_capacity = 50\nalert_colours = {colours}")
+    t = Table()
+    t.cfg = config.parse_text(text, allow_demo_keys=True)
+    t.restart()
+    t.sign_in()
+    return t
+
+
+@pytest.mark.parametrize("colours, alerted", [(None, {"red"}), ('["red", "yellow"]', {"red", "yellow"}),
+                                              ("[]", set())])
+def test_which_colours_alert_is_the_station_files_choice(colours, alerted):
+    from tests.test_station import person
+
+    t = alert_table(colours)
+    got = {}
+    for n, colour in enumerate(("green", "yellow", "red"), 1):
+        t.scan(person(n, colour=colour), "camera")
+        if colour != "green":
+            t.scan("SWABCMD:confirm")
+        got[colour] = [r for r in t.new_records if r["kind"] == "alert"]
+        assert t.show.level == "ok" and bool(t.show.detail.get("alert")) is (colour in alerted)
+    assert {c for c, a in got.items() if a} == alerted
+    for colour in alerted:
+        (alert,) = got[colour]
+        sample = next(r for r in t.samples() if r["colour"] == colour)
+        assert alert["sample_record_id"] == sample["record_id"] and alert["tube_id"] == sample["tube_id"]
+        assert alert["reason"] == f"{colour}_code" and alert["seq"] == sample["seq"] + 1
+        assert sample["id_number"] not in json.dumps(alert) and sample["name"] not in json.dumps(alert, ensure_ascii=False)
+
+
+def test_alert_colours_are_checked():
+    from firmware_app import config
+    from tests.station_fixtures import STATION_TOML
+
+    text = STATION_TOML.format(mode="10", source="print", box_capacity=50).replace(
+        "box_capacity = 50", 'box_capacity = 50\nalert_colours = ["green"]')
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse_text(text, allow_demo_keys=True)
+    assert "alert_colours" in str(exc.value)

@@ -182,6 +182,12 @@ def test_export_refuses_a_day_that_is_not_a_date(day, tmp_path, bad):
     assert r.returncode == 2 and bad in r.stderr and not (tmp_path / "x.csv").exists()
 
 
+def test_a_day_without_records_writes_nothing_and_says_so(day, tmp_path):
+    data, _, _ = day
+    r = run("export", "--day", "2026-11-24", "--register", str(tmp_path / "x.pdf"), "--data-dir", data, check=False)
+    assert r.returncode == 1 and "no records of 2026-11-24" in r.stderr and not (tmp_path / "x.pdf").exists()
+
+
 def test_export_needs_an_output_and_a_scope(day, tmp_path):
     data, _, _ = day
     assert run("export", "--day", DAY, "--data-dir", data, check=False).returncode == 2
