@@ -358,6 +358,7 @@ def render_pdf(reg: Register, generated_at: str | None = None) -> bytes:
         if pdf.get_y() + need > bottom and pdf.get_y() > 40:
             pdf.add_page()
         _tube_block(pdf, reg, tube, width, bottom)
+    _box_summary(pdf, reg, width, bottom)
     out = pdf.output()
     return bytes(out)
 
@@ -423,6 +424,39 @@ def _tube_block(pdf, reg: Register, tube: Tube, width: float, bottom: float) -> 
     pdf.line(pdf.l_margin, y1 + 1, pdf.l_margin + width, y1 + 1)
     pdf.set_draw_color(0)
     pdf.set_y(y1 + 3)
+
+
+BOX_COLUMNS = (("转运箱", 40), ("封箱时间", 22), ("管数", 12), ("人数(不含作废)", 24), ("转运人", 30),
+               ("交接时间", 26), ("接收人签字", 32))
+
+
+def _box_summary(pdf, reg: Register, width: float, bottom: float) -> None:
+    """The boxes of these tubes: what the courier took, to sign for at the lab."""
+    tubes = {t.tube_id: t for t in reg.tubes}
+    boxes = [b for b in reg.boxes.values() if any(x in tubes for x in b.tubes)]
+    if not boxes:
+        return
+    if pdf.get_y() + 7 + ROW_H * (2 + len(boxes)) > bottom:
+        pdf.add_page()
+    scale = width / sum(w for _, w in BOX_COLUMNS)
+    pdf.set_font("cjk", size=11)
+    pdf.cell(width, 7, "转运箱交接汇总", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("cjk", size=8)
+    pdf.set_fill_color(245, 245, 245)
+    for title, w in BOX_COLUMNS:
+        pdf.cell(w * scale, ROW_H, title, border=1, align="C", fill=True)
+    pdf.ln(ROW_H)
+    for b in boxes:
+        if pdf.get_y() + ROW_H > bottom:
+            pdf.add_page()
+            pdf.set_font("cjk", size=8)
+        people = sum(tubes[x].count for x in b.tubes if x in tubes)
+        cells = (b.box_id, _clock(b.closed_at) or "未封箱", str(len(b.tubes)), str(people), b.courier or "",
+                 b.handed_over_at[:16].replace("T", " ") if b.handed_over_at else "", "")
+        for (title, w), text in zip(BOX_COLUMNS, cells):
+            pdf.cell(w * scale, ROW_H, _fit(pdf, text, w * scale, 10), border=1,
+                     align="L" if title in ("转运箱", "转运人") else "C")
+        pdf.ln(ROW_H)
 
 
 def _fit(pdf, text: str, width: float, limit: int) -> str:

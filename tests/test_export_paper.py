@@ -66,8 +66,11 @@ def test_register_pdf_holds_every_tube_person_and_signature_line(day, tmp_path):
         assert s["name"] in text and s["id_number"] in text, s["name"]
         if s["phone"]:
             assert s["phone"] in text
-    assert text.count("采样人签字") == text.count("转运人签字") == text.count("接收人签字") == 4  # 5 tubes, 1 broken
+    blocks = text[:text.index("转运箱交接汇总")]
+    assert blocks.count("采样人签字") == blocks.count("转运人签字") == blocks.count("接收人签字") == 4  # 5 tubes, 1 broken
     assert "顺丰张师傅" in text  # the courier of the handed-over box
+    summary = text[text.index("转运箱交接汇总"):]  # the boxes, to sign for at the lab
+    assert all(r["box_id"] in summary for r in records if r["kind"] == "box_open")
     assert "一户一管" in text and "10混1" in text and "红码单管" in text and "手工录入" in text
     assert "李志愿" in text  # the sampler by name, not only the certificate id
     assert "作废" in text and "原管转入" in text and "不送检" in text
