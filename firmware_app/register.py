@@ -142,18 +142,6 @@ class Register:
         return Register(self.site, self.site_name, self.table, self.district, self.device_id,
                         sorted({t.day for t in tubes if t.day}) or self.days, tubes, boxes, self.operator_names)
 
-    def tube_chain(self, tube_id: str) -> list[str]:
-        """The tube and the tubes a replacement links it to (either way)."""
-        by_id = {t.tube_id: t for t in self.tubes}
-        out, todo = [], [tube_id]
-        while todo:
-            t = todo.pop()
-            if t in out or t not in by_id:
-                continue
-            out.append(t)
-            todo += [x for x in (by_id[t].replaces, by_id[t].replaced_by) if x]
-        return out
-
 
 def _clock(at: str) -> str:
     """HH:MM:SS of a record's ISO local time, as the kiosk wrote it."""
