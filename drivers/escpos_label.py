@@ -185,11 +185,3 @@ def render(label: Label, barcode: str = "printer") -> bytes:
     p.set(align="left", bold=False, custom_size=True, width=1, height=1)
     p.cut(mode="PART")
     return bytes(p.out)
-
-
-# --------------------------------------------------------------------------
-# The labels the kiosk prints. The station may build Labels itself; these
-# keep the wording and order in one place.
-# --------------------------------------------------------------------------
-
-

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("drivers.probe:main", "one real read/print on one device (idcard, scanner, printer, camera)"),
     "status": ("firmware_app.store_cli:status", "backlog, last acknowledgement, broker state"),
     "tube": ("firmware_app.store_cli:tube", "who was in a tube (masked)"),
-    "export": ("firmware_app.store_cli:export", "write a day's records (CSV) or the paper register"),
+    "export": ("firmware_app.store_cli:export", "a day, tube or box as CSV, Excel (--xlsx) or the paper register (--register, A4 PDF)"),
     "config": ("firmware_app.config:cli", "config check FILE: validate a station file"),
     "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
     "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),

@@ -35,6 +35,9 @@ RECORD_KINDS: dict[str, str] = {
     "box_handover": "boxes",  # handed to a courier
     "shift_start": "shifts",
     "shift_end": "shifts",
+    # a red (or, by [sampling] alert_colours, yellow) code was just registered: the district hears
+    # at once on its own topic; carries only the sample's record_id, tube and colour (docs/records.md)
+    "alert": "alerts",
 }
 
 PoolMode = Literal["1", "10", "20", "household"]

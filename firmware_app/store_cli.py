@@ -1,4 +1,4 @@
-"""`swabkiosk status`, `swabkiosk tube TUBE_ID`, `swabkiosk export --day D --csv FILE`.
+"""`swabkiosk status`, `swabkiosk tube TUBE_ID`, `swabkiosk export --day D --csv/--xlsx/--register FILE`.
 
 They open the store read-only, so they work beside a running daemon and on an
 SD card mounted read-only in a technician's laptop.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import tomllib
 
 from firmware_app.model import mask_id, mask_name
 from firmware_app.store import Store, StoreError, record_day, record_time
+from firmware_app.textsafe import csv_cell
 
 DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
 
@@ -292,33 +294,41 @@ EXPORT_KNOWN = {"record_id", "seq", "kind", "at", "day", "clock_synced", "synced
 
 
 def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no formulas in a spreadsheet
+    return csv_cell(value)  # no formulas in a spreadsheet, no control characters (firmware_app/textsafe.py)
 
 
-def export(argv: list[str]) -> int:
-    p = _parser("export", "Write one day's records to CSV. The file holds FULL ID numbers (the district needs "
-                          "them) and is written readable by its owner only (0600).")
-    p.add_argument("--day", required=True, help="YYYY-MM-DD (the kiosk's local date)")
-    p.add_argument("--csv", required=True, metavar="FILE", help="output CSV file (UTF-8 with BOM, opens in Excel)")
-    args = p.parse_args(argv)
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.day):
-        print(f"日期格式应为 YYYY-MM-DD：{args.day!r} / --day must be YYYY-MM-DD", file=sys.stderr)
-        return 2
+class _Refused(Exception):
+    def __init__(self, message: str, message_en: str, code: int = 2):
+        self.message, self.message_en, self.code = message, message_en, code
+        super().__init__(message_en)
+
+
+def parse_day(text: str, today: dt.date | None = None) -> str:
+    """A --day value: YYYY-MM-DD that is a real date (``today`` / ``yesterday`` for the kiosk's local date)."""
+    today = today or dt.date.today()
+    if text in ("today", "yesterday"):
+        return (today - dt.timedelta(days=text == "yesterday")).isoformat()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise _Refused(f"日期格式应为 YYYY-MM-DD（如 2026-11-23）：{text!r}",
+                       f"--day must be YYYY-MM-DD (e.g. 2026-11-23), not {text!r}")
     try:
-        store = _open(args)
-    except StoreError as exc:
-        return _fail(exc, False)
-    with store:
-        records = list(store.iter_records(args.day))
-        sent = {r["record_id"]: store.is_sent(r["record_id"]) for r in records}
+        dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise _Refused(f"没有这一天：{text}（{exc}）", f"--day {text} is not a date ({exc})") from None
+    return text
+
+
+def _open_private(path: str):
     try:
-        fd = os.open(args.csv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
     except OSError as exc:
-        print(f"无法写入 {args.csv}：{exc.strerror} / cannot write {args.csv}: {exc.strerror}", file=sys.stderr)
-        return 1
-    with open(fd, "w", encoding="utf-8-sig", newline="") as f:
+        raise _Refused(f"无法写入 {path}：{exc.strerror}", f"cannot write {path}: {exc.strerror}", 1) from None
+    return fd
+
+
+def _write_csv(path: str, records: list[dict], sent: dict[str, bool]) -> None:
+    with open(_open_private(path), "w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
         w.writerow(EXPORT_COLUMNS)
         for rec in records:
@@ -335,10 +345,129 @@ def export(argv: list[str]) -> int:
                 rec.get("reason"), "yes" if sent[rec["record_id"]] else "no",
                 json.dumps(other, ensure_ascii=False) if other else "",
             ]])
-    people = sum(r.get("kind") == "sample" for r in records)
-    print(f"已导出 {args.day} 的 {len(records)} 条记录（{people} 人）到 {args.csv}\n"
-          f"Exported {len(records)} records ({people} people) of {args.day} to {args.csv}\n"
-          f"注意：文件含完整身份证号（区指挥部需要），仅本用户可读（0600）；请经安全渠道交付并及时删除。\n"
-          f"Note: the file holds FULL ID numbers (the district needs them); it is readable by you only "
-          f"(0600). Hand it over by a secure channel and delete it afterwards.")
+
+
+def _site_name(args) -> str:
+    if args.site_name:
+        return args.site_name
+    if args.config:
+        try:
+            with open(args.config, "rb") as f:
+                return str(tomllib.load(f).get("station", {}).get("site_name", ""))
+        except (OSError, tomllib.TOMLDecodeError):
+            return ""
+    return ""
+
+
+def _days_of(records: list[dict]) -> list[str]:
+    return sorted({d for d in map(record_day, records) if d})
+
+
+def _load(store: Store, args) -> tuple[list[dict], list[str], set[str] | None]:
+    """(records, days, tube ids the document is limited to or None) for --day, --tube or --box."""
+    if args.tube or args.box:
+        what = args.tube or args.box
+        found = _tube_chain(store, args.tube) if args.tube else store.box_records(args.box)
+        if not found:
+            raise _Refused(f"本机没有{'试管' if args.tube else '转运箱'} {what} 的记录",
+                           f"{'tube' if args.tube else 'box'} {what} not found in this store", 1)
+        days = args.day or _days_of(found)
+    else:
+        days = args.day
+    by_seq: dict[int, dict] = {}
+    for day in days:
+        for rec in store.iter_records(day):
+            by_seq[rec["seq"]] = rec
+    records = [by_seq[k] for k in sorted(by_seq)]
+    limit = None
+    if args.tube:
+        limit = {args.tube} | {x for r in found if r.get("kind") == "tube_replace" for x in _replacement(r) if x}
+    elif args.box:
+        limit = {r["tube_id"] for r in found if r.get("kind") == "box_add" and r.get("tube_id")}
+        limit |= {t for r in found if r.get("kind") == "box_close" for t in r.get("tubes") or []}
+    return records, days, limit
+
+
+def export(argv: list[str]) -> int:
+    p = _parser("export", "Write records as CSV, as an Excel workbook (--xlsx) or as the paper register "
+                          "(--register, A4 PDF, 混采检测登记表). Every file holds FULL ID numbers and phones "
+                          "(the district needs them) and is written readable by its owner only (0600).")
+    which = p.add_argument_group("what to export (--day may be repeated; --tube and --box need no --day)")
+    which.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
+                       help="the kiosk's local date; 'today' and 'yesterday' work too")
+    which.add_argument("--tube", metavar="TUBE_ID", help="one tube (and the tubes a replacement links it to)")
+    which.add_argument("--box", metavar="BOX_ID", help="the tubes of one transport box")
+    out = p.add_argument_group("output (at least one)")
+    out.add_argument("--csv", metavar="FILE", help="every record, UTF-8 with BOM (see docs/exports.md for Excel)")
+    out.add_argument("--xlsx", metavar="FILE", help="Excel workbook: people per day, tubes, boxes; ID numbers as text")
+    out.add_argument("--register", metavar="FILE.pdf", help="the paper register: A4 PDF, one block per tube, to sign")
+    p.add_argument("--site-name", help="site name printed on the register (default: [station] site_name of --config)")
+    args = p.parse_args(argv)
+    if not (args.csv or args.xlsx or args.register):
+        p.error("give at least one of --csv FILE, --xlsx FILE, --register FILE.pdf")
+    if not (args.day or args.tube or args.box):
+        p.error("give --day YYYY-MM-DD, --tube TUBE_ID or --box BOX_ID")
+    if args.tube and args.box:
+        p.error("--tube and --box exclude each other")
+    if args.csv and (args.tube or args.box) and not args.day:
+        p.error("--csv exports whole days: give --day (a tube or a box is --register or --xlsx)")
+    try:
+        args.day = list(dict.fromkeys(parse_day(d) for d in args.day))
+        try:
+            store = _open(args)
+        except StoreError as exc:
+            return _fail(exc, False)
+        with store:
+            records, days, limit = _load(store, args)
+            if not records:
+                raise _Refused(f"本机没有 {'、'.join(days)} 的记录，未写入文件（日期对吗？`swabkiosk status` 列出各日人数）",
+                               f"no records of {', '.join(days)} in this store; nothing written (is the date right? "
+                               f"`swabkiosk status` lists the days it holds)", 1)
+            sent = {r["record_id"]: store.is_sent(r["record_id"]) for r in records} if args.csv else {}
+        done = []
+        if args.csv:
+            _write_csv(args.csv, records, sent)
+            done.append(args.csv)
+        if args.xlsx or args.register:
+            from firmware_app.register import RegisterError, build_register
+            reg = build_register(records, _site_name(args))
+            if limit is not None:
+                reg = reg.only(limit)
+            try:
+                if args.xlsx:
+                    from firmware_app.export_xlsx import write_xlsx
+                    write_xlsx(reg, args.xlsx)
+                    done.append(args.xlsx)
+                if args.register:
+                    from firmware_app.register import write_pdf
+                    write_pdf(reg, args.register)
+                    done.append(args.register)
+            except RegisterError as exc:
+                raise _Refused(exc.message, exc.message_en, 1) from None
+            except OSError as exc:
+                raise _Refused(f"无法写入 {exc.filename}：{exc.strerror}", f"cannot write {exc.filename}: {exc.strerror}",
+                               1) from None
+    except _Refused as exc:
+        print(f"{exc.message}\n{exc.message_en}", file=sys.stderr)
+        return exc.code
+    voided_ids = {_void_target(r) for r in records if r.get("kind") == "void"}
+    samples = [r for r in records if r.get("kind") == "sample"]
+    if limit is not None:
+        people, voided = reg.people, reg.voided
+        what = f"{'试管' if args.tube else '转运箱'} {args.tube or args.box}"
+        scope_zh = f"{what}（{len(reg.tubes)} 管）"
+        scope = f"{'tube' if args.tube else 'box'} {args.tube or args.box} ({len(reg.tubes)} tubes)"
+    else:
+        voided = sum(r["record_id"] in voided_ids for r in samples)
+        people = len(samples) - voided
+        scope = scope_zh = "、".join(days)
+        scope_zh += f"：{len(records)} 条记录"
+        scope += f": {len(records)} records"
+    files = "、".join(done)
+    print(f"已导出 {scope_zh}，{people} 人（不含作废 {voided} 人次）→ {files}\n"
+          f"Exported {scope}, {people} people (voided entries not counted: {voided}) "
+          f"to {', '.join(done)}\n"
+          f"注意：文件含完整身份证号和电话（区指挥部需要），仅本用户可读（0600）；请经安全渠道交付并及时删除。\n"
+          f"Note: the files hold FULL ID numbers and phones (the district needs them); they are readable by you "
+          f"only (0600). Hand them over by a secure channel and delete them afterwards.")
     return 0

@@ -98,6 +98,10 @@ class StoreQueries:
         return self._records(f"SELECT {_COLS} FROM records WHERE tube_id = ? UNION SELECT {_COLS} FROM records "
                              f"WHERE ref = ? AND kind = 'tube_replace' ORDER BY seq", (tube_id, tube_id))
 
+    def box_records(self, box_id: str) -> list[dict]:
+        """Every record of box ``box_id`` (open, add, count, close, handover), by the box index, in seq order."""
+        return self._records(f"SELECT {_COLS} FROM records WHERE box_id = ? ORDER BY seq", (box_id,))
+
     def outbox_messages(self, limit: int = 100, after_seq: int = 0) -> list[tuple[dict, bytes]]:
         """Unacknowledged records, oldest first, each with its MQTT payload: the stored canonical JSON."""
         rows = self._q(f"SELECT {_COLS} FROM records WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",

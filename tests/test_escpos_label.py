@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firmware_app.labels import pool_text
 from drivers.escpos_label import (PAPER_COLUMNS, LabelError, box_label, code128_data, columns,
                                   manifest_label, probe_label, render, tube_label)
 from firmware_app.model import Label
@@ -53,6 +54,17 @@ def test_household_tubes_are_never_called_10_in_1():
 
 def test_a_reprint_says_so_on_the_label():
     assert "补打 / reprint" in tube_label("DG032611230005", "site", "t03", "10:45", 10, reprint=True).lines
+
+
+def test_a_household_tube_is_never_printed_as_10_in_1():
+    [printed] = parse(render(tube_label("DG032611230009", "site", "t03", "10:50", 10, mode="household")))
+    assert "一户一管 household" in printed.lines and not any("10混1" in line for line in printed.lines)
+    tubes = [("DG032611230009", pool_text(10, "household", None), 3, 0), ("DG032611230010", pool_text(10, "10", None), 10, 0),
+             ("DG032611230011", pool_text(1, "1", None), 1, 0)]
+    [manifest] = parse(render(manifest_label("DG03B2611230002", "site", "12:00", tubes, sampler="张*丰")))
+    assert any("DG032611230009 一户一管 3人" in line for line in manifest.lines)
+    assert any("DG032611230010 10混1 10人" in line for line in manifest.lines)
+    assert "共 3 管 14 人 / total" in manifest.lines
 
 
 def test_box_label_and_manifest_list_every_tube_and_total():

@@ -175,7 +175,9 @@ def test_yellow_red_and_key_people_go_single_after_a_confirm(colour, key_person,
     t.scan("SWABCMD:confirm")
     single = t.samples()[-1]
     assert single["single_reason"] == reason and single["capacity"] == 1 and single["tube_id"] != pooled
-    assert t.kinds() == ["tube_open", "label", "sample", "tube_close", "box_open", "box_add"]
+    alert = ["alert"] if colour == "red" else []  # [sampling] alert_colours defaults to red only
+    assert t.kinds() == ["tube_open", "label", "sample", *alert, "tube_close", "box_open", "box_add"]
+    assert t.show.detail.get("alert", False) is (colour == "red")
     assert "单管" in t.prints[0].label.lines[2]
     t.scan(person(4), "camera")
     assert t.samples()[-1]["tube_id"] == pooled and t.samples()[-1]["position"] == 2

@@ -144,9 +144,15 @@ class PeopleRules:
         if single:
             tube_id = single_tube or self._next_id(self._prefix, 4)
             self._open_tube(tube_id, single)
-            self._emit("sample", tube_id=tube_id, position=1, capacity=1, pool_mode="1", single_reason=single, **fields)
+            sample = self._emit("sample", tube_id=tube_id, position=1, capacity=1, pool_mode="1", single_reason=single,
+                                **fields)
+            alert = person["colour"] in self.cfg.sampling.get("alert_colours", ("red",))
+            if alert:  # the district hears at once on .../alerts; the record_id links the person
+                self._emit("alert", reason=f"{person['colour']}_code", sample_record_id=sample["record_id"],
+                           tube_id=tube_id, colour=person["colour"])
             self._close_tube("full", tube_id)
-            self._show_("ok", f"{who} 已登记（{colour}）单管 {tube_id}", f"registered SINGLE in tube {tube_id}", person=_masked(person))
+            self._show_("ok", f"{who} 已登记（{colour}）单管 {tube_id}", f"registered SINGLE in tube {tube_id}",
+                        person=_masked(person), **({"alert": True} if alert else {}))
             self._say("单管已登记")
             self._after_pooled_continue()
             return

@@ -60,6 +60,7 @@ class TableState:
             "shift_start": self._shift_start, "shift_end": self._shift_end, "mode": self._mode,
             "tube_open": self._tube_open, "sample": self._sample, "void": self._void,
             "tube_close": self._tube_close, "tube_replace": self._tube_replace, "label": lambda r: None,
+            "alert": lambda r: None,
             "box_open": self._box_open, "box_add": self._box_add, "box_count": self._box_count,
             "box_close": self._box_close, "box_handover": self._box_handover,
         }
