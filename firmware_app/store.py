@@ -81,6 +81,7 @@ class Store(StoreQueries):
         self._hwm: HighWater | None = None
         self._damage: list[str] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the helper has work now (a reservation is half used)
         self._checkpointer: threading.Thread | None = None
         self._commits = 0
         self._since_size_check = 0
@@ -223,6 +224,7 @@ class Store(StoreQueries):
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
             self._checkpointer.join()
         with self._lock:
@@ -255,7 +257,11 @@ class Store(StoreQueries):
             log.warning("store: no checkpoint connection: %s", exc)
             return
         try:
-            while not self._stop.wait(1.0):
+            while True:
+                self._wake.wait(1.0)  # a reservation half used wakes it at once, not after up to 1 s
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
                 ahead, self._ahead = self._ahead, None
                 if ahead is not None:
                     try:
@@ -375,6 +381,7 @@ class Store(StoreQueries):
             if seq > hw["seq"] - RESERVE_SEQ // 2 or any(
                     v > hw["numbers"].get(k, 0) - RESERVE_NUMBER // 2 for k, v in numbers.items()):
                 self._ahead = (seq, numbers)
+                self._wake.set()
             return
         self._write_reservation(seq, numbers, intent)
 

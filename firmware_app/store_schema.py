@@ -23,7 +23,7 @@ DB_NAME = "kiosk.db"
 HWM_NAME = "hwm"
 SCHEMA_VERSION = 1
 RESERVE_SEQ = 200  # the hwm file reserves this many seqs ahead (one extra flush every ~200 records)
-RESERVE_NUMBER = 20  # ... and this many tube/box numbers per stem
+RESERVE_NUMBER = 100  # ... and this many tube/box numbers per stem (mode 1 uses a tube a person)
 
 
 class StoreError(Exception):

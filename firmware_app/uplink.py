@@ -480,8 +480,9 @@ class Uplink:
         with self._state_lock:
             self._state.update(changes)
             snapshot = dict(self._state)
-        try:  # so `swabkiosk status` (another process) can show the broker state
-            self.store.set_meta("uplink", {**snapshot, "pid": os.getpid(), "updated_at": time.time()})
+        try:  # so `swabkiosk status` (another process) can show the broker state; no flush of its own:
+            # it is information, and a flush here under the store lock made a registration wait for it
+            self.store.set_meta("uplink", {**snapshot, "pid": os.getpid(), "updated_at": time.time()}, flush=False)
         except StoreError as exc:
             log.error("uplink: could not record state: %s", exc.message_en)
 
