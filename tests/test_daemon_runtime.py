@@ -276,3 +276,32 @@ def test_a_failing_screen_update_is_logged_and_registration_goes_on(signed_in, m
     assert present(table, tracker, table.people.person(via="card")) == "ok"
     assert kiosk.runtime.snapshot["tube"]["count"] == 3
     assert len([r for r in kiosk.store.iter_records() if r["kind"] == "sample"]) == 3
+
+
+def test_a_repair_at_start_is_on_the_screen_with_what_was_kept_and_lost(tmp_path):
+    # Damage is loud: the old daemon repaired silently; the screen and the status never said so
+    table = Table(tmp_path / "table", devices=("idcard", "scanner")).start()
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        tracker = Tracker(kiosk.runtime)
+        wait_devices(kiosk, ["idcard", "scanner"])
+        step(table, tracker, table.sign_in, "sign in")
+        for _ in range(3):
+            assert present(table, tracker, table.people.person(via="card")) == "ok"
+    finally:
+        kiosk.stop()
+    db = tmp_path / "data" / "kiosk.db"
+    raw = bytearray(db.read_bytes())
+    raw[:16] = b"not a database!!"
+    db.write_bytes(bytes(raw))
+    kiosk = kiosk_on(table, tmp_path)
+    try:
+        snap = kiosk.runtime.snapshot
+        assert "存储" in snap["message"] and "修复" in snap["message"], snap["message"]
+        assert "repaired" in snap["message_en"] and "kept" in snap["message_en"]
+        report = kiosk.store.reports()[-1]
+        assert report["moved_to"] and "lost" in report
+        assert str(report["moved_to"]) in snap["message_en"]  # where the technician finds the original
+    finally:
+        kiosk.stop()
+        table.stop()
