@@ -50,7 +50,8 @@ class Spec:
 
 
 MODES = ("1", "10", "20", "household")
-ID_TYPES = ("resident_id", "passport", "none")
+# resident ID, passport, 港澳居民来往内地通行证, 台湾居民来往大陆通行证, 外国人永久居留身份证, none (a child, ...)
+ID_TYPES = ("resident_id", "passport", "hk_macau_permit", "taiwan_permit", "foreign_permanent", "none")
 COLOURS = ("green", "yellow", "red")
 
 _TABLE: tuple[Spec, ...] = (
