@@ -61,7 +61,7 @@ class ShiftRules:
             return "请扫描试管条码开管", "Scan a tube's barcode to open it"
         if t["mode"] == "household" and tube is not None and tube["count"]:
             return "同户下一人请刷证；本户结束请按封管", "Next of the same household, or close the tube when the household is done"
-        return "请出示身份证或采样码（无证件：手工登记）", "Show an ID card or sampling code (none: manual entry)"
+        return "请出示身份证或采样码", "Show an ID card or a sampling code"
 
     def _on_device_status(self, event: DeviceStatus) -> None:
         self._devices[event.device] = {"ok": event.ok, "reason": event.reason}
