@@ -265,6 +265,7 @@ const SHORT = [
 ];
 function shortReason(reason) {
   if (!reason) return "";
+  if ([...reason].length <= 6 && /^[\u2e80-\u9fff]+$/.test(reason)) return reason; // already short zh-CN words
   for (const [re, zh, en] of SHORT) if (re.test(reason)) return lang === "en" ? en : zh;
   return [...reason].length <= 4 ? reason : (lang === "en" ? "fault" : "故障");
 }
