@@ -89,7 +89,7 @@ _TABLE: tuple[Spec, ...] = (
          (Arg("tube_id", "str", max_len=40, en="the broken tube (default: the open one, else the last used)"),
           Arg("new_tube_id", "str", max_len=40, en="the new tube (pre-labelled tubes: else scan it)"),
           Arg("reason", "str", en="why (default broken)")),
-         card_arg="tube_id", confirm=True),
+         card_arg="tube_id", confirm=True, cards=(("更换试管（破损/洒漏）", "replace broken tube", ""),)),
     Spec("open_box", "开箱", "open a transport box (boxes also open by themselves)", sources=("scanner", "ui", "cli")),
     Spec("box_count", "清点", "the packer's count of the tubes in hand",
          (Arg("count", "int", required=True, en="tubes counted"),), card_arg="count", sources=("scanner", "ui", "cli")),

@@ -170,6 +170,7 @@ function render() {
   $("state").dataset.alert = detail.alert ? "1" : "";
   const recall = detail.recall && Array.isArray(detail.people) ? detail.people : null;
   $("recall").hidden = !recall;
+  $("state").classList.toggle("recall", !!recall);
   if (recall) {
     setText("recall-title", t("recall_title", { n: recall.length }));
     $("recall-list").replaceChildren(...recall.map((who) => { const li = document.createElement("li"); li.textContent = who; return li; }));
@@ -618,6 +619,8 @@ function onManualSubmit() {
   if (M.phone) args.phone = M.phone;
   M.sentFlash = state ? state.flash.n : 0;
   closeSheets();
+  // the full number leaves the page once sent (kept in memory only, for a refusal to reopen)
+  $("m-id_number").textContent = ""; $("m-name").value = ""; $("m-phone").textContent = "";
   command("manual_entry", args);
 }
 // after a manual entry is sent: a refusal reopens the form with its reason (nothing typed
@@ -631,6 +634,7 @@ function afterManual(s) {
     $("m-error").textContent = localized(s.message, s.message_en);
   } else {
     Object.assign(M, { type: "resident_id", id_number: "", name: "", phone: "" });
+    renderManual();
   }
 }
 
