@@ -103,6 +103,11 @@ _TABLE: tuple[Spec, ...] = (
           Arg("id_number", "str", max_len=40), Arg("phone", "str", max_len=20), Arg("colour", "str", choices=COLOURS),
           Arg("key_person", "bool")),
          sources=("ui", "cli")),  # a person is swabbed at the table: never registered from afar
+    Spec("open_view", "打开屏幕页面", "open a page on the screen: the manual-entry form, the box view, the tube's people",
+         (Arg("view", "str", required=True, choices=("manual", "box", "people"), en="manual, box or people"),),
+         card_arg="view", sources=("scanner", "ui", "cli"),
+         cards=(("手工登记（打开表单）", "manual entry (opens the form)", "manual"), ("转运箱（清点/封箱/交接）", "box view", "box"),
+                ("本管人员（作废）", "tube people (void)", "people"))),
     Spec("push_volunteers", "推送志愿者名单", "replace the certified volunteer list",
          (Arg("volunteers", "list", required=True),), sources=("mqtt",)),
     Spec("push_config", "推送站点配置", "replace the station file (applied by the daemon, then it restarts)",

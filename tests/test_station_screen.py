@@ -125,3 +125,11 @@ def test_close_tube_while_someone_waits_keeps_the_wait_visible():
     t.scan(person(1), "camera")  # a duplicate: pending
     t.cmd("close_tube")
     assert t.show.level == "confirm" and t.station.snapshot()["pending"]["kind"] == "person"
+
+
+def test_a_command_card_opens_a_screen_page():
+    t = signed_in()
+    t.scan("SWABCMD:open_view:manual")
+    assert t.show.level == "info" and t.station.snapshot()["detail"] == {"open": "manual"}
+    t.scan("SWABCMD:open_view:elsewhere")
+    assert t.show.level == "error"

@@ -297,3 +297,26 @@ def test_manual_entry_sends_one_checked_command(tmp_path, page):
         page.click("#m-submit")
         assert ui.recorder.wait(1) == [Command("manual_entry", {"name": "SMITH", "id_type": "passport",
                                                                 "id_number": "E12345678"}, source="ui")]
+
+
+def test_a_command_card_opens_the_manual_form_and_the_box_view(tmp_path, page):
+    with serving_ui(tmp_path) as ui:
+        ui.update(BASE)
+        open_screen(page, ui.url)
+        ui.update({"detail": {"open": "manual"}})
+        ui.notify("info", "请在屏幕上填写手工登记")
+        page.wait_for_selector("#manual:not([hidden])")
+        page.click("#manual [data-close]")
+        ui.update({"detail": {"open": "box"}, "box": None, "boxes_closed": []})
+        ui.notify("info", "转运箱：请在屏幕上清点、封箱或交接")
+        page.wait_for_selector("#boxes:not([hidden])")
+
+
+def test_a_prelabelled_single_tube_is_confirmed_by_scanning_not_a_tap(tmp_path, page):
+    with serving_ui(tmp_path) as ui:
+        ui.update({**BASE, "tubes_source": "prelabelled",
+                   "pending": {"kind": "person", "name": "赵*", "id": "440106********0012", "colour": "yellow",
+                               "single_reason": "yellow_code", "needs_tube_scan": True, "duplicate_of": None}})
+        open_screen(page, ui.url)
+        button = "#pending-actions [data-cmd=confirm_duplicate]"
+        assert page.inner_text(button) == "请扫描单管条码" and page.is_disabled(button)

@@ -224,7 +224,7 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
             ),
             "next_step": dict(zip(("message", "message_en"), self._next_step())),
             # from the last message: a red-code alert, a replaced tube's people to recall (masked)
-            "detail": {k: self._show.detail[k] for k in ("alert", "people", "recall", "device") if k in self._show.detail},
+            "detail": {k: self._show.detail[k] for k in ("alert", "people", "recall", "device", "open") if k in self._show.detail},
             "pending": self._pending_view(),
             "last": (
                 {k: last[k] for k in ("name", "id", "colour", "source", "tube_id", "voided")}

@@ -243,6 +243,13 @@ class PeopleRules:
             "duplicate_of": p["duplicate_of"],
         }
 
+    def _cmd_open_view(self, c: Command) -> None:
+        """A command card opens a page of the screen (a card cannot carry a person's details)."""
+        self._require_operator()
+        view = str(c.args.get("view"))
+        zh = {"manual": "请在屏幕上填写手工登记", "box": "转运箱：请在屏幕上清点、封箱或交接", "people": "本管人员见屏幕"}[view]
+        self._show_("info", zh, f"{view} page opened on the screen", open=view)
+
     def _cmd_manual_entry(self, c: Command) -> None:
         person, source = self._person_of(c)  # type: ignore[misc]
         self._person_arrives(person, source)
