@@ -57,3 +57,37 @@ def test_unsent_records_warn_amber_then_red_and_are_spoken_once_each():
     assert rt._unsent(None)["level"] == "ok"  # all sent: the next outage is spoken again
     rt._unsent(16 * 60)
     assert len(speaker.said) == 3
+
+
+class _Store:
+    def __init__(self, backlog: int, oldest_s: float | None) -> None:
+        self.backlog, self.oldest_s = backlog, oldest_s
+
+    def stats(self) -> dict:
+        return {"backlog": self.backlog, "oldest_unsent_age_s": self.oldest_s}
+
+    def get_meta(self, key, default=None):
+        return default
+
+
+def test_the_snapshot_carries_the_unsent_age_at_the_station_files_thresholds():
+    store = _Store(41, 16 * 60 + 30)
+    rt = Runtime(store, lambda: None, speaker=_Quiet(), unsent_minutes=(10, 30))
+    assert rt._link_state()["unsent"] == {"level": "warn", "oldest_min": 16, "warn_min": 10, "alarm_min": 30}
+    store.backlog, store.oldest_s = 0, None
+    assert rt._link_state()["unsent"]["level"] == "ok"
+
+
+def test_the_thresholds_are_read_from_the_station_file():
+    from firmware_app import config
+    from tests.station_fixtures import STATION_TOML
+
+    text = STATION_TOML.format(mode="10", source="print", box_capacity=50)
+    cfg = config.parse_text(text + "\n[ui]\nunsent_warn_minutes = 5\nunsent_alarm_minutes = 20\n", allow_demo_keys=True)
+    assert (cfg.ui["unsent_warn_minutes"], cfg.ui["unsent_alarm_minutes"]) == (5, 20)
+    try:
+        config.parse_text(text + "\n[ui]\nunsent_warn_minutes = 0\n", allow_demo_keys=True)
+    except config.ConfigError:
+        pass
+    else:
+        raise AssertionError("0 minutes accepted")
