@@ -320,3 +320,24 @@ def test_a_prelabelled_single_tube_is_confirmed_by_scanning_not_a_tap(tmp_path, 
         open_screen(page, ui.url)
         button = "#pending-actions [data-cmd=confirm_duplicate]"
         assert page.inner_text(button) == "请扫描单管条码" and page.is_disabled(button)
+
+
+def test_a_refused_manual_entry_reopens_with_its_reason_and_nothing_lost(tmp_path, page):
+    with serving_ui(tmp_path) as ui:
+        ui.update(BASE)
+        open_screen(page, ui.url)
+        page.click("#actions [data-cmd=manual_entry]")
+        page.click("#m-types [data-type=hk_macau_permit]")
+        page.click("#m-keys [data-key='H']")
+        for ch in "12345678":
+            page.click(f"#m-keys [data-key='{ch}']")
+        page.click("[data-field=name]")
+        page.fill("#m-name", "李四")
+        page.dispatch_event("#m-name", "input")
+        page.click("#m-submit")
+        assert ui.recorder.wait(1)[0].args == {"name": "李四", "id_type": "hk_macau_permit", "id_number": "H12345678"}
+        assert not page.is_visible("#manual")
+        ui.notify("error", "请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first")
+        page.wait_for_selector("#manual:not([hidden])")
+        assert "请先确认或取消上一位" in page.inner_text("#m-error")
+        assert page.inner_text("#m-id_number") == "H12345678" and page.input_value("#m-name") == "李四"
