@@ -50,7 +50,8 @@ class Spec:
 
 
 MODES = ("1", "10", "20", "household")
-ID_TYPES = ("resident_id", "passport", "none")
+# resident ID, passport, 港澳居民来往内地通行证, 台湾居民来往大陆通行证, 外国人永久居留身份证, none (a child, ...)
+ID_TYPES = ("resident_id", "passport", "hk_macau_permit", "taiwan_permit", "foreign_permanent", "none")
 COLOURS = ("green", "yellow", "red")
 
 _TABLE: tuple[Spec, ...] = (
@@ -88,7 +89,7 @@ _TABLE: tuple[Spec, ...] = (
          (Arg("tube_id", "str", max_len=40, en="the broken tube (default: the open one, else the last used)"),
           Arg("new_tube_id", "str", max_len=40, en="the new tube (pre-labelled tubes: else scan it)"),
           Arg("reason", "str", en="why (default broken)")),
-         card_arg="tube_id", confirm=True),
+         card_arg="tube_id", confirm=True, cards=(("更换试管（破损/洒漏）", "replace broken tube", ""),)),
     Spec("open_box", "开箱", "open a transport box (boxes also open by themselves)", sources=("scanner", "ui", "cli")),
     Spec("box_count", "清点", "the packer's count of the tubes in hand",
          (Arg("count", "int", required=True, en="tubes counted"),), card_arg="count", sources=("scanner", "ui", "cli")),
@@ -102,6 +103,11 @@ _TABLE: tuple[Spec, ...] = (
           Arg("id_number", "str", max_len=40), Arg("phone", "str", max_len=20), Arg("colour", "str", choices=COLOURS),
           Arg("key_person", "bool")),
          sources=("ui", "cli")),  # a person is swabbed at the table: never registered from afar
+    Spec("open_view", "打开屏幕页面", "open a page on the screen: the manual-entry form, the box view, the tube's people",
+         (Arg("view", "str", required=True, choices=("manual", "box", "people"), en="manual, box or people"),),
+         card_arg="view", sources=("scanner", "ui", "cli"),
+         cards=(("手工登记（打开表单）", "manual entry (opens the form)", "manual"), ("转运箱（清点/封箱/交接）", "box view", "box"),
+                ("本管人员（作废）", "tube people (void)", "people"))),
     Spec("push_volunteers", "推送志愿者名单", "replace the certified volunteer list",
          (Arg("volunteers", "list", required=True),), sources=("mqtt",)),
     Spec("push_config", "推送站点配置", "replace the station file (applied by the daemon, then it restarts)",

@@ -90,7 +90,9 @@ class Kiosk:
         self.store = open_store(self.data_dir, int(self.cfg.store.get("archive_days", 30)))
         self.runtime = Runtime(self.store, self._make_station, uplink=None,
                                get_printer=self._printer if "printer" in self._devices() else None,
-                               speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version())
+                               speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version(),
+                               unsent_minutes=(int(self.cfg.ui.get("unsent_warn_minutes", 15)),
+                                               int(self.cfg.ui.get("unsent_alarm_minutes", 60))))
         self.runtime.shell_commands["push_config"] = self._push_config
         self.runtime.observers.append(self._after_step)
         self.uplink = self.runtime.uplink = self._make_uplink()

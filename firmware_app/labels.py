@@ -62,6 +62,13 @@ def manifest_label(box_id: str, site_name: str, closed_at: str,
     return Label(kind="manifest", barcode=box_id, lines=tuple(lines))
 
 
+def recall_slip(old_id: str, new_id: str, site_name: str, when: str, people: Sequence[str]) -> Label:
+    """Who must come back to be swabbed again after a broken tube (masked, as on screen)."""
+    lines = ["召回单 recall", f"原管 {old_id}", f"新管 {new_id}", site_name, when,
+             *(f"{n:>2}. {who}" for n, who in enumerate(people, 1)), f"共 {len(people)} 人须重新采样"]
+    return Label(kind="manifest", barcode=new_id, lines=tuple(lines))
+
+
 def probe_label(target: str, at: str, barcode: str = "printer") -> Label:
     """The test label; ``barcode`` names the setting it is printed with, on the label."""
     return Label(kind="test", barcode="SWABTEST123456", lines=(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -59,21 +60,44 @@ def describe(event: Event) -> str:
     return type(event).__name__
 
 
-class Speaker:
-    """Say effects through espeak-ng (Mandarin voice) when present and wanted; else logged."""
+_DIGITS_ZH = "零一二三四五六七八九"
+# a tube, box or record id: letters then 8+ digits (DG032611230007, DG-B251123001); read as
+# "尾号 0007" in Chinese digits, one by one: 14 characters read out help nobody at a table
+_LONG_ID = re.compile(r"[A-Z]{1,6}-?[A-Z]?[0-9]{8,}|[0-9]{9,}")
 
-    def __init__(self, enabled: bool = True) -> None:
+
+def speakable(text: str) -> str:
+    """What espeak-ng is given for a prompt: long ids as their last four digits."""
+    def tail(m: re.Match) -> str:
+        digits = re.sub(r"[^0-9]", "", m.group(0))[-4:]
+        return "尾号" + "".join(_DIGITS_ZH[int(d)] for d in digits)
+    return _LONG_ID.sub(tail, text)
+
+
+class Speaker:
+    """Say effects through espeak-ng (Mandarin voice "cmn") when present and wanted; else
+    logged. bin/bootstrap, deploy/install.sh and the pi-gen stage install espeak-ng.
+    ``wav``: write each prompt to that file instead of the sound card (tests, diagnosis)."""
+
+    def __init__(self, enabled: bool = True, wav: str | None = None) -> None:
         self.program = shutil.which("espeak-ng") if enabled else None
+        self.wav = wav
+        self.said: list[str] = []  # what was said, as given to espeak-ng (bounded)
         self._current: subprocess.Popen | None = None
+
+    def command(self, text: str) -> list[str]:
+        return [self.program or "espeak-ng", "-v", "cmn", "-s", "150", *(["-w", self.wav] if self.wav else []),
+                speakable(text)]
 
     def say(self, text: str) -> None:
         log.info("say: %s", text)
+        self.said = [*self.said[-49:], speakable(text)]
         if not self.program:
             return
         if self._current is not None and self._current.poll() is None:
             self._current.terminate()  # a new prompt replaces one still speaking
         try:
-            self._current = subprocess.Popen([self.program, "-v", "cmn", text],
+            self._current = subprocess.Popen(self.command(text),
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as exc:
             log.warning("espeak-ng failed: %s", exc)
@@ -83,7 +107,7 @@ class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
                  get_printer: Callable[[], Any] | None = None, ui: Any = None,
                  speaker: Speaker | None = None, version: str = "",
-                 clock_fn: Callable[[], float] | None = None) -> None:
+                 clock_fn: Callable[[], float] | None = None, unsent_minutes: tuple[int, int] = (15, 60)) -> None:
         self.store = store
         self.make_station = make_station
         self.uplink = uplink
@@ -108,7 +132,10 @@ class Runtime:
         self._synced_at = time.monotonic()
         self._status_at = 0.0
         self._after_error = ""  # the last failure after a step, logged once
-        self._backlog_value, self._backlog_at = 0, -1e9
+        self._backlog_value: tuple[int, float | None] = (0, None)
+        self._backlog_at = -1e9
+        self.unsent_minutes = unsent_minutes  # [ui] unsent_warn_minutes, unsent_alarm_minutes
+        self._unsent_said = "ok"  # the unsent level last spoken: each level is spoken once
         self.has_printer = get_printer is not None
         self.get_printer = get_printer or (lambda: None)
 
@@ -366,19 +393,23 @@ class Runtime:
         return len(self.store.get_meta(PENDING_LABELS, []) or [])
 
     # ------------------------------------------------------------ snapshot
-    def _backlog(self) -> int:
-        """The outbox's people count for the screen, read at most once a second: a step must
-        not pay for a count (a full stats() was ~8 ms a step on a month-old kiosk, twice a step)."""
+    def _backlog(self) -> tuple[int, float | None]:
+        """The outbox's people count and its oldest record's age for the screen, read at most once
+        a second: a step must not pay for counts (a full stats() was ~8 ms a step on a month-old
+        kiosk, twice a step)."""
         now = time.monotonic()
         if now - self._backlog_at >= BACKLOG_EVERY_S:
-            self._backlog_value, self._backlog_at = int(self.store.backlog()), now
+            self._backlog_value = (int(self.store.backlog()), self.store.oldest_unsent_age_s())
+            self._backlog_at = now
         return self._backlog_value
 
     def _link_state(self) -> dict[str, Any]:
         """What the screen shows beside the station: labels and records waiting, the broker."""
         out: dict[str, Any] = {"labels_waiting": self.labels_waiting()}
         try:
-            out["backlog"] = self._backlog()
+            backlog, oldest = self._backlog()
+            out["backlog"] = backlog
+            out["unsent"] = self._unsent(oldest if backlog else None)
         except Exception:  # a store that cannot even count is reported by the next write
             pass
         if self.uplink is not None:
@@ -386,6 +417,22 @@ class Runtime:
             out["broker"] = None if not link.get("url") else {
                 "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
         return out
+
+    def _unsent(self, age_s: float | None) -> dict[str, Any]:
+        """The unsent-records warning: level ok / warn (amber) / alarm (red) by the oldest
+        unsent record's age in whole minutes (so the screen is pushed once a minute, not
+        every tick); each rise is spoken once, and the words reset when all is sent."""
+        warn, alarm = self.unsent_minutes
+        minutes = int((age_s or 0) // 60) if age_s is not None else 0
+        level = "alarm" if age_s is not None and minutes >= alarm else "warn" if age_s is not None and minutes >= warn else "ok"
+        rank = {"ok": 0, "warn": 1, "alarm": 2}
+        if rank[level] > rank[self._unsent_said]:
+            hours, mins = divmod(minutes, 60)
+            age = f"{hours}小时{mins}分钟" if hours else f"{mins}分钟"
+            self.speaker.say(f"记录已{age}未上传，请联系技术员" if level == "alarm" else f"有记录{age}未上传，请检查网络")
+        if rank[level] != rank[self._unsent_said] and (level == "ok" or rank[level] > rank[self._unsent_said]):
+            self._unsent_said = level
+        return {"level": level, "oldest_min": minutes if age_s is not None else None, "warn_min": warn, "alarm_min": alarm}
 
     def _publish_snapshot(self) -> None:
         snap = dict(self.station.snapshot()) if self.station is not None else {}

@@ -178,6 +178,12 @@ class StoreQueries:
         """Sample records (people) not yet acknowledged: one count on the outbox's partial index."""
         return self._q("SELECT count(*) FROM records WHERE acked = 0 AND kind = 'sample'")[0][0]
 
+    def oldest_unsent_age_s(self) -> float | None:
+        """Seconds since the oldest unacknowledged record was made (the outbox index's first row)."""
+        oldest = self._records(f"SELECT {_COLS} FROM records WHERE acked = 0 ORDER BY seq LIMIT 1")
+        at = record_time(oldest[0]) if oldest else None
+        return round(time.time() - at, 1) if at is not None else None
+
     def stats(self) -> dict[str, Any]:
         """Counts from counters and partial indexes: the same cost on a month-old store as on an empty one."""
         unacked = dict(self._q("SELECT kind = 'sample', count(*) FROM records WHERE acked = 0 GROUP BY 1"))

@@ -111,7 +111,8 @@ def test_ten_people_fill_a_tube_and_the_next_label_prints():
     # persisted before anything is printed or shown
     kinds = [type(e).__name__ for e in t.effects]
     assert kinds.index("PrintLabel") > max(i for i, k in enumerate(kinds) if k == "Persist")
-    assert t.station.snapshot()["tube"] == {"id": label.label.barcode, "count": 0, "capacity": 10, "single_reason": None}
+    assert t.station.snapshot()["tube"] == {"id": label.label.barcode, "count": 0, "capacity": 10, "single_reason": None,
+                                          "mode": "10", "people": []}
 
 
 @pytest.mark.parametrize("mode, capacity", [("1", 1), ("20", 20), ("household", 10)])
@@ -251,12 +252,18 @@ def test_broken_tube_is_replaced_in_one_record():
         t.scan(person(n), "camera")
     old = t.samples()[0]["tube_id"]
     t.cmd("replace_tube", reason="spilled")
-    (rec, label) = t.new_records
+    (rec, label, slip) = t.new_records
     assert rec["kind"] == "tube_replace" and rec["old_tube_id"] == old and rec["count"] == 3
     assert rec["samples"] == [s["record_id"] for s in t.samples()] and rec["reason"] == "spilled"
     assert label["kind"] == "label" and t.prints[0].label.barcode == rec["tube_id"]
     assert t.show.level == "confirm" and len(t.show.detail["people"]) == 3 and "重新采样" in t.show.message
-    assert t.station.snapshot()["tube"] == {"id": rec["tube_id"], "count": 3, "capacity": 10, "single_reason": None}
+    # the recall slip: every person of the broken tube, masked, printed with the new tube's id
+    assert slip["label_kind"] == "manifest" and t.prints[1].label.kind == "manifest"
+    assert [line for line in t.prints[1].label.lines if line.startswith(" 1.")] == [" 1. " + t.show.detail["people"][0]]
+    assert t.station.snapshot()["detail"]["people"] == t.show.detail["people"]
+    snap_tube = t.station.snapshot()["tube"]
+    assert {k: snap_tube[k] for k in ("id", "count", "capacity")} == {"id": rec["tube_id"], "count": 3, "capacity": 10}
+    assert [p["rid"] for p in snap_tube["people"]] == [s["record_id"] for s in t.samples()]
     t.scan(person(4), "camera")
     assert t.samples()[-1]["tube_id"] == rec["tube_id"] and t.samples()[-1]["position"] == 4
     t.cmd("replace_tube", tube_id=old)
@@ -487,8 +494,9 @@ def test_a_one_time_replay_rebuilds_the_rows_and_skips_what_it_cannot_place():
     assert station.state.rows() == t.station.state.rows()
     today = [r for r in t.records if r["at"][:10] == t.records[-1]["at"][:10]]
     station = Table().station
-    # yesterday's tube is not in the window: its sample, close and box_add are counted, not a crash
-    assert station.replay(today) == 3
+    # yesterday's box is not in the window: today's box_add into it is counted, not a crash
+    # (mode 1 opens each tube when its person arrives, so no tube of yesterday reaches today)
+    assert station.replay(today) == 1
     assert station.snapshot()["seq"] == t.records[-1]["seq"]  # numbering never goes back
 
 
@@ -504,9 +512,10 @@ def test_prelabelled_replacement_waits_for_the_new_tube_scan():
     t.scan("LAB000001")
     assert t.show.level == "error" and t.new_records == []  # the broken tube itself
     t.scan("LAB000002")
-    (rec,) = t.new_records
+    (rec, slip) = t.new_records
     assert (rec["kind"], rec["old_tube_id"], rec["tube_id"]) == ("tube_replace", "LAB000001", "LAB000002")
-    assert t.station.snapshot()["tube"]["id"] == "LAB000002" and t.prints == []
+    # no tube label (the lab labelled it), only the recall slip
+    assert t.station.snapshot()["tube"]["id"] == "LAB000002" and [p.label.kind for p in t.prints] == ["manifest"]
 
 
 def test_a_waiting_replacement_is_refused_once_its_box_is_sealed():
@@ -656,6 +665,6 @@ def test_a_clock_set_back_a_day_never_reissues_that_days_tube_ids():
     t.tick(DAY)
     t.scan(person(2), "camera")
     t.tick(-2 * DAY)  # NTP not synced yet after a reboot: the clock says yesterday
-    t.scan(person(3), "camera")
+    t.do(card(3))  # an ID card (a code issued "tomorrow" would be refused by this clock)
     opened = [r["tube_id"] for r in t.records if r["kind"] == "tube_open"]
     assert len(opened) == len(set(opened)) == 3

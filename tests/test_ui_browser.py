@@ -109,13 +109,14 @@ def test_red_error_shows_the_reason_in_plain_words_and_buzzes(ui, page):
 
 def test_a_duplicate_waits_amber_and_the_confirm_tap_is_a_command(ui, page):
     open_screen(page, ui.url)
-    assert page.is_disabled("#actions [data-cmd=confirm_duplicate]")
+    assert not page.is_visible("#pending-actions")
     ui.update({"pending": {"kind": "person", "name": "王*", "id": "440106********5678", "colour": "green",
                            "single_reason": None, "duplicate_of": {"tube_id": "DG032611230003", "at": "09:12"}}})
     ui.notify("confirm", "今日已在本台采样（09:12），确认再次加入？", "Already sampled here today at 09:12: add again?")
     page.wait_for_selector("#state[data-level=confirm]")
     assert page.inner_text("#person-name") == "王*"
-    assert page.is_visible("#pending-actions") and not page.is_visible("#tube")
+    # the two answers take the action buttons' place; the tube and its fill stay in view
+    assert page.is_visible("#pending-actions") and page.is_visible("#tube") and not page.is_visible("#actions")
     page.click("#pending-actions [data-cmd=confirm_duplicate]")
     assert ui.recorder.wait(1) == [Command("confirm_duplicate", {}, source="ui")]
     page.click("#pending-actions [data-cmd=reject_duplicate]")
@@ -136,19 +137,22 @@ def test_a_yellow_code_single_tube_is_confirmed_with_its_own_words(ui, page):
 
 def test_void_last_needs_a_second_tap_to_confirm(ui, page):
     open_screen(page, ui.url)
-    page.click("[data-cmd=void_last]")
+    page.click("#actions [data-cmd=people]")  # 作废上一人 is on the tube's people sheet
+    page.click("#people [data-cmd=void_last]")
     assert page.is_visible("#dialog")
     assert "张*丰" in page.inner_text("#dialog-title")
     page.click("#dialog-buttons button:has-text('取消')")
     assert not page.is_visible("#dialog")
+    page.click("#people [data-close]")
     page.click("[data-cmd=close_tube]")  # a later command proves nothing was sent before it
     assert ui.recorder.wait(1) == [Command("close_tube", {}, source="ui")]
-    page.click("[data-cmd=void_last]")
+    page.click("#actions [data-cmd=people]")
+    page.click("#people [data-cmd=void_last]")
     page.click("#dialog-buttons button:has-text('确定')")
     assert ui.recorder.wait(2)[1] == Command("void_last", {}, source="ui")
     ui.update({"last": {**SNAPSHOT["last"], "voided": True}})  # the station voided it
     page.wait_for_function("() => document.querySelector('#person-label').textContent.includes('已作废')")
-    assert page.is_disabled("#actions [data-cmd=void_last]")  # nothing left to void
+    assert page.is_disabled("#people [data-cmd=void_last]")  # nothing left to void
 
 
 def test_switch_mode_offers_the_four_modes(ui, page):
@@ -166,14 +170,12 @@ def test_buttons_that_cannot_mean_anything_are_disabled(ui, page):
     ui.update({"operator": None, "tube": None, "last": None, "level": "info",
                "message": "请扫描志愿者证签到", "message_en": "Scan your volunteer certificate to sign in"})
     page.wait_for_function("() => document.querySelector('#operator').textContent === '未签到'")
-    for name in ("close_tube", "void_last", "switch_mode", "sign_out", "confirm_duplicate"):
+    for name in ("manual_entry", "people", "close_tube", "replace_tube", "switch_mode", "sign_out"):
         assert page.is_disabled(f"#actions [data-cmd={name}]"), name
 
 
 def test_touch_targets_are_big_enough_for_gloves(ui, page):
     open_screen(page, ui.url)
-    ui.update({"pending": {"name": "王*"}})
-    page.wait_for_selector("#pending-actions:not([hidden])")
     page.click("[data-cmd=switch_mode]")
     boxes = page.evaluate(
         """() => [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null)
@@ -189,6 +191,12 @@ def test_touch_targets_are_big_enough_for_gloves(ui, page):
                 gap_x = max(b["x"] - (a["x"] + a["w"]), a["x"] - (b["x"] + b["w"]))
                 gap_y = max(b["y"] - (a["y"] + a["h"]), a["y"] - (b["y"] + b["h"]))
                 assert max(gap_x, gap_y) >= 8, (a, b)
+    page.click("#dialog-buttons button:has-text('取消')")
+    ui.update({"pending": {"name": "王*"}})
+    page.wait_for_selector("#pending-actions:not([hidden])")
+    for box in page.locator("#pending-actions button").all():
+        r = box.bounding_box()
+        assert r["width"] >= 100 and r["height"] >= 100, r  # the two answers are the biggest targets
 
 
 def test_english_is_one_tap_away_and_stays_chosen(ui, page):

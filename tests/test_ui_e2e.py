@@ -193,12 +193,13 @@ def test_void_last_from_the_screen_is_a_void_record_not_a_deletion(table_and_kio
     watch_text(page, "#person-id")
     present_and_time(page, table, table.people.person(via="scanner"))
     page.wait_for_function("() => document.querySelector('#count').textContent === '1'")
-    page.click("#actions [data-cmd=void_last]")
+    page.click("#actions [data-cmd=people]")  # 作废上一人 is on the tube's people sheet
+    page.click("#people [data-cmd=void_last]")
     page.click("#dialog-buttons button:has-text('确定')")
     page.wait_for_function("() => document.querySelector('#person-label').textContent.includes('已作废')")
     kinds = [r["kind"] for r in kiosk.store.iter_records() if r["kind"] in ("sample", "void")]
     assert kinds == ["sample", "void"]  # the sample stays stored; the void points at it
-    assert page.is_disabled("#actions [data-cmd=void_last]")
+    assert page.is_disabled("#people [data-cmd=void_last]")
 
 
 def test_switch_mode_from_the_screen_is_the_same_as_the_card(table_and_kiosk, page):

@@ -45,6 +45,17 @@ class BoxRules:
             raise Refused("没有待交接的已封箱", "no closed box waiting for a courier")
         return waiting[0]
 
+    def _box_view(self, box: dict) -> dict:
+        """A box as the screen's box view shows it: its tubes (id, people) and the count."""
+        tubes = [self.state.tubes[t] for t in box["tubes"] if t in self.state.tubes]
+        return {
+            "id": box["id"], "tubes": len(box["tubes"]), "capacity": box["capacity"], "state": box["state"],
+            "counted": box["counted"], "listed": box["listed"],
+            "blocked": box["counted"] is not None and box["counted"] != box["listed"],
+            "people": sum(self.state.live(t) for t in tubes),
+            "tube_list": [{"id": t["id"], "people": self.state.live(t), "single": bool(t["single_reason"])} for t in tubes],
+        }
+
     def _box_people(self, box: dict) -> int:
         return sum(self.state.live(self.state.tubes[t]) for t in box["tubes"])
 

@@ -10,7 +10,7 @@ from firmware_app import commands
 from firmware_app.model import Command, PrintLabel, Show, mask_id, mask_name
 
 COMMAND_PREFIX = "SWABCMD:"
-ID_TYPES = ("resident_id", "passport", "none")
+ID_TYPES = commands.ID_TYPES
 COLOUR_ZH = {"green": "绿码", "yellow": "黄码", "red": "红码", None: "未出示健康码"}
 SINGLE_ZH = {"red_code": "红码", "yellow_code": "黄码", "key_person": "重点人群"}
 DEVICE_ZH = {"idcard": "身份证读卡器", "scanner": "扫码枪", "camera": "摄像头", "printer": "打印机", "broker": "区平台", "store": "存储"}
@@ -46,6 +46,19 @@ def _who(record: dict | None) -> str:
         return "?"
     number = record["id_number"] if record.get("id_type") != "none" else ""
     return f"{mask_name(record['name'])} {mask_id(number)}"
+
+
+def spoken_reason(message: str) -> str:
+    """A refusal as a short spoken sentence: its first clause or two, no brackets, so the
+    volunteer hears *why* (“二维码无效：签名无效”), not only “错误”."""
+    text = re.sub(r"（[^）]*）|\([^)]*\)", "", message)
+    parts = [p.strip() for p in re.split(r"[，；。,;]", text) if p.strip()]
+    if not parts:
+        return "错误"
+    said = parts[0]
+    if len(parts) > 1 and len(said) + len(parts[1]) <= 22:
+        said += "，" + parts[1]
+    return said[:40]
 
 
 def _mode_zh(mode: str) -> str:

@@ -35,10 +35,10 @@ from firmware_app.station.boxes import BoxRules
 from firmware_app.station.common import (
     COMMAND_PREFIX,
     CONFIRMS,
-    DEVICE_ZH,
     MissingFacts,
     Refused,
     _parse_card,
+    spoken_reason,
     _Step,
 )
 from firmware_app.station.people import PeopleRules
@@ -125,16 +125,17 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
 
     def _restored_show(self) -> None:
         op, tube = self.state.table["operator"], self.state.tube(self.state.table["tube"])
+        zh, en = self._next_step()
         if op is None:
-            self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
+            self._show = Show("info", zh, en)
         elif tube:
             self._show = Show(
                 "info",
-                f"已恢复：{op['name']} 在岗，当前管 {tube['id']} 已有 {tube['count']}/{tube['capacity']} 人",
-                f"Restored: {op['cert_id']} signed in, tube {tube['id']} has {tube['count']}/{tube['capacity']}",
+                f"已恢复：{op['name']} 在岗，当前管 {tube['id']} 已有 {tube['count']}/{tube['capacity']} 人。{zh}",
+                f"Restored: {op['cert_id']} signed in, tube {tube['id']} has {tube['count']}/{tube['capacity']}. {en}",
             )
         else:
-            self._show = Show("info", f"已恢复：{op['name']} 在岗", f"Restored: {op['cert_id']} signed in")
+            self._show = Show("info", f"已恢复：{op['name']} 在岗。{zh}", f"Restored: {op['cert_id']} signed in. {en}")
 
     def changes(self) -> dict[str, Any]:
         """The state rows the last step changed ({key: row, or None when gone}): store them
@@ -185,7 +186,7 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
                 raise RuntimeError(f"refused after {len(step.records)} record(s): {refusal.message_en}") from refusal
             ok = False
             step.show = Show("error", refusal.message, refusal.message_en, refusal.detail)
-            step.says.append("错误")
+            step.says.append(spoken_reason(refusal.message))  # the reason, not just "错误"
         finally:
             self._facts = NO_FACTS
             self._person_cache = (None, None)
@@ -219,10 +220,14 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
             "mode": t["mode"],
             "tubes_source": self._source,
             "tube": (
-                {"id": tube["id"], "count": tube["count"], "capacity": tube["capacity"], "single_reason": tube["single_reason"]}
+                {"id": tube["id"], "count": tube["count"], "capacity": tube["capacity"], "single_reason": tube["single_reason"],
+                 "mode": tube["mode"], "people": [dict(p) for p in tube.get("people") or []]}
                 if tube
                 else None
             ),
+            "next_step": dict(zip(("message", "message_en"), self._next_step())),
+            # from the last message: a red-code alert, a replaced tube's people to recall (masked)
+            "detail": {k: self._show.detail[k] for k in ("alert", "people", "recall", "device", "open") if k in self._show.detail},
             "pending": self._pending_view(),
             "last": (
                 {k: last[k] for k in ("name", "id", "colour", "source", "tube_id", "voided")}
@@ -237,18 +242,8 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
                 "people": t["people"] if t["day"] == today else 0,
                 "tubes": t["tubes"] if t["day"] == today else 0,
             },
-            "box": (
-                {
-                    "id": box["id"],
-                    "tubes": len(box["tubes"]),
-                    "capacity": box["capacity"],
-                    "counted": box["counted"],
-                    "listed": box["listed"],
-                    "blocked": box["counted"] is not None and box["counted"] != box["listed"],
-                }
-                if box
-                else None
-            ),
+            "box": self._box_view(box) if box else None,
+            "boxes_closed": [self._box_view(b) for b in self.state.boxes.values() if b["state"] == "closed"],
             "unboxed": len(self.state.unboxed()),
             "devices": {name: dict(d) for name, d in self._devices.items()},
             "seq": t["seq"],
@@ -329,21 +324,6 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
 
     def _say(self, text: str) -> None:
         self._step.says.append(text)
-
-    def _on_device_status(self, event: DeviceStatus) -> None:
-        self._devices[event.device] = {"ok": event.ok, "reason": event.reason}
-        name = DEVICE_ZH.get(event.device, event.device)
-        if event.ok:
-            if self._pending is None:  # never hide a waiting confirm behind "printer ready"
-                self._show_("info", f"{name}正常", f"{event.device} ready")
-        else:
-            self._show_("error", f"{name}故障：{event.reason}", f"{event.device} not working: {event.reason}")
-            self._say(f"{name}故障")
-
-    def _on_device_error(self, event: DeviceError) -> None:
-        name = DEVICE_ZH.get(event.device, event.device)
-        self._show_("error", f"{name}：{event.reason}，请重试", f"{event.device}: {event.reason}; try again")
-        self._say("请重试")
 
     def _on_code(self, event: CodeScanned) -> Command | None:
         text = event.text.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,7 +108,14 @@ class PeopleRules:
             at = duplicate_of["at"][11:16]
             parts.append(f"今日已在 {duplicate_of['tube_id']} 管采样（{at}）")
             parts_en.append(f"already sampled today in tube {duplicate_of['tube_id']} at {at}")
-            self._say("重复采样，请确认")
+            if duplicate_of.get("other_name"):
+                # same ID number, another name: a mistyped number, a shared card, or a
+                # misread one; the volunteer must look at the person's document
+                parts.append(f"注意：同一证件号此前登记姓名为 {duplicate_of['other_name']}，请核对证件")
+                parts_en.append(f"NOTE: the same ID number was registered as {duplicate_of['other_name']}; check the document")
+                self._say("证件号相同但姓名不同，请核对证件")
+            else:
+                self._say("重复采样，请确认")
         if single:
             how = "扫描单管条码" if self._source == "prelabelled" else "确认"
             parts.append(f"{SINGLE_ZH[single]}：必须单人单管，请取单独试管后{how}")
@@ -124,7 +132,10 @@ class PeopleRules:
             return None
         r = samples[-1]
         tube = self.state.current(r["tube_id"])
-        return {"record_id": r["record_id"], "tube_id": tube["id"] if tube else r["tube_id"], "at": r["at"], **self._where}
+        return {"record_id": r["record_id"], "tube_id": tube["id"] if tube else r["tube_id"], "at": r["at"],
+                # same number, another name: masked, for the screen (never the full name)
+                "other_name": mask_name(r["name"]) if r.get("name") and r["name"].strip() != person["name"].strip() else None,
+                **self._where}
 
     def _register(self, person: dict, source: str, duplicate_of: str | None, single_tube: str | None) -> None:
         """Put the person into a tube. All checks are done by the caller; this only emits."""
@@ -167,12 +178,19 @@ class PeopleRules:
         message = f"{who} 已登记（{colour}），{tube['id']} 第{position}/{tube['capacity']}人"
         message_en = f"registered in tube {tube['id']}: {position}/{tube['capacity']}"
         self._say(f"第{position}人")
+        if tube["mode"] == "household" and position < tube["capacity"]:
+            message += "；本户结束请按封管"
+            message_en += "; close the tube when the household is done"
+            if position == 1:
+                self._say("本户结束请按封管")
         if position >= tube["capacity"]:
             self._close_tube("full")
             self._say("本管已满")
             message += "，本管已满"
             message_en += ", tube full"
-            if self._source == "print":
+            if self._source == "print" and tube["capacity"] == 1:
+                pass  # 单采单检: each person's tube opens (and prints) when they arrive, never ahead
+            elif self._source == "print":
                 new = self._open_tube(self._next_id(self._prefix, 4), None)
                 message += f"，新管 {new} 标签已打印"
                 message_en += f", next tube {new} label printed"
@@ -231,6 +249,31 @@ class PeopleRules:
     def _cmd_cancel(self, c: Command) -> None:
         self._reject()
 
+    def _pending_view(self) -> dict | None:
+        p = self._pending
+        if p is None:
+            return None
+        if p["kind"] == "replace_tube":
+            return {"kind": "replace_tube", "tube_id": p["tube_id"]}
+        person = p["person"]
+        return {
+            "kind": "person",
+            "name": mask_name(person["name"]),
+            "id": mask_id(person["id_number"]),
+            "colour": person["colour"],
+            "source": p["source"],
+            "single_reason": p["single_reason"],
+            "needs_tube_scan": p["single_reason"] is not None and self._source == "prelabelled",
+            "duplicate_of": p["duplicate_of"],
+        }
+
+    def _cmd_open_view(self, c: Command) -> None:
+        """A command card opens a page of the screen (a card cannot carry a person's details)."""
+        self._require_operator()
+        view = str(c.args.get("view"))
+        zh = {"manual": "请在屏幕上填写手工登记", "box": "转运箱：请在屏幕上清点、封箱或交接", "people": "本管人员见屏幕"}[view]
+        self._show_("info", zh, f"{view} page opened on the screen", open=view)
+
     def _cmd_manual_entry(self, c: Command) -> None:
         person, source = self._person_of(c)  # type: ignore[misc]
         self._person_arrives(person, source)
@@ -254,14 +297,29 @@ def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
             number = idnumber.validate(number, today)
         except idnumber.IdNumberError as exc:
             raise Refused(f"身份证号无效：{exc.reason}，未登记", f"ID number invalid: {exc.reason_en}; not registered") from None
-    elif id_type == "passport" and not (number.isascii() and number.isalnum() and 5 <= len(number) <= 20):
-        raise Refused("护照号无效", "passport number must be 5-20 letters and digits")
+    elif id_type in _ID_PATTERNS:
+        pattern, zh, en = _ID_PATTERNS[id_type]
+        number = number.replace(" ", "")
+        if not re.fullmatch(pattern, number) or (id_type == "foreign_permanent" and len(number) == 18
+                                                  and idnumber.check_char(number[:17]) != number[17]):
+            raise Refused(f"{zh}号码格式不对，未登记", f"{en} number is not valid; not registered")
     elif id_type == "none":
         number = ""
         if not phone:
             raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
     return {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour,
             "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
+
+
+# The number each document carries, checked where a check exists: 港澳通行证 H/M + 8 digits
+# (older 10), 台湾通行证 8 digits (older 10), 外国人永久居留身份证 3 letters + 12 digits
+# (2004 series) or 18 characters starting 9 with the resident ID's check character (2023).
+_ID_PATTERNS = {
+    "passport": (r"[A-Z0-9]{5,20}", "护照", "passport"),
+    "hk_macau_permit": (r"[HM][0-9]{8}([0-9]{2})?", "港澳居民来往内地通行证", "Hong Kong/Macau permit"),
+    "taiwan_permit": (r"[0-9]{8}([0-9]{2})?", "台湾居民来往大陆通行证", "Taiwan permit"),
+    "foreign_permanent": (r"[A-Z]{3}[0-9]{12}|9[0-9]{16}[0-9X]", "外国人永久居留身份证", "foreign permanent resident card"),
+}
 
 
 def _single_reason(person: dict) -> str | None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 from firmware_app import qr
 from firmware_app import volunteers as vol
-from firmware_app.model import POOL_CAPACITY, Command
-from firmware_app.station.common import Refused, _mode_zh
+from firmware_app.model import POOL_CAPACITY, Command, DeviceError, DeviceStatus
+from firmware_app.station.common import DEVICE_ZH, Refused, _mode_zh
 
 
 class ShiftRules:
@@ -29,7 +29,11 @@ class ShiftRules:
                 f"{op['cert_id']} is still signed in; scan the sign-out card first",
             )
         expires = min(cert.expires_at, _end_of_day(volunteer.expires, self._tz))
-        mode = self.state.table["mode"]
+        # a new shift starts in the station file's mode (docs/operations.md), not in
+        # whatever the last volunteer switched to
+        mode = self._default_mode
+        if self.state.table["tube"] and self.state.tubes[self.state.table["tube"]]["mode"] != mode:
+            self._close_tube("mode_change")
         self._emit(
             "shift_start",
             operator=cert.cert_id,
@@ -37,8 +41,45 @@ class ShiftRules:
             mode=mode,
             cert_expires=self._local(expires).isoformat(timespec="seconds"),
         )
-        self._show_("ok", f"{volunteer.name} 签到成功，{_mode_zh(mode)}", f"{cert.cert_id} signed in, mode {mode}")
-        self._say("签到成功，请出示身份证或采样码")
+        zh, en = self._next_step()
+        self._show_("ok", f"{volunteer.name} 签到成功，{_mode_zh(mode)}。{zh}", f"{cert.cert_id} signed in, mode {mode}. {en}")
+        self._say(f"签到成功，{zh}")
+
+    def _next_step(self) -> tuple[str, str]:
+        """What the volunteer does next, in a few words (zh, en): the idle screen says it."""
+        t, p = self.state.table, self._pending
+        if t["operator"] is None:
+            return "请扫描志愿者证签到", "Scan your volunteer certificate to sign in"
+        if p is not None:
+            if p["kind"] == "replace_tube":
+                return "请扫描新试管条码", "Scan the new tube's barcode"
+            if p["single_reason"] and self._source == "prelabelled":
+                return "请取单独试管并扫描其条码，或按取消", "Take a separate tube and scan it, or reject"
+            return "请按确认或取消", "Confirm or reject"
+        tube = self.state.tube(t["tube"])
+        if self._source == "prelabelled" and tube is None:
+            return "请扫描试管条码开管", "Scan a tube's barcode to open it"
+        if t["mode"] == "household" and tube is not None and tube["count"]:
+            return "同户下一人请刷证；本户结束请按封管", "Next of the same household, or close the tube when the household is done"
+        return "请出示身份证或采样码", "Show an ID card or a sampling code"
+
+    def _on_device_status(self, event: DeviceStatus) -> None:
+        self._devices[event.device] = {"ok": event.ok, "reason": event.reason}
+        name = DEVICE_ZH.get(event.device, event.device)
+        if event.ok:
+            # only a device's own error gives way to "recovered": never a person's result or a pending confirm
+            if self._show.level == "error" and self._show.detail.get("device") == event.device and self._pending is None:
+                zh, en = self._next_step()
+                self._show_("info", f"{name}已恢复。{zh}", f"{event.device} ready again. {en}")
+        else:
+            self._show_("error", f"{name}故障：{event.reason}", f"{event.device} not working: {event.reason}",
+                        device=event.device)
+            self._say(f"{name}故障")
+
+    def _on_device_error(self, event: DeviceError) -> None:
+        name = DEVICE_ZH.get(event.device, event.device)
+        self._show_("error", f"{name}：{event.reason}，请重试", f"{event.device}: {event.reason}; try again", device=event.device)
+        self._say(f"{name}读取失败，请重试")
 
     def _require_operator(self) -> dict:
         op = self.state.table["operator"]

@@ -21,7 +21,8 @@ Rows are plain JSON-able dicts:
   closed (a counter ordering closed tubes for boxing), last {rid, name, id, colour,
   source, tube_id, voided} (masked: what the screen shows)
 * tube: id, capacity, mode, single_reason, state (open | closed | replaced),
-  close_reason, box, day, count, voided, members (record ids, while open),
+  close_reason, box, day, count, voided, members (record ids, while open), people
+  ([{rid, name, id, voided}] masked, while open: the screen's list),
   counted_day, counted_shift, closed (order), replaced_by
 * box: id, capacity, tubes, counted, listed, state (open | closed | handed_over), courier
 """
@@ -182,7 +183,7 @@ class TableState:
         self.tubes[tube_id] = {
             "id": tube_id, "capacity": r["capacity"], "mode": r["pool_mode"], "single_reason": r["single_reason"],
             "state": "open", "close_reason": None, "box": None, "day": r["at"][:10], "count": 0, "voided": 0,
-            "members": [], "counted_day": None, "counted_shift": None, "closed": 0, "replaced_by": None,
+            "members": [], "people": [], "counted_day": None, "counted_shift": None, "closed": 0, "replaced_by": None,
         }
         if r["single_reason"] is None:
             self.table["tube"] = tube_id
@@ -198,6 +199,8 @@ class TableState:
         t = self.table
         t["people"] += 1
         number = r["id_number"] if r["id_type"] != "none" else ""
+        tube.setdefault("people", []).append(
+            {"rid": r["record_id"], "name": mask_name(r["name"]), "id": mask_id(number), "voided": False})
         t["last"] = {"rid": r["record_id"], "name": mask_name(r["name"]), "id": mask_id(number),
                      "colour": r["colour"], "source": r["source"], "tube_id": tube["id"], "voided": False,
                      "day": r["at"][:10]}
@@ -215,6 +218,9 @@ class TableState:
         if tube is None:
             raise KeyError(r["tube_id"])
         tube["voided"] += 1
+        for person in tube.get("people") or []:
+            if person["rid"] == r["voided_record_id"]:
+                person["voided"] = True
         t = self.table
         if r["at"][:10] == t["day"]:
             t["people"] -= 1
@@ -226,7 +232,7 @@ class TableState:
     def _tube_close(self, r: dict) -> None:
         tube = self.tubes[r["tube_id"]]
         t = self.table
-        tube["state"], tube["close_reason"], tube["members"] = "closed", r["reason"], []
+        tube["state"], tube["close_reason"], tube["members"], tube["people"] = "closed", r["reason"], [], []
         if t["tube"] == tube["id"]:
             t["tube"] = None
         if tube["count"]:
@@ -240,10 +246,11 @@ class TableState:
         old, new_id = self.tubes[r["old_tube_id"]], r["tube_id"]
         if old["state"] == "replaced" or new_id in self.tubes:
             raise ValueError(f"tube {old['id']} was replaced already, or {new_id} is in use")
-        new = {**old, "id": new_id, "members": list(r["samples"]) if old["state"] == "open" else [],
-               "counted_day": None, "replaced_by": None}
+        is_open = old["state"] == "open"
+        new = {**old, "id": new_id, "members": list(r["samples"]) if is_open else [],
+               "people": list(old.get("people") or []) if is_open else [], "counted_day": None, "replaced_by": None}
         self.tubes[new_id] = new
-        old.update(state="replaced", replaced_by=new_id, members=[])
+        old.update(state="replaced", replaced_by=new_id, members=[], people=[])
         t = self.table
         if t["tube"] == old["id"]:
             t["tube"] = new_id

@@ -72,10 +72,15 @@ class TubeRules:
             self._show_("info", f"管 {tube_id}：{tube['count']}人，{state}", f"tube {tube_id}: {tube['count']} people, {tube['state']}")
             return
         self._require_operator()
+        current = self.state.tube(self.state.table["tube"])
+        if current is not None and current["id"] == tube_id:  # the open tube scanned again: not "used"
+            self._show_("info", f"管 {tube_id} 正在使用，已有 {current['count']}/{current['capacity']} 人，请继续",
+                        f"tube {tube_id} is the open one: {current['count']}/{current['capacity']}; go on")
+            self._say("本管正在使用，请继续")
+            return
         if pending:
             raise Refused("请先确认或取消待确认的人员", "confirm or reject the pending person first")
         self._check_new_tube_id(tube_id)
-        current = self.state.tube(self.state.table["tube"])
         if current is not None:
             if current["count"]:
                 raise Refused(
@@ -100,13 +105,19 @@ class TubeRules:
                    count=old["count"], reason=reason)
         if self._source == "print":
             self._print_tube_label(new_id, reprint=False)
+        people = [_who(r) for r in live]
+        # the recall slip: who must come back to be swabbed again (masked, as on screen)
+        when = f"{self._local(self._now.at):%Y-%m-%d %H:%M}"
+        slip = labels.recall_slip(old_id, new_id, self._site_name, when, people)
+        self._emit("label", ref=new_id, label_kind="manifest", reprint=False)
+        self._step.prints.append(PrintLabel(slip, ref=new_id))
         self._show_(
             "confirm",
-            f"管 {old_id} 已更换为 {new_id}：本管 {len(live)} 人须重新采样，请召回",
-            f"tube {old_id} replaced by {new_id}: its {len(live)} people must be swabbed again",
-            people=[_who(r) for r in live],
+            f"管 {old_id} 已更换为 {new_id}：本管 {len(live)} 人须重新采样，请召回（名单已打印）",
+            f"tube {old_id} replaced by {new_id}: its {len(live)} people must be swabbed again (recall slip printed)",
+            people=people, recall={"old_tube_id": old_id, "tube_id": new_id},
         )
-        self._say("已换管，请召回本管人员重新采样")
+        self._say(f"已换管，请召回{len(live)}人重新采样")
         self._step.result = {"tube_id": new_id, "old_tube_id": old_id, "people": len(live)}
 
     def _cmd_close_tube(self, c: Command) -> None:
@@ -117,9 +128,11 @@ class TubeRules:
             raise Refused("当前没有打开的管", "no tube is open")
         tube = self.state.tubes[self.state.table["tube"]]
         self._close_tube(reason)
-        why = "队伍已结束" if reason == "end_of_queue" else "手动"
-        self._show_("ok", f"管 {tube['id']} 已关闭（{why}），共 {tube['count']} 人",
-                    f"tube {tube['id']} closed ({reason}), {tube['count']} people")
+        why = "队伍已结束" if reason == "end_of_queue" else ("本户结束" if tube["mode"] == "household" else "手动")
+        zh, en = self._next_step()
+        # a person waiting for a confirm stays waiting, and the panel says so (amber, not green)
+        self._show_("confirm" if self._pending else "ok", f"管 {tube['id']} 已关闭（{why}），共 {tube['count']} 人。{zh}",
+                    f"tube {tube['id']} closed ({reason}), {tube['count']} people. {en}", pending=self._pending_view())
         self._say("已关管")
         self._step.result = {"tube_id": tube["id"], "count": tube["count"]}
 
