@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from firmware_app import clock
 from firmware_app.station import state as table_state
+from firmware_app.store_schema import StoreCorrupt
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
                                 Effect, Event, Now, Persist, PrintLabel, Say, Show)
 
@@ -178,14 +179,19 @@ class Runtime:
         refused write. Marks: after a repair the store's high-water marks are above anything
         a lost tail may have used, so no seq, tube or box id is handed out twice."""
         station = self.make_station()
-        rows = self.store.meta_items(table_state.PREFIX)
+        try:
+            rows = self.store.meta_items(table_state.PREFIX, strict=True)
+        except StoreCorrupt as exc:  # a damaged row: all of them are rebuilt from the records
+            log.error("store: %s: the station's state is rebuilt from the records", exc.message_en)
+            rows = {}
         marks = self.store.high_water()
         if table_state.TABLE not in rows and self.store.last_seq() > 0:
             # records but no rows: a store upgraded from the old layout, or rows lost to damage.
             # Rebuilt once from the records by the same reducers, then kept as rows.
             skipped = station.replay(self.store.iter_records(), marks, now=self.now())
             changes = station.changes()
-            self.store.append([], meta=changes)
+            gone = {key: None for key in self.store.meta_keys(table_state.PREFIX) if key not in changes}
+            self.store.append([], meta={**gone, **changes})  # a damaged row does not outlive its rebuild
             log.warning("station state rebuilt from %d stored records (%d did not fit and were skipped)",
                         self.store.last_seq(), skipped)
         else:

@@ -503,16 +503,25 @@ class Store(StoreQueries):
         rows = self._q("SELECT key, value, crc FROM meta WHERE key = ?", (key,))
         return self._meta_values(rows).get(key, default)
 
-    def meta_items(self, prefix: str) -> dict[str, Any]:
+    def meta_items(self, prefix: str, *, strict: bool = False) -> dict[str, Any]:
+        """Every meta key under prefix. ``strict``: a value that fails its checksum raises
+        StoreCorrupt instead of being left out (the station's rows are all or nothing)."""
         return self._meta_values(self._q("SELECT key, value, crc FROM meta WHERE key >= ? AND key < ?",
-                                         (prefix, prefix + "\U0010ffff")))
+                                         (prefix, prefix + "\U0010ffff")), strict)
 
-    def _meta_values(self, rows) -> dict[str, Any]:
+    def meta_keys(self, prefix: str) -> list[str]:
+        """The meta keys under prefix, whether or not their values are whole."""
+        return [k for (k,) in self._q("SELECT key FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))]
+
+    def _meta_values(self, rows, strict: bool = False) -> dict[str, Any]:
         out = {}
         for key, text, crc in rows:
             try:
                 out[key] = meta_value(key, text, crc)
             except ValueError as exc:
+                if strict:
+                    self._damage.append(str(exc))
+                    raise StoreCorrupt("数据库中的站点状态已损坏", str(exc), self.path) from None
                 log.error("store: %s (treated as missing)", exc)
                 if str(exc) not in self._damage:
                     self._damage.append(str(exc))
