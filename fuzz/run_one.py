@@ -8,6 +8,9 @@ import atheris
 
 
 def main() -> None:
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the parsers log every refusal: millions of lines (this process only)
     name = sys.argv[1]
     with atheris.instrument_imports(include=["firmware_app", "drivers"]):
         from fuzz import targets
