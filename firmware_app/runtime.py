@@ -166,7 +166,10 @@ class Runtime:
                         {"store_reports": recent})
         log.warning("store: %s", show.message_en)
         self._show(show)
-        self._refusal = show
+        self._refusal = show  # the big panel says it until the next step...
+        # ... and the store's light in the footer (and the MQTT status's devices) for the day
+        self.devices["store"] = {"ok": not lost, "reason": f"已修复：保留 {kept} 条，丢失 {lost} 条 / "
+                                                          f"repaired: {kept} kept, {lost} lost ({moved})"}
 
     def store_reports(self) -> list[dict]:
         try:

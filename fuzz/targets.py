@@ -304,7 +304,7 @@ def _table():
         t.sign_in()
         for n in range(1, 4):
             t.scan(person(n), "camera")
-        _TABLE = (t.cfg, json.loads(json.dumps(t.rows)), list(t.records), t.now)
+        _TABLE = (t.cfg, json.loads(json.dumps(t.rows)), list(t.records), t.now, t.shelf)
     return _TABLE
 
 
@@ -316,11 +316,12 @@ def command_card(data: bytes) -> None:
     from firmware_app.station import Station
     from tests.station_fixtures import VOLUNTEERS, handle
 
-    cfg, rows, records, now = _table()
+    cfg, rows, records, now, shelf = _table()
     station = Station(cfg, VOLUNTEERS)
     station.restore(json.loads(json.dumps(rows)))
     text = "SWABCMD:" + data.decode("utf-8", "replace")
-    effects = handle(station, CodeScanned(text, "scanner"), Now(now.at + 20, True), records)
+    # the facts come from the table's real store; the step's own records are not stored
+    effects = handle(station, CodeScanned(text, "scanner"), Now(now.at + 20, True), shelf)
     ids = {r["record_id"] for r in records if r["kind"] == "sample"}
     for e in effects:
         if isinstance(e, Persist) and e.record["kind"] == "void":
@@ -352,8 +353,14 @@ def screen_body(data: bytes) -> None:
         command = _UI._command(body)
     except (ValueError, TypeError):
         return
-    _check(isinstance(command, Command) and command.name in server.COMMANDS, "unknown command accepted")
-    _check(all(isinstance(v, str) for v in command.args.values()), "non-string argument accepted")
+    from firmware_app import commands
+
+    _check(isinstance(command, Command) and command.name in commands.COMMANDS, "unknown command accepted")
+    _check("ui" in commands.COMMANDS[command.name].sources, "a command the screen may not send accepted")
+    try:
+        commands.check(command.name, command.args, "ui")  # what was let through passes the table's own check
+    except commands.CommandError:
+        _check(False, "arguments the command table refuses accepted")
     if command.name == "switch_mode":
         _check(command.args["mode"] in POOL_CAPACITY, "bad mode accepted")
 
