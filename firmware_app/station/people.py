@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from firmware_app import idnumber, qr
+from firmware_app import commands, idnumber, qr
 from firmware_app.model import (
     CardRead,
     CodeScanned,
@@ -29,6 +29,9 @@ class PeopleRules:
             return None
         if p["kind"] == "replace_tube":
             return {"kind": "replace_tube", "tube_id": p["tube_id"]}
+        if p["kind"] == "command":
+            spec = commands.COMMANDS[p["command"].name]
+            return {"kind": "command", "name": spec.name, "zh": spec.zh, "en": spec.en, "args": dict(p["command"].args)}
         person = p["person"]
         return {
             "kind": "person",
@@ -191,6 +194,12 @@ class PeopleRules:
         p = self._pending
         if p is None or (kind == "duplicate" and not (p["kind"] == "person" and p["duplicate_of"])):
             raise Refused("没有待确认的事项", "nothing to confirm")
+        if p["kind"] == "command":  # a destructive card held for this confirm
+            if kind == "duplicate":
+                raise Refused("没有待确认的重复采样", "no duplicate to confirm")
+            self._pending = None
+            self._on_command(p["command"])
+            return
         if p["kind"] == "replace_tube":
             if self._source == "prelabelled":
                 raise Refused("请扫描新试管条码", "scan the new tube's barcode")
@@ -214,6 +223,18 @@ class PeopleRules:
 
     def _cmd_confirm_single(self, c: Command) -> None:
         self._confirm(None)
+
+    def _hold(self, command: Command) -> None:
+        """A destructive command card: checked now, done only after a confirm on the screen."""
+        try:
+            spec = commands.check(command.name, command.args, command.source)
+        except commands.CommandError as exc:
+            raise Refused(exc.message, exc.message_en) from None
+        if self._pending is not None:
+            raise Refused("请先确认或取消待处理事项", "confirm or reject what is pending first")
+        self._pending = {"kind": "command", "command": command}
+        self._show_("confirm", f"请确认：{spec.zh}", f"confirm: {spec.en}", command=spec.name)
+        self._say(f"请确认{spec.zh}")
 
     def _reject(self) -> None:
         if self._pending is None:
