@@ -372,6 +372,9 @@ def test_manual_entry_is_marked_and_still_checked():
     assert t.show.level == "error"
     t.cmd("manual_entry", name="张小宝", id_type="none", phone="13900000000")
     t.cmd("manual_entry", name="老奶奶", id_type="resident_id", id_number=make_id(5).lower(), phone="1", colour="green")
+    assert t.show.level == "error" and "phone" in t.show.message_en  # finding 8: not a phone number
+    t.cmd("manual_entry", name="老奶奶", id_type="resident_id", id_number=make_id(5).lower(), phone="0769-22223333",
+          colour="green")
     assert [s["source"] for s in t.samples()] == ["manual", "manual"]
     assert t.samples()[1]["id_number"] == make_id(5)
 
@@ -451,8 +454,10 @@ def test_every_record_carries_the_contract_fields():
 def test_unsynchronised_clock_still_samples_and_says_so():
     t = signed_in()
     t.synced = False
-    t.scan(person(1, issued_at=int(t.now.at) + 2 * DAY), "camera")  # kiosk clock days behind the issuer
+    t.scan(person(1, issued_at=int(t.now.at) + DAY // 2), "camera")  # kiosk clock hours behind the issuer
     assert t.show.level == "ok" and t.samples()[0]["clock_synced"] is False
+    t.scan(person(3, issued_at=int(t.now.at) + 2 * DAY), "camera")  # finding 9: never more than a day ahead
+    assert t.show.level == "error" and "future" in t.show.message_en
     t.synced = True
     t.scan(person(2, issued_at=int(t.now.at) + 2 * DAY), "camera")
     assert t.show.level == "error" and "future" in t.show.message_en

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from firmware_app import commands, idnumber, qr
+from firmware_app import phone as phone_numbers
 from firmware_app.model import (
     CardRead,
     CodeScanned,
@@ -281,6 +282,9 @@ def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
         number = ""
         if not phone:
             raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
+    if not phone_numbers.valid(phone):
+        raise Refused("联系电话无效（手机、座机如 0769-12345678，或 +国家码）",
+                      "phone number invalid: a mobile, a landline such as 0769-12345678, or +country code")
     return {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour,
             "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
 
