@@ -278,7 +278,7 @@ def network_dropin(data: dict) -> str:
     """
     allow = [h for h in remote_hosts(data) if _is_ip(h)]
     names = [h for h in remote_hosts(data) if not _is_ip(h)]
-    networks, _ = allowed_networks(data)
+    networks = allowed_networks(data)[0] if names else []  # only for host names: IPs are allowed alone
     lines = ["# Written by swabkiosk provisioning from /etc/swabkiosk/swabkiosk.toml; do not edit.", "[Service]"]
     if names:
         lines.append(f"# Host names ({', '.join(sorted(set(names)))}): the networks of mqtt.allow_networks.")
