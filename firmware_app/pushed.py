@@ -76,6 +76,7 @@ def set_aside(target: str, why: str) -> None:
 # password_file pointing at the TLS key would send the key as the MQTT password).
 LOCKED_SECTIONS = ("authority", "mqtt")
 UNLOCKED = frozenset({"mqtt.keepalive"})
+LOCKED_KEYS = frozenset({"ui.host"})  # the screen API on a network address: only a technician
 PATH_KEYS = ("_file", "_dir", "_path", "port", "target", "path")
 
 
@@ -91,7 +92,7 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 def _locked(key: str, value: Any) -> bool:
     if key in UNLOCKED:
         return False
-    if key.split(".", 1)[0] in LOCKED_SECTIONS or key.rsplit(".", 1)[-1].endswith(PATH_KEYS):
+    if key in LOCKED_KEYS or key.split(".", 1)[0] in LOCKED_SECTIONS or key.rsplit(".", 1)[-1].endswith(PATH_KEYS):
         return True
     return isinstance(value, str) and (value.startswith(("/", "./", "../", "~")) or
                                        value.startswith(("file:", "serial:")))

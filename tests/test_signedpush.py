@@ -62,3 +62,23 @@ def test_district_sign_makes_the_payload_to_publish(tmp_path):
     assert payload["txn"] == "v7"
     push = check(payload["args"]["volunteers"][0])
     assert push.version == 7 and push.body["volunteers"][0]["cert_id"] == "DG-V-0009"
+
+
+def test_what_a_pushed_station_file_may_not_change():
+    from firmware_app import pushed
+
+    running = {"authority": {"operator_keys": ["a"]}, "mqtt": {"url": "mqtts://b", "keepalive": 30,
+               "password_file": "/etc/swabkiosk/mqtt-password"}, "ui": {"host": "127.0.0.1", "port": 8080},
+               "devices": {"idcard": {"port": "/dev/ttyUSB0"}}, "sampling": {"mode": "10"}}
+    new = json.loads(json.dumps(running))
+    new["sampling"]["mode"] = "20"
+    new["mqtt"]["keepalive"] = 60
+    new["ui"]["port"] = 8081
+    assert pushed.locked_changes(running, new) == []
+    new["authority"]["operator_keys"] = ["evil"]
+    new["mqtt"]["password_file"] = "/etc/swabkiosk/client.key"
+    new["ui"]["host"] = "0.0.0.0"
+    new["devices"]["idcard"]["port"] = "/etc/shadow"
+    new["devices"]["scanner"] = {"port": "/dev/ttyACM0"}
+    assert pushed.locked_changes(running, new) == ["authority.operator_keys", "devices.idcard.port",
+                                                   "devices.scanner.port", "mqtt.password_file", "ui.host"]
