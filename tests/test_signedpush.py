@@ -73,12 +73,12 @@ def test_what_a_pushed_station_file_may_not_change():
     new = json.loads(json.dumps(running))
     new["sampling"]["mode"] = "20"
     new["mqtt"]["keepalive"] = 60
-    new["ui"]["port"] = 8081
     assert pushed.locked_changes(running, new) == []
+    new["ui"]["port"] = 8081  # the browser's URL comes from provisioning's drop-in: a push would blank the screen
     new["authority"]["operator_keys"] = ["evil"]
     new["mqtt"]["password_file"] = "/etc/swabkiosk/client.key"
     new["ui"]["host"] = "0.0.0.0"
     new["devices"]["idcard"]["port"] = "/etc/shadow"
     new["devices"]["scanner"] = {"port": "/dev/ttyACM0"}
     assert pushed.locked_changes(running, new) == ["authority.operator_keys", "devices.idcard.port",
-                                                   "devices.scanner.port", "mqtt.password_file", "ui.host"]
+                                                   "devices.scanner.port", "mqtt.password_file", "ui.host", "ui.port"]
