@@ -132,7 +132,7 @@ def test_destructive_cards_wait_for_a_confirm_and_reject_drops_them():
     t.scan(person_code(issued_at=t.now.at - 60), "camera")
     t.scan(signed_card("SWABCMD:void_last"))
     assert t.new_records == [] and t.show.level == "confirm"
-    assert t.station.snapshot()["pending"]["kind"] == "command" and t.station.snapshot()["pending"]["name"] == "void_last"
+    assert t.station.snapshot()["pending"]["kind"] == "command" and t.station.snapshot()["pending"]["command"] == "void_last"
     t.scan(signed_card("SWABCMD:reject"))
     assert t.new_records == [] and t.station.snapshot()["pending"] is None
     t.scan(signed_card("SWABCMD:void_last"))

@@ -30,9 +30,9 @@ class PeopleRules:
             return None
         if p["kind"] == "replace_tube":
             return {"kind": "replace_tube", "tube_id": p["tube_id"]}
-        if p["kind"] == "command":
+        if p["kind"] == "command":  # "command", not "name": the screen shows a pending.name as a person
             spec = commands.COMMANDS[p["command"].name]
-            return {"kind": "command", "name": spec.name, "zh": spec.zh, "en": spec.en, "args": dict(p["command"].args)}
+            return {"kind": "command", "command": spec.name, "zh": spec.zh, "en": spec.en, "args": dict(p["command"].args)}
         person = p["person"]
         return {
             "kind": "person",
