@@ -175,9 +175,12 @@ if [ ! -e "$venv" ]; then
   python3 -m venv --system-site-packages "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# The versions CI tested, every runtime dependency pinned (deploy/constraints.txt); the
+# pi-gen stage runs this script, so the image gets the same.
+constraints=(-c "$src/deploy/constraints.txt")
 if [ -n "$wheelhouse" ]; then
   wheel=$(ls "$wheelhouse"/swabkiosk-*.whl | sort -V | tail -n 1)
-  "${pip[@]}" install --no-index --find-links "$wheelhouse" "$wheel"
+  "${pip[@]}" install "${constraints[@]}" --no-index --find-links "$wheelhouse" "$wheel"
   # Same version number, new code: always replace the app itself, never its dependencies.
   "${pip[@]}" install --no-index --no-deps --force-reinstall "$wheel"
 else
@@ -185,7 +188,7 @@ else
   tar -C "$src" --exclude=.git --exclude=.venv -cf - . | tar -C "$build" -xf -
   "${pip[@]}" wheel --no-deps --wheel-dir "$build/dist" "$build"
   wheel=$(ls "$build"/dist/swabkiosk-*.whl)
-  "${pip[@]}" install "$wheel"
+  "${pip[@]}" install "${constraints[@]}" "$wheel"
   "${pip[@]}" install --no-deps --force-reinstall "$wheel"
 fi
 "$venv/bin/swabkiosk" --version

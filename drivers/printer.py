@@ -398,7 +398,10 @@ def probe(argv: list[str]) -> int:
     ap.add_argument("--test-label", action="store_true",
                     help="print the test label twice: its barcode by the printer (barcode = \"printer\") and as an "
                          "image (barcode = \"image\"); keep the setting whose barcode scans")
-    ap.add_argument("--command-card", action="store_true", help="print the command barcode card")
+    ap.add_argument("--command-card", action="store_true", help="print the signed command card (needs --key and --site)")
+    ap.add_argument("--key", help="with --command-card: the operator (or district) Ed25519 private key that signs the "
+                                  "cards (its public half in [authority] operator_keys)")
+    ap.add_argument("--site", help="with --command-card: DISTRICT/SITE the cards work at, e.g. dongguan/guancheng")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
@@ -409,7 +412,7 @@ def probe(argv: list[str]) -> int:
             at = time.strftime("%Y-%m-%d %H:%M:%S")
             labels += [(escpos_label.probe_label(args.target, at, mode), mode) for mode in escpos_label.BARCODE_MODES]
         if args.command_card:
-            labels += [(label, "printer") for label in _command_card()]
+            labels += [(label, "printer") for label in _command_card(args.key, args.site)]
         t0 = time.perf_counter()
         dev = open_target(target)
         try:
@@ -447,11 +450,20 @@ def probe(argv: list[str]) -> int:
     return 0 if report["ok"] else 1
 
 
-def _command_card() -> list[Label]:
-    """The card's index, then one label per command code (drivers.command_card)."""
+def _command_card(key_file: str | None, site: str | None) -> list[Label]:
+    """The card's index, then one signed label per command code (drivers.command_card)."""
     try:
         from drivers import command_card as card
     except ImportError:
         raise PrinterError("命令卡模块未安装 / drivers.command_card is not available") from None
-    return [card.command_card(), *getattr(card, "command_labels", list)()]
+    if not key_file or not site or site.count("/") != 1:
+        raise ValueError("a command card is signed for one site: --key FILE --site DISTRICT/SITE")
+    from firmware_app import qr
+
+    try:
+        key = qr.load_private_key(key_file)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"signing key {key_file}: {exc}") from None
+    district, site_id = site.split("/")
+    return [card.command_card(district, site_id), *card.command_labels(key, district, site_id)]
 

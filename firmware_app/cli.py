@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("firmware_app.config:cli", "config check FILE: validate a station file"),
     "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
     "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),
+    "district-sign": ("firmware_app.signedpush:cli", "sign a station file or volunteer list for cmd/push_* (district key)"),
 }
 
 

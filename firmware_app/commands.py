@@ -13,6 +13,8 @@ the file is current). Pure: no I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from dataclasses import dataclass, field
@@ -174,9 +176,50 @@ def card_text(spec: Spec, arg: str = "") -> str:
     return f"SWABCMD:{spec.name}" + (f":{arg}" if arg else "")
 
 
-def printed_cards() -> list[tuple[str, str, str]]:
-    """(zh, en, scanned text) of every command printed on the laminated card, in table order."""
-    return [(zh, en, card_text(spec, arg)) for spec in _TABLE for zh, en, arg in spec.cards]
+# A printed card is signed and bound to a site: ``SWABCMD:<name>[:<arg>].<base64url Ed25519
+# signature>`` over ``SWABCMD:<name>[:<arg>]\n<district>/<site>``, by an operator key or a
+# district key of the station file ([authority] operator_keys / district_keys). A code
+# anyone can print (or show to the camera) does nothing; a card of another site neither.
+CARD_SIG_LEN = 86  # base64url characters of a 64-byte signature
+
+
+def card_message(text: str, district: str, site: str) -> bytes:
+    return f"{text}\n{district}/{site}".encode("utf-8")
+
+
+def sign_card(private_key: Any, text: str, district: str, site: str) -> str:
+    """The scanned text of a signed card (``private_key``: an Ed25519PrivateKey)."""
+    sig = private_key.sign(card_message(text, district, site))
+    return f"{text}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode('ascii')}"
+
+
+def verify_card(scanned: str, public_keys: Any, district: str, site: str) -> str:
+    """The card's text without its signature, or CommandError: unsigned, or signed by no key
+    this station trusts for this site. ``public_keys``: Ed25519PublicKey objects."""
+    text, dot, sig = scanned.rpartition(".")
+    if not dot or len(sig) != CARD_SIG_LEN or not re.fullmatch(r"[A-Za-z0-9_-]+", sig):
+        raise CommandError("操作卡未签名（请使用本站点签发的操作卡）", "unsigned command card: use a card signed for this site")
+    try:
+        raw = base64.urlsafe_b64decode(sig + "==")
+    except (binascii.Error, ValueError):
+        raise CommandError("操作卡签名无效", "command card signature unreadable") from None
+    message = card_message(text, district, site)
+    for key in public_keys:
+        try:
+            key.verify(raw, message)
+            return text
+        except Exception:  # InvalidSignature: try the next key
+            continue
+    raise CommandError("操作卡签名无效（伪造或非本站点的卡）", "command card not signed for this site (forged or another site's)")
+
+
+def printed_cards(private_key: Any = None, district: str = "", site: str = "") -> list[tuple[str, str, str]]:
+    """(zh, en, scanned text) of every command printed on the laminated card, in table order;
+    signed for ``district/site`` when a private key is given."""
+    cards = [(zh, en, card_text(spec, arg)) for spec in _TABLE for zh, en, arg in spec.cards]
+    if private_key is None:
+        return cards
+    return [(zh, en, sign_card(private_key, text, district, site)) for zh, en, text in cards]
 
 
 def markdown() -> str:

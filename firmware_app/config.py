@@ -102,6 +102,13 @@ class Config:
 
         return qr.Keys.from_base64(list(self.authority.sampling_code_keys), list(self.authority.operator_keys))
 
+    @property
+    def district_keys(self):
+        """The district's keys by key id: pushes count only when signed by one (firmware_app.signedpush)."""
+        from firmware_app import signedpush
+
+        return signedpush.district_keys(list(self.authority.get("district_keys", [])))
+
 
 def schema() -> dict:
     return json.loads(resources.files("firmware_app").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
@@ -189,7 +196,7 @@ def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
     for key in _non_finite(data):
         yield key, "not a finite number (nan and inf are not allowed)"
     authority = _table(data, "authority")
-    for name in ("sampling_code_keys", "operator_keys"):
+    for name in ("sampling_code_keys", "operator_keys", "district_keys"):
         keys = authority.get(name)
         if isinstance(keys, list):
             for i, key in enumerate(keys):

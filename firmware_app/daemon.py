@@ -94,6 +94,7 @@ class Kiosk:
                                unsent_minutes=(int(self.cfg.ui.get("unsent_warn_minutes", 15)),
                                                int(self.cfg.ui.get("unsent_alarm_minutes", 60))))
         self.runtime.shell_commands["push_config"] = self._push_config
+        self.runtime.shell_commands["push_volunteers"] = self._push_volunteers
         self.runtime.observers.append(self._after_step)
         self.uplink = self.runtime.uplink = self._make_uplink()
         self.runtime.start()
@@ -167,38 +168,94 @@ class Kiosk:
             people = {}
         return station.Station(self.cfg, people)
 
-    def _push_config(self, command: Any) -> list:
-        """cmd/push_config: a new station file from the district, checked like any input.
+    def _signed_push(self, command: Any, kind: str, envelope: Any) -> Any:
+        """The verified push (firmware_app.signedpush.Push) or a refusal (PushRefused): signed by
+        a district key, for this station or site, newer than the last accepted, not expired,
+        over mqtts:// (plain mqtt:// only where the station file says it is a test setup)."""
+        from firmware_app import signedpush
 
-        A good file is saved in the data dir (pushed/swabkiosk.toml, the last push kept as
-        .previous; /etc is read-only for the service) and the kiosk restarts cleanly to
-        apply it; a bad one is refused with every problem and the running file stays."""
-        from firmware_app import config, pushed
+        url = str(self.cfg.mqtt.get("url", ""))
+        if not url.startswith("mqtts://") and self.cfg.authority.get("plain_mqtt_pushes") != "test setup only":
+            raise signedpush.PushRefused("plain_mqtt", "pushes are accepted over mqtts:// only; this kiosk's broker "
+                                                       "link is not TLS")
+        station = self.cfg.station
+        last = self.store.get_meta(signedpush.META_VERSION + kind, 0)
+        return signedpush.verify(envelope, self.cfg.district_keys, kind=kind, device_id=station["device_id"],
+                                 district=station["district"], site=station["site"], now=time.time(),
+                                 last_version=int(last or 0))
+
+    def _push_refused(self, command: Any, what_zh: str, what_en: str, why: list[str], reason: str = "") -> list:
         from firmware_app.model import CommandResult, Show
 
-        text = command.args.get("config")
-        problems = [str(p) for p in config.check_text(text)] if isinstance(text, str) else []
-        if isinstance(text, str) and not problems:
-            moved = config.parse_text(text).store.data_dir
-            if moved != self.cfg.store.data_dir:  # the records (and this push) would be left behind
-                problems.append(f"store.data_dir: 不能远程更改 / cannot be changed remotely "
-                                f"({self.cfg.store.data_dir} -> {moved}); provision it on the boot partition")
-        if not isinstance(text, str) or problems or not self.config_path:
-            why = (problems if problems else
-                   ["config must be the station file's text"] if not isinstance(text, str) else
-                   ["this kiosk was not started from a station file"])
-            return [Show("error", "远程配置被拒绝，仍用原配置", "pushed station file refused; the old one stays"),
-                    CommandResult(command.name, command.txn, False, "; ".join(why), {"problems": why})]
+        log.warning("%s refused (%s): %s", command.name, reason or "invalid", "; ".join(why))
+        return [Show("error", f"{what_zh}被拒绝，仍用原{what_zh[2:]}", f"{what_en} refused; the old one stays"),
+                CommandResult(command.name, command.txn, False, "; ".join(why),
+                              {"problems": why, **({"reason": reason} if reason else {})})]
+
+    def _push_config(self, command: Any) -> list:
+        """cmd/push_config: a new station file from the district, in a signed envelope.
+
+        The envelope is checked first (``_signed_push``); the file inside is checked like any
+        input, and may not change what only provisioning sets (``pushed.locked_changes``:
+        [authority], the broker, credentials, CA, certificates, every path). A good file is saved
+        in the data dir (pushed/swabkiosk.toml, the last push kept as .previous; /etc is
+        read-only for the service), its version kept in the store's meta, and the kiosk restarts
+        cleanly to apply it; anything else is refused with every problem and the running file stays."""
+        from firmware_app import config, pushed, signedpush
+        from firmware_app.model import CommandResult, Show
+
+        what = ("远程配置", "pushed station file")
+        if not self.config_path:
+            return self._push_refused(command, *what, ["this kiosk was not started from a station file"])
+        try:
+            push = self._signed_push(command, "config", command.args.get("config"))
+        except signedpush.PushRefused as exc:
+            return self._push_refused(command, *what, [str(exc)], exc.reason)
+        text = push.body
+        problems = [str(p) for p in config.check_text(text)] if isinstance(text, str) else \
+            ["the signed body must be the station file's text"]
+        if not problems:
+            locked = pushed.locked_changes(self.cfg.to_dict(), config.parse_text(text).to_dict())
+            if locked:
+                problems.append("不能远程更改 / cannot be changed remotely (provision them on the boot partition): "
+                                + ", ".join(locked))
+        if problems:
+            return self._push_refused(command, *what, problems, "invalid" if not locked_in(problems) else "locked")
         try:
             saved = pushed.save_config(self.data_dir, self.config_path, text)
-        except OSError as exc:
+            self.store.set_meta(signedpush.META_VERSION + "config", push.version)
+        except Exception as exc:  # OSError, a store refusal: the running file stays
             log.error("pushed station file not saved: %s", exc)
             return [Show("error", "远程配置未能保存，仍用原配置", "pushed station file not saved; the old one stays"),
                     CommandResult(command.name, command.txn, False, f"not saved: {exc}")]
-        log.warning("new station file pushed over MQTT and saved to %s; restarting to apply it", saved)
+        log.warning("signed station file version %d pushed over MQTT and saved to %s; restarting to apply it",
+                    push.version, saved)
         self.restart()
         return [Show("info", "已收到新配置，正在重启", "new station file received; restarting"),
-                CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it")]
+                CommandResult(command.name, command.txn, True, "saved; the kiosk restarts to apply it",
+                              {"version": push.version})]
+
+    def _push_volunteers(self, command: Any) -> list:
+        """cmd/push_volunteers: the certified list in a signed envelope (``volunteers`` is a
+        one-element list holding it); the verified list goes to the station as before."""
+        from firmware_app import signedpush
+        from firmware_app.model import Command, CommandResult
+
+        what = ("志愿者名单", "pushed volunteer list")
+        raw = command.args.get("volunteers")
+        envelope = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+        try:
+            push = self._signed_push(command, "volunteers", envelope)
+        except signedpush.PushRefused as exc:
+            return self._push_refused(command, *what, [str(exc)], exc.reason)
+        inner = Command("push_volunteers", {"volunteers": push.body}, "mqtt", command.txn)
+        effects = self.runtime._handle(inner)
+        if not any(isinstance(e, CommandResult) and not e.ok for e in effects):
+            try:
+                self.store.set_meta(signedpush.META_VERSION + "volunteers", push.version)
+            except Exception as exc:  # applied; only a replay of this very version could be taken again
+                log.error("version of the pushed volunteer list not kept: %s", exc)
+        return effects
 
     def _after_step(self, event: Any, effects: list) -> None:
         """Keep what the station accepted from a volunteer-list push across restarts."""
@@ -286,6 +343,10 @@ class Kiosk:
                      stats.get("backlog", 0) + stats.get("backlog_events", 0), stats.get("backlog", 0), self.data_dir)
             self.store.close()
         self.notifier.close()
+
+
+def locked_in(problems: list[str]) -> bool:
+    return any("cannot be changed remotely" in p for p in problems)
 
 
 def uplink_settings(cfg: Any) -> Any:

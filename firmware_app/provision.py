@@ -56,6 +56,11 @@ DEFAULT_UI_PORT = 8080
 
 # Keys naming files that are secrets: readable by the service user only (0600).
 SECRET_FILE_KEYS = {"password_file", "key_file"}
+# What provisioning copies from the FAT partition, at most (a volunteer list of ~40,000 people is
+# 4 MB: firmware_app.volunteers.MAX_FILE; a key, certificate or password is a few KB). Bigger
+# files, and symbolic links (FAT has none; a link on a prepared card points somewhere else), are refused.
+MAX_SUPPLIED_BYTES = 4 * 1024 * 1024
+MAX_STATION_BYTES = 256 * 1024  # firmware_app.config.MAX_TEXT
 # Files the daemon can do without at first: the district pushes the volunteer list over MQTT.
 OPTIONAL_FILE_KEYS = {"volunteers.list_file"}
 
@@ -155,6 +160,10 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
                 problems.append(problem(dotted, line, f"文件不存在 / file not found: {value}"))
             continue
         source = paths.boot / FILES_DIR / target.name
+        refused = unsafe_source(source, MAX_SUPPLIED_BYTES) or unsafe_source(paths.boot / FILES_DIR, None)
+        if refused:
+            problems.append(problem(dotted, line, refused))
+            continue
         if source.is_file():
             supplied.append(Supplied(paths.etc / target.name, source, secret))
         elif (paths.etc / target.name).is_file():
@@ -183,6 +192,31 @@ def referenced_files(text: str, data: dict, paths: Paths) -> tuple[list[Supplied
     return list(by_name.values()), problems, warnings
 
 
+def unsafe_source(path: Path, limit: int | None) -> str:
+    """Why a file on the boot partition may not be used ("" when it may, or is absent)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return ""
+    import stat
+
+    if stat.S_ISLNK(st.st_mode):
+        return f"不接受符号链接 / symbolic links are refused: {path.name}"
+    if limit is not None and st.st_size > limit:
+        return f"文件过大（上限 {limit // 1024} KB）/ file larger than {limit // 1024} KB: {path.name}"
+    return ""
+
+
+def read_source(path: Path, limit: int) -> bytes:
+    """A file on the boot partition, never through a symbolic link, at most ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(27, f"file larger than {limit // 1024} KB", str(path))  # EFBIG
+    return data
+
+
 # --------------------------------------------------------------------------
 # Network allow list for the daemon (systemd IPAddressAllow=)
 # --------------------------------------------------------------------------
@@ -200,27 +234,58 @@ def remote_hosts(data: dict) -> list[str]:
     return [h for h in hosts if h]
 
 
+def allowed_networks(data: dict) -> tuple[list[str], list[str]]:
+    """[mqtt] allow_networks as CIDRs, and the entries that are not networks."""
+    good, bad = [], []
+    for item in data.get("mqtt", {}).get("allow_networks", []) or []:
+        try:
+            good.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            bad.append(str(item))
+    return good, bad
+
+
+def network_problems(data: dict) -> list[str]:
+    """A host name needs [mqtt] allow_networks: its addresses are not known in advance, and the
+    allow list is never opened to any address (issue 13, finding 10)."""
+    names = [h for h in remote_hosts(data) if not _is_ip(h)]
+    good, bad = allowed_networks(data)
+    problems = [f"mqtt.allow_networks: 不是网段 / not a network (CIDR): {b}" for b in bad]
+    if names and not good:
+        problems.append(f"mqtt.allow_networks: {', '.join(sorted(set(names)))} 是主机名，请列出其地址及 DNS 服务器所在网段"
+                        f" / is a host name: list the networks its addresses and the DNS server are in "
+                        f'(e.g. allow_networks = ["10.20.0.0/16"]), or give the broker by IP address')
+    return problems
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def network_dropin(data: dict) -> str:
     """The drop-in widening the unit's localhost-only IP allow list for this station.
 
-    An IP literal is allowed alone. A host name resolves to addresses that may change
-    (and needs the DHCP-given DNS server), so it opens the allow list to any address;
-    docs/deploy.md recommends broker IPs for that reason.
+    An IP literal is allowed alone. A host name resolves to addresses that may change (and
+    needs the DHCP-given DNS server), so the technician names the networks they are in
+    (``[mqtt] allow_networks``); the allow list is never ``any``: a kiosk whose daemon could
+    reach any address would carry its records (and credentials) wherever a pushed or forged
+    name pointed. Resolving at provisioning was rejected: a broker that moves to another
+    address would leave the kiosk silently offline until it is provisioned again.
     """
-    allow, names = [], []
-    for host in remote_hosts(data):
-        try:
-            allow.append(str(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(host)
+    allow = [h for h in remote_hosts(data) if _is_ip(h)]
+    names = [h for h in remote_hosts(data) if not _is_ip(h)]
+    networks = allowed_networks(data)[0] if names else []  # only for host names: IPs are allowed alone
     lines = ["# Written by swabkiosk provisioning from /etc/swabkiosk/swabkiosk.toml; do not edit.", "[Service]"]
     if names:
-        lines.append(f"# Host names ({', '.join(sorted(set(names)))}): addresses unknown in advance.")
-        lines.append("IPAddressAllow=any")
-    elif allow:
-        lines.append("IPAddressAllow=" + " ".join(sorted(set(allow))))
+        lines.append(f"# Host names ({', '.join(sorted(set(names)))}): the networks of mqtt.allow_networks.")
+    if allow or networks:
+        lines.append("IPAddressAllow=" + " ".join(sorted(set(allow)) + sorted(set(networks))))
     else:
-        lines.append("# No broker or network printer: localhost only (records wait in the store).")
+        lines.append("# No broker or network printer reachable: localhost only (records wait in the store).")
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +349,7 @@ def stage(paths: Paths, owner: Owner, text: str, supplied: list[Supplied]) -> Pa
     os.chmod(new, 0o750)
     write_file(new / STATION_FILE, text.encode(), 0o640, 0, owner.gid)
     for item in supplied:
-        data = (item.source or item.target).read_bytes()
+        data = read_source(item.source, MAX_SUPPLIED_BYTES) if item.source else item.target.read_bytes()
         if item.secret:
             write_file(new / item.target.name, data, 0o600, owner.uid, owner.gid)
         else:
@@ -311,11 +376,40 @@ def write_atomic(path: Path, text: str, mode: int, uid: int = 0, gid: int = 0) -
     os.rename(tmp, path)
 
 
+def shred(path: Path) -> None:
+    """Overwrite a regular file with zeros (fsync) before unlinking it: on FAT the unlinked
+    clusters keep their bytes until reused, and anyone with a card reader can read them.
+    A symbolic link is unlinked, never written through. (The SD card's controller may still
+    keep old copies of remapped blocks: docs/deploy.md says how to deliver secrets.)"""
+    st = os.lstat(path)
+    import stat
+
+    if stat.S_ISREG(st.st_mode) and st.st_size:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        try:
+            zeros = bytes(min(st.st_size, 1 << 16))
+            left = st.st_size
+            while left > 0:
+                left -= os.write(fd, zeros[:left])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.unlink(path)
+
+
 def remove_from_boot(paths: Paths) -> None:
-    (paths.boot / STATION_FILE).unlink()
     folder = paths.boot / FILES_DIR
-    if folder.is_dir():
-        shutil.rmtree(folder)
+    if folder.is_dir() and not folder.is_symlink():
+        for root, dirs, files in os.walk(folder, topdown=False):
+            for name in files:
+                shred(Path(root) / name)
+            for name in dirs:
+                sub = Path(root) / name
+                sub.unlink() if sub.is_symlink() else sub.rmdir()
+        folder.rmdir()
+    elif folder.is_symlink():
+        folder.unlink()
+    shred(paths.boot / STATION_FILE)
     fsync_dir(paths.boot)
 
 
@@ -421,10 +515,15 @@ setInterval(()=>fetch(kiosk,{{mode:"no-cors"}}).then(()=>location.replace(kiosk)
 def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_only_root: bool | None = None) -> Outcome:
     station = paths.boot / STATION_FILE
     kept_previous = (paths.etc / STATION_FILE).is_file()
-    if not station.is_file():
+    if not station.is_file() and not station.is_symlink():
         return Outcome(installed=False)
+    refused = unsafe_source(station, MAX_STATION_BYTES)
+    if refused:
+        outcome = Outcome(False, [problem("", None, refused)])
+        report(paths, owner, outcome, kept_previous)
+        return outcome
     try:
-        text = station.read_bytes().decode("utf-8")
+        text = read_source(station, MAX_STATION_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         outcome = Outcome(False, [problem("", None, f"文件不是 UTF-8 编码 / file is not UTF-8: {exc}")])
         report(paths, owner, outcome, kept_previous)
@@ -441,6 +540,8 @@ def provision(paths: Paths, owner: Owner, reload_systemd: bool = False, read_onl
     else:
         supplied, file_problems, warnings = referenced_files(text, data, paths)
         problems += file_problems
+        problems += [problem("mqtt.allow_networks", line_of(text, "mqtt.allow_networks"), p)
+                     for p in network_problems(data)]
     if problems:
         outcome = Outcome(False, problems)
         report(paths, owner, outcome, kept_previous)

@@ -71,6 +71,40 @@ def set_aside(target: str, why: str) -> None:
 
 
 # ------------------------------------------------------------- station file
+# What only provisioning sets: a push never changes who the kiosk trusts ([authority]), where
+# it sends records and with which secrets ([mqtt] but its keepalive), nor any path (a pushed
+# password_file pointing at the TLS key would send the key as the MQTT password).
+LOCKED_SECTIONS = ("authority", "mqtt")
+UNLOCKED = frozenset({"mqtt.keepalive"})
+LOCKED_KEYS = frozenset({"ui.host"})  # the screen API on a network address: only a technician
+PATH_KEYS = ("_file", "_dir", "_path", "port", "target", "path")
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def _locked(key: str, value: Any) -> bool:
+    if key in UNLOCKED:
+        return False
+    if key in LOCKED_KEYS or key.split(".", 1)[0] in LOCKED_SECTIONS or key.rsplit(".", 1)[-1].endswith(PATH_KEYS):
+        return True
+    return isinstance(value, str) and (value.startswith(("/", "./", "../", "~")) or
+                                       value.startswith(("file:", "serial:")))
+
+
+def locked_changes(running: dict, pushed_cfg: dict) -> list[str]:
+    """Dotted keys a pushed station file would change but may not (both with defaults filled)."""
+    old, new = _flat(running), _flat(pushed_cfg)
+    return sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and (_locked(k, old.get(k)) or _locked(k, new.get(k))))
+
+
 def save_config(data_dir: str, provisioned: str, text: str) -> str:
     return write(data_dir, CONFIG, f"{HEADER}{base_of(provisioned)}\n{text}")
 

@@ -106,6 +106,7 @@ class Table:
                 secret.write_text(unquote(parts.password))
                 secret.chmod(0o600)
                 mqtt.append(f'password_file = "{secret}"')
+        self.where = where  # the card signatures are bound to district/site
         sections = [
             "[station]",
             f'device_id = "sim-{where[2]}"',
@@ -170,8 +171,15 @@ class Table:
     def scan(self, text: str) -> None:
         self.scanner.scan(text)
 
+    def card_code(self, text: str) -> str:
+        """A command card's text signed for this table's site with the mock authority's operator key."""
+        from firmware_app import commands
+
+        district, site, _ = getattr(self, "where", ("sim", "demo-site", "t01"))
+        return commands.sign_card(self.authority.operator_key, text, district, site)
+
     def command(self, name: str, arg: str | None = None) -> None:
-        self.scan(f"SWABCMD:{name}" + (f":{arg}" if arg is not None else ""))
+        self.scan(self.card_code(f"SWABCMD:{name}" + (f":{arg}" if arg is not None else "")))
 
     def _show_frame(self, payload: str | None) -> None:
         """What the camera sees now: a phone with the code, or the empty table.

@@ -30,7 +30,7 @@ def main(workdir: str, broker: str, people: int, seed: int) -> None:
         person = dataclasses.replace(crowd.next(via="camera"), colour="red")
         level = shown(driver.step(CodeScanned(driver.table.code_for(person), "camera")))
         assert level == "confirm", level
-        effects = driver.step(CodeScanned("SWABCMD:confirm", "scanner"))
+        effects = driver.step(CodeScanned(driver.table.card_code("SWABCMD:confirm"), "scanner"))
         ok_at = time.time()
         assert shown(effects) == "ok", effects
         rid = next(e.record["record_id"] for e in effects if isinstance(e, Persist) and e.record["kind"] == "sample")

@@ -51,7 +51,7 @@ def sampling_day() -> tuple[Table, dict]:
         t.scan(code(n, id_number=xs[n - 1] if n <= 3 else resident_id(n)), "camera")
     # a red code: separate tube, confirmed
     t.scan(code(11, colour="red", name="红码人"), "camera")
-    t.scan("SWABCMD:confirm")
+    t.card("SWABCMD:confirm")
     # tube 2: a manual passport entry with a landline (leading zero), then a person voided
     t.cmd("manual_entry", name="约翰", id_type="passport", id_number="0E1234567", phone="02087654321")
     t.scan(code(12, name="错录人"), "camera")
@@ -68,9 +68,9 @@ def sampling_day() -> tuple[Table, dict]:
     boxes = [r for r in t.records if r["kind"] == "box_open"]
     first_box = boxes[0]["box_id"]
     listed = sum(1 for r in t.records if r["kind"] == "box_add" and r["box_id"] == first_box)
-    t.scan(f"SWABCMD:box_count:{listed}")
+    t.card(f"SWABCMD:box_count:{listed}")
     t.cmd("close_box", box_id=first_box)
-    t.scan("SWABCMD:handover_box:顺丰张师傅")
+    t.card("SWABCMD:handover_box:顺丰张师傅")
     expect = {"x_ids": xs, "first_box": first_box}
     return t, expect
 
@@ -91,7 +91,7 @@ def big_day(people: int, path) -> str:
         steps = [lambda: t.scan(code(n, id_number=resident_id(n, birth=f"19{50 + n // 1000 % 50:02d}0101"),
                                      colour="red" if n % 200 == 0 else "green"), "camera")]
         if n % 200 == 0:
-            steps.append(lambda: t.scan("SWABCMD:confirm"))
+            steps.append(lambda: t.card("SWABCMD:confirm"))
         if n % 97 == 0:
             steps.append(lambda: t.cmd("void_last"))
         for do in steps:

@@ -14,7 +14,8 @@ from firmware_app.model import NO_FACTS, CodeScanned, Command, Now, Persist, Pri
 from firmware_app.store import Store
 from firmware_app.station import Station
 from firmware_app.volunteers import Volunteer
-from tests.qr_fixtures import OPERATOR_PUB, SAMPLING_PUB, T0, operator_code
+from firmware_app import commands
+from tests.qr_fixtures import OPERATOR_KEY, OPERATOR_PUB, SAMPLING_PUB, T0, operator_code
 
 STATION_TOML = f"""
 [station]
@@ -108,6 +109,18 @@ class Table:
     def scan(self, text: str, source="scanner") -> list:
         return self.do(CodeScanned(text, source))
 
+    def card(self, text: str, confirm: bool = True) -> list:
+        """Scan a command card signed for this site with the demo operator key; a destructive
+        one (held for a confirm) is then confirmed with the signed confirm card, unless not ``confirm``."""
+        st = self.cfg.station
+        effects = self.scan(signed_card(text, st.district, st.site))
+        name = text[len("SWABCMD:"):].partition(":")[0]
+        spec = commands.COMMANDS.get(name)
+        pending = self.station.snapshot().get("pending") or {}
+        if confirm and spec is not None and spec.confirm and pending.get("kind") == "command":
+            effects = self.scan(signed_card("SWABCMD:confirm", st.district, st.site))
+        return effects
+
     def cmd(self, command: str, /, **args) -> list:
         return self.do(Command(command, args))
 
@@ -144,3 +157,8 @@ class Table:
 
     def samples(self) -> list[dict]:
         return [r for r in self.records if r["kind"] == "sample"]
+
+
+def signed_card(text: str, district: str = "dongguan", site: str = "guancheng", key=OPERATOR_KEY) -> str:
+    """A printed command card: ``text`` signed for the site with the demo operator key."""
+    return commands.sign_card(key, text, district, site)

@@ -136,3 +136,33 @@ def test_bad_client_certificate_is_explained(tls_broker, pki, tmp_path, cert):
 def test_missing_certificate_file_is_explained(tls_broker, pki, tmp_path):
     state = _error_after_connect(tmp_path, settings(tls_broker.port, pki, cert_file=str(tmp_path / "nope.crt")))
     assert "not found" in state["error_en"] or "invalid" in state["error_en"], state["error_en"]
+
+
+
+@pytest.mark.xfail(strict=True, reason="finding 2 open: `use_username_as_clientid true` in district.conf fixes this, "
+                   "but then every district-ops connection shares one client id and they throw each other off "
+                   "(test_station_a_cannot_publish_as_b_or_read_bs_commands): district consumers need logins of "
+                   "their own first (uplink/receiver owner)")
+def test_station_a_cannot_throw_b_off_with_bs_client_id(tls_broker, pki):
+    """Issue 13, finding 2: the client id is bound to the login (use_username_as_clientid)."""
+    b_drops = []
+    b = tls_client(pki, "b", "station-b")
+    b.on_disconnect = lambda *args: b_drops.append(args)
+    up = threading.Event()
+    b.on_connect = lambda *args: up.set()
+    a = tls_client(pki, "a", "station-b")  # A's certificate, B's client id
+    a_up = threading.Event()
+    a.on_connect = lambda *args: a_up.set()
+    try:
+        b.connect("127.0.0.1", tls_broker.port)
+        b.loop_start()
+        assert up.wait(10)
+        a.connect("127.0.0.1", tls_broker.port)
+        a.loop_start()
+        assert a_up.wait(10)
+        time.sleep(1.0)
+        assert b_drops == [] and b.is_connected()
+    finally:
+        for client in (a, b):
+            client.loop_stop()
+            client.disconnect()

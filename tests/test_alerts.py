@@ -179,7 +179,7 @@ def test_which_colours_alert_is_the_station_files_choice(colours, alerted):
     for n, colour in enumerate(("green", "yellow", "red"), 1):
         t.scan(person(n, colour=colour), "camera")
         if colour != "green":
-            t.scan("SWABCMD:confirm")
+            t.card("SWABCMD:confirm")
         got[colour] = [r for r in t.new_records if r["kind"] == "alert"]
         assert t.show.level == "ok" and bool(t.show.detail.get("alert")) is (colour in alerted)
     assert {c for c, a in got.items() if a} == alerted

@@ -15,6 +15,7 @@ from firmware_app.commands import Arg, Spec
 from firmware_app.model import Command
 from firmware_app.station import Station
 from firmware_app.ui.server import UiServer
+from tests.qr_fixtures import person_code
 from tests.station_fixtures import Table
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "commands.md"
@@ -44,7 +45,7 @@ def test_a_command_added_to_the_table_is_on_the_screen_the_card_mqtt_and_the_doc
     assert "`toy_ring`" in commands.markdown()  # the docs
     t = Table()
     t.sign_in()
-    t.scan("SWABCMD:toy_ring:3")  # the station dispatches it from a scanned card
+    t.card("SWABCMD:toy_ring:3")  # the station dispatches it from a scanned card
     assert t.show.message_en == "ring 3"
 
 
@@ -97,3 +98,47 @@ def test_a_command_card_shown_to_the_camera_does_nothing(card):
 def test_the_table_refuses_what_a_source_may_not_do(name, args, source):
     with pytest.raises(commands.CommandError):
         commands.check(name, args, source)
+
+
+# ------------------------------------------------------------- issue 13, finding 4
+@pytest.mark.parametrize("card", ["SWABCMD:void_last", "SWABCMD:sign_out", "SWABCMD:switch_mode:1",
+                                  "SWABCMD:handover_box:张师傅", "SWABCMD:close_tube"])
+def test_a_command_card_signed_by_nobody_or_for_another_site_does_nothing(card):
+    from tests.qr_fixtures import SAMPLING_KEY, STRANGER_KEY
+    from tests.station_fixtures import signed_card
+
+    t = Table(mode="1")
+    t.sign_in()
+    t.scan(person_code(issued_at=t.now.at - 60), "camera")
+    before = t.station.snapshot()
+    for text in (card,  # unsigned, as cards were printed before
+                 signed_card(card, key=STRANGER_KEY),  # an attacker's key
+                 signed_card(card, key=SAMPLING_KEY),  # the sampling-code authority signs people, not commands
+                 signed_card(card, site="nancheng"),  # a real card of another site
+                 signed_card(card)[:-2] + "AA"):  # altered
+        t.scan(text)
+        assert t.show.level == "error" and "签" in t.show.message, text
+        assert t.new_records == [] and t.station.snapshot()["pending"] is None
+    assert t.station.snapshot()["operator"] == before["operator"] and t.station.snapshot()["tube"] == before["tube"]
+    t.card(card)  # the kiosk still takes its own site's cards
+    assert "command card" not in t.show.message_en
+
+
+def test_destructive_cards_wait_for_a_confirm_and_reject_drops_them():
+    from tests.station_fixtures import signed_card
+
+    t = Table(mode="10")
+    t.sign_in()
+    t.scan(person_code(issued_at=t.now.at - 60), "camera")
+    t.scan(signed_card("SWABCMD:void_last"))
+    assert t.new_records == [] and t.show.level == "confirm"
+    assert t.station.snapshot()["pending"]["kind"] == "command" and t.station.snapshot()["pending"]["command"] == "void_last"
+    t.scan(signed_card("SWABCMD:reject"))
+    assert t.new_records == [] and t.station.snapshot()["pending"] is None
+    t.scan(signed_card("SWABCMD:void_last"))
+    t.scan(signed_card("SWABCMD:confirm"))
+    assert [r["kind"] for r in t.new_records] == ["void"]
+    t.scan(signed_card("SWABCMD:sign_out"))
+    assert t.station.snapshot()["operator"] is not None  # held
+    t.cmd("confirm")  # the screen's confirm button does it too
+    assert t.station.snapshot()["operator"] is None

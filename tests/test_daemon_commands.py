@@ -13,6 +13,7 @@ from firmware_app.daemon import Kiosk
 from firmware_app.sdnotify import Notifier
 from firmware_app.simulate import LIVE_CAMERA
 from hw_mocks.table import Table
+from tests.push_fixtures import config_args, volunteers_args, with_district_key
 from tests.broker import PASSWORDS, STATION_A, Collector, password_broker  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,7 +33,7 @@ def test_district_commands_are_applied_and_answered(password_broker, tmp_path):
     url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
     table = Table(tmp_path / "table", devices=("scanner",)).start()
     station_file = tmp_path / "station.toml"
-    station_file.write_text(table.station_file(str(tmp_path / "data"), broker=url))
+    station_file.write_text(with_district_key(table.station_file(str(tmp_path / "data"), broker=url)))
     restarted = threading.Event()
     kiosk = Kiosk(config.load(str(station_file)), use_ui=False, notifier=Notifier({}), device_overrides=LIVE_CAMERA,
                   config_path=str(station_file), restart=restarted.set)
@@ -43,19 +44,19 @@ def test_district_commands_are_applied_and_answered(password_broker, tmp_path):
                                                 for t, p, _ in c.messages), 15)
         people = {"volunteers": [{"cert_id": "DG-V-0009", "name": "王志愿", "expires": "2099-01-01"}]}
         collector.client.publish(ROOT + "cmd/push_volunteers",
-                                 json.dumps({"txn": "t1", "args": {"volunteers": people["volunteers"]}}), qos=1)
+                                 json.dumps({"txn": "t1", "args": volunteers_args(people["volunteers"], 1)}), qos=1)
         assert response(collector, "push_volunteers", "t1")["ok"] is True
         saved = json.loads((tmp_path / "data" / "pushed" / "volunteers.json").read_text())
         assert [v["cert_id"] for v in saved["volunteers"]] == ["DG-V-0009"]  # kept for the next start
 
-        collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t2", "args": {"config": "[station\n"}}),
+        collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t2", "args": config_args("[station\n", 1)}),
                                  qos=1)
         refused = response(collector, "push_config", "t2")
         assert refused["ok"] is False and "not valid TOML" in refused["message"]
         assert not restarted.is_set()
 
         good = station_file.read_text().replace("box_capacity = 50", "box_capacity = 40")
-        collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t3", "args": {"config": good}}), qos=1)
+        collector.client.publish(ROOT + "cmd/push_config", json.dumps({"txn": "t3", "args": config_args(good, 2)}), qos=1)
         assert response(collector, "push_config", "t3")["ok"] is True
         assert restarted.wait(5)
         assert "box_capacity = 40" in (tmp_path / "data" / "pushed" / "swabkiosk.toml").read_text()

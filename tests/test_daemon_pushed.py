@@ -18,6 +18,8 @@ from firmware_app import daemon, pushed
 from firmware_app.sdnotify import Notifier
 from hw_mocks.table import Table
 from tests.broker import PASSWORDS, STATION_A, Collector, password_broker  # noqa: F401 (fixture)
+from tests.push_fixtures import config_args, signed, volunteers_args, with_district_key
+from tests.qr_fixtures import STRANGER_KEY
 from tests.test_daemon_commands import ROOT, response
 
 pytestmark = pytest.mark.timeout(90)
@@ -53,7 +55,7 @@ def provisioned(tmp_path, password_broker):
     text = table.station_file(str(tmp_path / "data"), broker=url)
     text = text.replace(str(table.dir / "volunteers.json"), str(etc / "volunteers.json"))
     (etc / "volunteers.json").write_bytes((table.dir / "volunteers.json").read_bytes())
-    (etc / "swabkiosk.toml").write_text(text)
+    (etc / "swabkiosk.toml").write_text(with_district_key(text))
     yield etc
     table.stop()
 
@@ -92,9 +94,9 @@ def test_pushes_survive_a_restart_with_etc_read_only(provisioned, password_broke
             kiosk = start(etc, restarted)
             try:
                 assert online(collector)
-                assert push(collector, "push_volunteers", "v1", {"volunteers": NEW_PEOPLE})["ok"] is True
+                assert push(collector, "push_volunteers", "v1", volunteers_args(NEW_PEOPLE, 1))["ok"] is True
                 good = (etc / "swabkiosk.toml").read_text().replace("box_capacity = 50", "box_capacity = 40")
-                assert push(collector, "push_config", "c1", {"config": good})["ok"] is True
+                assert push(collector, "push_config", "c1", config_args(good, 1))["ok"] is True
                 assert restarted.wait(5)
             finally:
                 kiosk.stop()
@@ -122,14 +124,14 @@ def test_a_broken_push_is_refused_with_every_problem_and_the_old_file_stays(prov
                 assert online(collector)
                 text = (provisioned / "swabkiosk.toml").read_text()
                 broken = text.replace('mode = "10"', 'mode = "15"').replace("box_capacity = 50", "box_capacity = -1")
-                refused = push(collector, "push_config", "c1", {"config": broken})
+                refused = push(collector, "push_config", "c1", config_args(broken, 1))
                 assert refused["ok"] is False
                 problems = refused["data"]["problems"]
                 assert len(problems) == 2  # every problem, not the first
                 assert any("sampling.mode" in p for p in problems) and any("sampling.box_capacity" in p
                                                                            for p in problems)
                 moved = text.replace(str(tmp_path / "data"), str(tmp_path / "elsewhere"))
-                refused = push(collector, "push_config", "c2", {"config": moved})
+                refused = push(collector, "push_config", "c2", config_args(moved, 2))
                 assert refused["ok"] is False and "store.data_dir" in refused["message"]
             finally:
                 kiosk.stop()
@@ -188,3 +190,121 @@ def test_doctor_checks_the_file_the_kiosk_runs_and_moves_nothing(provisioned, tm
     checks = {c.name: c for c in doctor.run_checks(str(station))}
     assert "pushed" not in checks["config"].detail and checks["broker"].status == "ok"
     assert (data / "pushed" / "swabkiosk.toml").is_file()
+
+
+# ------------------------------------------------------------- issue 13, finding 1
+def refused_with(collector, name, txn, args, reason):
+    answer = push(collector, name, txn, args)
+    assert answer["ok"] is False, answer
+    assert answer["data"].get("reason") == reason, answer
+    return answer
+
+
+def test_district_pushes_count_only_when_signed_for_this_station_and_newer(provisioned, password_broker, tmp_path):
+    """Finding 1: a broker login (district-ops) alone pushed an attacker's volunteer list and
+    station file. Each way in is now refused with a reason, and the kiosk keeps working."""
+    etc, data = provisioned, tmp_path / "data"
+    text = (etc / "swabkiosk.toml").read_text()
+    collector = Collector(password_broker.port)  # the district-ops login: it may publish any cmd/
+    restarted = threading.Event()
+    kiosk = start(etc, restarted)
+    try:
+        assert online(collector)
+        attacker = [{"cert_id": "EVIL-1", "name": "假志愿", "expires": "2099-01-01"}]
+        # unsigned, as before this change
+        refused_with(collector, "push_volunteers", "a1", {"volunteers": attacker}, "unsigned")
+        refused_with(collector, "push_config", "a2", {"config": text.replace("box_capacity = 50", "box_capacity = 9")},
+                     "unsigned")
+        # signed by a key that is not the district's (e.g. the operator or an attacker key)
+        refused_with(collector, "push_volunteers", "a3", volunteers_args(attacker, 5, key=STRANGER_KEY), "unknown_key")
+        # the district's signature over another body
+        good = signed("volunteers", NEW_PEOPLE, 5)
+        head, body, sig = good.split(".")
+        other = signed("volunteers", attacker, 5).split(".")[1]
+        refused_with(collector, "push_volunteers", "a4", {"volunteers": [f"{head}.{other}.{sig}"]}, "forged")
+        # another station's, another site's push
+        refused_with(collector, "push_volunteers", "a5", volunteers_args(attacker, 5, device_id="sim-t04"),
+                     "other_station")
+        refused_with(collector, "push_volunteers", "a6", volunteers_args(attacker, 5, district="dongguan",
+                                                                          site="nancheng"), "other_station")
+        # expired, and issued far ahead of the kiosk's clock
+        refused_with(collector, "push_volunteers", "a7", volunteers_args(attacker, 5, issued_at=1_000_000), "expired")
+        refused_with(collector, "push_volunteers", "a8",
+                     volunteers_args(attacker, 5, issued_at=int(__import__("time").time()) + 10 * 86400),
+                     "not_yet_valid")
+        # a config push for volunteers' kind
+        refused_with(collector, "push_volunteers", "a9",
+                     {"volunteers": [signed("config", text, 5)]}, "wrong_kind")
+        assert set(kiosk.runtime.station.volunteers) != {"EVIL-1"}
+
+        # a good one (for the whole site) is taken ...
+        assert push(collector, "push_volunteers", "g1", volunteers_args(NEW_PEOPLE, 5, district="dongguan",
+                                                                        site="guancheng"))["ok"] is True
+        assert set(kiosk.runtime.station.volunteers) == {"DG-V-0009"}
+        # ... and neither replayed nor rolled back
+        refused_with(collector, "push_volunteers", "r1", {"volunteers": [good]}, "replay")
+        refused_with(collector, "push_volunteers", "r2", volunteers_args(attacker, 4), "replay")
+
+        # a signed station file may not change who is trusted, the broker, credentials or paths
+        evil_key = qr_pub(STRANGER_KEY)
+        cases = {
+            "authority.operator_keys": re.sub(r'operator_keys = \[[^]]*\]', f'operator_keys = ["{evil_key}"]', text),
+            "authority.district_keys": re.sub(r'district_keys = \[[^]]*\]', f'district_keys = ["{evil_key}"]', text),
+            "mqtt.url": re.sub(r'url = "mqtt://127.0.0.1:\d+"', 'url = "mqtt://203.0.113.9:1883"', text),
+            "mqtt.password_file": re.sub(r'password_file = "[^"]*"', 'password_file = "/etc/swabkiosk/mqtt.key"',
+                                         text),
+            "volunteers.list_file": re.sub(r'list_file = "[^"]*"', 'list_file = "/tmp/evil.json"', text),
+        }
+        for i, (key, changed) in enumerate(cases.items()):
+            assert changed != text, key
+            answer = refused_with(collector, "push_config", f"l{i}", config_args(changed, 10 + i), "locked")
+            assert key in answer["message"], answer
+        assert not restarted.is_set() and not (data / "pushed" / "swabkiosk.toml").exists()
+
+        # the kiosk still works: a good station file is taken, and its version kept
+        good_cfg = text.replace("box_capacity = 50", "box_capacity = 40")
+        assert push(collector, "push_config", "g2", config_args(good_cfg, 20))["ok"] is True
+        assert restarted.wait(5)
+    finally:
+        kiosk.stop()
+    kiosk = start(etc)  # after the restart: the old pushes are still replays
+    try:
+        assert kiosk.cfg.sampling.box_capacity == 40
+        refused_with(collector, "push_config", "r3", config_args(text, 20), "replay")
+        refused_with(collector, "push_volunteers", "r4", {"volunteers": [good]}, "replay")
+    finally:
+        kiosk.stop()
+        collector.close()
+
+
+def qr_pub(key):
+    from firmware_app import qr
+
+    return qr.public_key_base64(key.public_key())
+
+
+def test_pushes_are_refused_on_a_plain_mqtt_link_unless_a_test_setup(provisioned, password_broker):
+    station = provisioned / "swabkiosk.toml"
+    station.write_text(station.read_text().replace('plain_mqtt_pushes = "test setup only"\n', ""))
+    collector = Collector(password_broker.port)
+    kiosk = start(provisioned)
+    try:
+        assert online(collector)
+        answer = refused_with(collector, "push_volunteers", "p1", volunteers_args(NEW_PEOPLE, 1), "plain_mqtt")
+        assert "mqtts://" in answer["message"]
+    finally:
+        kiosk.stop()
+        collector.close()
+
+
+def test_a_kiosk_without_district_keys_takes_no_push(provisioned, password_broker):
+    station = provisioned / "swabkiosk.toml"
+    station.write_text(re.sub(r'district_keys = \[[^]]*\]\n', "", station.read_text()))
+    collector = Collector(password_broker.port)
+    kiosk = start(provisioned)
+    try:
+        assert online(collector)
+        refused_with(collector, "push_volunteers", "k1", volunteers_args(NEW_PEOPLE, 1), "no_district_key")
+    finally:
+        kiosk.stop()
+        collector.close()

@@ -374,7 +374,7 @@ def test_a_void_card_with_non_ascii_digits_is_refused_and_voids_nothing(digits):
     for n in range(1, 5):
         t.scan(person(n), "camera")
     before = len(t.records)
-    t.scan(f"SWABCMD:void:{t.cfg.station.device_id}-{digits}")  # no ValueError from _ordinal
+    t.card(f"SWABCMD:void:{t.cfg.station.device_id}-{digits}")  # no ValueError from _ordinal
     assert t.show.level == "error" and len(t.records) == before
     assert not t.station.snapshot()["last"]["voided"]
     assert not any(r["kind"] == "void" for r in t.records)

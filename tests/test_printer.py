@@ -289,19 +289,31 @@ def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_p
     assert printer_pty.queries == 0 and label.barcode == "DG032611230006"
 
 
-def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys):
+def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys, tmp_path):
     from drivers.command_card import command_card, command_labels
     from drivers.printer import probe
 
     monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
     # The laminated card: an index label, then one QR label per command code.
-    index, codes = command_card(), command_labels()
-    assert probe([printer_tcp.target, "--command-card"]) == 0
+    from cryptography.hazmat.primitives import serialization
+
+    from firmware_app import commands
+    from tests.qr_fixtures import OPERATOR_KEY
+
+    key_file = tmp_path / "operator.pem"
+    key_file.write_bytes(OPERATOR_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    assert probe([printer_tcp.target, "--command-card"]) == 1  # unsigned cards are not printed
+    capsys.readouterr()
+    index, codes = command_card("dongguan", "guancheng"), command_labels(OPERATOR_KEY, "dongguan", "guancheng")
+    assert probe([printer_tcp.target, "--command-card", "--key", str(key_file), "--site", "dongguan/guancheng"]) == 0
     assert capsys.readouterr().out.count("printed command_card label") == 1 + len(codes)
     printed = printer_tcp.wait_for(1 + len(codes))
     assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
     assert [p.qrs for p in printed[1:]] == [(c.qr,) for c in codes]
     assert all(c.qr.startswith("SWABCMD:") for c in codes)
+    keys = [OPERATOR_KEY.public_key()]  # each printed code is a card the station takes
+    assert all(commands.verify_card(c.qr, keys, "dongguan", "guancheng") for c in codes)
 
 
 def test_a_connection_the_printer_dropped_is_reopened_without_a_false_alarm(printer_tcp):

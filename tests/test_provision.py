@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from firmware_app.provision import network_dropin, volatile
+from firmware_app.provision import network_dropin, network_problems, volatile
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_UID, SERVICE_GID = 4242, 4343  # a service user that is not the one running the tests
@@ -211,8 +211,12 @@ def test_no_station_file_means_nothing_to_do(kiosk):
 def test_network_dropin_allows_only_literal_addresses():
     ip_only = {"mqtt": {"url": "mqtts://10.1.2.3:8883"}, "devices": {"printer": {"target": "tcp://192.168.1.50:9100"}}}
     assert "IPAddressAllow=10.1.2.3 192.168.1.50\n" in network_dropin(ip_only)
-    by_name = {"mqtt": {"url": "mqtts://broker.example:8883"}}
-    assert "IPAddressAllow=any\n" in network_dropin(by_name)
+    by_name = {"mqtt": {"url": "mqtts://broker.example:8883"}}  # finding 10: never "any"
+    assert "IPAddressAllow=any" not in network_dropin(by_name) and "IPAddressAllow=" not in network_dropin(
+        by_name).replace("# ", "#")
+    assert network_problems(by_name) and "allow_networks" in network_problems(by_name)[0]
+    with_nets = {"mqtt": {"url": "mqtts://broker.example:8883", "allow_networks": ["10.20.0.0/16"]}}
+    assert "IPAddressAllow=10.20.0.0/16\n" in network_dropin(with_nets) and network_problems(with_nets) == []
     offline = {"mqtt": {"url": ""}, "devices": {"printer": {"target": "usb:0x0416:0x5011"}}}
     assert "IPAddressAllow" not in network_dropin(offline).replace("# ", "#")
 
@@ -289,3 +293,48 @@ def test_swabkiosk_provision_is_the_same_step_on_the_command_line(kiosk):
     out = provision(kiosk, ("firmware_app", "provision"))
     assert out.returncode == 0, out.stderr
     assert (kiosk["etc"] / "swabkiosk.toml").is_file() and list(kiosk["boot"].iterdir()) == []
+
+
+# ------------------------------------------------------------- issue 13, findings 7 and 11
+def test_secrets_on_the_boot_partition_are_overwritten_before_they_are_unlinked(kiosk, monkeypatch):
+    from firmware_app import provision as prov
+
+    put_on_boot(kiosk, good_station_text())
+    seen = {}
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **kw):  # what each file holds the moment it is unlinked
+        p = Path(path)
+        if p.is_file() and not p.is_symlink():
+            seen[p.name] = p.read_bytes()
+        real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(prov.os, "unlink", unlink)
+    prov.remove_from_boot(prov.Paths(boot=kiosk["boot"]))
+    assert list(kiosk["boot"].iterdir()) == []
+    assert set(seen) == {*SUPPLIED, "swabkiosk.toml"}
+    for name, data in seen.items():
+        assert data and set(data) == {0}, name  # zeros, as long as the file was
+
+
+def test_symlinks_and_oversized_files_on_the_boot_partition_are_refused(kiosk, tmp_path):
+    from firmware_app import provision as prov
+
+    outside = tmp_path / "etc-shadow"
+    outside.write_bytes(b"root:secret\n")
+    put_on_boot(kiosk, good_station_text())
+    folder = kiosk["boot"] / "swabkiosk"
+    (folder / "client.key").unlink()
+    (folder / "client.key").symlink_to(outside)
+    (folder / "volunteers.json").write_bytes(b" " * (prov.MAX_SUPPLIED_BYTES + 1))
+    out = provision(kiosk)
+    assert out.returncode != 0
+    assert "symbolic links are refused: client.key" in out.stderr
+    assert "larger than 4096 KB: volunteers.json" in out.stderr
+    assert not kiosk["etc"].exists()
+    # the station file itself may not be a link either
+    station = kiosk["boot"] / "swabkiosk.toml"
+    (tmp_path / "real.toml").write_text(station.read_text())
+    station.unlink()
+    station.symlink_to(tmp_path / "real.toml")
+    assert "symbolic links are refused" in provision(kiosk).stderr

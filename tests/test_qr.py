@@ -163,3 +163,31 @@ def test_cli_refuses_without_key_file_and_bad_id(tmp_path):
     (tmp_path / "k").write_text("not a key")
     out = run_cli("issue", "--key", str(tmp_path / "k"), "--operator", "--cert-id", "V", "--name", "n")
     assert out.returncode == 1
+
+
+# ------------------------------------------------------------- issue 13, findings 8 and 9
+def test_a_code_issued_far_in_the_future_is_refused_even_with_an_unsynchronised_clock():
+    from firmware_app import qr as q
+    from tests.qr_fixtures import KEYS, T0, person_code
+
+    ten_years = person_code(issued_at=T0 + 10 * 365 * 86400, valid=3 * 86400)
+    for check in (True, False):
+        with pytest.raises(q.QrNotYetValid):
+            q.verify(ten_years, KEYS, T0, check_not_before=check)
+    hours_ahead = person_code(issued_at=T0 + 6 * 3600)  # an unsynchronised clock a few hours behind
+    assert q.verify(hours_ahead, KEYS, T0, check_not_before=False).name
+
+
+@pytest.mark.parametrize("phone,ok", [("13812345678", True), ("+86 138 1234 5678", True), ("0769-22223333", True),
+                                      ("+14155550123", True), ("", True), ("=HYPERLINK(\"x\")", False),
+                                      ("12345", False), ("1381234567\t", False), ("9" * 19, False)])
+def test_phone_numbers_in_codes_are_validated(phone, ok):
+    from firmware_app import qr as q
+    from tests.qr_fixtures import KEYS, T0, person_code
+
+    code = person_code(phone=phone)
+    if ok:
+        assert q.verify(code, KEYS, T0 + 60).phone == phone
+    else:
+        with pytest.raises(q.QrMalformed):
+            q.verify(code, KEYS, T0 + 60)

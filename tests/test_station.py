@@ -130,7 +130,7 @@ def test_household_tube_is_closed_by_hand():
     t = signed_in(mode="household")
     for n in range(1, 4):
         t.scan(person(n), "camera")
-    t.scan("SWABCMD:close_tube")
+    t.card("SWABCMD:close_tube")
     assert t.new_records[0]["kind"] == "tube_close" and t.new_records[0]["reason"] == "manual"
     assert t.new_records[0]["count"] == 3
     t.scan(person(4), "camera")
@@ -140,22 +140,22 @@ def test_household_tube_is_closed_by_hand():
 def test_end_of_queue_closes_early_and_says_so():
     t = signed_in()
     t.scan(person(1), "camera")
-    t.scan("SWABCMD:end_of_queue")
+    t.card("SWABCMD:end_of_queue")
     assert t.new_records[0]["reason"] == "end_of_queue" and t.new_records[0]["count"] == 1
     assert t.station.snapshot()["tube"] is None
-    t.scan("SWABCMD:end_of_queue")
+    t.card("SWABCMD:end_of_queue")
     assert t.show.level == "error" and t.new_records == []
 
 
 def test_mode_switch_closes_the_open_tube_and_the_next_has_the_new_size():
     t = signed_in()
     t.scan(person(1), "camera")
-    t.scan("SWABCMD:switch_mode:20")
+    t.card("SWABCMD:switch_mode:20")
     assert t.kinds()[0] == "tube_close" and t.new_records[0]["reason"] == "mode_change"
     assert t.new_records[-1]["kind"] == "mode" and t.new_records[-1]["mode"] == "20"
     t.scan(person(2), "camera")
     assert t.samples()[-1]["capacity"] == 20
-    t.scan("SWABCMD:switch_mode:15")
+    t.card("SWABCMD:switch_mode:15")
     assert t.show.level == "error" and t.new_records == []
 
 
@@ -173,7 +173,7 @@ def test_yellow_red_and_key_people_go_single_after_a_confirm(colour, key_person,
     assert t.station.snapshot()["pending"]["single_reason"] == reason
     t.scan(person(3), "camera")  # the queue cannot run past an unconfirmed single
     assert t.show.level == "error" and len(t.samples()) == 1
-    t.scan("SWABCMD:confirm")
+    t.card("SWABCMD:confirm")
     single = t.samples()[-1]
     assert single["single_reason"] == reason and single["capacity"] == 1 and single["tube_id"] != pooled
     alert = ["alert"] if colour == "red" else []  # [sampling] alert_colours defaults to red only
@@ -201,10 +201,10 @@ def test_same_person_twice_a_day_needs_an_explicit_confirm():
     t.do(card(1))  # same number, now from the ID card
     assert t.show.level == "confirm" and t.new_records == []
     assert first["tube_id"] in t.show.message and first["at"][11:16] in t.show.message
-    t.scan("SWABCMD:reject_duplicate")
+    t.card("SWABCMD:reject_duplicate")
     assert len(t.samples()) == 1
     t.do(card(1))
-    t.scan("SWABCMD:confirm_duplicate")
+    t.card("SWABCMD:confirm_duplicate")
     assert len(t.samples()) == 2 and t.samples()[1]["duplicate_of"] == first["record_id"]
     assert t.samples()[1]["source"] == "idcard"
 
@@ -212,7 +212,7 @@ def test_same_person_twice_a_day_needs_an_explicit_confirm():
 def test_next_day_is_not_a_duplicate_and_a_voided_entry_is_not_either():
     t = signed_in()
     t.scan(person(1), "camera")
-    t.scan("SWABCMD:void_last")
+    t.card("SWABCMD:void_last")
     t.scan(person(1), "camera")
     assert t.show.level == "ok" and t.samples()[-1]["duplicate_of"] is None
     t.tick(DAY)
@@ -228,12 +228,12 @@ def test_void_is_a_record_pointing_at_the_sample_and_the_slot_stays_used():
     t.scan(person(1), "camera")
     t.scan(person(2), "camera")
     target = t.samples()[-1]
-    t.scan("SWABCMD:void_last")
+    t.card("SWABCMD:void_last")
     (void,) = t.new_records
     assert void["kind"] == "void" and void["voided_record_id"] == target["record_id"] and void["tube_id"] == target["tube_id"]
     assert t.station.snapshot()["tube"]["count"] == 2 and t.station.snapshot()["last"]["voided"]
     assert len(t.samples()) == 2  # never deleted
-    t.scan("SWABCMD:void_last")
+    t.card("SWABCMD:void_last")
     assert t.show.level == "error" and t.new_records == []
     t.cmd("void", record_id=target["record_id"])
     assert t.show.level == "error"
@@ -305,7 +305,7 @@ def test_prelabelled_single_tube_is_confirmed_by_scanning_it():
     t.scan("LAB000001")
     t.scan(person(1, colour="yellow"), "camera")
     assert t.station.snapshot()["pending"]["needs_tube_scan"]
-    t.scan("SWABCMD:confirm")
+    t.card("SWABCMD:confirm")
     assert t.show.level == "error" and t.samples() == []
     t.scan("LAB000009")
     assert t.samples()[0]["tube_id"] == "LAB000009" and t.samples()[0]["single_reason"] == "yellow_code"
@@ -320,32 +320,32 @@ def test_box_count_must_match_before_closing_and_handover_is_recorded():
     for n in range(1, 4):
         t.scan(person(n), "camera")
     assert t.station.snapshot()["box"]["tubes"] == 3
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:close_box")
     assert t.show.level == "error" and t.new_records == []
-    t.scan("SWABCMD:box_count:2")
+    t.card("SWABCMD:box_count:2")
     assert t.new_records[0]["match"] is False and t.show.level == "error"
     assert t.station.snapshot()["box"]["blocked"]
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:close_box")
     assert t.show.level == "error" and t.new_records == []
-    t.scan("SWABCMD:box_count:3")
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:box_count:3")
+    t.card("SWABCMD:close_box")
     assert t.kinds() == ["box_close", "label", "label"]
     box_label, manifest = t.prints
     assert box_label.label.kind == "box" and manifest.label.kind == "manifest"
     assert sum(1 for line in manifest.label.lines if line.startswith((" 1.", " 2.", " 3."))) == 3
     assert t.new_records[0]["tubes"] == [s["tube_id"] for s in t.samples()]
-    t.scan("SWABCMD:handover_box:顺丰张师傅")
+    t.card("SWABCMD:handover_box:顺丰张师傅")
     assert t.new_records[0]["kind"] == "box_handover" and t.new_records[0]["courier"] == "顺丰张师傅"
-    t.scan("SWABCMD:handover_box:again")
+    t.card("SWABCMD:handover_box:again")
     assert t.show.level == "error"
 
 
 def test_a_tube_added_after_the_count_needs_a_recount():
     t = signed_in(mode="1")
     t.scan(person(1), "camera")
-    t.scan("SWABCMD:box_count:1")
+    t.card("SWABCMD:box_count:1")
     t.scan(person(2), "camera")
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:close_box")
     assert t.show.level == "error" and t.new_records == []
 
 
@@ -354,8 +354,8 @@ def test_full_box_leaves_tubes_waiting_for_the_next_box():
     for n in range(1, 4):
         t.scan(person(n), "camera")
     assert "转运箱已满，请清点封箱" in t.said and t.station.snapshot()["unboxed"] == 1
-    t.scan("SWABCMD:box_count:2")
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:box_count:2")
+    t.card("SWABCMD:close_box")
     assert t.kinds()[-2:] == ["box_open", "box_add"] and t.station.snapshot()["box"]["tubes"] == 1
 
 
@@ -379,6 +379,9 @@ def test_manual_entry_is_marked_and_still_checked():
     assert t.show.level == "error"
     t.cmd("manual_entry", name="张小宝", id_type="none", phone="13900000000")
     t.cmd("manual_entry", name="老奶奶", id_type="resident_id", id_number=make_id(5).lower(), phone="1", colour="green")
+    assert t.show.level == "error" and "phone" in t.show.message_en  # finding 8: not a phone number
+    t.cmd("manual_entry", name="老奶奶", id_type="resident_id", id_number=make_id(5).lower(), phone="0769-22223333",
+          colour="green")
     assert [s["source"] for s in t.samples()] == ["manual", "manual"]
     assert t.samples()[1]["id_number"] == make_id(5)
 
@@ -404,7 +407,7 @@ def test_nothing_shown_or_said_carries_a_full_id_number():
     seen = []
     for n in range(1, 13):
         seen += t.scan(person(n, colour="red" if n == 5 else "green"), "camera")
-        seen += t.scan("SWABCMD:confirm")
+        seen += t.card("SWABCMD:confirm")
     seen += t.scan(person(1), "camera") + t.cmd("confirm") + t.cmd("void_last") + t.cmd("replace_tube") + t.cmd("sign_out")
     text = repr([e for e in seen if not isinstance(e, Persist)]) + repr(t.station.snapshot())
     assert not any(number in text for number in numbers)
@@ -458,8 +461,10 @@ def test_every_record_carries_the_contract_fields():
 def test_unsynchronised_clock_still_samples_and_says_so():
     t = signed_in()
     t.synced = False
-    t.scan(person(1, issued_at=int(t.now.at) + 2 * DAY), "camera")  # kiosk clock days behind the issuer
+    t.scan(person(1, issued_at=int(t.now.at) + DAY // 2), "camera")  # kiosk clock hours behind the issuer
     assert t.show.level == "ok" and t.samples()[0]["clock_synced"] is False
+    t.scan(person(3, issued_at=int(t.now.at) + 2 * DAY), "camera")  # finding 9: never more than a day ahead
+    assert t.show.level == "error" and "future" in t.show.message_en
     t.synced = True
     t.scan(person(2, issued_at=int(t.now.at) + 2 * DAY), "camera")
     assert t.show.level == "error" and "future" in t.show.message_en
@@ -504,10 +509,10 @@ def test_prelabelled_replacement_waits_for_the_new_tube_scan():
     t = signed_in(source="prelabelled")
     t.scan("LAB000001")
     t.scan(person(1), "camera")
-    t.scan("SWABCMD:replace_tube")
+    t.card("SWABCMD:replace_tube")
     assert t.show.level == "confirm" and t.new_records == []
     assert t.station.snapshot()["pending"] == {"kind": "replace_tube", "tube_id": "LAB000001"}
-    t.scan("SWABCMD:confirm")
+    t.card("SWABCMD:confirm")
     assert t.show.level == "error" and t.new_records == []
     t.scan("LAB000001")
     assert t.show.level == "error" and t.new_records == []  # the broken tube itself
@@ -525,7 +530,7 @@ def test_a_waiting_replacement_is_refused_once_its_box_is_sealed():
     t.scan("LAB000001")
     t.scan(person(1), "camera")
     t.cmd("close_tube")
-    t.scan("SWABCMD:replace_tube")
+    t.card("SWABCMD:replace_tube")
     assert t.station.snapshot()["pending"]["kind"] == "replace_tube"
     t.cmd("box_count", count=1)
     t.cmd("close_box")
@@ -544,7 +549,7 @@ def test_a_used_lab_tube_is_refused_even_after_the_station_forgot_it():
     t.cmd("close_tube")
     t.cmd("box_count", count=1)
     t.cmd("close_box")
-    t.scan("SWABCMD:handover_box:王师傅")
+    t.card("SWABCMD:handover_box:王师傅")
     assert t.new_records[0]["kind"] == "box_handover"
     t.tick(86400)
     t.scan("LAB000042")  # the next day's first record: the station forgets yesterday's tube
@@ -585,8 +590,8 @@ def _fill_and_hand_over(t: Table) -> list[dict]:
     """Mode 1: three people, three tubes, boxed, counted, closed and handed to a courier."""
     for n in range(1, 4):
         t.scan(person(n), "camera")
-    t.scan("SWABCMD:box_count:3")
-    t.scan("SWABCMD:close_box")
+    t.card("SWABCMD:box_count:3")
+    t.card("SWABCMD:close_box")
     t.cmd("handover_box", courier="顺丰张师傅")
     assert t.kinds() == ["box_handover"]
     return t.samples()[-3:]
@@ -600,7 +605,7 @@ def test_a_void_of_an_earlier_day_or_a_handed_over_tube_is_refused_with_the_reas
     assert "courier" in t.show.message_en and "转运" in t.show.message
     t.scan(person(4), "camera")  # boxed (box not closed yet): still voidable today
     t.tick(DAY)
-    t.scan("SWABCMD:void_last")
+    t.card("SWABCMD:void_last")
     assert t.show.level == "error" and t.new_records == []
     assert "only today's" in t.show.message_en and "当天" in t.show.message
 

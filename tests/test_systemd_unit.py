@@ -182,3 +182,22 @@ def test_the_daemons_home_is_not_on_the_store_partition():
             env.update(item.split("=", 1) for item in line.split("=", 1)[1].split())
     assert env["HOME"] == "/run/swabkiosk" and env["XDG_CACHE_HOME"].startswith("/run/swabkiosk/")
     assert not env["HOME"].startswith("/var/lib/swabkiosk")
+
+
+
+# ------------------------------------------------------------- issue 13, findings 5 and 10
+SCREEN_UNIT = ROOT / "systemd" / "swabkiosk-screen.service"
+MAX_SCREEN_EXPOSURE = 2.0
+
+
+def test_the_screen_unit_scores_at_most_2_0_and_reaches_loopback_only():
+    score = exposure(str(SCREEN_UNIT))  # 9.2 UNSAFE before
+    assert score <= MAX_SCREEN_EXPOSURE, f"screen unit exposure {score} > {MAX_SCREEN_EXPOSURE}"
+    d = directives(SCREEN_UNIT)
+    assert d["IPAddressDeny"] == ["any"] and d["IPAddressAllow"] == ["localhost"]
+    assert d["NoNewPrivileges"] == ["yes"] and d["CapabilityBoundingSet"] == [""]
+    assert "MemoryDenyWriteExecute" not in d  # Chromium's JIT needs it off
+
+
+def test_the_kiosk_unit_has_room_for_descriptors():
+    assert int(directives(UNIT)["LimitNOFILE"][0]) >= 4096

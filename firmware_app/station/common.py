@@ -65,12 +65,17 @@ def _mode_zh(mode: str) -> str:
     return {"1": "单采单检", "10": "10混1", "20": "20混1", "household": "一户一管"}[mode]
 
 
-def _parse_card(text: str, source: str) -> Command:
-    """SWABCMD:<name> or SWABCMD:<name>:<arg> -> the Command a scanned card means (the
-    argument goes in the key the command table names). Only the handheld scanner may issue
-    one: the camera faces the public, and anyone can hold up a printed code."""
+def _parse_card(text: str, source: str, keys: Any = (), where: tuple[str, str] = ("", "")) -> Command:
+    """SWABCMD:<name>[:<arg>].<signature> -> the Command a scanned card means (the argument
+    goes in the key the command table names). Only the handheld scanner may issue one: the
+    camera faces the public, and anyone can hold up a printed code. The card must be signed
+    for this site by an operator or district key (firmware_app.commands.verify_card)."""
     if source != commands.CARD:
         raise Refused("操作卡只能用扫码枪扫描（摄像头不接受操作卡）", "command cards are accepted from the handheld scanner only, never the camera")
+    try:
+        text = commands.verify_card(text, keys, *where)
+    except commands.CommandError as exc:
+        raise Refused(exc.message, exc.message_en) from None
     name, _, arg = text[len(COMMAND_PREFIX) :].partition(":")
     name = name.strip()
     if not re.fullmatch(r"[a-z_]{1,40}", name) or name not in commands.COMMANDS:

@@ -59,6 +59,9 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         self._site_name = st.site_name or f"{st.site} {st.table}"
         self._tz = dt.timezone(dt.timedelta(hours=st.utc_offset_hours))
         self._keys = settings.keys
+        # who may sign a command card, and the site it must be signed for
+        self._card_keys = (*self._keys.operator.values(), *settings.district_keys.values())
+        self._card_where = (st.district, st.site)
         self._max_code_age_s = settings.authority.max_code_age_hours * 3600
         self._source = sampling.tubes_source
         self._prefix = sampling.tube_prefix
@@ -262,13 +265,15 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         if isinstance(event, CodeScanned):
             text = event.text.strip()
             if text.startswith(COMMAND_PREFIX):
-                command = _parse_card(text, event.source)
+                command = _parse_card(text, event.source, self._card_keys, self._card_where)
             elif self._tube_re.fullmatch(text) and not (len(text) == 18 and idnumber.is_valid(text, self._today())):
                 pending = self._pending
                 old = (pending["tube_id"],) if pending and pending["kind"] == "replace_tube" else ()
                 return Lookups(tubes=(*old, text))
         if command is None:
             return Lookups()
+        if command.name in CONFIRMS and self._pending and self._pending["kind"] == "command":
+            command = self._pending["command"]  # a held card: what it does needs the facts
         if command.name == "void":
             return Lookups(records=(str(command.args.get("record_id", "")),))
         if command.name == "replace_tube":
@@ -328,8 +333,11 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
     def _on_code(self, event: CodeScanned) -> Command | None:
         text = event.text.strip()
         if text.startswith(COMMAND_PREFIX):
-            command = _parse_card(text, event.source)
-            self._on_command(command)
+            command = _parse_card(text, event.source, self._card_keys, self._card_where)
+            if commands.COMMANDS[command.name].confirm and command.name != "replace_tube":
+                self._hold(command)  # destructive: the screen asks first (replace_tube asks by itself)
+            else:
+                self._on_command(command)
             return command
         if text.startswith(qr.PREFIX):
             person = self._person_of(event)

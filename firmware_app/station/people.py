@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from firmware_app import idnumber, qr
+from firmware_app import commands, idnumber, qr
+from firmware_app import phone as phone_numbers
 from firmware_app.model import (
     CardRead,
     CodeScanned,
@@ -30,6 +31,9 @@ class PeopleRules:
             return None
         if p["kind"] == "replace_tube":
             return {"kind": "replace_tube", "tube_id": p["tube_id"]}
+        if p["kind"] == "command":  # "command", not "name": the screen shows a pending.name as a person
+            spec = commands.COMMANDS[p["command"].name]
+            return {"kind": "command", "command": spec.name, "zh": spec.zh, "en": spec.en, "args": dict(p["command"].args)}
         person = p["person"]
         return {
             "kind": "person",
@@ -209,6 +213,12 @@ class PeopleRules:
         p = self._pending
         if p is None or (kind == "duplicate" and not (p["kind"] == "person" and p["duplicate_of"])):
             raise Refused("没有待确认的事项", "nothing to confirm")
+        if p["kind"] == "command":  # a destructive card held for this confirm
+            if kind == "duplicate":
+                raise Refused("没有待确认的重复采样", "no duplicate to confirm")
+            self._pending = None
+            self._on_command(p["command"])
+            return
         if p["kind"] == "replace_tube":
             if self._source == "prelabelled":
                 raise Refused("请扫描新试管条码", "scan the new tube's barcode")
@@ -232,6 +242,18 @@ class PeopleRules:
 
     def _cmd_confirm_single(self, c: Command) -> None:
         self._confirm(None)
+
+    def _hold(self, command: Command) -> None:
+        """A destructive command card: checked now, done only after a confirm on the screen."""
+        try:
+            spec = commands.check(command.name, command.args, command.source)
+        except commands.CommandError as exc:
+            raise Refused(exc.message, exc.message_en) from None
+        if self._pending is not None:
+            raise Refused("请先确认或取消待处理事项", "confirm or reject what is pending first")
+        self._pending = {"kind": "command", "command": command}
+        self._show_("confirm", f"请确认：{spec.zh}", f"confirm: {spec.en}", command=spec.name)
+        self._say(f"请确认{spec.zh}")
 
     def _reject(self) -> None:
         if self._pending is None:
@@ -307,6 +329,9 @@ def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
         number = ""
         if not phone:
             raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
+    if not phone_numbers.valid(phone):
+        raise Refused("联系电话无效（手机、座机如 0769-12345678，或 +国家码）",
+                      "phone number invalid: a mobile, a landline such as 0769-12345678, or +country code")
     return {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour,
             "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
 
