@@ -162,9 +162,9 @@ MIGRATIONS = {1: SCHEMA_1}  # user_version n-1 -> n; each runs in one transactio
 
 def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
+    if SCHEMA_VERSION < version <= SCHEMA_VERSION + 100:  # a newer program's store: refuse, never rewrite it
         raise StoreError(f"数据库版本 {version} 比本程序新", f"store schema {version} is newer than this program")
-    if version < 0:  # no version this program ever wrote: the header is damaged (found by fuzzing)
+    if version < 0 or version > SCHEMA_VERSION:  # no version any program wrote: a damaged header (fuzzing)
         raise StoreCorrupt("数据库文件头已损坏", f"store schema version {version} is not one this program writes",
                            conn.execute("PRAGMA database_list").fetchone()[2])
     for target in range(version + 1, SCHEMA_VERSION + 1):
