@@ -129,7 +129,7 @@ def test_close_tube_while_someone_waits_keeps_the_wait_visible():
 
 def test_a_command_card_opens_a_screen_page():
     t = signed_in()
-    t.scan("SWABCMD:open_view:manual")
+    t.card("SWABCMD:open_view:manual")  # cards are signed for the site (tests/station_fixtures.py)
     assert t.show.level == "info" and t.station.snapshot()["detail"] == {"open": "manual"}
-    t.scan("SWABCMD:open_view:elsewhere")
+    t.card("SWABCMD:open_view:elsewhere")
     assert t.show.level == "error"

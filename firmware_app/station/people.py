@@ -271,24 +271,6 @@ class PeopleRules:
     def _cmd_cancel(self, c: Command) -> None:
         self._reject()
 
-    def _pending_view(self) -> dict | None:
-        p = self._pending
-        if p is None:
-            return None
-        if p["kind"] == "replace_tube":
-            return {"kind": "replace_tube", "tube_id": p["tube_id"]}
-        person = p["person"]
-        return {
-            "kind": "person",
-            "name": mask_name(person["name"]),
-            "id": mask_id(person["id_number"]),
-            "colour": person["colour"],
-            "source": p["source"],
-            "single_reason": p["single_reason"],
-            "needs_tube_scan": p["single_reason"] is not None and self._source == "prelabelled",
-            "duplicate_of": p["duplicate_of"],
-        }
-
     def _cmd_open_view(self, c: Command) -> None:
         """A command card opens a page of the screen (a card cannot carry a person's details)."""
         self._require_operator()

@@ -53,6 +53,8 @@ class ShiftRules:
         if p is not None:
             if p["kind"] == "replace_tube":
                 return "请扫描新试管条码", "Scan the new tube's barcode"
+            if p["kind"] == "command":  # a destructive command card waits for its confirm
+                return "请按确认执行或取消", "Confirm to carry it out, or reject"
             if p["single_reason"] and self._source == "prelabelled":
                 return "请取单独试管并扫描其条码，或按取消", "Take a separate tube and scan it, or reject"
             return "请按确认或取消", "Confirm or reject"
