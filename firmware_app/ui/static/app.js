@@ -9,7 +9,7 @@ const TEXT = {
     modes: { "1": "单采单检", "10": "10混1", "20": "20混1", household: "一户一管" },
     close_tube: "封管", reprint_label: "补打标签", void_last: "作废上一人",
     switch_mode: "切换模式", confirm_duplicate: "确认加入", reject_duplicate: "不加入",
-    confirm_single: "确认单管", scan_single: "请扫描单管条码", confirm_replace: "确认换管", reject: "取消",
+    confirm_single: "确认单管", scan_single: "请扫描单管条码", confirm_replace: "确认换管", confirm_command: "确认执行", reject: "取消",
     sign_out: "签退", yes: "确定", cancel: "取消",
     confirm_void: "确定作废上一人 {who}？", confirm_sign_out: "确定签退？",
     choose_mode: "选择混采模式",
@@ -48,7 +48,7 @@ const TEXT = {
     modes: { "1": "single", "10": "10 in 1", "20": "20 in 1", household: "household" },
     close_tube: "Close tube", reprint_label: "Reprint label", void_last: "Void last",
     switch_mode: "Switch mode", confirm_duplicate: "Confirm add", reject_duplicate: "Do not add",
-    confirm_single: "Single tube", scan_single: "Scan the single tube", confirm_replace: "Replace tube", reject: "Cancel",
+    confirm_single: "Single tube", scan_single: "Scan the single tube", confirm_replace: "Replace tube", confirm_command: "Carry it out", reject: "Cancel",
     sign_out: "Sign out", yes: "Yes", cancel: "Cancel",
     confirm_void: "Void the last person {who}?", confirm_sign_out: "Sign out now?",
     choose_mode: "Choose the pooling mode",
@@ -246,6 +246,7 @@ function render() {
 function pendingAnswers(p) {
   if (p && p.duplicate_of) return { yes: "confirm_duplicate", no: "reject_duplicate", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
   if (p && p.kind === "replace_tube") return { yes: "confirm", no: "reject", yesLabel: "confirm_replace", noLabel: "reject" };
+  if (p && p.kind === "command") return { yes: "confirm", no: "reject", yesLabel: "confirm_command", noLabel: "reject" };
   if (p && p.needs_tube_scan) return { yes: "confirm", no: "reject", yesLabel: "scan_single", noLabel: "reject" };
   if (p && p.single_reason) return { yes: "confirm", no: "reject", yesLabel: "confirm_single", noLabel: "reject" };
   return { yes: "confirm", no: "reject", yesLabel: "confirm_duplicate", noLabel: "reject_duplicate" };
