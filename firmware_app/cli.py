@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("firmware_app.config:cli", "config check FILE: validate a station file"),
     "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
     "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),
+    # the district's receiver: its own package, imported only here (the kiosk never loads it)
+    "district": ("district.cli:main", "district receiver: run / status / tube (records exactly once, gaps resent)"),
 }
 
 

@@ -1,0 +1,256 @@
+"""The district receiver: subscribes to every station of the district, writes each record once,
+and closes every gap by asking the station to resend from its archive.
+
+* Records (``records``/``tubes``/``boxes``/``shifts``) come over a shared subscription
+  (``$share/<group>/swab/v1/+/+/+/<leaf>``) so several receivers split the load (``share=""``
+  for a broker without shared subscriptions). They are acknowledged to the broker (manual
+  PUBACK) only once the database committed them.
+* ``status`` (retained, the station's watermark), ``availability`` and ``cmd/resend/response``
+  come over plain subscriptions: every receiver sees them. A broker that does not deliver
+  retained messages to wildcard subscriptions (RabbitMQ 3.10) still delivers the status each
+  station republishes on every connection and every minute.
+* Every ``check_every_s`` the receiver reads each station's gaps (from the coverage runs, by
+  index) and, for a gap open longer than ``grace_s``, publishes ``cmd/resend`` (at most
+  RESEND_MAX seqs, one request per station in flight, ``max_requests_per_s`` in all), retried
+  with a growing delay until the gap closes or the station answers that the seqs are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from district.db import DistrictDB, parse_record
+
+log = logging.getLogger("district")
+RESEND_MAX = 10_000
+LEAVES = ("records", "tubes", "boxes", "shifts")
+
+
+@dataclass
+class ReceiverSettings:
+    broker: str  # mqtt[s]://[user[:password]@]host[:port]; several comma-separated, tried in turn
+    db: str
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    client_id: str = "swab-district"
+    share: str = "swab-district"  # shared-subscription group; "" = plain subscriptions
+    batch: int = 500
+    batch_wait_s: float = 0.05
+    check_every_s: float = 1.0
+    grace_s: float = 3.0  # a gap younger than this is records still on their way
+    retry_s: float = 5.0  # first retry of an unanswered / unfilled resend; doubles up to 60 s
+    max_requests_per_s: float = 20.0
+    keepalive: int = 30
+
+
+@dataclass
+class _Ask:
+    lo: int
+    hi: int
+    at: float
+    tries: int = 1
+
+
+@dataclass
+class Receiver:
+    settings: ReceiverSettings
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.inbox: queue.Queue = queue.Queue()
+        self.connected = threading.Event()
+        self._asks: dict[str, _Ask] = {}
+        self._gap_seen: dict[tuple[str, int], float] = {}
+        self._txn = 0
+        self._client: mqtt.Client | None = None
+        self.counts = {"messages": 0, "new": 0, "duplicates": 0, "invalid": 0, "resend_requests": 0}
+
+    # ------------------------------------------------------------ mqtt
+    def _urls(self) -> list:
+        return [urlsplit(u.strip()) for u in self.settings.broker.split(",") if u.strip()]
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        urls = self._urls()
+        first = urls[0]
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311, manual_ack=True)
+        user = s.username or unquote(first.username or "")
+        pw = s.password or unquote(first.password or "")
+        if user:
+            client.username_pw_set(user, pw or None)
+        if first.scheme == "mqtts":
+            client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.reconnect_delay_set(0.2, 5)
+        client.max_inflight_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
+        client.on_message = lambda c, u, msg: self.inbox.put(msg)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason, props) -> None:
+        if reason.is_failure:
+            log.error("district: broker refused the login: %s", reason)
+            return
+        share = self.settings.share
+        subs = [(f"$share/{share}/swab/v1/+/+/+/{leaf}" if share else f"swab/v1/+/+/+/{leaf}", 1) for leaf in LEAVES]
+        subs += [("swab/v1/+/+/+/status", 1), ("swab/v1/+/+/+/availability", 1),
+                 ("swab/v1/+/+/+/cmd/resend/response", 1)]
+        client.subscribe(subs)
+        self.connected.set()
+        log.info("district: connected, subscribed (%s)", "shared group " + share if share else "no sharing")
+
+    def _connect_loop(self) -> None:
+        """Connect to the first node that answers (a list is tried in turn), then paho reconnects."""
+        urls = self._urls()
+        i = 0
+        while not self.stop.is_set():
+            u = urls[i % len(urls)]
+            try:
+                self._client.connect(u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883),
+                                     keepalive=self.settings.keepalive)
+                return
+            except OSError as exc:
+                log.warning("district: cannot reach %s:%s (%s); retrying", u.hostname, u.port, exc)
+                i += 1
+                self.stop.wait(min(5.0, 0.2 * 2 ** min(i, 5)))
+
+    # ------------------------------------------------------------ main loop
+    def run(self) -> None:
+        db = DistrictDB(self.settings.db)
+        self._client = self._make_client()
+        self._connect_loop()
+        self._client.loop_start()
+        next_check = time.monotonic() + self.settings.check_every_s
+        try:
+            while not self.stop.is_set():
+                batch = self._take(self.settings.batch, self.settings.batch_wait_s)
+                if batch:
+                    self._handle(db, batch)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.settings.check_every_s
+                    try:
+                        self._reconcile(db)
+                    except Exception:  # noqa: BLE001 - a failed check is tried again next time
+                        log.exception("district: gap check failed")
+                        db.rollback()
+        finally:
+            rest = self._take(10 ** 6, 0)
+            if rest:
+                self._handle(db, rest)
+            self._client.loop_stop()
+            self._client.disconnect()
+            db.close()
+
+    def _take(self, n: int, wait: float) -> list:
+        out = []
+        try:
+            out.append(self.inbox.get(timeout=wait) if wait else self.inbox.get_nowait())
+            while len(out) < n:
+                out.append(self.inbox.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def _handle(self, db: DistrictDB, msgs: list) -> None:
+        records, roots = [], {}
+        for msg in msgs:
+            self.counts["messages"] += 1
+            parts = msg.topic.split("/")
+            root = "/".join(parts[2:5])
+            try:
+                if len(parts) == 6 and parts[5] in LEAVES:
+                    rec = parse_record(msg.topic, msg.payload)
+                    if rec is None:
+                        self.counts["invalid"] += 1
+                        log.warning("district: not a record on %s (dropped)", msg.topic)
+                    else:
+                        records.append(rec)
+                        roots[rec.device_id] = root
+                elif len(parts) == 6 and parts[5] == "status":
+                    status = json.loads(msg.payload)
+                    if isinstance(status, dict) and isinstance(status.get("device_id"), str):
+                        db.set_status(status["device_id"], root, status)
+                elif len(parts) == 6 and parts[5] == "availability":
+                    db.set_online(root, msg.payload == b"online")
+                elif parts[5:] == ["cmd", "resend", "response"]:
+                    self._on_resend_answer(db, msg.payload)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the receiver
+                db.rollback()
+                log.exception("district: could not handle a message on %s", msg.topic)
+        if records:
+            new = db.insert(records, roots)  # raises: nothing acknowledged, the broker delivers again
+            self.counts["new"] += new
+            self.counts["duplicates"] += len(records) - new
+        for msg in msgs:  # PUBACK only now that the database holds them
+            try:
+                self._client.ack(msg.mid, msg.qos)
+            except Exception:  # noqa: BLE001 - the connection dropped: the broker delivers again
+                pass
+
+    def _on_resend_answer(self, db: DistrictDB, payload: bytes) -> None:
+        body = json.loads(payload)
+        if not isinstance(body, dict) or not isinstance(body.get("device_id"), str):
+            return
+        dev, data = body["device_id"], body.get("data") if isinstance(body.get("data"), dict) else {}
+        if body.get("ok") and data.get("not_in_archive"):
+            db.add_unrecoverable(dev, data["not_in_archive"], "not in the station's archive (pruned or damaged)")
+            log.error("district: %s no longer has seqs %s", dev, data["not_in_archive"])
+        ask = self._asks.get(dev)
+        if ask and body.get("ok"):
+            ask.at = time.monotonic()  # answered: records are on their way; check again after the retry delay
+
+    # ------------------------------------------------------------ reconciliation
+    def _reconcile(self, db: DistrictDB) -> None:
+        if not self.connected.is_set():
+            return
+        now = time.monotonic()
+        budget = max(1, int(self.settings.max_requests_per_s * self.settings.check_every_s))
+        stations = db.stations()
+        open_now = set()
+        for dev, info in stations.items():
+            gaps = info["open_gaps"]
+            if not gaps or not info["root"]:
+                self._asks.pop(dev, None)
+                continue
+            lo, hi = gaps[0]
+            if info["watermark"] and hi == info["last_seq"] and info["backlog"]:
+                hi -= info["backlog"]  # the newest records are still in the station's outbox: on their way
+                if hi < lo:
+                    continue
+            key = (dev, lo)
+            open_now.add(key)
+            first_seen = self._gap_seen.setdefault(key, now)
+            if now - first_seen < self.settings.grace_s:
+                continue
+            ask = self._asks.get(dev)
+            if ask and ask.lo == lo and now - ask.at < min(60.0, self.settings.retry_s * 2 ** (ask.tries - 1)):
+                continue
+            if budget <= 0:
+                break
+            budget -= 1
+            hi = min(hi, lo + RESEND_MAX - 1)
+            self._txn += 1
+            txn = f"rs.{int(time.time())}.{self._txn}"
+            self._client.publish(f"swab/v1/{info['root']}/cmd/resend",
+                                 json.dumps({"txn": txn, "args": {"from_seq": lo, "to_seq": hi}}), qos=1)
+            self.counts["resend_requests"] += 1
+            tries = ask.tries + 1 if ask and ask.lo == lo else 1
+            self._asks[dev] = _Ask(lo, hi, now, tries)
+            log.info("district: asked %s to resend %d-%d (try %d)", dev, lo, hi, tries)
+        for key in [k for k in self._gap_seen if k not in open_now]:
+            del self._gap_seen[key]
