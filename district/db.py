@@ -108,6 +108,7 @@ class DistrictDB:
     """One connection; not shared between threads (the receiver's main thread owns it)."""
 
     def __init__(self, target: str):
+        target = str(target)
         self.target = target
         self.pg = target.startswith(("postgresql://", "postgres://"))
         if self.pg:
