@@ -25,8 +25,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, [
         "CREATE TABLE records (record_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, seq {BIGINT} NOT NULL, "
         "kind TEXT, tube_id TEXT, ref TEXT, topic TEXT NOT NULL, body TEXT NOT NULL, received_at {FLOAT} NOT NULL)",
-        "CREATE INDEX records_tube ON records (tube_id)",
-        "CREATE INDEX records_ref ON records (ref)",
+        # partial: most records have no ref, and ANALYZE would then judge a full index useless
+        "CREATE INDEX records_tube ON records (tube_id) WHERE tube_id IS NOT NULL",
+        "CREATE INDEX records_ref ON records (ref) WHERE ref IS NOT NULL",
         "CREATE INDEX records_station ON records (device_id, seq)",
         "CREATE TABLE stations (device_id TEXT PRIMARY KEY, root TEXT, records {BIGINT} NOT NULL DEFAULT 0, "
         "last_seq {BIGINT}, first_seq {BIGINT}, backlog {BIGINT}, status TEXT, status_at {FLOAT}, "
@@ -157,10 +158,10 @@ class DistrictDB:
         self.begin()
         try:
             self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            if self.pg:  # two receivers starting at once: one migrates, the other waits
+            have = self.rows("SELECT max(version) FROM schema_version")[0][0] or 0
+            if self.pg and have < SCHEMA_VERSION:  # two receivers starting at once: one migrates, one waits
                 self.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
-            row = self.rows("SELECT max(version) FROM schema_version")
-            have = row[0][0] or 0
+                have = self.rows("SELECT max(version) FROM schema_version")[0][0] or 0
             if have > SCHEMA_VERSION:
                 raise RuntimeError(f"database schema {have} is newer than this receiver's {SCHEMA_VERSION}")
             for version, statements in MIGRATIONS:

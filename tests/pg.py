@@ -8,6 +8,7 @@ the reason when the package is not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -32,20 +33,34 @@ def _as_postgres(cmd: list[str], **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (Debian package postgresql; bin/bootstrap --test installs it)")
+def unavailable() -> str:
+    """Why no test PostgreSQL can start here ("" when it can)."""
+    if not _bin("initdb") or not _bin("pg_ctl"):
+        return "PostgreSQL is not installed (Debian package postgresql; bin/bootstrap --test installs it)"
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install -e .[test])")
+        return "psycopg is not installed (pip install -e .[test])"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("no postgres user to run PostgreSQL as (the postgresql package creates it)")
+            return "no postgres user to run PostgreSQL as (the postgresql package creates it)"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    with postgres_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_server():
+    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     base = tempfile.mkdtemp(prefix="swab-pg-")
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
