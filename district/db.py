@@ -246,6 +246,18 @@ class DistrictDB:
             self.rollback()
             raise
 
+    def raise_watermark(self, dev: str, last: int, first: int | None) -> None:
+        """A resend answer names the station's last and first seq (no retained status needed)."""
+        self.begin()
+        try:
+            self.execute("UPDATE stations SET last_seq = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? "
+                         "ELSE last_seq END, first_seq = coalesce(?, first_seq) WHERE device_id = ?",
+                         (last, last, first, dev))
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
     def set_online(self, dev_root: str, online: bool, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.begin()

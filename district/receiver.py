@@ -75,6 +75,7 @@ class Receiver:
         self._asks: dict[str, _Ask] = {}
         self._gap_seen: dict[tuple[str, int], float] = {}
         self._txn = 0
+        self._probe: list[str] | None = None  # stations to ask for their watermark after a (re)connect
         self._client: mqtt.Client | None = None
         self.counts = {"messages": 0, "new": 0, "duplicates": 0, "invalid": 0, "resend_requests": 0}
 
@@ -111,6 +112,7 @@ class Receiver:
         subs += [("swab/v1/+/+/+/status", 1), ("swab/v1/+/+/+/availability", 1),
                  ("swab/v1/+/+/+/cmd/resend/response", 1)]
         client.subscribe(subs)
+        self._probe = None  # set by the main thread: every known station is asked for its watermark
         self.connected.set()
         log.info("district: connected, subscribed (%s)", "shared group " + share if share else "no sharing")
 
@@ -210,6 +212,9 @@ class Receiver:
         if body.get("ok") and data.get("not_in_archive"):
             db.add_unrecoverable(dev, data["not_in_archive"], "not in the station's archive (pruned or damaged)")
             log.error("district: %s no longer has seqs %s", dev, data["not_in_archive"])
+        last, first = data.get("last_seq"), data.get("first_seq")
+        if body.get("ok") and isinstance(last, int) and not isinstance(last, bool):
+            db.raise_watermark(dev, last, first if isinstance(first, int) and not isinstance(first, bool) else None)
         ask = self._asks.get(dev)
         if ask and body.get("ok"):
             ask.at = time.monotonic()  # answered: records are on their way; check again after the retry delay
@@ -221,6 +226,18 @@ class Receiver:
         now = time.monotonic()
         budget = max(1, int(self.settings.max_requests_per_s * self.settings.check_every_s))
         stations = db.stations()
+        if self._probe is None:
+            # Retained status may be gone (a broker crash) or never delivered to a wildcard (RabbitMQ):
+            # after each connection ask every known station for the seq after what we hold; the answer
+            # carries its watermark (last_seq), the gap logic does the rest.
+            self._probe = [dev for dev, info in stations.items() if info["root"]]
+        while self._probe and budget > 0:
+            dev = self._probe.pop()
+            info = stations.get(dev)
+            if info and not info["open_gaps"]:
+                top = max([hi for lo, hi in _runs_of(info)] or [0])
+                self._ask(info["root"], top + 1, top + 1)
+                budget -= 1
         open_now = set()
         for dev, info in stations.items():
             gaps = info["open_gaps"]
@@ -244,13 +261,22 @@ class Receiver:
                 break
             budget -= 1
             hi = min(hi, lo + RESEND_MAX - 1)
-            self._txn += 1
-            txn = f"rs.{int(time.time())}.{self._txn}"
-            self._client.publish(f"swab/v1/{info['root']}/cmd/resend",
-                                 json.dumps({"txn": txn, "args": {"from_seq": lo, "to_seq": hi}}), qos=1)
-            self.counts["resend_requests"] += 1
+            self._ask(info["root"], lo, hi)
             tries = ask.tries + 1 if ask and ask.lo == lo else 1
             self._asks[dev] = _Ask(lo, hi, now, tries)
             log.info("district: asked %s to resend %d-%d (try %d)", dev, lo, hi, tries)
         for key in [k for k in self._gap_seen if k not in open_now]:
             del self._gap_seen[key]
+
+    def _ask(self, root: str, lo: int, hi: int) -> None:
+        self._txn += 1
+        txn = f"rs.{int(time.time())}.{self._txn}"
+        self._client.publish(f"swab/v1/{root}/cmd/resend",
+                             json.dumps({"txn": txn, "args": {"from_seq": lo, "to_seq": hi}}), qos=1)
+        self.counts["resend_requests"] += 1
+
+
+def _runs_of(info: dict) -> list[tuple[int, int]]:
+    """The seqs held, from a station's gaps and last_seq (no gaps: 1..last_seq)."""
+    last = info["last_seq"] or 0
+    return [(1, last)] if last else []

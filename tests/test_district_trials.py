@@ -171,3 +171,68 @@ def test_broker_sigkilled_ten_times_during_a_session_loses_nothing(tls_broker, p
         uplink.stop()
         store.close()
         rx.stop()
+
+
+# ---------------------------------------------------------------- RabbitMQ (MQTT plugin)
+
+
+@pytest.fixture
+def rabbit(tmp_path):
+    from tests.rabbit import RabbitNode, unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    node = RabbitNode(tmp_path, "swab1")
+    try:
+        node.start()
+    except RuntimeError as exc:
+        node.remove()
+        pytest.skip(f"RabbitMQ did not start here: {exc}")
+    yield node
+    node.remove()
+
+
+class PlainReceiver(Receiver):
+    def __init__(self, port, db, log_path, user, password):
+        self.cmd = [sys.executable, "-m", "firmware_app", "district", "run", "--broker",
+                    f"mqtt://{user}:{password}@127.0.0.1:{port}", "--db", str(db), "--share", "", "--grace", "1"]
+        self.db, self.log_path, self.proc = str(db), log_path, None
+
+
+@pytest.mark.timeout(240)
+def test_rabbitmq_node_sigkilled_with_the_receiver_away_loses_nothing(rabbit, tmp_path, capsys):
+    from firmware_app.uplink import UplinkSettings
+    from tests.rabbit import PASSWORD, USER
+
+    db = tmp_path / "district.db"
+    rx = PlainReceiver(rabbit.port, db, tmp_path / "receiver.log", USER, PASSWORD)
+    district, site, table = STATION_A.split("/")
+    settings = UplinkSettings(url=f"mqtt://127.0.0.1:{rabbit.port}", device_id=DEVICE, district=district, site=site,
+                              table=table, username=USER, password=PASSWORD, backoff_min_s=0.2, backoff_max_s=1.0)
+    store = Store(tmp_path / "kiosk")
+    uplink = Uplink(store, settings, on_command=lambda c: None)
+    try:
+        rx.start()  # subscribed first: RabbitMQ routes to no queue before, and keeps no retained for wildcards
+        assert _wait(lambda: "connected, subscribed" in rx.log_path.read_text(), 30)
+        uplink.start()
+        _append(store, 1, 10)
+        uplink.wake()
+        assert rx.wait_complete(10, 60), rx.log_path.read_text()[-3000:]
+        rx.stop()
+        _append(store, 11, 40)
+        uplink.wake()
+        assert _wait(lambda: store.stats()["backlog"] == 0)  # RabbitMQ acknowledged them
+        rabbit.kill()
+        rabbit.start()
+        t0 = time.monotonic()
+        rx.start()
+        assert rx.wait_complete(50, 60), rx.log_path.read_text()[-3000:]
+        took = time.monotonic() - t0
+        _exactly_once(db, 50)
+        with capsys.disabled():
+            print(f"\nRabbitMQ node SIGKILL, receiver away: 50/50 records exactly once, {took:.1f} s after restart")
+    finally:
+        uplink.stop()
+        store.close()
+        rx.stop()
