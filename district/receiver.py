@@ -245,8 +245,10 @@ class Receiver:
                 self._asks.pop(dev, None)
                 continue
             lo, hi = gaps[0]
-            if info["watermark"] and hi == info["last_seq"] and info["backlog"]:
+            fresh = info["status_at"] and time.time() - info["status_at"] < 15.0
+            if info["watermark"] and hi == info["last_seq"] and info["backlog"] and fresh:
                 hi -= info["backlog"]  # the newest records are still in the station's outbox: on their way
+                # (a drain's end republishes the status; an old one is not trusted to say so)
                 if hi < lo:
                     continue
             key = (dev, lo)

@@ -246,6 +246,7 @@ class Uplink:
         self._status: dict[str, Any] = {}
         self._status_dirty = True
         self._status_sent_at = 0.0
+        self._status_backlog = 0  # backlog in the last status published: a drain's end republishes it
         self._thread: threading.Thread | None = None
         self._conn: _Conn | None = None
         self._acked: list[str] = []  # PUBACKed, not yet written to the store
@@ -609,6 +610,7 @@ class Uplink:
                     "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
                                  **self._status.get("versions", {})}}
             conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)
+            self._status_backlog = max(0, stats["backlog"] + stats["backlog_events"] - len(self._set_aside))
             self._status_dirty = False
             self._status_sent_at = now
 
@@ -635,6 +637,8 @@ class Uplink:
             self._state["inflight"] = len(inflight)
         if not exhausted and len(conn.ahead) < window:
             self._read_ahead(conn)
+        elif exhausted and self._status_backlog and not conn.inflight and not conn.ahead and not self._acked:
+            self._status_dirty = True  # drained: the district should not wait for the newest seqs any more
 
     def _read_ahead(self, conn: _Conn) -> bool:
         """Read the next records after the cursor; True if the outbox has no more for now."""

@@ -63,6 +63,10 @@ class RabbitNode:
         log = open(self.dir / "out.log", "ab")
         self.proc = subprocess.Popen([SERVER], env=self.env(), stdout=log, stderr=log, start_new_session=True)
         log.close()
+        self.start_wait(timeout)
+
+    def start_wait(self, timeout: float = 90.0) -> None:
+        """Until the MQTT listener answers (after start, or after rabbitmqctl start_app)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

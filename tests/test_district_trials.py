@@ -236,3 +236,66 @@ def test_rabbitmq_node_sigkilled_with_the_receiver_away_loses_nothing(rabbit, tm
         uplink.stop()
         store.close()
         rx.stop()
+
+
+@pytest.mark.timeout(300)
+def test_rabbitmq_two_node_cluster_node_holding_the_queue_sigkilled(tmp_path, capsys):
+    """Trial 4 of issue 12: a 2-node RabbitMQ cluster, the node holding the receiver's queue SIGKILLed
+    mid-session. Kiosk and receiver each get both nodes' URLs (tried in turn)."""
+    from firmware_app.uplink import UplinkSettings
+    from tests.rabbit import PASSWORD, USER, RabbitNode, unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    a, b = RabbitNode(tmp_path, "swabA"), RabbitNode(tmp_path, "swabB")
+    store = uplink = rx = None
+    try:
+        t_setup = time.monotonic()
+        try:
+            a.start()
+            b.start()
+            b.ctl("stop_app")
+            b.ctl("join_cluster", a.name)
+            b.ctl("start_app")
+            b.start_wait()
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"a 2-node RabbitMQ cluster did not form here: {exc}")
+        setup_s = time.monotonic() - t_setup
+        db = tmp_path / "district.db"
+        rx = PlainReceiver(f"{b.port},mqtt://127.0.0.1:{a.port}", db, tmp_path / "receiver.log", USER, PASSWORD)
+        rx.start()  # on node B: its queue lives there
+        assert _wait(lambda: "connected, subscribed" in rx.log_path.read_text(), 30)
+        district, site, table = STATION_A.split("/")
+        settings = UplinkSettings(url=[f"mqtt://127.0.0.1:{a.port}", f"mqtt://127.0.0.1:{b.port}"], device_id=DEVICE,
+                                  district=district, site=site, table=table, username=USER, password=PASSWORD,
+                                  backoff_min_s=0.2, backoff_max_s=1.0, stable_after_s=2.0)
+        store = Store(tmp_path / "kiosk")
+        uplink = Uplink(store, settings, on_command=lambda c: None)
+        uplink.start()
+        total = 0
+        for burst in range(10):
+            _append(store, total + 1, 15)
+            total += 15
+            uplink.wake()
+            time.sleep(0.3)
+            if burst == 5:
+                b.kill()  # the node holding the receiver's queue
+        b.start()
+        t0 = time.monotonic()
+        assert rx.wait_complete(total, 60), rx.log_path.read_text()[-3000:]
+        took = time.monotonic() - t0
+        _exactly_once(db, total)
+        asked = rx.log_path.read_text().count("to resend")
+        with capsys.disabled():
+            print(f"\nRabbitMQ 2-node cluster, queue node SIGKILLed: {total}/{total} exactly once, "
+                  f"{took:.1f} s after the node was back ({asked} resend requests; cluster set-up {setup_s:.0f} s)")
+    finally:
+        if uplink is not None:
+            uplink.stop()
+        if store is not None:
+            store.close()
+        if rx is not None and rx.proc is not None:
+            rx.stop()
+        b.remove()
+        a.remove()

@@ -160,6 +160,9 @@ def test_a_record_the_broker_keeps_refusing_is_set_aside_and_the_rest_goes_on(tm
         status = [json.loads(p) for t, p, _ in collector.messages if t == ROOT + "status"][-1]
         assert status["set_aside"][0]["record_id"] == recs[9]["record_id"]
         assert store.get_meta("uplink_set_aside")[0]["seq"] == 10  # remembered across restarts
+        n_status = sum(1 for t, _, _ in collector.messages if t == ROOT + "status")
+        time.sleep(1.0)  # the set-aside record stays in the backlog: that must not republish the status each step
+        assert sum(1 for t, _, _ in collector.messages if t == ROOT + "status") - n_status <= 1
         print(f"\nrefused record set aside, 29 others delivered in {took:.1f} s")
     finally:
         uplink.stop()
