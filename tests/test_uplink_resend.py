@@ -222,3 +222,15 @@ def test_broker_urls_are_tried_in_turn(password_broker, tmp_path):
     finally:
         uplink.stop()
         store.close()
+
+
+def test_the_screen_is_told_about_a_set_aside_record():
+    from types import SimpleNamespace
+
+    from firmware_app.runtime import Runtime
+
+    fake = SimpleNamespace(labels_waiting=lambda: 0, store=SimpleNamespace(stats=lambda: {"backlog": 1}),
+                           uplink=SimpleNamespace(state=lambda: {"url": "mqtt://x", "connected": True,
+                                                                 "set_aside": [10]}))
+    broker = Runtime._link_state(fake)["broker"]
+    assert broker["ok"] is False and broker["set_aside"] == [10] and "refuses 1 record" in broker["error_en"]
