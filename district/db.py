@@ -11,6 +11,7 @@ the records.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import time
@@ -118,6 +119,8 @@ class DistrictDB:
             self.conn = psycopg.connect(target, autocommit=False)
             self.types = {"BIGINT": "BIGINT", "FLOAT": "DOUBLE PRECISION"}
         else:
+            parent = os.path.dirname(os.path.abspath(target))
+            os.makedirs(parent, exist_ok=True)  # `district run --db path` needs no set-up
             self.conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a power cut loses at most the

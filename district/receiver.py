@@ -77,6 +77,7 @@ class Receiver:
         self._txn = 0
         self._probe: list[str] | None = None  # stations to ask for their watermark after a (re)connect
         self._client: mqtt.Client | None = None
+        self._node = 0  # index of the broker URL in use
         self.counts = {"messages": 0, "new": 0, "duplicates": 0, "invalid": 0, "resend_requests": 0}
 
     # ------------------------------------------------------------ mqtt
@@ -99,7 +100,7 @@ class Receiver:
         client.reconnect_delay_set(0.2, 5)
         client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
-        client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
+        client.on_disconnect = self._on_disconnect
         client.on_message = lambda c, u, msg: self.inbox.put(msg)
         return client
 
@@ -116,6 +117,19 @@ class Receiver:
         self.connected.set()
         log.info("district: connected, subscribed (%s)", "shared group " + share if share else "no sharing")
 
+    def _on_disconnect(self, client, userdata, flags, reason, props) -> None:
+        """Lost: paho reconnects by itself; with several nodes, to the next one in the list."""
+        self.connected.clear()
+        urls = self._urls()
+        if len(urls) > 1:
+            self._node = (self._node + 1) % len(urls)
+            u = urls[self._node]
+            try:
+                client.host = u.hostname or "localhost"
+                client.port = u.port or (8883 if u.scheme == "mqtts" else 1883)
+            except (RuntimeError, ValueError):
+                pass
+
     def _connect_loop(self) -> None:
         """Connect to the first node that answers (a list is tried in turn), then paho reconnects."""
         urls = self._urls()
@@ -125,6 +139,7 @@ class Receiver:
             try:
                 self._client.connect(u.hostname or "localhost", u.port or (8883 if u.scheme == "mqtts" else 1883),
                                      keepalive=self.settings.keepalive)
+                self._node = i % len(urls)
                 return
             except OSError as exc:
                 log.warning("district: cannot reach %s:%s (%s); retrying", u.hostname, u.port, exc)
@@ -141,8 +156,13 @@ class Receiver:
         try:
             while not self.stop.is_set():
                 batch = self._take(self.settings.batch, self.settings.batch_wait_s)
-                if batch:
-                    self._handle(db, batch)
+                while batch and not self.stop.is_set():
+                    try:
+                        self._handle(db, batch)
+                        break
+                    except Exception:  # noqa: BLE001 - the database is away: keep the batch (unacknowledged)
+                        log.exception("district: could not write %d messages; retrying", len(batch))
+                        db = self._reopen(db)
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self.settings.check_every_s
                     try:
@@ -153,10 +173,28 @@ class Receiver:
         finally:
             rest = self._take(10 ** 6, 0)
             if rest:
-                self._handle(db, rest)
+                try:
+                    self._handle(db, rest)
+                except Exception:  # noqa: BLE001 - unacknowledged: the broker delivers them again
+                    log.exception("district: could not write the last %d messages", len(rest))
             self._client.loop_stop()
             self._client.disconnect()
             db.close()
+
+    def _reopen(self, db: DistrictDB) -> DistrictDB:
+        db.rollback()
+        self.stop.wait(1.0)
+        try:
+            db.close()
+        except Exception:  # noqa: BLE001
+            pass
+        while not self.stop.is_set():
+            try:
+                return DistrictDB(self.settings.db)
+            except Exception as exc:  # noqa: BLE001
+                log.error("district: database unreachable (%s); retrying", exc)
+                self.stop.wait(2.0)
+        return db
 
     def _take(self, n: int, wait: float) -> list:
         out = []
