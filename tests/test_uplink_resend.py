@@ -93,6 +93,12 @@ def test_json_depth_is_bounded_before_parsing():
     command, txn, (_, err_en) = validate_command("close_tube", deep)
     assert command is None and "nested" in err_en
     assert json_depth(b"[" * 200_000, MAX_COMMAND_DEPTH) == MAX_COMMAND_DEPTH + 1
+    # issue 18 item 2: ~4 KB nested 1,000 deep (validate_command raised RecursionError)
+    for body in (b'{"a":' * 1000 + b"1" + b"}" * 1000, b'{"txn":"t","args":{"reason":' + b"[" * 1000 + b"]" * 1000 + b"}}"):
+        command, _, (_, err_en) = validate_command("close_tube", body)
+        assert command is None and "nested" in err_en
+    ok, _, _ = validate_command("close_tube", b'{"txn": "t", "args": {"reason": "[[[[{{{{"}}')  # brackets in strings
+    assert ok is not None
 
 
 def test_a_deeply_nested_command_is_answered_and_acknowledged_and_uploads_go_on(password_broker, kiosk):
