@@ -40,6 +40,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE TABLE unrecoverable (device_id TEXT NOT NULL, lo {BIGINT} NOT NULL, hi {BIGINT} NOT NULL, "
         "reason TEXT, at {FLOAT}, PRIMARY KEY (device_id, lo))",
     ]),
+    # availability is retained per topic root and often arrives before the station's first record
+    (2, [
+        "CREATE TABLE availability (root TEXT PRIMARY KEY, online INTEGER NOT NULL, at {FLOAT} NOT NULL)",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -265,7 +269,8 @@ class DistrictDB:
         now = time.time() if now is None else now
         self.begin()
         try:
-            self.execute("UPDATE stations SET online = ?, online_at = ? WHERE root = ?", (int(online), now, dev_root))
+            self.execute("INSERT INTO availability (root, online, at) VALUES (?, ?, ?) ON CONFLICT (root) DO UPDATE "
+                         "SET online = excluded.online, at = excluded.at", (dev_root, int(online), now))
             self.commit()
         except Exception:
             self.rollback()
@@ -293,7 +298,8 @@ class DistrictDB:
         runs: dict[str, list[tuple[int, int]]] = {}
         for dev, root, n, last, first, backlog, status, status_at, online, lo, hi in self.rows(
                 f"SELECT s.device_id, s.root, s.records, s.last_seq, s.first_seq, s.backlog, s.status, s.status_at, "
-                f"s.online, c.lo, c.hi FROM stations s LEFT JOIN coverage c ON c.device_id = s.device_id {where} "
+                f"a.online, c.lo, c.hi FROM stations s LEFT JOIN availability a ON a.root = s.root "
+                f"LEFT JOIN coverage c ON c.device_id = s.device_id {where} "
                 f"ORDER BY s.device_id, c.lo", args):
             if dev not in out:
                 st = json.loads(status) if status else {}

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from district.db import SCHEMA_VERSION, DistrictDB, parse_record
+from district.db import MIGRATIONS, SCHEMA_VERSION, DistrictDB, parse_record
 from tests.pg import fresh_database, postgres_url  # noqa: F401 - fixture
 from tests.store_fixtures import event, sample
 
@@ -64,6 +64,33 @@ def test_watermark_makes_the_tail_a_gap_and_pruned_ranges_are_unrecoverable(db):
     assert st["open_gaps"] == [[11, 15]] and st["unrecoverable"] == [[1, 4]]
 
 
+def test_availability_before_the_first_record_is_kept(db):
+    db.set_online("dongguan/guancheng/t03", True)
+    assert db.stations() == {}
+    db.insert([_rec(1)], {"gd-dg-0001-t03": "dongguan/guancheng/t03"})
+    assert db.stations()["gd-dg-0001-t03"]["online"] is True
+    db.set_online("dongguan/guancheng/t03", False)
+    assert db.stations()["gd-dg-0001-t03"]["online"] is False
+
+
+def test_a_version_1_database_is_migrated(tmp_path):
+    import sqlite3
+
+    from district import db as dbmod
+    path = str(tmp_path / "v1.db")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for st in dbmod.MIGRATIONS[0][1]:
+        conn.execute(st.format(BIGINT="INTEGER", FLOAT="REAL"))
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.commit()
+    conn.close()
+    d = DistrictDB(path)
+    assert d.rows("SELECT max(version) FROM schema_version")[0][0] == SCHEMA_VERSION
+    d.set_online("a/b/c", True)
+    d.close()
+
+
 def test_tube_follows_replacements_and_voids(db):
     a = sample(1, tube="TA", person=1)
     b = sample(2, tube="TA", person=2)
@@ -84,7 +111,7 @@ def test_migrations_are_recorded_and_run_once(tmp_path):
     path = str(tmp_path / "d.db")
     DistrictDB(path).close()
     d = DistrictDB(path)  # opening again migrates nothing
-    assert d.rows("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert d.rows("SELECT version FROM schema_version ORDER BY version") == [(v,) for v, _ in MIGRATIONS]
     d.close()
 
 
