@@ -643,7 +643,10 @@ class Uplink:
     def _read_ahead(self, conn: _Conn) -> bool:
         """Read the next records after the cursor; True if the outbox has no more for now."""
         want = self.settings.window - len(conn.ahead)
+        fresh = conn.cursor == 0
         messages = self.store.outbox_messages(want, after_seq=conn.cursor)
+        if fresh and self._probe is not None and (not messages or messages[0][0]["seq"] > self._probe):
+            self._probe = None  # the suspect was acknowledged after all (an ack written late): nothing to probe
         if messages:
             conn.cursor = messages[-1][0]["seq"]
             conn.ahead += [m for m in messages if m[0]["seq"] not in self._set_aside] if self._set_aside else messages

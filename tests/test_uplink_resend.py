@@ -240,3 +240,19 @@ def test_the_screen_is_told_about_a_set_aside_record():
                                                                  "set_aside": [10]}))
     broker = Runtime._link_state(fake)["broker"]
     assert broker["ok"] is False and broker["set_aside"] == [10] and "refuses 1 record" in broker["error_en"]
+
+
+def test_a_suspect_acknowledged_meanwhile_does_not_keep_the_window_at_one(tmp_path):
+    from firmware_app.uplink import _Conn
+
+    store = Store(tmp_path / "data")
+    try:
+        store.append([sample(s, tube="T1", person=s) for s in range(1, 11)])
+        store.ack([store.records_between(1, 5, 10)[i][0]["record_id"] for i in range(5)])
+        uplink = Uplink(store, settings_for(1), on_command=lambda c: None)
+        uplink._probe = 3  # in flight when a connection dropped; its PUBACK had come on an earlier one
+        conn = _Conn(client=None)
+        uplink._read_ahead(conn)
+        assert uplink._probe is None and conn.ahead[0][0]["seq"] == 6
+    finally:
+        store.close()
