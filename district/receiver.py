@@ -72,7 +72,8 @@ class Receiver:
     def __post_init__(self) -> None:
         self.inbox: queue.Queue = queue.Queue()
         self.connected = threading.Event()
-        self._asks: dict[str, _Ask] = {}
+        self._asks: dict[tuple[str, int], _Ask] = {}  # (device, gap start) -> the last request for it
+        self._txns: dict[str, tuple[str, int]] = {}  # resend txn -> (device, gap start)
         self._gap_seen: dict[tuple[str, int], float] = {}
         self._txn = 0
         self._probe: list[str] | None = None  # stations to ask for their watermark after a (re)connect
@@ -253,7 +254,12 @@ class Receiver:
         last, first = data.get("last_seq"), data.get("first_seq")
         if body.get("ok") and isinstance(last, int) and not isinstance(last, bool):
             db.raise_watermark(dev, last, first if isinstance(first, int) and not isinstance(first, bool) else None)
-        ask = self._asks.get(dev)
+        if body.get("ok") and data.get("set_aside"):
+            aside = [[q, q] for q in data["set_aside"] if isinstance(q, int) and not isinstance(q, bool)]
+            db.add_unrecoverable(dev, aside, "set aside by the station: the broker refuses it")
+            log.error("district: %s has set aside seqs %s (the broker refuses them)", dev, data["set_aside"])
+        key = self._txns.pop(body.get("txn"), None) if isinstance(body.get("txn"), str) else None
+        ask = self._asks.get(key) if key else None
         if ask and body.get("ok"):
             ask.at = time.monotonic()  # answered: records are on their way; check again after the retry delay
 
@@ -273,50 +279,50 @@ class Receiver:
             dev = self._probe.pop()
             info = stations.get(dev)
             if info and not info["open_gaps"]:
-                top = max([hi for lo, hi in _runs_of(info)] or [0])
+                top = info["last_seq"] or 0  # no open gap: everything up to last_seq is here
                 self._ask(info["root"], top + 1, top + 1)
                 budget -= 1
         open_now = set()
         for dev, info in stations.items():
-            gaps = info["open_gaps"]
-            if not gaps or not info["root"]:
-                self._asks.pop(dev, None)
+            if not info["root"]:
                 continue
-            lo, hi = gaps[0]
             fresh = info["status_at"] and time.time() - info["status_at"] < 15.0
-            if info["watermark"] and hi == info["last_seq"] and info["backlog"] and fresh:
-                hi -= info["backlog"]  # the newest records are still in the station's outbox: on their way
-                # (a drain's end republishes the status; an old one is not trusted to say so)
-                if hi < lo:
+            for lo, hi in info["open_gaps"]:  # one request per station per check: the first gap not waiting
+                if info["watermark"] and hi == info["last_seq"] and info["backlog"] and fresh:
+                    hi -= info["backlog"]  # the newest records are still in the station's outbox: on their way
+                    # (a drain's end republishes the status; an old one is not trusted to say so)
+                    if hi < lo:
+                        continue
+                key = (dev, lo)
+                open_now.add(key)
+                first_seen = self._gap_seen.setdefault(key, now)
+                if now - first_seen < self.settings.grace_s:
                     continue
-            key = (dev, lo)
-            open_now.add(key)
-            first_seen = self._gap_seen.setdefault(key, now)
-            if now - first_seen < self.settings.grace_s:
-                continue
-            ask = self._asks.get(dev)
-            if ask and ask.lo == lo and now - ask.at < min(60.0, self.settings.retry_s * 2 ** (ask.tries - 1)):
-                continue
-            if budget <= 0:
+                ask = self._asks.get(key)
+                if ask and now - ask.at < min(60.0, self.settings.retry_s * 2 ** (ask.tries - 1)):
+                    continue  # asked, not yet due again: a later gap may go meanwhile
+                if budget <= 0:
+                    break
+                budget -= 1
+                hi = min(hi, lo + RESEND_MAX - 1)
+                txn = self._ask(info["root"], lo, hi)
+                self._txns[txn] = key
+                tries = ask.tries + 1 if ask else 1
+                self._asks[key] = _Ask(lo, hi, now, tries)
+                log.info("district: asked %s to resend %d-%d (try %d)", dev, lo, hi, tries)
                 break
-            budget -= 1
-            hi = min(hi, lo + RESEND_MAX - 1)
-            self._ask(info["root"], lo, hi)
-            tries = ask.tries + 1 if ask and ask.lo == lo else 1
-            self._asks[dev] = _Ask(lo, hi, now, tries)
-            log.info("district: asked %s to resend %d-%d (try %d)", dev, lo, hi, tries)
         for key in [k for k in self._gap_seen if k not in open_now]:
             del self._gap_seen[key]
+        for key in [k for k in self._asks if k not in open_now]:
+            del self._asks[key]
+        if len(self._txns) > 10_000:  # answers that never came
+            self._txns.clear()
 
-    def _ask(self, root: str, lo: int, hi: int) -> None:
+    def _ask(self, root: str, lo: int, hi: int) -> str:
         self._txn += 1
         txn = f"rs.{int(time.time())}.{self._txn}"
         self._client.publish(f"swab/v1/{root}/cmd/resend",
                              json.dumps({"txn": txn, "args": {"from_seq": lo, "to_seq": hi}}), qos=1)
         self.counts["resend_requests"] += 1
+        return txn
 
-
-def _runs_of(info: dict) -> list[tuple[int, int]]:
-    """The seqs held, from a station's gaps and last_seq (no gaps: 1..last_seq)."""
-    last = info["last_seq"] or 0
-    return [(1, last)] if last else []

@@ -120,3 +120,37 @@ def test_migrations_are_recorded_and_run_once(tmp_path):
                                      b"[" * 100000])
 def test_what_is_not_a_record_is_refused(payload):
     assert parse_record("swab/v1/a/b/c/records", payload) is None
+
+
+def test_reconcile_asks_each_gap_and_a_stuck_one_does_not_hold_back_the_next(tmp_path):
+    from district.receiver import Receiver, ReceiverSettings
+
+    class FakeClient:
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, topic, payload, qos=0):
+            self.sent.append((topic, json.loads(payload)))
+
+    d = DistrictDB(str(tmp_path / "r.db"))
+    d.insert([_rec(s) for s in range(1, 80) if not (s == 10 or 50 <= s <= 60)],
+             {"gd-dg-0001-t03": "dongguan/guancheng/t03"})
+    d.set_status("gd-dg-0001-t03", "dongguan/guancheng/t03", {"watermark": {"last_seq": 79, "first_seq": 1},
+                                                               "backlog": 0, "backlog_events": 0})
+    rx = Receiver(ReceiverSettings(broker="mqtt://x", db="", grace_s=0.0, retry_s=60.0))
+    rx._client = FakeClient()
+    rx._probe = []
+    rx.connected.set()
+    rx._reconcile(d)
+    rx._reconcile(d)  # 10 was asked and is not due again: the next gap goes
+    asked = [(m["args"]["from_seq"], m["args"]["to_seq"]) for _, m in rx._client.sent]
+    assert asked == [(10, 10), (50, 60)]
+    assert all(t == "swab/v1/dongguan/guancheng/t03/cmd/resend" for t, _ in rx._client.sent)
+    # the station answers that 10 is set aside (its broker refuses it): recorded, asked no more
+    txn = rx._client.sent[0][1]["txn"]
+    rx._on_resend_answer(d, json.dumps({"txn": txn, "ok": True, "device_id": "gd-dg-0001-t03",
+                                        "data": {"sent": 0, "set_aside": [10], "not_in_archive": [],
+                                                 "last_seq": 79, "first_seq": 1}}).encode())
+    st = d.stations()["gd-dg-0001-t03"]
+    assert st["open_gaps"] == [[50, 60]] and [10, 10] in st["unrecoverable"]
+    d.close()
