@@ -166,8 +166,11 @@ def run_district(n: dict, figures: dict, details: dict) -> None:
     why = unavailable()
     if why:
         raise RuntimeError(f"district bench needs PostgreSQL: {why}")
+    from bench.district_bench import measure_end_to_end
+
     with postgres_server() as url:
         result = measure(n["district_ingest"], [n["district_tube"]], url)
+    result["receiver_process_sqlite"] = measure_end_to_end(n["district_ingest"])  # through Mosquitto
     figures["receiver_ingest_per_s_sqlite"] = result["ingest_sqlite"]["per_s"]
     figures["receiver_ingest_per_s_postgres"] = result["ingest_postgres"]["per_s"]
     figures["district_tube_s_sqlite"] = result["tube_sqlite"][-1]["command_s_median"]

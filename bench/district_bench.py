@@ -200,3 +200,73 @@ if __name__ == "__main__":  # python -m bench.district_bench N_INGEST SIZE[,SIZE
             print(json.dumps(measure(int(sys.argv[1]), sizes, url), indent=1))
     else:
         print(json.dumps(measure(int(sys.argv[1]), sizes, None), indent=1))
+
+
+def measure_end_to_end(n: int = 20_000) -> dict:
+    """The receiver process itself, off the broker: `swabkiosk district run` (SQLite) subscribes once
+    and stops; n records are published (raw paho, QoS 1) into its session on our Mosquitto config;
+    then it starts again and is timed from start until the database holds them all (start-up and
+    the broker's delivery included)."""
+    import paho.mqtt.client as mqtt
+
+    from bench.common import STATION_PASSWORD, USERS, start_broker
+    from tests.broker import OPERATOR, PASSWORDS
+
+    with tempfile.TemporaryDirectory(prefix="district-e2e-") as d:
+        broker = start_broker(d)
+        # the shipped district.conf persistence (save every 60 s), not the test config's save-on-every-change,
+        # which held an offline session's queue to ~135 messages/s
+        broker.kill()
+        broker.conf.write_text(broker.conf.read_text().replace("autosave_on_changes true", "autosave_on_changes false")
+                               .replace("autosave_interval 1\n", "autosave_interval 60\n"))
+        broker.start()
+        db_path = os.path.join(d, "district.db")
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, "-m", "firmware_app", "district", "run", "--broker",
+               f"mqtt://{OPERATOR}:{PASSWORDS[OPERATOR]}@127.0.0.1:{broker.port}", "--db", db_path]
+
+        def start():
+            return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def count():
+            try:
+                db = DistrictDB(db_path)
+            except Exception:  # noqa: BLE001 - not made yet
+                return 0
+            try:
+                return db.rows("SELECT count(*) FROM records")[0][0]
+            finally:
+                db.close()
+
+        rx = start()
+        try:
+            time.sleep(2.5)  # its session and subscriptions are on the broker
+            rx.terminate()
+            rx.wait(20)
+            pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-pub")
+            pub.username_pw_set(USERS[0], STATION_PASSWORD)  # a station of the bench broker
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
+            root = f"swab/v1/{USERS[0]}/records"
+            infos = [pub.publish(root, _body("e2e-dev", s, f"e2e-{(s - 1) // 10:07d}"), qos=1) for s in range(1, n + 1)]
+            for info in infos:
+                info.wait_for_publish(120)
+            pub.loop_stop()
+            pub.disconnect()
+            t0 = time.perf_counter()
+            rx = start()
+            got = 0
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and got < n:
+                time.sleep(0.1)
+                got = count()
+            took = time.perf_counter() - t0
+        finally:
+            rx.terminate()
+            try:
+                rx.wait(30)
+            except subprocess.TimeoutExpired:
+                rx.kill()
+                rx.wait()
+            broker.kill()
+    return {"records": n, "stored": got, "s": round(took, 2), "per_s": round(got / took)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -109,6 +110,12 @@ class Receiver:
         if reason.is_failure:
             log.error("district: broker refused the login: %s", reason)
             return
+        try:  # PUBACKs go one by one after each commit: Nagle + delayed ACK held them ~40 ms a batch
+            sock = client.socket()
+            if sock is not None and hasattr(sock, "setsockopt"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         share = self.settings.share
         subs = [(f"$share/{share}/swab/v1/+/+/+/{leaf}" if share else f"swab/v1/+/+/+/{leaf}", 1) for leaf in LEAVES]
         subs += [("swab/v1/+/+/+/status", 1), ("swab/v1/+/+/+/availability", 1),
