@@ -21,10 +21,11 @@ from bench.common import ROOT, STATION_PASSWORD
 FULL = dict(store_backlog=50_000, store_writes=1_000, naive_writes=50, drain=10_000, scan=600, frames=40,
             hard_per_kind=25, startups=5, rss_total=100_000, rss_warmup=2_000, kill_trials=50, kill_offline_trials=10,
             chaos=10_000, month_days=30, month_people=8_000, month_more=8_000, month_startups=5, month_runs=3,
-            scan_sd=600)
+            scan_sd=600, district_ingest=50_000, district_tube=1_000_000)
 QUICK = dict(store_backlog=1_000, store_writes=30, naive_writes=10, drain=1_000, scan=20, frames=5,
              hard_per_kind=3, startups=1, rss_total=300, rss_warmup=100, kill_trials=2, kill_offline_trials=1,
-             chaos=300, month_days=2, month_people=500, month_more=300, month_startups=1, month_runs=1, scan_sd=20)
+             chaos=300, month_days=2, month_people=500, month_more=300, month_startups=1, month_runs=1, scan_sd=20,
+             district_ingest=2_000, district_tube=20_000)
 
 # key -> (goal text, met(value) or None when the figure is a baseline)
 GOALS = {
@@ -68,8 +69,13 @@ GOALS = {
     "bytes_written_per_registration": ("reported", None),
     "mb_written_per_day_8000": ("reported", None),
     "sd_card_years_32gb": ("reported", None),
+    "receiver_ingest_per_s_sqlite": (">= 2000", lambda v: v >= 2000),
+    "receiver_ingest_per_s_postgres": (">= 2000", lambda v: v >= 2000),
+    "district_tube_s_sqlite": ("<= 0.3", lambda v: v <= 0.3),
+    "district_tube_s_postgres": ("<= 0.3", lambda v: v <= 0.3),
+    "district_gap_check_20k_stations_s": ("", None),
 }
-GROUPS = ("store", "drain", "scan", "camera", "startup", "month", "rss", "kill", "chaos")
+GROUPS = ("store", "drain", "scan", "camera", "startup", "month", "rss", "kill", "chaos", "district")
 
 
 def log(text: str) -> None:
@@ -182,8 +188,31 @@ def run_chaos(n: dict, figures: dict, details: dict) -> None:
     details["chaos"] = result
 
 
+def run_district(n: dict, figures: dict, details: dict) -> None:
+    """The district receiver (bench/district_bench.py); a throwaway PostgreSQL as in the tests.
+    `python -m bench.district_bench 50000 1000000,10000000 --pg` measures tube at 10 million."""
+    from bench.district_bench import measure
+    from tests.pg import postgres_server, unavailable
+
+    why = unavailable()
+    if why:
+        raise RuntimeError(f"district bench needs PostgreSQL: {why}")
+    from bench.district_bench import measure_end_to_end
+
+    with postgres_server() as url:
+        result = measure(n["district_ingest"], [n["district_tube"]], url)
+    result["receiver_process_sqlite"] = measure_end_to_end(n["district_ingest"])  # through Mosquitto
+    figures["receiver_ingest_per_s_sqlite"] = result["ingest_sqlite"]["per_s"]
+    figures["receiver_ingest_per_s_postgres"] = result["ingest_postgres"]["per_s"]
+    figures["district_tube_s_sqlite"] = result["tube_sqlite"][-1]["command_s_median"]
+    figures["district_tube_s_postgres"] = result["tube_postgres"][-1]["command_s_median"]
+    figures["district_gap_check_20k_stations_s"] = result["gaps_sqlite"]["all_stations_s"]
+    details["district"] = result
+
+
 RUNNERS = {"store": run_store, "drain": run_drain, "scan": run_scan, "camera": run_camera,
-           "startup": run_startup, "month": run_month, "kill": run_kill, "chaos": run_chaos}
+           "startup": run_startup, "month": run_month, "kill": run_kill, "chaos": run_chaos,
+           "district": run_district}
 
 
 def verdict(key: str, value: float, figures: dict) -> str:
@@ -227,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # Timing figures first, one at a time; then the memory run beside the kill and chaos tests
     # (those count records, not milliseconds).
-    for group in ("store", "drain", "scan", "camera", "startup", "month"):
+    for group in ("store", "drain", "scan", "camera", "startup", "month", "district"):
         if group in groups:
             log(f"{group} ...")
             RUNNERS[group](counts, figures, details)

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
     "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),
     "district-sign": ("firmware_app.signedpush:cli", "sign a station file or volunteer list for cmd/push_* (district key)"),
+    # the district's receiver: its own package, imported only here (the kiosk never loads it)
+    "district": ("district.cli:main", "district receiver: run / status / tube (records exactly once, gaps resent)"),
 }
 
 

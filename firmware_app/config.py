@@ -215,7 +215,8 @@ def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
         yield "devices.printer.target", 'not a printer target: use "serial:/dev/...", "usb:0xVID:0xPID", "tcp://HOST:9100" or "file:/dev/usb/lp0"'
     mqtt = _table(data, "mqtt")
     url = mqtt.get("url")
-    if isinstance(url, str) and url.startswith("mqtts://") and not mqtt.get("ca_file"):
+    if any(isinstance(u, str) and "mqtts://" in u for u in (url if isinstance(url, list) else [url])) \
+            and not mqtt.get("ca_file"):
         yield "mqtt.ca_file", "mqtts:// needs ca_file (the broker's CA certificate)"
     yield from _mqtt_identity(data)
 
@@ -227,6 +228,8 @@ def _mqtt_identity(data: dict) -> Iterator[tuple[str, str]]:
     station, mqtt = _table(data, "station"), _table(data, "mqtt")
     parts = [station.get(k) for k in ("district", "site", "table")]
     if not mqtt.get("url") or not all(isinstance(p, str) for p in parts):
+        return
+    if mqtt.get("login") == "any":  # another broker's login form (RabbitMQ "vhost:user"), its own ACL
         return
     root = "/".join(parts)
     username = mqtt.get("username")

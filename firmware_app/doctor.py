@@ -160,7 +160,7 @@ def check_broker(cfg: Any) -> Check:
 
     from firmware_app.uplink import explain_connect_error
 
-    parts = urlsplit(settings.url)
+    parts = urlsplit(settings.urls[0])  # the first node of a list
     tls = parts.scheme == "mqtts"
     host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
     where = f"{parts.scheme}://{host}:{port}"

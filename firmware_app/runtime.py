@@ -425,6 +425,12 @@ class Runtime:
             link = self.uplink.state()
             out["broker"] = None if not link.get("url") else {
                 "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
+            aside = link.get("set_aside") or []
+            if out["broker"] and out["broker"]["ok"] and aside:  # delivered around, not delivered: say so
+                out["broker"] = {"ok": False, "set_aside": list(aside),
+                                 "reason": f"服务器拒收 {len(aside)} 条记录（已保存，跳过继续上传；请联系技术人员）",
+                                 "error_en": f"the broker refuses {len(aside)} record(s) (seq {aside[0]}...): "
+                                              f"kept and skipped, the rest is sent; call the technician"}
         return out
 
     def _unsent(self, age_s: float | None) -> dict[str, Any]:

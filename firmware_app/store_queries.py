@@ -108,6 +108,13 @@ class StoreQueries:
                        (after_seq, limit))
         return [(r, row[1]) for row in rows if (r := self._decode(row)) is not None]
 
+    def records_between(self, from_seq: int, to_seq: int, limit: int = 1000) -> list[tuple[dict, bytes]]:
+        """Stored records with from_seq <= seq <= to_seq, acknowledged or not, oldest first, each with its
+        payload (the bytes first sent): what ``cmd/resend`` republishes. A seq missing here is pruned or damaged."""
+        rows = self._q(f"SELECT {_COLS} FROM records WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                       (from_seq, to_seq, limit))
+        return [(r, row[1]) for row in rows if (r := self._decode(row)) is not None]
+
     def outbox(self, limit: int = 100, after_seq: int = 0) -> list[dict]:
         return [r for r, _ in self.outbox_messages(limit, after_seq)]
 

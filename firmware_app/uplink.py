@@ -15,6 +15,14 @@ order (per-table order, hence per-tube order), ``window`` in flight; command
 responses, status and availability never queue behind a backlog: they are
 published as soon as they come (paho itself has no in-flight limit: the window
 is ours and counts records only).
+
+A PUBACK is not the end of the road (a broker crash loses what it acknowledged):
+the retained status carries a watermark (last seq, first seq still archived, counts
+per day) and ``cmd/resend`` republishes a seq range from the archive, whatever its
+ack state, so the district receiver can close every gap (docs/records.md, "Delivery
+contract"). A record the broker keeps refusing (the connection drops each time it
+is in flight, alone) is set aside after ``refuse_strikes`` tries, reported in the
+status and the state, and the rest goes on.
 """
 
 from __future__ import annotations
@@ -50,8 +58,13 @@ MQTT_COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
     "close_tube": ({}, {"reason": str}),
     "push_config": ({"config": str}, {}),
     "push_volunteers": ({"volunteers": list}, {}),
+    # answered by the uplink itself from the archive (no station state): republish seqs from..to
+    "resend": ({"from_seq": int, "to_seq": int}, {}),
 }
 MAX_COMMAND_BYTES = 256 * 1024
+MAX_COMMAND_DEPTH = 32  # JSON nesting, checked on the raw bytes before json.loads (no RecursionError)
+RESEND_MAX = 10_000  # seqs per cmd/resend
+RESEND_QUEUE = 4  # resends waiting at once; more are answered ok:false "busy"
 ACK_BATCH = 256  # PUBACKs written to the store in one go ...
 ACK_DELAY_S = 0.1  # ... or after this long
 _TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -61,7 +74,9 @@ _TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class UplinkSettings:
     """What the uplink needs; the daemon builds it from the station config's [station]/[mqtt]."""
 
-    url: str  # mqtt://host[:1883] or mqtts://host[:8883]; "" = offline, records wait in the store
+    # mqtt://host[:1883] or mqtts://host[:8883]; "" = offline, records wait in the store. Several
+    # (a list, or comma-separated: the nodes of a clustered broker) are tried in turn.
+    url: str | list[str]
     device_id: str  # MQTT client id (fixed: the broker keeps our session)
     district: str
     site: str
@@ -76,10 +91,18 @@ class UplinkSettings:
     backoff_min_s: float = 0.5
     backoff_max_s: float = 60.0
     status_every_s: float = 60.0
+    stable_after_s: float = 10.0  # the backoff resets only once a connection has stayed up this long
+    refuse_strikes: int = 3  # drops with a record alone in flight before it is set aside
+    resend_rate: float = 2000.0  # records per second republished for cmd/resend (a token bucket)
 
     @property
     def root(self) -> str:
         return f"swab/v1/{self.district}/{self.site}/{self.table}/"
+
+    @property
+    def urls(self) -> list[str]:
+        raw = self.url if isinstance(self.url, (list, tuple)) else str(self.url or "").split(",")
+        return [u.strip() for u in raw if isinstance(u, str) and u.strip()]
 
 
 def explain_connect_error(exc: BaseException, where: str) -> tuple[str, str]:
@@ -117,14 +140,41 @@ def _explain_connack(reason: Any) -> tuple[str, str]:
     return (f"服务器拒绝连接：{text}", f"Broker refused the connection: {text}")
 
 
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = bytes.maketrans(b"", b"")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(payload: bytes, limit: int = MAX_COMMAND_DEPTH) -> int:
+    """The nesting depth of a JSON text, from its bytes (strings skipped), without parsing it;
+    stops counting past ``limit`` (returns limit + 1). Malformed text gets a depth too: json.loads
+    refuses it afterwards."""
+    depth = top = 0
+    for b in _STRING.sub(b'""', payload).translate(_BRACKETS, _NOT_BRACKETS):
+        if b in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > top:
+                top = depth
+                if top > limit:
+                    return top
+        elif depth:
+            depth -= 1
+    return top
+
+
 def validate_command(name: str, payload: bytes) -> tuple[Command | None, str | None, tuple[str, str]]:
-    """Check a cmd/<name> message. Returns (command, txn, ("", "")) or (None, txn, (zh, en))."""
+    """Check a cmd/<name> message. Returns (command, txn, ("", "")) or (None, txn, (zh, en)).
+    Size and nesting depth are bounded before anything is parsed."""
     txn = None
+    if not isinstance(payload, (bytes, bytearray)):
+        return None, None, ("命令格式无效", "command payload is not bytes")
     if len(payload) > MAX_COMMAND_BYTES:
         return None, None, ("命令过大", f"command larger than {MAX_COMMAND_BYTES} bytes")
+    if json_depth(bytes(payload)) > MAX_COMMAND_DEPTH:
+        return None, None, ("命令嵌套过深", f"command nested deeper than {MAX_COMMAND_DEPTH} levels")
     try:
         body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None, ("命令不是有效的 JSON", "command payload is not valid JSON")
     if not isinstance(body, dict):
         return None, None, ("命令必须是 JSON 对象", "command payload must be a JSON object")
@@ -140,13 +190,13 @@ def validate_command(name: str, payload: bytes) -> tuple[Command | None, str | N
         return None, txn, ("args 必须是 JSON 对象", "args must be a JSON object")
     required, optional = MQTT_COMMANDS[name]
     for key, typ in required.items():
-        if not isinstance(args.get(key), typ):
+        if not isinstance(args.get(key), typ) or (typ is int and isinstance(args.get(key), bool)):
             return None, txn, (f"缺少参数 {key}", f"missing or wrong type for argument {key!r}")
     for key, value in args.items():
         typ = required.get(key) or optional.get(key)
         if typ is None:
             return None, txn, (f"未知参数 {key}", f"unknown argument {key!r}")
-        if not isinstance(value, typ):
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             return None, txn, (f"参数 {key} 类型错误", f"wrong type for argument {key!r}")
     return Command(name=name, args=args, source="mqtt", txn=txn), txn, ("", "")
 
@@ -158,7 +208,9 @@ class _Conn:
     client: mqtt.Client
     tls: bool = False
     up: bool = False  # CONNACK accepted
-    inflight: dict[int, str] = field(default_factory=dict)  # mid -> record_id
+    up_at: float = 0.0  # monotonic time of the CONNACK
+    url: str = ""
+    inflight: dict[int, tuple] = field(default_factory=dict)  # mid -> (record_id, seq, resend job or None, sent at)
     ahead: deque = field(default_factory=deque)  # (record, payload) read from the outbox, not yet published
     cursor: int = 0  # seq of the last record read on this connection (a new one starts over)
     paho_log: _FirstError = field(default_factory=lambda: _FirstError())
@@ -194,6 +246,7 @@ class Uplink:
         self._status: dict[str, Any] = {}
         self._status_dirty = True
         self._status_sent_at = 0.0
+        self._status_backlog = 0  # backlog in the last status published: a drain's end republishes it
         self._thread: threading.Thread | None = None
         self._conn: _Conn | None = None
         self._acked: list[str] = []  # PUBACKed, not yet written to the store
@@ -201,6 +254,19 @@ class Uplink:
         self._ack_error = ""
         self._failures = 0
         self._next_attempt = 0.0
+        self._url_index = 0
+        self._resends: deque[dict] = deque()  # cmd/resend jobs, oldest first
+        self._tokens = settings.resend_rate
+        self._tokens_at = time.monotonic()
+        self._probe: int | None = None  # seq sent alone: it was in flight when a connection dropped
+        self._strikes: dict[int, int] = {}  # seq -> drops while it was alone in flight
+        self._set_aside: dict[int, dict] = {}
+        try:
+            for item in store.get_meta("uplink_set_aside") or []:
+                if isinstance(item, dict) and isinstance(item.get("seq"), int):
+                    self._set_aside[item["seq"]] = item
+        except Exception:  # noqa: BLE001 - a damaged note only means retrying those records
+            log.warning("uplink: could not read the set-aside records", exc_info=True)
         self._state_lock = threading.Lock()
         self._state: dict[str, Any] = {
             "connected": False,
@@ -213,6 +279,7 @@ class Uplink:
             "acked": 0,
             "last_ack_at": None,
             "inflight": 0,
+            "set_aside": sorted(self._set_aside),
         }
 
     # ---------------------------------------------------------------- public
@@ -255,7 +322,7 @@ class Uplink:
         try:
             while not self._stop.is_set():
                 self.heartbeat = time.monotonic()
-                if not self.settings.url:
+                if not self.settings.urls:
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
@@ -284,19 +351,24 @@ class Uplink:
             self._lost(conn, rc)
             return
         if conn.up:
+            if self._failures and time.monotonic() - conn.up_at >= self.settings.stable_after_s:
+                self._failures = 0  # stayed up: the next drop starts the backoff from the bottom
             self._send_control(conn)
             self._fill_window(conn)
+            self._fill_resend(conn)
         self._flush_acks(idle=not conn.inflight)
 
     def _connect(self) -> None:
         s = self.settings
-        parts = urlsplit(s.url)
+        urls = s.urls
+        url = urls[self._url_index % len(urls)]
+        parts = urlsplit(url)
         tls = parts.scheme == "mqtts"
         host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
         where = f"{parts.scheme}://{host}:{port}"
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.device_id, clean_session=False,
                              protocol=mqtt.MQTTv311)
-        conn = _Conn(client, tls=tls)
+        conn = _Conn(client, tls=tls, url=url)
         # no paho limit (it would scan every message in flight on each PUBACK): records are
         # held to our window, and responses/status are never stuck behind them
         client.max_inflight_messages_set(0)
@@ -326,13 +398,14 @@ class Uplink:
             self._conn = None
             return
         conn.up = True
-        self._failures = 0
+        conn.up_at = time.monotonic()  # the backoff resets once it has stayed up (stable_after_s)
         root = self.settings.root
         conn.client.subscribe(root + "cmd/+", qos=1)
         conn.client.publish(root + "availability", b"online", qos=1, retain=True)
         self._status_dirty = True
-        self._set_state(connected=True, error="", error_en="", since=time.time(), next_attempt_s=None)
-        log.info("uplink connected to %s", self.settings.url)
+        self._set_state(connected=True, error="", error_en="", since=time.time(), next_attempt_s=None,
+                        url=conn.url)
+        log.info("uplink connected to %s", conn.url)
 
     def _on_subscribe(self, reasons) -> None:
         granted = bool(reasons) and not any(r.is_failure for r in reasons)
@@ -349,6 +422,7 @@ class Uplink:
         except Exception:  # noqa: BLE001 - the socket is already gone
             pass
         detail = conn.paho_log.first or mqtt.error_string(rc)
+        self._note_drop(conn)
         if conn.up:
             self._failed(f"与服务器的连接中断：{detail}", f"Connection to the broker lost: {detail}")
         elif conn.tls:
@@ -360,9 +434,46 @@ class Uplink:
         else:
             self._failed(f"服务器在登录前断开：{detail}", f"The broker closed the connection before login: {detail}")
 
+    def _note_drop(self, conn: _Conn) -> None:
+        """A connection dropped with records in flight. A resend's records go again; the oldest record
+        is suspected: the next connection sends it alone, and if a connection drops while it is alone in
+        flight (just sent) ``refuse_strikes`` times, it is set aside so the rest of the outbox goes on."""
+        if not conn.up or not conn.inflight:
+            return
+        for _rid, seq, job, _at in conn.inflight.values():
+            if job is not None and seq < job["next"]:
+                job["next"] = seq
+        outbox = [(seq, at) for _rid, seq, job, at in conn.inflight.values() if job is None]
+        if not outbox:
+            return
+        seq, at = min(outbox)
+        if len(conn.inflight) == 1 and seq == self._probe and time.monotonic() - at < 5.0:
+            self._strikes[seq] = self._strikes.get(seq, 0) + 1
+            if self._strikes[seq] >= self.settings.refuse_strikes:
+                self._put_aside(seq, conn.inflight)
+                return
+        self._probe = seq
+
+    def _put_aside(self, seq: int, inflight: dict) -> None:
+        rid = next((r for r, s, _, _ in inflight.values() if s == seq), "")
+        self._set_aside[seq] = {"seq": seq, "record_id": rid, "at": time.time(), "tries": self._strikes.pop(seq, 0),
+                                "reason": "the broker dropped the connection each time this record was sent"}
+        self._probe = None
+        log.error("uplink: record %s (seq %d) is refused by the broker; set aside, the rest goes on", rid, seq)
+        try:
+            self.store.set_meta("uplink_set_aside", sorted(self._set_aside.values(), key=lambda x: x["seq"]))
+        except StoreError as exc:
+            log.error("uplink: could not record the set-aside record: %s", exc.message_en)
+        self._status_dirty = True
+        self._set_state(set_aside=sorted(self._set_aside))
+
     def _failed(self, message: str, message_en: str) -> None:
         self._failures += 1
-        base = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** min(self._failures - 1, 16))
+        urls = self.settings.urls
+        if len(urls) > 1:
+            self._url_index += 1  # the next node; the backoff grows per round of the list
+        rounds = (self._failures - 1) // max(1, len(urls))
+        base = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** min(rounds, 16))
         delay = random.uniform(base / 2, base)  # jitter: 20,000 tables must not reconnect in step
         self._next_attempt = time.monotonic() + delay
         first = self._state["connected"] or self._state["error_en"] != message_en
@@ -372,27 +483,107 @@ class Uplink:
             log.warning("uplink: %s (retry in %.1f s)", message_en, delay)
 
     def _on_publish(self, conn: _Conn, mid: int) -> None:
-        record_id = conn.inflight.pop(mid, None)
-        if record_id is not None:
+        entry = conn.inflight.pop(mid, None)
+        if entry is not None:
+            record_id, seq = entry[0], entry[1]
+            if seq == self._probe:
+                self._probe = None
+                self._strikes.pop(seq, None)
             if not self._acked:
                 self._acked_since = time.monotonic()
             self._acked.append(record_id)
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
-        root = self.settings.root
-        name = msg.topic[len(root + "cmd/"):] if msg.topic.startswith(root + "cmd/") else ""
-        command, txn, (err, err_en) = validate_command(name, msg.payload)
-        if command is None:
-            body = {"txn": txn, "ok": False, "message": err, "message_en": err_en,
-                    "device_id": self.settings.device_id, "at": time.time()}
-            self._control.put((f"cmd/{name or 'unknown'}/response", json.dumps(body, ensure_ascii=False).encode(), False))
-            log.warning("uplink: refused command %r: %s", name, err_en)
-            return
+        """Every command is answered and acknowledged: nothing raised here may reach paho (it would
+        skip the PUBACK, and the broker would redeliver the message on every reconnect)."""
+        name, txn = "unknown", None
         try:
+            root = self.settings.root
+            topic = msg.topic if isinstance(msg.topic, str) else ""
+            name = topic[len(root + "cmd/"):] if topic.startswith(root + "cmd/") else ""
+            command, txn, (err, err_en) = validate_command(name, msg.payload)
+            if command is None:
+                self._refuse(name, txn, err, err_en)
+                return
+            if command.name == "resend":
+                self._resend_request(command)
+                return
             self.on_command(command)
-        except Exception:  # noqa: BLE001 - a handler bug must not kill the uplink
-            log.exception("uplink: command handler failed for %s", name)
-            self.respond(CommandResult(name, txn, False, "命令处理失败 / command handler failed"))
+        except Exception as exc:  # noqa: BLE001 - a handler bug (or a RecursionError) must not wedge the uplink
+            log.exception("uplink: command handler failed for %r", name)
+            try:
+                self._refuse(name, txn, "命令处理失败", f"command handler failed: {type(exc).__name__}")
+            except Exception:  # noqa: BLE001
+                log.exception("uplink: could not answer command %r", name)
+
+    def _refuse(self, name: str, txn: str | None, err: str, err_en: str) -> None:
+        body = {"txn": txn, "ok": False, "message": err, "message_en": err_en,
+                "device_id": self.settings.device_id, "at": time.time()}
+        self._control.put((f"cmd/{name or 'unknown'}/response", json.dumps(body, ensure_ascii=False).encode(), False))
+        self._wake.set()
+        log.warning("uplink: refused command %r: %s", name, err_en)
+
+    # ---------------------------------------------------------------- resend
+
+    def _resend_request(self, command: Command) -> None:
+        lo, hi = command.args["from_seq"], command.args["to_seq"]
+        if lo < 1 or hi < lo:
+            return self._refuse("resend", command.txn, "序号范围无效", "from_seq must be >= 1 and <= to_seq")
+        if hi - lo + 1 > RESEND_MAX:
+            return self._refuse("resend", command.txn, f"一次最多重发 {RESEND_MAX} 条",
+                                f"at most {RESEND_MAX} seqs per resend (split the range)")
+        if len(self._resends) >= RESEND_QUEUE:
+            return self._refuse("resend", command.txn, "重发请求过多，请稍后再试",
+                                f"{RESEND_QUEUE} resends already waiting: retry later")
+        last = self.store.last_seq()
+        self._resends.append({"txn": command.txn, "from": lo, "to": hi, "upto": min(hi, last), "next": lo,
+                              "last_seq": last, "sent": 0, "missing": [], "set_aside": []})
+        self._wake.set()
+
+    def _fill_resend(self, conn: _Conn) -> None:
+        """Republish the oldest resend job's next page (same record_id, same bytes) into the room the
+        outbox leaves in the window, at most ``resend_rate`` records per second."""
+        if not self._resends:
+            return
+        now = time.monotonic()
+        rate = self.settings.resend_rate
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        room = min(self.settings.window - len(conn.inflight), int(self._tokens))
+        if room <= 0 or self._probe is not None:
+            return
+        job = self._resends[0]
+        page = self.store.records_between(job["next"], job["upto"], limit=room) if job["next"] <= job["upto"] else []
+        root = self.settings.root
+        for rec, payload in page:
+            seq = rec["seq"]
+            if seq > job["next"]:
+                _add_range(job["missing"], job["next"], seq - 1)
+            if seq in self._set_aside:
+                job["set_aside"].append(seq)
+                job["next"] = seq + 1
+                continue
+            info = conn.client.publish(root + RECORD_KINDS.get(rec.get("kind", ""), "records"), payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return  # connection gone: the loop notices, this job goes on from here
+            conn.inflight[info.mid] = (rec["record_id"], seq, job, now)
+            job["next"] = seq + 1
+            job["sent"] += 1
+            self._tokens -= 1
+            self._state["sent"] += 1
+        if len(page) < room and job["next"] <= job["upto"]:
+            _add_range(job["missing"], job["next"], job["upto"])  # pruned (or unreadable) to the end
+            job["next"] = job["upto"] + 1
+        if job["next"] > job["upto"]:
+            self._resends.popleft()
+            first = self.store.stats().get("first_seq")
+            above = [[max(job["from"], job["last_seq"] + 1), job["to"]]] if job["to"] > job["last_seq"] else []
+            self.respond(CommandResult("resend", job["txn"], True,
+                                       f"已重发 {job['sent']} 条 / resent {job['sent']} records", {
+                                           "from_seq": job["from"], "to_seq": job["to"], "sent": job["sent"],
+                                           "not_in_archive": job["missing"], "never_stored": above,
+                                           "set_aside": job["set_aside"], "last_seq": job["last_seq"],
+                                           "first_seq": first}))
 
     def _send_control(self, conn: _Conn) -> None:
         root = self.settings.root
@@ -407,6 +598,11 @@ class Uplink:
             stats = self.store.stats()
             body = {"device_id": self.settings.device_id, "at": time.time(), **self._status,
                     "backlog": stats["backlog"], "backlog_events": stats["backlog_events"],
+                    # a consumer holding every seq from first_seq (1 on a new kiosk) to last_seq has everything
+                    "watermark": {"last_seq": stats["last_seq"], "first_seq": stats["first_seq"],
+                                  "days": stats.get("days", {})},
+                    "set_aside": sorted(self._set_aside.values(), key=lambda x: x["seq"])[:20],
+                    "set_aside_count": len(self._set_aside),
                     # repairs and imports: how many records were kept and how many could not be recovered
                     "store_reports": [{k: r.get(k) for k in ("at", "what", "kept", "lost", "moved_to")}
                                       for r in stats.get("reports", [])[-5:]],
@@ -414,12 +610,13 @@ class Uplink:
                     "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
                                  **self._status.get("versions", {})}}
             conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)
+            self._status_backlog = max(0, stats["backlog"] + stats["backlog_events"] - len(self._set_aside))
             self._status_dirty = False
             self._status_sent_at = now
 
     def _fill_window(self, conn: _Conn) -> None:
         """Publish what was read ahead, then read the next records while the broker works."""
-        window = self.settings.window
+        window = self.settings.window if self._probe is None else 1  # a suspect goes alone
         exhausted = not conn.ahead and self._read_ahead(conn)
         room = window - len(conn.inflight)
         # every free slot at once, as raw paho does: waiting for a quarter window of PUBACKs
@@ -434,20 +631,25 @@ class Uplink:
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     ahead.appendleft((rec, payload))  # next in line still, on this connection or the next
                     break  # connection gone: the loop notices
-                inflight[info.mid] = rec["record_id"]
+                inflight[info.mid] = (rec["record_id"], rec["seq"], None, time.monotonic())
                 room -= 1
                 self._state["sent"] += 1
             self._state["inflight"] = len(inflight)
         if not exhausted and len(conn.ahead) < window:
             self._read_ahead(conn)
+        elif exhausted and self._status_backlog and not conn.inflight and not conn.ahead and not self._acked:
+            self._status_dirty = True  # drained: the district should not wait for the newest seqs any more
 
     def _read_ahead(self, conn: _Conn) -> bool:
         """Read the next records after the cursor; True if the outbox has no more for now."""
         want = self.settings.window - len(conn.ahead)
+        fresh = conn.cursor == 0
         messages = self.store.outbox_messages(want, after_seq=conn.cursor)
+        if fresh and self._probe is not None and (not messages or messages[0][0]["seq"] > self._probe):
+            self._probe = None  # the suspect was acknowledged after all (an ack written late): nothing to probe
         if messages:
-            conn.ahead += messages
             conn.cursor = messages[-1][0]["seq"]
+            conn.ahead += [m for m in messages if m[0]["seq"] not in self._set_aside] if self._set_aside else messages
         return len(messages) < want
 
     def _flush_acks(self, force: bool = False, idle: bool = False) -> None:
@@ -499,3 +701,11 @@ class Uplink:
             conn.client.disconnect()
         self._flush_acks(force=True)
         self._set_state(connected=False, commands=False, error="已停止", error_en="stopped", since=time.time())
+
+
+def _add_range(ranges: list[list[int]], lo: int, hi: int) -> None:
+    """Append [lo, hi] to sorted ranges, merged with the last one when they touch."""
+    if ranges and ranges[-1][1] + 1 >= lo:
+        ranges[-1][1] = max(ranges[-1][1], hi)
+    else:
+        ranges.append([lo, hi])

@@ -150,3 +150,17 @@ def test_a_login_that_is_not_this_station_is_refused_before_any_record_is_droppe
     # not installed yet (provisioning checks the file first): nothing to compare, no problem
     later = _with_mqtt("t04", ca_file=pki["ca"], cert_file="/etc/swabkiosk/client.crt")
     assert config.check_text(later, allow_demo_keys=True) == []
+
+
+def test_another_brokers_login_form_can_be_allowed(pki):
+    """issue 12: nothing Mosquitto-specific a user cannot configure (RabbitMQ logins are vhost:user)."""
+    rabbit = _with_mqtt("t03", username="swab:dongguan-t03", ca_file=pki["ca"])
+    assert [p.key for p in config.check_text(rabbit, allow_demo_keys=True)] == ["mqtt.username"]
+    assert config.check_text(rabbit + 'login = "any"\n', allow_demo_keys=True) == []
+    listed = _with_mqtt("t03", username="dongguan/guancheng/t03", ca_file=pki["ca"]).replace(
+        'url = "mqtts://broker:8883"', 'url = ["mqtts://node1:8883", "mqtts://node2:8883"]')
+    assert config.check_text(listed, allow_demo_keys=True) == []
+    joined = listed.replace('url = ["mqtts://node1:8883", "mqtts://node2:8883"]',
+                            'url = "mqtts://node1:8883, mqtts://node2:8883"')
+    assert config.check_text(joined, allow_demo_keys=True) == []
+    assert config.check_text(listed.replace("mqtts://node2:8883", "http://x"), allow_demo_keys=True)
