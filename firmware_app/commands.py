@@ -44,7 +44,7 @@ class Spec:
     sources: tuple[str, ...] = ("scanner", "ui", "mqtt", "cli")
     confirm: bool = False  # the screen asks "are you sure?" first (destructive)
     cards: tuple[tuple[str, str, str], ...] = ()  # printed on the card: (zh, en, arg or "")
-    handler: str = "station"  # "station", or "shell" (the daemon answers it: files, not table state)
+    handler: str = "station"  # "station"; "shell" (the daemon answers it: files); "uplink" (from the archive)
     args_by_name: dict[str, Arg] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +112,9 @@ _TABLE: tuple[Spec, ...] = (
                 ("本管人员（作废）", "tube people (void)", "people"))),
     Spec("push_volunteers", "推送志愿者名单", "replace the certified volunteer list",
          (Arg("volunteers", "list", required=True),), sources=("mqtt",)),
+    Spec("resend", "重发记录", "republish stored records by seq range from the archive, whatever their ack state",
+         (Arg("from_seq", "int", required=True, en="first seq"), Arg("to_seq", "int", required=True, en="last seq")),
+         sources=("mqtt",), handler="uplink"),
     Spec("push_config", "推送站点配置", "replace the station file (applied by the daemon, then it restarts)",
          (Arg("config", "str", required=True, max_len=64 * 1024),), sources=("mqtt",), handler="shell"),
 )

@@ -46,28 +46,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from firmware_app import __version__
+from firmware_app import commands
 from firmware_app.model import RECORD_KINDS, Command, CommandResult
 from firmware_app.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-# Commands the district may send (cmd/<name>) and the args each must carry: name -> {arg: type}.
-# Optional args are checked for type when present. The station validates the meaning.
-MQTT_COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
-    "reprint_label": ({}, {"tube_id": str, "box_id": str}),
-    "close_tube": ({}, {"reason": str}),
-    "push_config": ({"config": str}, {}),
-    "push_volunteers": ({"volunteers": list}, {}),
-    # answered by the uplink itself from the archive (no station state): republish seqs from..to
-    "resend": ({"from_seq": int, "to_seq": int}, {}),
-}
+# Which commands the district may send (cmd/<name>) and their arguments: the one command table,
+# firmware_app/commands.py (its "mqtt" source). The station validates the meaning.
 MAX_COMMAND_BYTES = 256 * 1024
 MAX_COMMAND_DEPTH = 32  # JSON nesting, checked on the raw bytes before json.loads (no RecursionError)
 RESEND_MAX = 10_000  # seqs per cmd/resend
 RESEND_QUEUE = 4  # resends waiting at once; more are answered ok:false "busy"
 ACK_BATCH = 256  # PUBACKs written to the store in one go ...
 ACK_DELAY_S = 0.1  # ... or after this long
-_TXN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_TXN = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "abc\n" is not a txn
 
 
 @dataclass
@@ -179,25 +172,17 @@ def validate_command(name: str, payload: bytes) -> tuple[Command | None, str | N
     if not isinstance(body, dict):
         return None, None, ("命令必须是 JSON 对象", "command payload must be a JSON object")
     raw_txn = body.get("txn")
-    if isinstance(raw_txn, str) and _TXN.match(raw_txn):
+    if isinstance(raw_txn, str) and _TXN.fullmatch(raw_txn):
         txn = raw_txn
     else:
         return None, None, ("缺少或无效的事务号 txn", "missing or invalid txn (1-64 of A-Z a-z 0-9 . _ : -)")
-    if name not in MQTT_COMMANDS:
-        return None, txn, (f"未知命令：{name}", f"unknown command: {name}")
     args = body.get("args", {})
-    if not isinstance(args, dict):
-        return None, txn, ("args 必须是 JSON 对象", "args must be a JSON object")
-    required, optional = MQTT_COMMANDS[name]
-    for key, typ in required.items():
-        if not isinstance(args.get(key), typ) or (typ is int and isinstance(args.get(key), bool)):
-            return None, txn, (f"缺少参数 {key}", f"missing or wrong type for argument {key!r}")
-    for key, value in args.items():
-        typ = required.get(key) or optional.get(key)
-        if typ is None:
-            return None, txn, (f"未知参数 {key}", f"unknown argument {key!r}")
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            return None, txn, (f"参数 {key} 类型错误", f"wrong type for argument {key!r}")
+    try:
+        spec = commands.check(name, args, "mqtt")
+    except commands.CommandError as exc:
+        return None, txn, (exc.message, exc.message_en)
+    # integers come as JSON numbers over MQTT (a card's text digits are the scanner's form)
+    args = {k: int(v) if spec.args_by_name[k].kind == "int" else v for k, v in args.items()}
     return Command(name=name, args=args, source="mqtt", txn=txn), txn, ("", "")
 
 
@@ -502,6 +487,8 @@ class Uplink:
             topic = msg.topic if isinstance(msg.topic, str) else ""
             name = topic[len(root + "cmd/"):] if topic.startswith(root + "cmd/") else ""
             command, txn, (err, err_en) = validate_command(name, msg.payload)
+            if command is not None and getattr(msg, "retain", False):  # replayed at every reconnect
+                command, (err, err_en) = None, ("拒绝保留的命令", "retained command refused: it would be replayed at every reconnect")
             if command is None:
                 self._refuse(name, txn, err, err_en)
                 return

@@ -383,8 +383,6 @@ def test_a_void_card_with_non_ascii_digits_is_refused_and_voids_nothing(digits):
 # ---------------------------------------------------------------- 12. MQTT txn matched whole
 
 
-@pytest.mark.xfail(reason="firmware_app/uplink.py is another engineer's (validate_command): _TXN.match -> fullmatch",
-                   strict=False)
 def test_a_txn_with_a_final_line_break_is_refused():
     from firmware_app import uplink
 
