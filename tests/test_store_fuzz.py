@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from firmware_app.model import Command
 from firmware_app.store import Store, StoreError
-from firmware_app.uplink import MQTT_COMMANDS, validate_command
+from firmware_app.commands import for_source
+from firmware_app.uplink import validate_command
+
+MQTT_COMMANDS = [c["name"] for c in for_source("mqtt")]  # the command table's district commands
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
