@@ -37,6 +37,10 @@ def main(argv: list[str]) -> int:
     tb.add_argument("tube_id", metavar="TUBE_ID")
     _db_arg(tb)
     tb.add_argument("--json", action="store_true")
+    al = sub.add_parser("alerts", help="the newest red-code alerts, each with its person (for the duty phone)")
+    _db_arg(al)
+    al.add_argument("--json", action="store_true")
+    al.add_argument("--limit", type=int, default=200)
     args = ap.parse_args(argv)
     if args.cmd == "run":
         return _run(args)
@@ -46,6 +50,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.cmd == "status":
             return _status(db, args)
+        if args.cmd == "alerts":
+            return _alerts(db, args)
         return _tube(db, args)
     finally:
         db.close()
@@ -85,6 +91,20 @@ def _status(db, args) -> int:
         gaps = ", ".join(f"{a}-{b}" for a, b in s["gaps"]) or "none"
         print(f"{dev} ({s['root']}): {online}, {s['records']} records, last seq {s['last_seq']}, "
               f"backlog {s['backlog']}, gaps {gaps}")
+    return 0
+
+
+def _alerts(db, args) -> int:
+    alerts = db.alerts(max(1, min(args.limit, 10_000)))
+    if args.json:
+        print(json.dumps({"alerts": alerts}, ensure_ascii=False))
+        return 0
+    for a in alerts:
+        who = a.get("sample") or {}
+        print(f"{a.get('at', '')}  {a.get('device_id', '')}  {a.get('reason', '')}  tube {a.get('tube_id', '')}  "
+              f"{who.get('name', '?')} {who.get('id_number', '?')} {who.get('phone', '')}")
+    if not alerts:
+        print("没有警报 / no alerts")
     return 0
 
 

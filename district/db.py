@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 _RECORD_ID = re.compile(r"(.+)-([0-9]{10})")
-_LEAVES = ("records", "tubes", "boxes", "shifts")
+_LEAVES = ("records", "tubes", "boxes", "shifts", "alerts")
 
 # (version, statements); {BIGINT} {FLOAT} are the dialect's types. Append, never edit.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -330,6 +330,17 @@ class DistrictDB:
             info.update(last_seq=top, gaps=[list(g) for g in gaps],
                         unrecoverable=[list(g) for g in gaps if not subtract([g], gone)],
                         open_gaps=[list(g) for g in subtract(gaps, gone)])
+        return out
+
+    def alerts(self, limit: int = 200) -> list[dict]:
+        """The newest red-code (and configured yellow) alerts, each with the sample it is about."""
+        out = []
+        for (body,) in self.rows("SELECT body FROM records WHERE kind = 'alert' ORDER BY received_at DESC "
+                                 f"LIMIT {int(limit)}", ()):
+            alert = json.loads(body)
+            sample = self.rows("SELECT body FROM records WHERE record_id = ?", (alert.get("sample_record_id"),))
+            alert["sample"] = json.loads(sample[0][0]) if sample else None
+            out.append(alert)
         return out
 
     def tube(self, tube_id: str, depth: int = 20) -> list[dict]:

@@ -34,7 +34,7 @@ from district.db import DistrictDB, parse_record
 
 log = logging.getLogger("district")
 RESEND_MAX = 10_000
-LEAVES = ("records", "tubes", "boxes", "shifts")
+LEAVES = ("records", "tubes", "boxes", "shifts", "alerts")  # every record kind's leaf (model.RECORD_KINDS)
 
 
 @dataclass

@@ -154,3 +154,16 @@ def test_reconcile_asks_each_gap_and_a_stuck_one_does_not_hold_back_the_next(tmp
     st = d.stations()["gd-dg-0001-t03"]
     assert st["open_gaps"] == [[50, 60]] and [10, 10] in st["unrecoverable"]
     d.close()
+
+
+def test_alerts_are_records_too_so_they_leave_no_gap_and_are_listed(db):
+    # a red-code alert has a seq like every record: a receiver that did not take its topic saw
+    # a gap at every alert that no resend could ever fill (the resend republishes on .../alerts)
+    person = _rec(1)
+    alert = {"schema": "swab.record/1", "record_id": "gd-dg-0001-t03-0000000002", "seq": 2, "kind": "alert",
+             "device_id": "gd-dg-0001-t03", "at": "2026-11-18T10:00:00.000+08:00", "reason": "red_code",
+             "sample_record_id": person.record_id, "tube_id": "T1", "colour": "red"}
+    db.insert([person, parse_record("swab/v1/dongguan/guancheng/t03/alerts", json.dumps(alert).encode()), _rec(3)])
+    assert db.stations()["gd-dg-0001-t03"]["gaps"] == []
+    [listed] = db.alerts()
+    assert listed["reason"] == "red_code" and listed["sample"]["record_id"] == person.record_id

@@ -110,9 +110,14 @@ def prepared_tarball() -> Path:
 
 def wheelhouse(dest: Path) -> Path:
     """Dependency wheels (cached by pyproject.toml) plus this tree's swabkiosk wheel."""
-    deps = CACHE / f"wheels-{hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:12]}"
+    # the versions install.sh pins (deploy/constraints.txt): the wheelhouse must hold exactly those
+    pins = ROOT / "deploy" / "constraints.txt"
+    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + pins.read_bytes()).hexdigest()[:12]
+    deps = CACHE / f"wheels-{key}"
     if not deps.exists():
-        run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", f"{deps}.part", str(ROOT)], timeout=900)
+        shutil.rmtree(f"{deps}.part", ignore_errors=True)
+        run([sys.executable, "-m", "pip", "wheel", "-q", "-c", str(pins), "--wheel-dir", f"{deps}.part", str(ROOT)],
+            timeout=900)
         for own in Path(f"{deps}.part").glob("swabkiosk-*.whl"):
             own.unlink()
         os.rename(f"{deps}.part", deps)
