@@ -278,9 +278,9 @@ def test_a_failing_screen_update_is_logged_and_registration_goes_on(signed_in, m
     assert len([r for r in kiosk.store.iter_records() if r["kind"] == "sample"]) == 3
 
 
-def test_a_repair_at_start_is_on_the_screen_with_what_was_kept_and_lost(tmp_path, caplog):
-    # Damage is loud: the old daemon repaired silently; the screen and the status never said so
-    table = Table(tmp_path / "table", devices=("idcard", "scanner")).start()
+def _three_people_then_stop(table, tmp_path) -> dict:
+    """A kiosk on the table: the volunteer signs in, three people are registered, it stops.
+    Returns its last snapshot."""
     kiosk = kiosk_on(table, tmp_path)
     try:
         tracker = Tracker(kiosk.runtime)
@@ -288,8 +288,15 @@ def test_a_repair_at_start_is_on_the_screen_with_what_was_kept_and_lost(tmp_path
         step(table, tracker, table.sign_in, "sign in")
         for _ in range(3):
             assert present(table, tracker, table.people.person(via="card")) == "ok"
+        return kiosk.runtime.snapshot
     finally:
         kiosk.stop()
+
+
+def test_a_repair_at_start_is_on_the_screen_with_what_was_kept_and_lost(tmp_path, caplog):
+    # Damage is loud: the old daemon repaired silently; the screen and the status never said so
+    table = Table(tmp_path / "table", devices=("idcard", "scanner")).start()
+    _three_people_then_stop(table, tmp_path)
     db = tmp_path / "data" / "kiosk.db"
     raw = bytearray(db.read_bytes())
     raw[:16] = b"not a database!!"
@@ -315,16 +322,7 @@ def test_a_damaged_state_row_is_rebuilt_from_the_records_not_left_out(tmp_path):
     import sqlite3
 
     table = Table(tmp_path / "table", devices=("idcard", "scanner")).start()
-    kiosk = kiosk_on(table, tmp_path)
-    try:
-        tracker = Tracker(kiosk.runtime)
-        wait_devices(kiosk, ["idcard", "scanner"])
-        step(table, tracker, table.sign_in, "sign in")
-        for _ in range(3):
-            assert present(table, tracker, table.people.person(via="card")) == "ok"
-        before = kiosk.runtime.snapshot
-    finally:
-        kiosk.stop()
+    before = _three_people_then_stop(table, tmp_path)
     db = sqlite3.connect(tmp_path / "data" / "kiosk.db")
     key, value = db.execute("SELECT key, value FROM meta WHERE key LIKE 'st:tube:%'").fetchone()
     assert '"count":3' in value  # the open tube's row: the flip below is a real change
