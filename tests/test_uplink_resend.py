@@ -5,17 +5,15 @@ backoff reset only after a connection stayed up, and a list of broker URLs tried
 from __future__ import annotations
 
 import json
-import queue
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from firmware_app.store import Store
 from firmware_app.uplink import MAX_COMMAND_DEPTH, Uplink, json_depth, validate_command
 from tests.broker import OPERATOR, PASSWORDS, STATION_A, Broker, Collector, free_port, password_broker  # noqa: F401
 from tests.store_fixtures import sample
-from tests.test_uplink import ROOT, settings_for, wait
+from tests.test_uplink import ROOT, kiosk, settings_for, wait  # noqa: F401 (kiosk: the same fixture)
 
 
 def _operator(port):
@@ -28,16 +26,6 @@ def _operator(port):
 
 def _answers(responses):
     return {a["txn"]: a for a in (json.loads(p) for t, p, _ in responses.messages if t.endswith("/response"))}
-
-
-@pytest.fixture
-def kiosk(password_broker, tmp_path):
-    commands: queue.Queue = queue.Queue()
-    store = Store(tmp_path / "data")
-    uplink = Uplink(store, settings_for(password_broker.port), on_command=commands.put)
-    yield store, uplink, commands
-    uplink.stop()
-    store.close()
 
 
 def test_status_carries_the_watermark(password_broker, kiosk):
