@@ -71,11 +71,13 @@ def test_every_key_the_rules_name_is_in_the_catalogue():
     named = 0
     for path in OWN:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args
-                    and node.func.id in ("words", "zh", "en", "both", "_zh", "_line", "_spec", "_card")):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            func = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if func not in ("words", "zh", "en", "both", "_zh", "_line", "_spec", "_card", "_speak"):
                 continue
             first = node.args[0]
-            prefix = {"_spec": "command.", "_card": "command.card."}.get(node.func.id, "")
+            prefix = {"_spec": "command.", "_card": "command.card."}.get(func, "")
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 assert prefix + first.value in keys, (path.name, node.lineno, first.value)
                 named += 1

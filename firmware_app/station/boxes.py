@@ -21,7 +21,7 @@ class BoxRules(Rules):
         else:
             self._fill_box()
         if not self.state.tubes[tube_id]["box"]:
-            self._say(words("box.full_spoken").zh)
+            self._speak("box.full_spoken")
 
     def _open_box(self) -> str:
         box_id = self._next_id(f"{self._prefix}-B", 3)
@@ -102,10 +102,10 @@ class BoxRules(Rules):
         self._step.result = {"box_id": box["id"], "counted": counted, "listed": listed}
         if counted == listed:
             self._show_("ok", *words("box.count_matches", listed=listed))
-            self._say(words("box.count_matches_spoken").zh)
+            self._speak("box.count_matches_spoken")
         else:
             self._show_("error", *words("box.count_mismatch", listed=listed, counted=counted), tubes=list(box["tubes"]))
-            self._say(words("box.count_mismatch_spoken").zh)
+            self._speak("box.count_mismatch_spoken")
 
     def _cmd_close_box(self, c: Command) -> None:
         box = self._box_for(c.args, "open")
@@ -119,7 +119,7 @@ class BoxRules(Rules):
         if self.state.unboxed():
             self._open_box()
         self._show_("ok", *words("box.closed", box_id=box["id"], tubes=len(box["tubes"]), people=people))
-        self._say(words("box.closed_spoken").zh)
+        self._speak("box.closed_spoken")
         self._step.result = {"box_id": box["id"], "tubes": len(box["tubes"]), "people": people}
 
     def _cmd_handover_box(self, c: Command) -> None:
@@ -132,5 +132,5 @@ class BoxRules(Rules):
         box_id, tubes = box["id"], list(box["tubes"])
         self._emit("box_handover", box_id=box_id, courier=courier, tubes=tubes)
         self._show_("ok", *words("box.handed_over", box_id=box_id, courier=courier))
-        self._say(words("box.handed_over_spoken").zh)
+        self._speak("box.handed_over_spoken")
         self._step.result = {"box_id": box_id}

@@ -170,6 +170,10 @@ class Rules(ABC):
     def _say(self, text: str) -> None:
         self._step.says.append(text)
 
+    def _speak(self, key: str, /, **values: Any) -> None:
+        """Say the zh-CN text of ``key`` (a ``*_spoken`` key of the catalogue)."""
+        self._say(words(key, **values).zh)
+
     # ------------------------------------------------------------- one concern asks another
     @abstractmethod
     def _on_command(self, command: Command) -> None: ...  # core

@@ -129,13 +129,13 @@ class PeopleRules(Rules):
                 # same ID number, another name: a mistyped number, a shared card, or a
                 # misread one; the volunteer must look at the person's document
                 parts.append(words("person.other_name", other_name=duplicate_of["other_name"]))
-                self._say(words("person.other_name_spoken").zh)
+                self._speak("person.other_name_spoken")
             else:
-                self._say(words("person.duplicate_spoken").zh)
+                self._speak("person.duplicate_spoken")
         if single:
             how = words("person.single_how_scan" if self._source == "prelabelled" else "person.single_how_confirm")
             parts.append(words("person.single_needed", reason=single_words(single), how=how))
-            self._say(words("person.single_spoken", reason=single_words(single)).zh)
+            self._speak("person.single_spoken", reason=single_words(single))
         self._show_("confirm", *words("person.confirm", who=_who_of(person), parts=listed(parts)), pending=self._pending_view())
 
     def _earlier_today(self, person: dict[str, Any]) -> dict[str, Any] | None:
@@ -178,7 +178,7 @@ class PeopleRules(Rules):
             self._close_tube("full", tube_id)
             detail: dict[str, Any] = {"person": _masked(person), **({"alert": True} if alert else {})}
             self._show_("ok", *words("person.registered_single", who=who, colour=colour, tube_id=tube_id), **detail)
-            self._say(words("person.registered_single_spoken").zh)
+            self._speak("person.registered_single_spoken")
             self._after_pooled_continue()
             return
         if self.state.table["tube"] is None:
@@ -191,14 +191,14 @@ class PeopleRules(Rules):
         )
         said = [words("person.registered", who=who, colour=colour, tube_id=tube["id"], position=position,
                       capacity=tube["capacity"])]
-        self._say(words("person.position_spoken", position=position).zh)
+        self._speak("person.position_spoken", position=position)
         if tube["mode"] == "household" and position < tube["capacity"]:
             said.append(words("tube.household_close_hint"))
             if position == 1:
-                self._say(words("tube.household_close_spoken").zh)
+                self._speak("tube.household_close_spoken")
         if position >= tube["capacity"]:
             self._close_tube("full")
-            self._say(words("tube.full_spoken").zh)
+            self._speak("tube.full_spoken")
             said.append(words("tube.full"))
             if self._source == "print" and tube["capacity"] == 1:
                 pass  # one per tube: each person's tube opens (and prints) when they arrive, never ahead
@@ -207,13 +207,13 @@ class PeopleRules(Rules):
                 said.append(words("tube.next_printed", tube_id=new))
             else:
                 said.append(words("tube.scan_next"))
-                self._say(words("tube.scan_next_spoken").zh)
+                self._speak("tube.scan_next_spoken")
         self._show_("ok", *joined(*said), person=_masked(person), tube_id=tube["id"], position=position)
 
     def _after_pooled_continue(self) -> None:
         tube = self.state.tube(self.state.table["tube"])
         if tube:
-            self._say(words("tube.pooled_continues", tube_id=tube["id"], count=tube["count"]).zh)
+            self._speak("tube.pooled_continues", tube_id=tube["id"], count=tube["count"])
 
     def _confirm(self, kind: str | None) -> None:
         p = self._pending
@@ -260,14 +260,14 @@ class PeopleRules(Rules):
         self._pending = {"kind": "command", "command": command}
         title = Words(spec.zh, spec.en)
         self._show_("confirm", *words("command.confirm_first", title=title), command=spec.name)
-        self._say(words("command.confirm_first_spoken", title=title).zh)
+        self._speak("command.confirm_first_spoken", title=title)
 
     def _reject(self) -> None:
         if self._pending is None:
             raise Refused(words("person.nothing_to_reject"))
         self._pending = None
         self._show_("info", *words("person.rejected"))
-        self._say(words("person.rejected_spoken").zh)
+        self._speak("person.rejected_spoken")
 
     def _cmd_reject(self, c: Command) -> None:
         self._reject()

@@ -50,7 +50,7 @@ class ShiftRules(Rules):
         next_step = self._next_step()
         self._show_("ok", *words("shift.signed_in", who=Words(volunteer.name, cert.cert_id), mode=mode_words(mode),
                                  next=next_step))
-        self._say(words("shift.signed_in_spoken", next=next_step).zh)
+        self._speak("shift.signed_in_spoken", next=next_step)
 
     def _next_step(self) -> Words:
         """What the volunteer does next, in a few words: the idle screen says it."""
@@ -88,7 +88,7 @@ class ShiftRules(Rules):
                     else words("station.device_down_raw", device=name))
             # the raw reason (English, an errno) is the technician's: beside the words, never in them
             self._show_("error", *said, device=event.device, reason=event.reason)
-            self._say(words("station.device_down_spoken", device=name).zh)
+            self._speak("station.device_down_spoken", device=name)
 
     def _on_device_error(self, event: DeviceError) -> None:
         name = device_words(event.device)
@@ -96,7 +96,7 @@ class ShiftRules(Rules):
         said = (words("station.device_error", device=name, reason=reason) if reason
                 else words("station.device_error_raw", device=name))
         self._show_("error", *said, device=event.device, reason=event.reason)
-        self._say(words("station.device_error_spoken", device=name).zh)
+        self._speak("station.device_error_spoken", device=name)
 
     def _require_operator(self) -> dict:
         op = self.state.table["operator"]
@@ -130,7 +130,7 @@ class ShiftRules(Rules):
         hours, minutes = divmod(duration // 60, 60)
         self._show_("ok", *words("shift.signed_out", who=Words(op["name"], op["cert_id"]), hours=hours, minutes=minutes,
                                  people=op["people"]), duration_s=duration)
-        self._say(words("shift.signed_out_spoken").zh)
+        self._speak("shift.signed_out_spoken")
 
     def _cmd_sign_out(self, c: Command) -> None:
         self._sign_out()

@@ -76,7 +76,7 @@ class TubeRules(Rules):
         current = self.state.tube(self.state.table["tube"])
         if current is not None and current["id"] == tube_id:  # the open tube scanned again: not "used"
             self._show_("info", *words("tube.in_use", tube_id=tube_id, count=current["count"], capacity=current["capacity"]))
-            self._say(words("tube.in_use_spoken").zh)
+            self._speak("tube.in_use_spoken")
             return
         if pending:
             raise Refused(words("tube.pending_first"))
@@ -88,7 +88,7 @@ class TubeRules(Rules):
         self._open_tube(tube_id, None)
         mode = self.state.table["mode"]
         self._show_("ok", *words("tube.opened", tube_id=tube_id, mode=mode_words(mode)))
-        self._say(words("tube.opened_spoken").zh)
+        self._speak("tube.opened_spoken")
 
     def _check_new_tube_id(self, tube_id: str) -> None:
         if self._tube_used(tube_id):
@@ -110,7 +110,7 @@ class TubeRules(Rules):
         self._step.prints.append(PrintLabel(slip, ref=new_id))
         self._show_("confirm", *words("tube.replaced", old_tube_id=old_id, tube_id=new_id, count=len(live)),
                     people=people, recall={"old_tube_id": old_id, "tube_id": new_id})
-        self._say(words("tube.replaced_spoken", count=len(live)).zh)
+        self._speak("tube.replaced_spoken", count=len(live))
         self._step.result = {"tube_id": new_id, "old_tube_id": old_id, "people": len(live)}
 
     def _cmd_close_tube(self, c: Command) -> None:
@@ -126,7 +126,7 @@ class TubeRules(Rules):
         self._show_("confirm" if self._pending else "ok",
                     *words("tube.closed", tube_id=tube["id"], why=Words(words(f"tube.close_why.{why}").zh, reason),
                            count=tube["count"], next=self._next_step()), pending=self._pending_view())
-        self._say(words("tube.closed_spoken").zh)
+        self._speak("tube.closed_spoken")
         self._step.result = {"tube_id": tube["id"], "count": tube["count"]}
 
     def _cmd_end_of_queue(self, c: Command) -> None:
@@ -159,7 +159,7 @@ class TubeRules(Rules):
                 raise Refused(words("tube.pending_first"))
             self._pending = {"kind": "replace_tube", "tube_id": old_id, "reason": reason}
             self._show_("confirm", *words("tube.replacing", tube_id=old_id))
-            self._say(words("tube.replacing_spoken").zh)
+            self._speak("tube.replacing_spoken")
 
     def _check_replaceable(self, old_id: str) -> None:
         old = self.state.tubes.get(old_id)
@@ -213,5 +213,5 @@ class TubeRules(Rules):
         reason = str(c.args.get("reason") or "mistaken_entry")
         self._emit("void", voided_record_id=target, tube_id=tube["id"], reason=reason, via=c.source)
         self._show_("ok", *words("void.done", who=Words(who, target), tube_id=tube["id"]))
-        self._say(words("void.done_spoken").zh)
+        self._speak("void.done_spoken")
         self._step.result = {"voided_record_id": target, "tube_id": tube["id"]}
