@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware_app import boundedjson, commands
+from firmware_app.catalogue import both, zh
+from firmware_app.ui import texts
 from firmware_app.model import Command, mask_id
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ STATIC_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/keypad.js": ("keypad.js", "text/javascript; charset=utf-8"),
+    "/texts.js": ("", "text/javascript; charset=utf-8"),  # the page's words, from the catalogue (ui/texts.py)
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 
@@ -80,16 +83,16 @@ def read_provision_errors(path: Path) -> list[dict]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        return [_problem({"message": f"无法读取开机配置错误文件 {path}: {exc.strerror}",
-                          "message_en": f"cannot read provisioning errors {path}: {exc.strerror}"})]
+        text_zh, text_en = both("screen.provision_unreadable", path=path, reason=exc.strerror)
+        return [_problem({"message": text_zh, "message_en": text_en})]
     try:
         data = boundedjson.loads(raw, max_bytes=1 << 20, max_depth=8)
         items = data.get("problems", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ValueError("not a list")
     except ValueError:
-        return [_problem({"message": f"开机配置错误文件 {path} 已损坏",
-                          "message_en": f"provisioning errors file {path} is corrupt"})]
+        text_zh, text_en = both("screen.provision_corrupt", path=path)
+        return [_problem({"message": text_zh, "message_en": text_en})]
     return [_problem(item if isinstance(item, dict) else {"message": str(item)}) for item in items]
 
 
@@ -222,7 +225,7 @@ class UiServer:
     def _flash_locked(self, level: Any) -> None:
         level = level if level in LEVELS else "info"
         if self._in_step and SEVERITY[self._flash["level"]] > SEVERITY[level]:
-            level = self._flash["level"]  # one step said "第10人" (ok) then "本管已满" (info): OK tone
+            level = self._flash["level"]  # one step said person 10 (ok) then tube full (info): the OK tone
         self._flash = {"n": self._flash["n"] + 1, "level": level}
 
     def _bump(self) -> None:
@@ -259,11 +262,8 @@ class UiServer:
         """A tap on the screen as a station command, checked against the one command table."""
         name = body.get("name")
         args = body.get("args", {})
-        try:
-            commands.check(name, args, "ui")
-        except commands.CommandError as exc:
-            raise ValueError(exc.message_en) from None
-        return Command(name, dict(args), source="ui")
+        commands.check(name, args, "ui")  # a CommandError is a ValueError: its str is the English, .message the zh-CN
+        return Command(str(name), dict(args), source="ui")
 
 
 class _Server(ThreadingHTTPServer):
@@ -322,7 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
             name, ctype = STATIC_FILES[path]
             csp = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-            self._reply(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), ctype,
+            body = texts.script() if path == "/texts.js" else (STATIC_DIR / name).read_bytes()
+            self._reply(HTTPStatus.OK, texts.fill(body) if name == "index.html" else body, ctype,
                         {"Content-Security-Policy": csp})
         else:
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
@@ -352,7 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("body must be an object")
             command = ui._command(body)
         except (ValueError, TypeError) as exc:  # TypeError: a validator surprised by a type; still a 400
-            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc),
+                                                "error_zh": getattr(exc, "message", "") or zh("screen.bad_request")})
             return
         try:
             ui.on_command(command)
