@@ -135,7 +135,7 @@ class UiServer:
         self._rev = 0
         self._snapshot: dict[str, Any] = {}
         self._show_key: tuple | None = None
-        self._flash = {"n": 0, "level": "info"}
+        self._flash: dict[str, Any] = {"n": 0, "level": "info"}
         self._in_step = False  # notify() since the last update(): Shows of one station step
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
