@@ -50,4 +50,47 @@ MESSAGES: dict[str, tuple[str, str]] = {
         '客户端证书属于 "{cn}"，不是本站的 "{root}"（区/点/台）：服务器会丢弃本站发送的每一条记录',
         'the client certificate is for "{cn}", not this station\'s "{root}" (district/site/table): the broker '
         'would drop every record it sends'),
+    # a signed push from the district refused (firmware_app/signedpush.py): the command's answer
+    "config.push_off": ("本机没有 [authority] district_keys：不接受远程推送（请在启动分区配置区里的公钥）",
+                        "this kiosk has no [authority] district_keys: pushes are off (provision the district's key "
+                        "on the boot partition)"),
+    "config.push_unsigned": ("不是签名推送（SWBPUSH1 封装）：请用 `swabkiosk district-sign` 签名",
+                             "not a signed push (SWBPUSH1 envelope): sign it with `swabkiosk district-sign`"),
+    "config.push_oversized": ("签名推送超过 {most} 个字符", "signed push longer than {most} characters"),
+    "config.push_not_base64": ("签名推送不是 base64url：被截断或被改动", "signed push is not base64url: truncated or altered"),
+    "config.push_undecodable": ("签名推送无法解码", "signed push cannot be decoded"),
+    "config.push_no_kid": ("签名推送没有密钥编号", "signed push has no key id"),
+    "config.push_unknown_key": ("签名所用的密钥不受本机信任（{kid}）；只认 [authority] district_keys",
+                                "signed by a key this kiosk does not trust ({kid}); only [authority] district_keys "
+                                "count"),
+    "config.push_forged": ("签名不符：推送是伪造的或被改动过", "signature does not match: forged or altered push"),
+    "config.push_incomplete": ("签名推送缺少 kind、to、version、issued_at、expires_at 或 body",
+                               "signed push lacks kind, to, version, issued_at, expires_at or body"),
+    "config.push_wrong_kind": ("签名的是 {signed} 推送，却作为 {sent} 推送发送", "a signed {signed} push sent as a {sent} push"),
+    "config.push_other_station": ("发给站点 {to}，本机是 {here}", "addressed to station {to}, this is {here}"),
+    "config.push_other_site": ("发给采样点 {to}，本台位于 {here}", "addressed to site {to}, this table is at {here}"),
+    "config.push_replay": ("版本 {version} 不比上次接受的 {last} 新（重放或回退）",
+                           "version {version} is not newer than {last}, the last one accepted (a replay or a rollback)"),
+    "config.push_validity": ("有效期须为正且最多 {days} 天", "validity must be positive and at most {days} days"),
+    "config.push_plain_mqtt": ("只接受经 mqtts:// 的推送；本机与服务器的连接未加密（TLS）",
+                               "pushes are accepted over mqtts:// only; this kiosk's broker link is not TLS"),
+    "config.push_expired": ("签名推送已过期", "signed push has expired"),
+    "config.push_not_yet_valid": ("签名推送的签发时间比本机时钟早一天以上", "signed push is issued more than a day ahead of this kiosk's clock"),
+    # `swabkiosk district-sign`
+    "config.sign_description": (
+        "用区里的密钥签名站点配置文件或志愿者名单；输出要发布到 swab/v1/<district>/<site>/<table>/cmd/push_config "
+        "或 cmd/push_volunteers 的 JSON（或只输出封装）。",
+        "Sign a station file or volunteer list with the district's key; prints the JSON payload to publish on "
+        "swab/v1/<district>/<site>/<table>/cmd/push_config or cmd/push_volunteers (or only the envelope)."),
+    "config.sign_help_file": ("站点配置文件（TOML）或志愿者名单（JSON）", "the station file (TOML) or the volunteer list (JSON)"),
+    "config.sign_help_key": ("区里的 Ed25519 私钥（swabkiosk qr keygen）", "the district's Ed25519 private key (swabkiosk qr keygen)"),
+    "config.sign_help_device": ("只发给这一台", "the one station it is for"),
+    "config.sign_help_site": ("与 --district 一起：该采样点的每一台", "with --district: every table of this site"),
+    "config.sign_help_version": ("须大于上次推送的版本（默认：当前 unix 秒）", "must exceed the last one pushed (default: now, unix s)"),
+    "config.sign_help_txn": ("包成 {{txn, args}}，可直接用 mosquitto_pub -f 发布", "wrap in {{txn, args}} ready for mosquitto_pub -f"),
+    "config.sign_help_envelope": ("只输出 SWBPUSH1 字符串", "print only the SWBPUSH1 string"),
+    "config.sign_kind": ("kind 须为以下之一：{kinds}", "kind must be one of {kinds}"),
+    "config.sign_target": ("指定站点（device_id）或采样点（district 和 site），不能两者都指定",
+                           "name the station (device_id) or the site (district and site), not both"),
+    "config.sign_failed": ("swabkiosk district-sign：{reason}", "swabkiosk district-sign: {reason}"),
 }

@@ -76,7 +76,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "doctor.fix_repair": ("swabkiosk status --repair（损坏的文件会被移到一旁，绝不删除）",
                           "swabkiosk status --repair (damaged files are set aside, never deleted)"),
     # the clock
-    "doctor.clock_unknown": ("未知：{how}；记录标为 clock_synced=false", "unknown: {how}; records are marked clock_synced=false"),
+    "doctor.clock_unknown": ("未知：未找到时间服务（timedatectl、timesyncd、chrony）；记录标为 clock_synced=false",
+                             "unknown: no time service found (timedatectl, timesyncd, chrony); records are marked "
+                             "clock_synced=false"),
     "doctor.clock_unsynced": ("未同步（{how}）；记录标为 clock_synced=false",
                               "not synchronised ({how}); records are marked clock_synced=false"),
     "doctor.clock_ok": ("已同步（{how}）", "synchronised ({how})"),

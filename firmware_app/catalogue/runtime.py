@@ -46,4 +46,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "devices.network": ("网络不通", "network"),
     "devices.cover_open": ("盖未关", "cover open"),
     "devices.fault": ("故障", "fault"),
+    # JSON that is refused before it is parsed (firmware_app/boundedjson.py): a screen tap, a command
+    "runtime.json_not_number": ("{name} 不是 JSON 数值", "{name} is not a JSON number"),
+    "runtime.json_too_many_bytes": ("太大（{n} 字节，最多 {most}）", "too large ({n} bytes, at most {most})"),
+    "runtime.json_too_many_chars": ("太大（{n} 个字符，最多 {most}）", "too large ({n} characters, at most {most})"),
+    "runtime.json_not_utf8": ("不是 UTF-8 文本", "not UTF-8 text"),
+    "runtime.json_not_text": ("不是文本", "not text"),
+    "runtime.json_too_deep": ("嵌套超过 {n} 层", "nested more than {n} deep"),
+    "runtime.json_bad": ("不是 JSON（{reason}）", "not JSON ({reason})"),
 }
