@@ -48,7 +48,7 @@ class Problem:
         return cls(key, line, en_text, zh_text)
 
     def text(self, lang: Lang = "en") -> str:
-        """``line 3: mqtt.url: ...`` in ``lang`` (zh-CN: ``第3行：mqtt.url: ...``)."""
+        """``line 3: mqtt.url: ...`` in ``lang`` (zh-CN: the line as config.line says it)."""
         where = catalogue_text("config.line", lang, line=self.line) if self.line else ""
         message = self.message_zh if lang == "zh-CN" and self.message_zh else self.message
         return f"{where}{self.key or '(file)'}: {message}"

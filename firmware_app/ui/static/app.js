@@ -205,7 +205,7 @@ function shortReason(reason) {
   if (!reason) return "";
   if ([...reason].length <= 6 && /^[\u2e80-\u9fff]+$/.test(reason)) return reason; // already short zh-CN words
   // a raw reason in English, or zh-CN words that contain the short ones (devices.paper in a longer text)
-  for (const [re, key] of SHORT) if (re.test(reason) || reason.includes(TEXTS["devices." + key][0])) return word("devices." + key);
+  for (const [re, key] of SHORT) if (re.test(reason) || reason.includes((TEXTS["devices." + key] || [])[0] || "\u0000")) return word("devices." + key);
   return [...reason].length <= 4 ? reason : word("devices.fault");
 }
 const allLights = [];
