@@ -56,9 +56,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui.devices.store": ("存储", "Storage"),
     "ui.devices.broker": ("服务器", "Broker"),
     "ui.broker": ("服务器", "Broker"),
-    "ui.backlog": ("待传", "Unsent"),
     "ui.offline_only": ("仅离线", "offline only"),
-    "ui.labels_waiting": ("待打印", "Labels waiting"),
     "ui.problems_title": ("需要技术员处理", "Needs a technician"),
     "ui.line": ("第{line}行", "line {line}"),
     "ui.disconnected": ("与采样程序的连接已断开", "Lost the connection to the kiosk program"),
@@ -116,6 +114,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui.hours": ("{h}小时{m}分", "{h} h {m} min"),
     "ui.alert": ("红码警报", "RED CODE ALERT"),
     "ui.name_hint": ("姓名：屏幕拼音（打拼音后点字），或接USB键盘打拼音（数字键选字）；字库里没有的字可用ABC输入拼音全拼", "Name: on-screen pinyin (type, tap the character) or a USB keyboard (digits pick); a character not in the table: ABC, full pinyin"),
+    # a status light's label with its count
+    "ui.backlog_count": ("待传 {n}", "Unsent {n}"),
+    "ui.labels_waiting_count": ("待打印 {n}", "Labels waiting {n}"),
     # the page's title, the keypad's own keys, and the live checks while a number is typed
     # (they mirror the station's: firmware_app/station/people.py; the station checks again)
     "ui.title": ("采样台 · swabkiosk", "sampling table · swabkiosk"),
@@ -137,6 +138,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # the screen server's own answers (firmware_app/ui/server.py)
     "screen.provision_unreadable": ("无法读取开机配置错误文件 {path}: {reason}", "cannot read provisioning errors {path}: {reason}"),
     "screen.provision_corrupt": ("开机配置错误文件 {path} 已损坏", "provisioning errors file {path} is corrupt"),
+    "screen.bad_host": ("只接受本机地址的请求", "bad Host"),
+    "screen.not_found": ("没有这个页面", "not found"),
+    "screen.same_origin": ("只接受本页面发出的请求", "same-origin requests only"),
+    "screen.json_only": ("只接受 JSON", "JSON only"),
+    "screen.body_length": ("请求内容长度不对", "bad body length"),
+    "screen.too_many": ("打开的屏幕太多", "too many screens"),
     "screen.bad_request": ("操作无效，未执行", "not a valid command; nothing was done"),
 }
 

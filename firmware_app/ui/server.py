@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware_app import boundedjson, commands
-from firmware_app.catalogue import both, zh
+from firmware_app.catalogue import both, en, zh
 from firmware_app.ui import texts
 from firmware_app.model import Command, mask_id
 
@@ -61,6 +61,11 @@ def scrub(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     return value
+
+
+def _refusal(key: str) -> dict[str, str]:
+    """A refused request's words: ``error`` in English, ``error_zh`` in zh-CN (screen.*)."""
+    return {"error": en(key), "error_zh": zh(key)}
 
 
 def _is_loopback(host: str) -> bool:
@@ -307,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if not self._host_ok():
-            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, "error": "bad Host"})
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, **_refusal("screen.bad_host")})
             return
         path = self.path.split("?", 1)[0]
         if path == "/events":
@@ -326,26 +331,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, texts.fill(body) if name == "index.html" else body, ctype,
                         {"Content-Security-Policy": csp})
         else:
-            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, **_refusal("screen.not_found")})
 
     def do_POST(self) -> None:
         ui = self.server.ui
         if not self._host_ok() or self.headers.get("Origin", "") != f"http://{self.headers.get('Host')}":
-            self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "same-origin requests only"})
+            self._json(HTTPStatus.FORBIDDEN, {"ok": False, **_refusal("screen.same_origin")})
             return
         if self.path.split("?", 1)[0] != "/api/command":
-            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, **_refusal("screen.not_found")})
             return
         # a JSON content type cannot be sent cross-site without a CORS preflight we never answer
         if self.headers.get_content_type() != "application/json":
-            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "error": "JSON only"})
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, **_refusal("screen.json_only")})
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if not 0 < length <= MAX_BODY:
-            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "bad body length"})
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, **_refusal("screen.body_length")})
             return
         try:
             body = boundedjson.loads(self.rfile.read(length), max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
@@ -373,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
                 busy = False
                 ui._streams += 1
         if busy:
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many screens"})
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, **_refusal("screen.too_many")})
             return
         try:
             self.send_response(HTTPStatus.OK)

@@ -247,10 +247,10 @@ function renderLights(s) {
     const n = Number(s.backlog) || 0;
     const u = s.unsent || {};
     const status = u.level === "alarm" ? "bad" : u.level === "warn" ? "warn" : n === 0 ? "ok" : broker && broker.status === "ok" ? "busy" : "warn";
-    items.push(light(t("backlog") + " " + n, status, u.oldest_min ? age(u.oldest_min) : "",
+    items.push(light(t("backlog_count", { n }), status, u.oldest_min ? age(u.oldest_min) : "",
       u.oldest_min ? t("unsent_" + (u.level === "alarm" ? "alarm" : "warn"), { n, age: age(u.oldest_min) }) : ""));
   }
-  if (s.labels_waiting) items.push(light(t("labels_waiting") + " " + s.labels_waiting, "warn"));
+  if (s.labels_waiting) items.push(light(t("labels_waiting_count", { n: s.labels_waiting }), "warn"));
   $("lights").replaceChildren(...items);
 }
 
