@@ -43,7 +43,7 @@ TICK_S = 1.0  # the loop wakes at least this often, so its heartbeat stays fresh
 STATUS_EVERY_S = 30.0
 PENDING_LABELS = "pending_labels"
 REPORT_SHOWN_S = 86400.0  # a store repair or import is shown at start for a day
-BACKLOG_EVERY_S = 1.0  # the screen's unsent count (ui.backlog) is read from the store at most this often
+BACKLOG_EVERY_S = 1.0  # the screen's unsent count (ui.backlog_count) is read from the store at most this often
 
 
 def describe(event: Event) -> str:
