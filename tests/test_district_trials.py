@@ -31,12 +31,13 @@ def _env():
 
 
 class Receiver:
-    """`python -m firmware_app district run` over TLS with the district-ops certificate."""
+    """`python -m firmware_app district run` over TLS with its own certificate (CN district-receiver,
+    from the district CA) on the district consumers' listener (``port``)."""
 
     def __init__(self, port, pki, db, log_path):
         self.cmd = [sys.executable, "-m", "firmware_app", "district", "run", "--broker", f"mqtts://127.0.0.1:{port}",
-                    "--db", str(db), "--ca-file", pki["ca"], "--cert-file", pki["ops_cert"],
-                    "--key-file", pki["ops_key"], "--grace", "1"]
+                    "--db", str(db), "--ca-file", pki["ca"], "--cert-file", pki["receiver_cert"],
+                    "--key-file", pki["receiver_key"], "--grace", "1"]
         self.db, self.log_path, self.proc = str(db), log_path, None
 
     def start(self):
@@ -109,7 +110,7 @@ def district_db(request, tmp_path):
 @pytest.mark.timeout(180)
 def test_receiver_away_then_broker_sigkill_loses_nothing(tls_broker, pki, tmp_path, district_db, capsys):
     """Trial 3 of issue 12: 20 records acknowledged while the receiver is away, one broker SIGKILL."""
-    rx = Receiver(tls_broker.port, pki, district_db, tmp_path / "receiver.log")
+    rx = Receiver(tls_broker.district_port, pki, district_db, tmp_path / "receiver.log")
     rx.start()  # subscribes once (its session is now on the broker), then goes away
     assert _wait(lambda: "connected, subscribed" in rx.log_path.read_text(), 20)
     rx.stop()
@@ -143,7 +144,7 @@ def test_broker_sigkilled_ten_times_during_a_session_loses_nothing(tls_broker, p
     """Trial 1 of issue 12: 150 records, the shipped district.conf broker SIGKILLed 10 times."""
     rng = random.Random(12)
     db = tmp_path / "district.db"
-    rx = Receiver(tls_broker.port, pki, db, tmp_path / "receiver.log")
+    rx = Receiver(tls_broker.district_port, pki, db, tmp_path / "receiver.log")
     rx.start()
     store = Store(tmp_path / "kiosk")
     uplink = Uplink(store, tls_settings(tls_broker.port, pki), on_command=lambda c: None)
