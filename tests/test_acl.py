@@ -285,3 +285,41 @@ def test_a_revoked_station_is_refused_and_the_others_still_connect(tls_broker, p
         a.loop_stop()
         a.disconnect()
         ops.close()
+
+
+def test_doctor_on_a_stopped_kiosk_keeps_its_session_and_queued_commands(tls_broker, pki, tmp_path):
+    """With the client id bound to the login, `swabkiosk doctor` logs in as the station itself:
+    its broker check must neither wipe the station's session nor take the commands queued in it."""
+    from types import SimpleNamespace
+
+    from firmware_app.doctor import check_broker
+
+    store = Store(tmp_path / "a")
+    got = []
+    uplink = Uplink(store, settings(tls_broker.port, pki), on_command=got.append)
+    uplink.start()  # subscribes: the session (and its cmd/+) is on the broker
+    deadline = time.monotonic() + 10
+    while not uplink.state()["commands"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    uplink.stop()  # the technician stopped the service to run doctor
+    op = tls_client(pki, "ops", "operator")
+    op.connect("127.0.0.1", tls_broker.district_port)
+    op.loop_start()
+    op.publish(f"swab/v1/{STATION_A}/cmd/close_tube", json.dumps({"txn": "q1"}), qos=1).wait_for_publish(10)
+    op.loop_stop()
+    op.disconnect()
+    s = settings(tls_broker.port, pki)
+    cfg = SimpleNamespace(station={"device_id": s.device_id, "district": s.district, "site": s.site, "table": s.table},
+                          mqtt={"url": s.url, "ca_file": s.ca_file, "cert_file": s.cert_file, "key_file": s.key_file})
+    check = check_broker(cfg)
+    assert check.status == "ok", check
+    uplink = Uplink(store, settings(tls_broker.port, pki), on_command=got.append)
+    try:
+        uplink.start()
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(c.name, c.txn) for c in got] == [("close_tube", "q1")]
+    finally:
+        uplink.stop()
+        store.close()
