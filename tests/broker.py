@@ -175,7 +175,9 @@ class Broker:
         shipped = (CONFIG / config_name).read_text()
         listeners = len(re.findall(r"(?m)^listener\s", shipped))
         self.port = free_port()
-        self.district_port = free_port() if listeners > 1 else self.port  # district consumers' listener
+        self.district_port = self.port  # district consumers' listener
+        while listeners > 1 and self.district_port == self.port:
+            self.district_port = free_port()
         self.log_path = workdir / "mosquitto.log"
         persistence = workdir / "persist"
         persistence.mkdir(exist_ok=True)
@@ -232,12 +234,14 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited {self.proc.returncode}:\n{self.log_path.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            try:  # both listeners: Mosquitto opens them one after the other
+                for port in {self.port, self.district_port}:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}:\n{self.log_path.read_text()}")
+        raise RuntimeError(f"mosquitto did not listen on {self.port} and {self.district_port}:\n"
+                           f"{self.log_path.read_text()}")
 
     def kill(self) -> None:
         self._end(signal.SIGKILL)

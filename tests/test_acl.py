@@ -323,3 +323,70 @@ def test_doctor_on_a_stopped_kiosk_keeps_its_session_and_queued_commands(tls_bro
     finally:
         uplink.stop()
         store.close()
+
+
+def test_the_documented_pki_commands_give_a_broker_that_binds_and_revokes(tmp_path):
+    """docs/mqtt.md as a district would follow it: the station CA and a station, the district CA
+    and two consumers (openssl, as written), district.conf on them; then the revocation block."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.broker import ROOT, Broker, _cert, _key, _pem_key
+
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", (ROOT / "docs" / "mqtt.md").read_text(encoding="utf-8"), re.S | re.M)
+    station = next(b for b in blocks if "ca.cnf" in b and "client.crt" in b and not b.startswith("# (continues"))
+    revoke = next(b for b in blocks if b.startswith("# (continues") and "-revoke client.crt" in b)
+    district = next(b for b in blocks if "district-ca/newcerts" in b)
+    pkidir = tmp_path / "pki"
+    pkidir.mkdir()
+    for block in (station, district):
+        subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=pkidir, check=True, capture_output=True, timeout=60)
+    # the broker's server certificate, from the station CA the clients' ca_file trusts
+    ca_cert = x509.load_pem_x509_certificate((pkidir / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pkidir / "ca.key").read_bytes(), None)
+    server_key = _key()
+    (pkidir / "server.crt").write_bytes(_cert("localhost", server_key, ca_cert, ca_key, server=True)
+                                        .public_bytes(serialization.Encoding.PEM))
+    (pkidir / "server.key").write_bytes(_pem_key(server_key))
+    d = pkidir / "district-ca"
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(workdir, "district.conf", {
+        "cafile": [str(pkidir / "ca.crt"), str(d / "ca.crt")], "crlfile": [str(pkidir / "ca.crl"), str(d / "ca.crl")],
+        "certfile": [str(pkidir / "server.crt")] * 2, "keyfile": [str(pkidir / "server.key")] * 2})
+    files = {"ca": str(pkidir / "ca.crt"), "t03_cert": str(pkidir / "client.crt"), "t03_key": str(pkidir / "client.key")}
+    for name in ("district-receiver", "district-ops-wang"):
+        files[f"{name}_cert"], files[f"{name}_key"] = str(d / f"{name}.crt"), str(d / f"{name}.key")
+    broker.start()
+    try:
+        assert _connects(broker.port, pki=files, who="t03")
+        consumers = [Collector(broker.district_port, "swab/v1/#", client_id="x",
+                               tls={"ca": files["ca"], "cert": files[f"{n}_cert"], "key": files[f"{n}_key"]})
+                     for n in ("district-receiver", "district-ops-wang")]  # one client id asked for, two logins
+        try:
+            assert all(c.client.is_connected() for c in consumers)
+            subprocess.run(["bash", "-euo", "pipefail", "-c", revoke], cwd=pkidir, check=True, capture_output=True,
+                           timeout=60)
+            broker.proc.send_signal(signal.SIGHUP)  # `systemctl reload mosquitto`
+            deadline = time.monotonic() + 10
+            while _connects(broker.port, pki=files, who="t03") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _connects(broker.port, pki=files, who="t03")
+            time.sleep(0.5)
+            assert all(c.client.is_connected() for c in consumers)  # the reload dropped no consumer
+            # a new operator, while the broker runs: the loop's two commands with their name, nothing else
+            body = re.search(r"^for name in .*?; do\n(.*?)^done", district, re.S | re.M).group(1)
+            subprocess.run(["bash", "-euo", "pipefail", "-c", "name=district-ops-li\n" + body], cwd=d, check=True,
+                           capture_output=True, timeout=60)
+            files["li_cert"], files["li_key"] = str(d / "district-ops-li.crt"), str(d / "district-ops-li.key")
+            assert _connects(broker.district_port, pki=files, who="li")
+        finally:
+            for c in consumers:
+                c.close()
+    finally:
+        broker.kill()
+    assert Path(pkidir / "index.txt").read_text().startswith("R\t")  # the CA's database says revoked
