@@ -109,7 +109,8 @@ def make_pki(directory: Path) -> dict[str, str]:
             out["server_key"] = _write(directory / "server.key", _pem_key(server_key))
             clients = {"a": STATION_A, "b": STATION_B}
         elif ca_name == "district_ca":  # district consumers: a CA of their own
-            clients = {"ops": OPERATOR, "ops2": "district-ops-second", "receiver": RECEIVER}
+            clients = {"ops": OPERATOR, "ops2": "district-ops-second", "receiver": RECEIVER,
+                       "receiver2": "district-receiver-2"}
         else:
             clients = {"rogue": STATION_A}  # claims to be station A, signed by the wrong CA
         if ca_name != "rogue_ca":
