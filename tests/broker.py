@@ -305,6 +305,7 @@ def tls_broker(pki, tmp_path):
     broker.start()
     yield broker
     broker.kill()
+    _BROKERS.pop(broker.port, None)
 
 
 @pytest.fixture
@@ -317,6 +318,7 @@ def password_broker(tmp_path):
     broker.start()
     yield broker
     broker.kill()
+    _BROKERS.pop(broker.port, None)
 
 
 # ---------------------------------------------------------------- a district-side subscriber
