@@ -210,7 +210,7 @@ def measure_end_to_end(n: int = 20_000) -> dict:
     import paho.mqtt.client as mqtt
 
     from bench.common import STATION_PASSWORD, USERS, start_broker
-    from tests.broker import OPERATOR, PASSWORDS
+    from tests.broker import PASSWORDS, RECEIVER
 
     with tempfile.TemporaryDirectory(prefix="district-e2e-") as d:
         broker = start_broker(d)
@@ -223,7 +223,7 @@ def measure_end_to_end(n: int = 20_000) -> dict:
         db_path = os.path.join(d, "district.db")
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         cmd = [sys.executable, "-m", "firmware_app", "district", "run", "--broker",
-               f"mqtt://{OPERATOR}:{PASSWORDS[OPERATOR]}@127.0.0.1:{broker.port}", "--db", db_path]
+               f"mqtt://{RECEIVER}:{PASSWORDS[RECEIVER]}@127.0.0.1:{broker.district_port}", "--db", db_path]
 
         def start():
             return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

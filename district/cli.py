@@ -25,7 +25,9 @@ def main(argv: list[str]) -> int:
     run.add_argument("--ca-file", default="")
     run.add_argument("--cert-file", default="")
     run.add_argument("--key-file", default="")
-    run.add_argument("--client-id", default="swab-district", help="fixed: the broker keeps this receiver's session")
+    run.add_argument("--client-id", default="",
+                     help="default: the login (username or certificate CN), which the shipped broker config makes "
+                          "the client id anyway; the broker keeps this receiver's session under it")
     run.add_argument("--share", default="swab-district",
                      help='shared-subscription group (receivers with one group split the load); "" = none')
     run.add_argument("--grace", type=float, default=3.0, help="seconds a gap may be open before a resend is asked")

@@ -46,7 +46,7 @@ class ReceiverSettings:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
-    client_id: str = "swab-district"
+    client_id: str = ""  # "" = the login (username, or the certificate's CN): our broker binds them anyway
     share: str = "swab-district"  # shared-subscription group; "" = plain subscriptions
     batch: int = 500
     batch_wait_s: float = 0.05
@@ -55,6 +55,27 @@ class ReceiverSettings:
     retry_s: float = 5.0  # first retry of an unanswered / unfilled resend; doubles up to 60 s
     max_requests_per_s: float = 20.0
     keepalive: int = 30
+
+
+def login_name(username: str, cert_file: str) -> str:
+    """The receiver's client id: its login, as district.conf makes it (use_username_as_clientid),
+    so its session is the same on a broker that does not bind them. Each receiver has a login of
+    its own (district-receiver, district-receiver-2, ...): two on one login throw each other off."""
+    if username:
+        return username
+    if cert_file:
+        try:
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+
+            with open(cert_file, "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+            cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if cn and isinstance(cn[0].value, str):
+                return cn[0].value
+        except (OSError, ValueError):
+            pass  # paho reports the unreadable certificate when it loads it
+    return "swab-district"
 
 
 @dataclass
@@ -90,10 +111,10 @@ class Receiver:
         s = self.settings
         urls = self._urls()
         first = urls[0]
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311, manual_ack=True)
         user = s.username or unquote(first.username or "")
         pw = s.password or unquote(first.password or "")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id or login_name(user, s.cert_file),
+                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
         if user:
             client.username_pw_set(user, pw or None)
         if first.scheme == "mqtts":

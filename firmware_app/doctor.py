@@ -173,8 +173,11 @@ def check_broker(cfg: Any) -> Check:
     host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
     where = f"{parts.scheme}://{host}:{port}"
     fix = "doctor.fix_broker"
-    # Our own client id: taking over the running kiosk's session would drop its connection.
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.device_id}-doctor", clean_session=True)
+    # The district broker makes the login the client id (config/mosquitto/district.conf), so this
+    # IS the station's session: keep it (clean_session=False) and acknowledge nothing (manual_ack),
+    # so commands queued for a stopped kiosk stay queued for it. A running kiosk is dropped once.
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.device_id}-doctor", clean_session=False,
+                         manual_ack=True)
     answer: dict[str, Any] = {}
     done = threading.Event()
 

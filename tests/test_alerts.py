@@ -79,7 +79,7 @@ def kill(proc):
 
 
 def test_red_codes_arrive_on_the_alert_topic_within_a_second_and_once(password_broker, tmp_path):
-    watch = AlertWatcher(password_broker.port)
+    watch = AlertWatcher(password_broker.district_port)  # the district consumers' listener
     child = start_child(tmp_path, password_broker.port, 3)
     try:
         read_line(child, "READY")
@@ -103,7 +103,7 @@ def test_red_codes_arrive_on_the_alert_topic_within_a_second_and_once(password_b
 
 
 def test_an_alert_survives_a_kill_9_right_after_the_ok(password_broker, tmp_path):
-    watch = AlertWatcher(password_broker.port)
+    watch = AlertWatcher(password_broker.district_port)  # the district consumers' listener
     password_broker.kill()  # the broker is down: the alert can only be in the store when the kiosk dies
     time.sleep(0.3)
     child = start_child(tmp_path, password_broker.port, 1)
@@ -131,7 +131,7 @@ def test_an_alert_survives_a_kill_9_right_after_the_ok(password_broker, tmp_path
 
 def test_an_alert_sent_at_once_is_not_lost_or_doubled_by_a_kill_9(password_broker, tmp_path):
     """The broker is up: the alert may or may not have been acknowledged when the kiosk died."""
-    watch = AlertWatcher(password_broker.port)
+    watch = AlertWatcher(password_broker.district_port)  # the district consumers' listener
     child = start_child(tmp_path, password_broker.port, 1)
     try:
         read_line(child, "READY")

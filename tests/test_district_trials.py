@@ -31,12 +31,13 @@ def _env():
 
 
 class Receiver:
-    """`python -m firmware_app district run` over TLS with the district-ops certificate."""
+    """`python -m firmware_app district run` over TLS with its own certificate (CN district-receiver,
+    from the district CA) on the district consumers' listener (``port``)."""
 
-    def __init__(self, port, pki, db, log_path):
+    def __init__(self, port, pki, db, log_path, who="receiver", grace="1"):
         self.cmd = [sys.executable, "-m", "firmware_app", "district", "run", "--broker", f"mqtts://127.0.0.1:{port}",
-                    "--db", str(db), "--ca-file", pki["ca"], "--cert-file", pki["ops_cert"],
-                    "--key-file", pki["ops_key"], "--grace", "1"]
+                    "--db", str(db), "--ca-file", pki["ca"], "--cert-file", pki[f"{who}_cert"],
+                    "--key-file", pki[f"{who}_key"], "--grace", grace]
         self.db, self.log_path, self.proc = str(db), log_path, None
 
     def start(self):
@@ -109,7 +110,7 @@ def district_db(request, tmp_path):
 @pytest.mark.timeout(180)
 def test_receiver_away_then_broker_sigkill_loses_nothing(tls_broker, pki, tmp_path, district_db, capsys):
     """Trial 3 of issue 12: 20 records acknowledged while the receiver is away, one broker SIGKILL."""
-    rx = Receiver(tls_broker.port, pki, district_db, tmp_path / "receiver.log")
+    rx = Receiver(tls_broker.district_port, pki, district_db, tmp_path / "receiver.log")
     rx.start()  # subscribes once (its session is now on the broker), then goes away
     assert _wait(lambda: "connected, subscribed" in rx.log_path.read_text(), 20)
     rx.stop()
@@ -138,12 +139,59 @@ def test_receiver_away_then_broker_sigkill_loses_nothing(tls_broker, pki, tmp_pa
         rx.stop()
 
 
+def test_the_receivers_client_id_is_its_login(pki, tmp_path):
+    """What district.conf makes it anyway, so its session is the same on a broker that does not bind."""
+    from district.receiver import login_name
+
+    assert login_name("", pki["receiver2_cert"]) == "district-receiver-2"  # the certificate's CN
+    assert login_name("district-receiver", pki["receiver2_cert"]) == "district-receiver"  # a username first
+    assert login_name("", str(tmp_path / "missing.crt")) == "swab-district"  # paho then reports the file
+
+
+@pytest.mark.timeout(120)
+def test_two_receivers_in_one_share_group_each_with_its_own_login(tls_broker, pki, tmp_path):
+    """Two `district run` in one shared-subscription group, certificates district-receiver and
+    district-receiver-2: the broker binds each one's client id to its login (the receiver's default
+    client id is its login too), so neither throws the other off and they split the records."""
+    rxs = [Receiver(tls_broker.district_port, pki, tmp_path / f"d{i}.db", tmp_path / f"rx{i}.log", who=who,
+                    grace="600")  # no resends: each database holds the share it was given
+           for i, who in enumerate(("receiver", "receiver2"))]
+    store = Store(tmp_path / "kiosk")
+    uplink = Uplink(store, tls_settings(tls_broker.port, pki), on_command=lambda c: None)
+    try:
+        for rx in rxs:
+            rx.start()
+        assert _wait(lambda: all("connected, subscribed" in rx.log_path.read_text() for rx in rxs), 30)
+        uplink.start()
+        _append(store, 1, 40)
+        uplink.wake()
+        assert _wait(lambda: store.stats()["backlog"] == 0)
+
+        def seqs(rx):
+            try:
+                with _open(rx.db) as d:
+                    return [s for (s,) in d.rows("SELECT seq FROM records WHERE device_id = ?", (DEVICE,))]
+            except Exception:  # noqa: BLE001 - not made yet
+                return []
+        assert _wait(lambda: sorted(seqs(rxs[0]) + seqs(rxs[1])) == list(range(1, 41)), 30)
+        assert seqs(rxs[0]) and seqs(rxs[1])  # the group split them
+        for rx in rxs:  # one connection each, never dropped by the other
+            assert rx.log_path.read_text().count("connected, subscribed") == 1, rx.log_path.read_text()[-2000:]
+        logged = tls_broker.log_path.read_text()
+        assert "as district-receiver " in logged and "as district-receiver-2 " in logged  # client id = login
+    finally:
+        uplink.stop()
+        store.close()
+        for rx in rxs:
+            rx.stop()
+
+
 @pytest.mark.timeout(240)
 def test_broker_sigkilled_ten_times_during_a_session_loses_nothing(tls_broker, pki, tmp_path, capsys):
     """Trial 1 of issue 12: 150 records, the shipped district.conf broker SIGKILLed 10 times."""
     rng = random.Random(12)
     db = tmp_path / "district.db"
-    rx = Receiver(tls_broker.port, pki, db, tmp_path / "receiver.log")
+    rx = Receiver(tls_broker.district_port, pki, db, tmp_path / "receiver.log")
     rx.start()
     store = Store(tmp_path / "kiosk")
     uplink = Uplink(store, tls_settings(tls_broker.port, pki), on_command=lambda c: None)

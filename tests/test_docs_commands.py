@@ -16,11 +16,18 @@ FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.S | re.M)
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl missing: bin/bootstrap --test installs it")
 
 
+CONTINUES = "# (continues the block above"  # a block run after the one before it, in the same directory
+
+
 def openssl_blocks() -> list[tuple[str, str]]:
     found = []
     for doc in DOCS:
-        for block in FENCE.findall(doc.read_text(encoding="utf-8")):
+        blocks = FENCE.findall(doc.read_text(encoding="utf-8"))
+        for i, block in enumerate(blocks):
             if re.search(r"^openssl ", block, re.M):
+                while block.startswith(CONTINUES) and i > 0:  # e.g. revoking what the block above issued
+                    i -= 1
+                    block = blocks[i] + block
                 found.append((doc.name, block))
     return found
 

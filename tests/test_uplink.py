@@ -100,7 +100,7 @@ def test_commands_are_validated_and_answered_with_their_txn(password_broker, kio
     assert wait(lambda: uplink.state()["commands"])  # SUBACKed: a command sent now reaches us
     responses = Collector(password_broker.port, ROOT + "cmd/+/response", client_id="responses")
     op = _operator()
-    op.connect("127.0.0.1", password_broker.port)
+    op.connect("127.0.0.1", password_broker.district_port)  # the district consumers' listener
     op.loop_start()
     try:
         op.publish(ROOT + "cmd/reprint_label", json.dumps({"txn": "t-1", "args": {"tube_id": "DG03"}}), qos=1)
@@ -215,7 +215,7 @@ def test_command_sent_while_kiosk_is_offline_arrives_on_reconnect(password_broke
     assert wait(lambda: uplink.state()["commands"])  # the session holds the subscription
     uplink.stop()  # the broker keeps the session (clean_session False, fixed client id)
     op = _operator()
-    op.connect("127.0.0.1", password_broker.port)
+    op.connect("127.0.0.1", password_broker.district_port)  # the district consumers' listener
     op.loop_start()
     try:
         op.publish(ROOT + "cmd/close_tube", json.dumps({"txn": "late-1"}), qos=1).wait_for_publish(10)
@@ -239,7 +239,7 @@ def test_a_drain_keeps_its_window_and_commands_are_answered_meanwhile(password_b
     uplink = Uplink(store, settings_for(password_broker.port, window=window), on_command=commands.put)
     collector = Collector(password_broker.port, ROOT + "#")
     op = _operator()
-    op.connect("127.0.0.1", password_broker.port)
+    op.connect("127.0.0.1", password_broker.district_port)  # the district consumers' listener
     op.loop_start()
     most = [0]
     watching = threading.Event()

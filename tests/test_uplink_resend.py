@@ -53,7 +53,7 @@ def test_resend_republishes_acked_records_and_names_what_is_gone(password_broker
     with store._lock:  # the archive lost seqs 3-4 (pruned): the answer must say so
         store._conn.execute("DELETE FROM records WHERE seq IN (3, 4)")
     collector = Collector(password_broker.port, ROOT + "#", client_id="resend-watch")
-    op = _operator(password_broker.port)
+    op = _operator(password_broker.district_port)  # the district consumers' listener
     try:
         op.publish(ROOT + "cmd/resend", json.dumps({"txn": "r-1", "args": {"from_seq": 2, "to_seq": 25}}), qos=1)
         op.publish(ROOT + "cmd/resend", json.dumps({"txn": "r-2", "args": {"from_seq": 1, "to_seq": 20001}}), qos=1)
@@ -103,7 +103,7 @@ def test_a_deeply_nested_command_is_answered_and_acknowledged_and_uploads_go_on(
     uplink.start()
     assert wait(lambda: uplink.state()["commands"])
     responses = Collector(password_broker.port, ROOT + "cmd/+/response", client_id="responses")
-    op = _operator(password_broker.port)
+    op = _operator(password_broker.district_port)  # the district consumers' listener
     try:
         op.publish(ROOT + "cmd/close_tube", b'{"txn":"deep","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}", qos=1)
         op.publish(ROOT + "cmd/close_tube", b"[" * 4000, qos=1)
