@@ -2,7 +2,7 @@
 
 File format (JSON, also the payload of the district's cmd/push_volunteers):
 
-    {"volunteers": [{"cert_id": "DG-V-0001", "name": "李志愿", "expires": "2027-06-30",
+    {"volunteers": [{"cert_id": "DG-V-0001", "name": "Li Zhiyuan", "expires": "2027-06-30",
                      "revoked": false}, ...]}
 
 ``expires`` is the last valid day (local date, inclusive), written YYYY-MM-DD; ``cert_id``
@@ -19,6 +19,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from firmware_app.catalogue import both
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,11 @@ def check(volunteers: Volunteers, cert_id: str, today: dt.date) -> Volunteer:
     """The volunteer for a certificate id, or NotCertified saying why not."""
     volunteer = volunteers.get(cert_id)
     if volunteer is None:
-        raise NotCertified(f"证书{cert_id}不在持证志愿者名单中，不能上岗", f"certificate {cert_id} is not on the certified list")
+        raise NotCertified(*both("volunteers.not_listed", cert_id=cert_id))
     if volunteer.revoked:
-        raise NotCertified(f"证书{cert_id}已被撤销，不能上岗", f"certificate {cert_id} has been revoked")
+        raise NotCertified(*both("volunteers.revoked", cert_id=cert_id))
     if today > volunteer.expires:
-        raise NotCertified(
-            f"证书{cert_id}已于{volunteer.expires}过期，请重新培训认证",
-            f"certificate {cert_id} expired on {volunteer.expires}; retraining needed",
-        )
+        raise NotCertified(*both("volunteers.expired", cert_id=cert_id, expires=volunteer.expires))
     return volunteer
 
 
