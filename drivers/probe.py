@@ -8,7 +8,7 @@ import sys
 PROBES = {
     "idcard": "drivers.idcard_reader:probe",
     "scanner": "drivers.scanner:probe",
-    "printer": "drivers.printer:probe",
+    "printer": "drivers.printer_probe:probe",
     "camera": "drivers.camera:probe",
 }
 

@@ -105,7 +105,8 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
     via = iter(VIA_CYCLE * (count // len(VIA_CYCLE) + 1))
     if pool != "household":
         return [[table.people.person(via=next(via)) for _ in range(count)]]
-    groups, left, sizes = [], count, (3, 2, 4, 1, 5, 3)
+    groups: list[list[Any]] = []
+    left, sizes = count, (3, 2, 4, 1, 5, 3)
     while left > 0:
         size = min(left, sizes[len(groups) % len(sizes)])
         groups.append([dataclasses.replace(g, via=next(via)) for g in table.people.household(size)])
@@ -435,7 +436,9 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
         return
     try:
         if not kiosk.runtime.snapshot.get("operator"):
-            console.action("volunteer 李志愿 scans their certificate code (signed operator certificate)")
+            from hw_mocks.table import OPERATOR
+
+            console.action(f"volunteer {OPERATOR[1]} scans their certificate code (signed operator certificate)")
             step(table, tracker, table.sign_in, "sign-in")
         else:
             console.line("volunteer still signed in from before the restart; the open tube continues")

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from firmware_app.model import CardRead, CodeScanned, Command, Persist, Show
 
 log = logging.getLogger("swabkiosk.simulate")
@@ -44,8 +46,7 @@ log = logging.getLogger("swabkiosk.simulate")
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SAMPLING_PEM = ROOT / "config" / "demo-sampling.pem"
 DEMO_OPERATOR_PEM = ROOT / "config" / "demo-operator.pem"
-OPERATOR = ("SIM-V-0001", "李志愿")
-COURIER = "转运-张师傅"
+COURIER = "\u8f6c\u8fd0-\u5f20\u5e08\u5085"  # "transport - Master Zhang": the simulated courier
 DAY_START_H, DAY_END_H = 8, 20  # the queue's hours, local time
 BOX_EVERY = 20  # tubes per box handed to the courier (a real site's rhythm; the box holds 50)
 # Of every 1,000 people: how they show up and what happens (the rest: ID card, green).
@@ -68,9 +69,15 @@ def demo_authority() -> Any:
     from hw_mocks.people import Authority
 
     authority = Authority.__new__(Authority)
-    authority.personal_key = serialization.load_pem_private_key(DEMO_SAMPLING_PEM.read_bytes(), None)
-    authority.operator_key = serialization.load_pem_private_key(DEMO_OPERATOR_PEM.read_bytes(), None)
+    authority.personal_key = _ed25519(serialization.load_pem_private_key(DEMO_SAMPLING_PEM.read_bytes(), None))
+    authority.operator_key = _ed25519(serialization.load_pem_private_key(DEMO_OPERATOR_PEM.read_bytes(), None))
     return authority
+
+
+def _ed25519(key: object) -> Ed25519PrivateKey:
+    if not isinstance(key, Ed25519PrivateKey):
+        raise FillError(f"a demo key in config/ is not an Ed25519 private key: {type(key).__name__}")
+    return key
 
 
 def station_text(data_dir: str, workdir: Path, pool: str, authority: Any) -> str:
@@ -84,6 +91,8 @@ def station_text(data_dir: str, workdir: Path, pool: str, authority: Any) -> str
 
 
 def write_volunteers(workdir: Path) -> None:
+    from hw_mocks.table import OPERATOR  # the simulated volunteer: one for the table and the fill
+
     doc = {"volunteers": [{"cert_id": OPERATOR[0], "name": OPERATOR[1], "expires": "2099-12-31"}]}
     (workdir / "volunteers.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
@@ -242,6 +251,8 @@ class Filler:
         # the day's personal codes, signed in one batch (issued an hour before the queue opens)
         codes = {id(p): self.authority.sampling_code(p, issued_at=start - 3600)
                  for kind, p in arrivals if kind in ("qr", "yellow")}
+        from hw_mocks.table import OPERATOR
+
         cert = self.authority.operator_cert(*OPERATOR, issued_at=start - 86400)
         if self.runtime.station.snapshot().get("operator") is None:
             self.step(CodeScanned(cert, "scanner"))
