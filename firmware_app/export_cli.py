@@ -18,7 +18,7 @@ from typing import Any
 
 from firmware_app.catalogue import Lang, both, en, text, zh
 from firmware_app.store import Store, StoreError, record_day, record_time
-from firmware_app.store_cli import _fail, _open, _parser, _replacement, _tube_chain, _void_target
+from firmware_app.store_cli_base import fail, open_store, parser, replacement, tube_chain, void_target
 from firmware_app.textsafe import csv_cell
 
 LANGS: tuple[Lang, ...] = ("zh-CN", "en")
@@ -81,7 +81,7 @@ def _write_csv(path: str, records: list[dict], sent: dict[str, bool]) -> None:
                     time.strftime("%H:%M:%S", time.localtime(at)) if at is not None else ""),
                 rec.get("clock_synced", rec.get("synced")), rec.get("tube_id"), person.get("name"),
                 person.get("id_type"), person.get("id_number"), person.get("phone"), rec.get("colour"),
-                rec.get("source"), rec.get("single_reason"), rec.get("operator"), _void_target(rec),
+                rec.get("source"), rec.get("single_reason"), rec.get("operator"), void_target(rec),
                 rec.get("reason"), "yes" if sent[rec["record_id"]] else "no",
                 json.dumps(other, ensure_ascii=False) if other else "",
             ]])
@@ -113,7 +113,7 @@ def _load(store: Store, args) -> tuple[list[dict], list[str], set[str] | None]: 
     """(records, days, tube ids the document is limited to or None) for --day, --tube or --box."""
     if args.tube or args.box:
         what = args.tube or args.box
-        found = _tube_chain(store, args.tube) if args.tube else store.box_records(args.box)
+        found = tube_chain(store, args.tube) if args.tube else store.box_records(args.box)
         if not found:
             kind = both("export.kind_tube" if args.tube else "export.kind_box")
             raise _Refused((zh("export.not_found", kind=kind[0], what=what), en("export.not_found", kind=kind[1], what=what)), 1)
@@ -127,7 +127,7 @@ def _load(store: Store, args) -> tuple[list[dict], list[str], set[str] | None]: 
     records = [by_seq[k] for k in sorted(by_seq)]
     limit = None
     if args.tube:
-        limit = {args.tube} | {x for r in found if r.get("kind") == "tube_replace" for x in _replacement(r) if x}
+        limit = {args.tube} | {x for r in found if r.get("kind") == "tube_replace" for x in replacement(r) if x}
     elif args.box:
         limit = {r["tube_id"] for r in found if r.get("kind") == "box_add" and r.get("tube_id")}
         limit |= {t for r in found if r.get("kind") == "box_close" for t in r.get("tubes") or []}
@@ -135,7 +135,7 @@ def _load(store: Store, args) -> tuple[list[dict], list[str], set[str] | None]: 
 
 
 def export(argv: list[str]) -> int:
-    p = _parser("export", en("export.description"))
+    p = parser("export", en("export.description"))
     which = p.add_argument_group("what to export (--day may be repeated; --tube and --box need no --day)")
     which.add_argument("--day", action="append", default=[], metavar="YYYY-MM-DD",
                        help="the kiosk's local date; 'today' and 'yesterday' work too")
@@ -158,9 +158,9 @@ def export(argv: list[str]) -> int:
     try:
         args.day = list(dict.fromkeys(parse_day(d) for d in args.day))
         try:
-            store = _open(args)
+            store = open_store(args)
         except StoreError as exc:
-            return _fail(exc, False)
+            return fail(exc, False)
         with store:
             records, days, limit = _load(store, args)
             if not records:
@@ -192,7 +192,7 @@ def export(argv: list[str]) -> int:
     except _Refused as exc:
         print(f"{exc.message}\n{exc.message_en}", file=sys.stderr)
         return exc.code
-    voided_ids = {_void_target(r) for r in records if r.get("kind") == "void"}
+    voided_ids = {void_target(r) for r in records if r.get("kind") == "void"}
     samples = [r for r in records if r.get("kind") == "sample"]
     scope: dict[Lang, str] = {}
     if limit is not None:

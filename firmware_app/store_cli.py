@@ -7,72 +7,18 @@ firmware_app/catalogue/store.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import time
-import tomllib
 import unicodedata
 from typing import Any
 
 from firmware_app.catalogue import both, en, zh
 from firmware_app.model import mask_id, mask_name
+from firmware_app.export_cli import export  # noqa: F401 (swabkiosk export: firmware_app/cli.py names it here)
 from firmware_app.store import Store, StoreError
-
-DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
-
-
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"swabkiosk {prog}", description=description)
-    p.add_argument("--data-dir", help=f"store directory (default: [store] data_dir of --config, else {DEFAULT_DATA_DIR})")
-    p.add_argument("--config", help="station file to take [store] data_dir from")
-    return p
-
-
-def _data_dir(args) -> str:
-    if args.data_dir:
-        return args.data_dir
-    if args.config:
-        try:
-            with open(args.config, "rb") as f:
-                return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SystemExit(lines("store.config_unreadable", path=args.config, problem=str(exc))) from None
-    return DEFAULT_DATA_DIR
-
-
-def _open(args) -> Store:
-    return Store(_data_dir(args), read_only=True)
-
-
-def lines(key: str, **values: Any) -> str:
-    """A message for a technician's terminal: the zh-CN line, then the English one."""
-    return "\n".join(both(key, **values))
-
-
-def label(key: str) -> str:
-    """A bilingual label of the status table: "zh en"."""
-    return " ".join(both(key))
-
-
-def _fail(exc: StoreError, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps({"error": exc.message_en, "error_zh": exc.message, "file": exc.path, "raw": exc.raw},
-                         ensure_ascii=False))
-    else:
-        print(f"{exc.message}\n{exc.message_en}" + (f"\n({exc.raw})" if exc.raw else ""), file=sys.stderr)
-    return 1
-
-
-def _when(ts: float | str | None) -> str:
-    """Unix seconds, or a record's ISO local time shown as the kiosk wrote it."""
-    if not ts:
-        return "—"
-    if isinstance(ts, str):
-        return ts[:19].replace("T", " ")
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
+from firmware_app.store_cli_base import (data_dir, fail, label, lines, open_store, parser, replacement, tube_chain,
+                                         void_target, when)
 
 def _age(seconds: float | None) -> str:
     if seconds is None:
@@ -116,27 +62,27 @@ def broker_state(store: Store) -> dict[str, Any]:
 
 
 def status(argv: list[str]) -> int:
-    p = _parser("status", "Backlog, archive, last acknowledgement and broker state of a store.")
+    p = parser("status", "Backlog, archive, last acknowledgement and broker state of a store.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--repair", action="store_true",
                    help="set damaged store files aside (kept in damaged/) and keep every intact record")
     args = p.parse_args(argv)
-    data_dir = _data_dir(args)
+    where = data_dir(args)
     if args.repair:
-        return _repair(data_dir, args.json)
+        return _repair(where, args.json)
     try:
-        store = Store(data_dir, read_only=True)
+        store = Store(where, read_only=True)
     except StoreError as exc:
-        return _fail(exc, args.json)
+        return fail(exc, args.json)
     with store:
         stats = store.stats()
         broker = broker_state(store)
-    out = {"data_dir": os.path.abspath(data_dir), **stats, "broker": broker}
+    out = {"data_dir": os.path.abspath(where), **stats, "broker": broker}
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     b = broker
-    since = en("store.status_since", when=_when(b["since"]))
+    since = en("store.status_since", when=when(b["since"]))
     link = (f"{label('store.status_connected')}  {b['url']}  ({since})" if b["connected"]
             else f"{label('store.status_not_connected')}  {b['url']}\n    {b['error']}\n    {b['error_en']}")
     free = f"{stats['free_bytes'] / 1e9:.1f} GB" if stats["free_bytes"] is not None else "—"
@@ -145,14 +91,14 @@ def status(argv: list[str]) -> int:
                        ("store.status_backlog", f"{stats['backlog']} {people} + {stats['backlog_events']} {events}"),
                        ("store.status_oldest", _age(stats["oldest_unsent_age_s"])),
                        ("store.status_archived", stats["archived"]),
-                       ("store.status_last_ack", _when(stats["last_ack_at"])),
+                       ("store.status_last_ack", when(stats["last_ack_at"])),
                        ("store.status_broker", link),
                        ("store.status_free", free)):
         print(_pad(label(key), 24) + str(value))
     for d in stats["damage"]:
         print(f"{label('store.status_damage')}: {d}  (swabkiosk status --repair)")
     for r in stats.get("reports", []):
-        values = {"what": r["what"], "at": _when(r["at"]), "kept": r["kept"], "lost": r["lost"],
+        values = {"what": r["what"], "at": when(r["at"]), "kept": r["kept"], "lost": r["lost"],
                   "moved": r["moved_to"] or "", "note": r.get("note", "")}
         print(zh("store.report_line", attention=zh("store.attention") if r.get("lost") else "", **values))
         print(en("store.report_line", attention=en("store.attention") if r.get("lost") else "", **values))
@@ -169,7 +115,7 @@ def _repair(data_dir: str, as_json: bool) -> int:
     try:
         report = Store.repair(data_dir)
     except StoreError as exc:
-        return _fail(exc, as_json)
+        return fail(exc, as_json)
     except OSError as exc:
         print(lines("repair.failed", problem=str(exc)), file=sys.stderr)
         return 1
@@ -192,26 +138,12 @@ def _person(rec: dict) -> tuple[str, str]:
     return str(fields.get("name", "")), str(fields.get("id_number", ""))
 
 
-def _void_target(rec: dict) -> str | None:
-    for key in ("voided_record_id", "voids", "void_of"):
-        if isinstance(rec.get(key), str):
-            return rec[key]
-    return None
-
-
-def _replacement(rec: dict) -> tuple[str | None, str | None]:
-    """(broken tube, new tube) of a tube_replace record (docs/records.md: tube_id is the new one)."""
-    if "old_tube_id" in rec:
-        return rec.get("old_tube_id"), rec.get("tube_id")
-    return rec.get("tube_id"), rec.get("new_tube_id")
-
-
 def tube_report(records: list[dict], tube_id: str) -> dict[str, Any]:
     """Who was in ``tube_id``: its samples, voids applied, replacements followed (unmasked)."""
     replaced_by = replaces = None
     for rec in records:
         if rec.get("kind") == "tube_replace":
-            old, new = _replacement(rec)
+            old, new = replacement(rec)
             if old == tube_id:
                 replaced_by = new
             if new == tube_id:
@@ -220,13 +152,13 @@ def tube_report(records: list[dict], tube_id: str) -> dict[str, Any]:
     sources = [tube_id]
     while replaces and replaces not in sources:
         sources.append(replaces)
-        replaces = next((_replacement(r)[0] for r in records
-                         if r.get("kind") == "tube_replace" and _replacement(r)[1] == replaces), None)
-    voided = {_void_target(r): r for r in records if r.get("kind") == "void"}
+        replaces = next((replacement(r)[0] for r in records
+                         if r.get("kind") == "tube_replace" and replacement(r)[1] == replaces), None)
+    voided = {void_target(r): r for r in records if r.get("kind") == "void"}
     people: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for rec in records:
-        if rec.get("tube_id") not in sources and not (rec.get("kind") == "tube_replace" and tube_id in _replacement(rec)):
+        if rec.get("tube_id") not in sources and not (rec.get("kind") == "tube_replace" and tube_id in replacement(rec)):
             continue
         kind = rec.get("kind")
         if kind == "sample":
@@ -247,33 +179,17 @@ def tube_report(records: list[dict], tube_id: str) -> dict[str, Any]:
             "people": people, "events": events}
 
 
-def _tube_chain(store: Store, tube_id: str) -> list[dict]:
-    """The records of a tube and of the tubes a replacement chain links it to (by the tube index)."""
-    found: dict[str, dict] = {}
-    todo, seen = [tube_id], set[str]()
-    while todo:
-        t = todo.pop()
-        if t in seen or len(seen) > 50:
-            continue
-        seen.add(t)
-        for rec in store.tube_records(t):
-            found[rec["record_id"]] = rec
-            if rec.get("kind") == "tube_replace":
-                todo += [x for x in _replacement(rec) if isinstance(x, str)]
-    return sorted(found.values(), key=lambda r: r.get("seq", 0))
-
-
 def tube(argv: list[str]) -> int:
-    p = _parser("tube", "Who was in a tube (names and ID numbers masked), voids and replacements shown.")
+    p = parser("tube", "Who was in a tube (names and ID numbers masked), voids and replacements shown.")
     p.add_argument("tube_id", metavar="TUBE_ID")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
     try:
-        store = _open(args)
+        store = open_store(args)
     except StoreError as exc:
-        return _fail(exc, args.json)
+        return fail(exc, args.json)
     with store:
-        report = tube_report(_tube_chain(store, args.tube_id), args.tube_id)
+        report = tube_report(tube_chain(store, args.tube_id), args.tube_id)
     for person in report["people"]:  # nothing unmasked leaves this command
         person["name"] = mask_name(person["name"])
         person["id_number"] = mask_id(person["id_number"])
@@ -293,18 +209,11 @@ def tube(argv: list[str]) -> int:
         print("  " + "  ".join(both("store.tube_replaced_by", tube=report["replaced_by"])))
     for ev in report["events"]:
         extra = f" ({ev['reason']})" if ev.get("reason") else ""
-        print(f"  {_when(ev['at'])}  {ev['kind']} {ev['tube_id'] or ''}{extra}")
+        print(f"  {when(ev['at'])}  {ev['kind']} {ev['tube_id'] or ''}{extra}")
     for n, person in enumerate(report["people"], 1):
         flag = f"  {label('store.tube_void_by')} {person['void_record_id']}" if person["void"] else ""
         moved = f"  {label('store.tube_from')} {person['from_tube']}" if person["from_tube"] else ""
         single = f"  {label('store.tube_single')}: {person['single_reason']}" if person["single_reason"] else ""
-        print(f"  {n:>2}. {_when(person['at'])}  {person['name']:<6} {person['id_number']}  "
+        print(f"  {n:>2}. {when(person['at'])}  {person['name']:<6} {person['id_number']}  "
               f"{person['colour'] or ''}  {person['source'] or ''}  {person['record_id']}{moved}{single}{flag}")
     return 0
-
-
-def export(argv: list[str]) -> int:
-    """`swabkiosk export`: firmware_app/export_cli.py (imported when used)."""
-    from firmware_app.export_cli import export as run
-
-    return run(argv)

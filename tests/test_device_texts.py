@@ -30,7 +30,7 @@ HAN = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3000-\u303f]")
 LATIN = re.compile(r"[A-Za-z]")
 # the files of this part (drivers, store tools, parsers): their texts live in the catalogue
 OWN = [*sorted((ROOT / "drivers").glob("*.py")), *(ROOT / "firmware_app" / f"{name}.py" for name in (
-    "store_cli", "export_cli", "store_queries", "store_repair", "store_legacy", "store_schema", "export_xlsx",
+    "store_cli", "store_cli_base", "export_cli", "store_queries", "store_repair", "store_legacy", "store_schema", "export_xlsx",
     "simulate", "simulate_days", "supervisor", "qr", "idnumber", "volunteers"))]
 
 
