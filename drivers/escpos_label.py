@@ -164,7 +164,7 @@ def render(label: Label, barcode: str = "printer") -> bytes:
     """ESC/POS bytes for one label: title, text lines, Code128, QR, feed and cut.
     ``barcode``: "printer" (its own Code 128, GS k) or "image" (rendered here, GS v 0)."""
     if barcode not in BARCODE_MODES:
-        raise LabelError(f"barcode must be one of {BARCODE_MODES}, not {barcode!r}")
+        raise LabelError(said(both("printer.barcode_mode", choices=", ".join(BARCODE_MODES))) + f": {barcode!r}")
     p = _printer()
     p.hw("INIT")
     p._raw(CHINESE_ON)

@@ -62,7 +62,7 @@ class LineParser:
     def __init__(self, terminator: str = "CR", prefix: str = "", suffix: str = "",
                  encoding: str = "utf-8", max_line: int = MAX_LINE) -> None:
         if terminator.upper() not in TERMINATORS:
-            raise ValueError(f"terminator must be one of {', '.join(TERMINATORS)}, not {terminator!r}")
+            raise ValueError(said(both("scanner.terminator", choices=", ".join(TERMINATORS), value=repr(terminator))))
         self.terminator = terminator.upper()
         self._term = TERMINATORS[self.terminator]
         self._prefix = prefix.encode(encoding)

@@ -13,6 +13,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "device_error.verdict_fault": ("故障", "FAULT"),
     "device_error.port_in_use": ("串口被占用（kiosk 服务在运行吗？请先停止它）",
                                  "in use: is the kiosk service running? stop it first"),
+    "device_error.probe_usage": ("用法：swabkiosk probe {{idcard 串口|scanner 串口|printer 目标 [--test-label]|camera 来源}} [--json]",
+                                 "usage: swabkiosk probe {{idcard PORT|scanner PORT|printer TARGET [--test-label]|camera SOURCE}} "
+                                 "[--json]"),
     # -- ID-card reader: the reader's status byte SW3 (../shared/idcard-protocol.md) --
     "idcard.sw_90": ("操作成功", "OK"),
     "idcard.sw_9f": ("找到身份证", "card found"),
@@ -81,6 +84,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "scanner.empty": ("扫码内容为空，请重扫", "empty scan: scan again"),
     "scanner.unterminated": ("扫码内容不完整，请重扫（检查扫码枪结束符设置）",
                              "incomplete scan, no terminator: scan again (check the scanner's terminator setting)"),
+    "scanner.terminator": ("[devices.scanner] terminator 只能是 {choices}，而不是 {value}",
+                           "terminator must be one of {choices}, not {value}"),
     "scanner.absent": ("扫码枪未连接（{port}）", "scanner not connected ({port})"),
     "scanner.lost": ("扫码枪已断开，正在重连", "scanner disconnected, reconnecting"),
     "scanner.driver_error": ("扫码枪程序错误，正在重连", "scanner driver error, restarting"),
