@@ -42,7 +42,7 @@ def test_no_chinese_text_outside_the_catalogue(path):
 
 def test_the_areas_of_this_part_are_in_the_catalogue():
     for prefix in ("device_error.", "idcard.", "scanner.", "printer.", "camera.", "store.", "repair.", "export.",
-                   "qr.", "idnumber.", "volunteers."):
+                   "qr.", "idnumber.", "volunteers.", "simulate."):
         assert catalogue.area(prefix), prefix
 
 
