@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from firmware_app import idnumber
 from firmware_app.catalogue import both, en, zh
+from firmware_app.qr_errors import (KeyTextError, QrBadIdNumber, QrError, QrExpired, QrForged,  # noqa: F401 (callers
+                                    QrMalformed, QrNotYetValid, QrOversized, QrUnknownKey)  # use qr.QrError ...)
 from firmware_app import phone as phone_numbers
 from firmware_app.model import mask_id, mask_name
 
@@ -85,48 +87,6 @@ class OperatorCert:
     key_id: str = field(default="", compare=False)
 
 
-class QrError(ValueError):
-    """A code that must not be accepted; ``reason`` (zh) / ``reason_en`` for the screen."""
-
-    code = "invalid"
-
-    def __init__(self, reason: str, reason_en: str, raw: str = ""):
-        super().__init__(reason_en)
-        self.reason = reason
-        self.reason_en = reason_en
-        self.raw = raw  # for the technician: which check failed, the key id
-
-
-class QrOversized(QrError):
-    code = "oversized"
-
-
-class QrMalformed(QrError):
-    """Truncated, garbage, or not an SWB1 code at all."""
-
-    code = "malformed"
-
-
-class QrUnknownKey(QrError):
-    code = "unknown_key"
-
-
-class QrForged(QrError):
-    code = "forged"
-
-
-class QrExpired(QrError):
-    code = "expired"
-
-
-class QrNotYetValid(QrError):
-    code = "not_yet_valid"
-
-
-class QrBadIdNumber(QrError):
-    code = "bad_id_number"
-
-
 # --------------------------------------------------------------------------
 # Keys
 # --------------------------------------------------------------------------
@@ -143,9 +103,9 @@ def public_key_from_base64(text: str) -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("not base64") from None
+        raise KeyTextError(*both("qr.key_not_base64")) from None
     if len(raw) != 32:
-        raise ValueError(f"decodes to {len(raw)} bytes, an Ed25519 public key has 32")
+        raise KeyTextError(*both("qr.key_length", size=len(raw)))
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
@@ -336,7 +296,7 @@ def load_private_key(path: str) -> Ed25519PrivateKey:
     with open(path, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise KeyTextError(*both("qr.key_not_private", path=path))
     return key
 
 

@@ -31,7 +31,7 @@ LATIN = re.compile(r"[A-Za-z]")
 # the files of this part (drivers, store tools, parsers): their texts live in the catalogue
 OWN = [*sorted((ROOT / "drivers").glob("*.py")), *(ROOT / "firmware_app" / f"{name}.py" for name in (
     "store_cli", "store_cli_base", "export_cli", "store_queries", "store_repair", "store_legacy", "store_schema", "export_xlsx",
-    "simulate", "simulate_days", "supervisor", "qr", "idnumber", "volunteers"))]
+    "simulate", "simulate_days", "supervisor", "qr", "qr_errors", "idnumber", "volunteers"))]
 
 
 @pytest.mark.parametrize("path", OWN, ids=lambda p: p.name)
