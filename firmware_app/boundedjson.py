@@ -12,6 +12,8 @@ import json
 import re
 from typing import Any
 
+from firmware_app.catalogue import both
+
 MAX_DEPTH = 32
 # The characters that matter for nesting; a backslash takes the next character with it (an
 # escaped quote does not end a string). One linear pass: brackets inside strings do not count.
@@ -19,7 +21,11 @@ _TOKENS = re.compile(r'[\[\]{}"]|\\.', re.DOTALL)
 
 
 class JsonRefused(ValueError):
-    """Not usable JSON; str() says why in plain words."""
+    """Not usable JSON; str() says why in plain English, ``message`` in zh-CN (runtime.json_*)."""
+
+    def __init__(self, key: str, /, **values: Any) -> None:
+        self.message, self.message_en = both(key, **values)
+        super().__init__(self.message_en)
 
 
 def depth(text: str) -> int:
@@ -41,27 +47,27 @@ def depth(text: str) -> int:
 
 
 def _no_constant(name: str) -> Any:
-    raise JsonRefused(f"{name} is not a JSON number")
+    raise JsonRefused("runtime.json_not_number", name=name)
 
 
 def loads(data: str | bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
     """Decode JSON text no longer than max_bytes and nested no deeper than max_depth."""
     if isinstance(data, (bytes, bytearray)):
         if len(data) > max_bytes:
-            raise JsonRefused(f"too large ({len(data)} bytes, at most {max_bytes})")
+            raise JsonRefused("runtime.json_too_many_bytes", n=len(data), most=max_bytes)
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
-            raise JsonRefused("not UTF-8 text") from None
+            raise JsonRefused("runtime.json_not_utf8") from None
     if not isinstance(data, str):
-        raise JsonRefused("not text")
+        raise JsonRefused("runtime.json_not_text")
     if len(data) > max_bytes:
-        raise JsonRefused(f"too large ({len(data)} characters, at most {max_bytes})")
+        raise JsonRefused("runtime.json_too_many_chars", n=len(data), most=max_bytes)
     if depth(data) > max_depth:
-        raise JsonRefused(f"nested more than {max_depth} deep")
+        raise JsonRefused("runtime.json_too_deep", n=max_depth)
     try:
         return json.loads(data, parse_constant=_no_constant)
     except JsonRefused:
         raise
     except (ValueError, RecursionError) as exc:  # RecursionError: cannot happen after depth(), kept as a net
-        raise JsonRefused(f"not JSON ({exc})") from None
+        raise JsonRefused("runtime.json_bad", reason=exc) from None

@@ -25,7 +25,8 @@ def kernel_synced() -> bool | None:
 
 
 def sync_state() -> tuple[bool | None, str]:
-    """(synced, how we know) from the best source this machine has, for `doctor`."""
+    """(synced, how we know: the source's name, "none" when there is none) from the best source
+    this machine has, for `doctor`."""
     if shutil.which("timedatectl"):
         try:
             out = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
@@ -48,5 +49,5 @@ def sync_state() -> tuple[bool | None, str]:
     kernel = kernel_synced()
     if kernel:
         return True, "kernel (adjtimex)"
-    # No time service to ask, and the kernel clock was never disciplined.
-    return None, "no time service found (timedatectl, timesyncd, chrony)"
+    # No time service to ask, and the kernel clock was never disciplined (doctor.clock_unknown says so).
+    return None, "none"

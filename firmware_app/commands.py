@@ -5,7 +5,8 @@ required, the allowed values), which argument a one-argument command card carrie
 (``SWABCMD:<name>:<arg>``), who may issue it (the handheld scanner's laminated card, the
 screen, MQTT from the district, the CLI — the camera, which faces the public, never), whether
 the screen asks for a confirm first, whether it is printed on the command card, and what it
-does in zh-CN and English. The station dispatches through it, the screen server and the MQTT
+does in zh-CN and English (its title and description are the catalogue's ``command.<name>``,
+the card's captions ``command.card.<...>``). The station dispatches through it, the screen server and the MQTT
 validator check arguments with it, the card printer prints from it, and docs/commands.md
 is generated from it (``python -m firmware_app.commands > docs/commands.md``; a test checks
 the file is current). Pure: no I/O.
@@ -19,6 +20,9 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from firmware_app.catalogue import both
+from firmware_app.model import Words, words
 
 SOURCES = ("scanner", "ui", "mqtt", "cli")
 CARD = "scanner"  # a command card is scanned with the handheld scanner only
@@ -52,80 +56,79 @@ class Spec:
 
 
 MODES = ("1", "10", "20", "household")
-# resident ID, passport, 港澳居民来往内地通行证, 台湾居民来往大陆通行证, 外国人永久居留身份证, none (a child, ...)
+# the documents a person may show (named by the catalogue's person.id_type.<id_type>); none: a child, ...
 ID_TYPES = ("resident_id", "passport", "hk_macau_permit", "taiwan_permit", "foreign_permanent", "none")
 COLOURS = ("green", "yellow", "red")
 
+
+
+def _spec(name: str, args: tuple[Arg, ...] = (), **rest: Any) -> Spec:
+    """A command whose title and description are the catalogue's ``command.<name>``."""
+    return Spec(name, *both(f"command.{name}"), args, **rest)
+
+
+def _card(caption: str, arg: str = "") -> tuple[str, str, str]:
+    """A code on the printed card: its captions (``command.card.<caption>``) and argument."""
+    zh, en = both(f"command.card.{caption}")
+    return zh, en, arg
+
+
 _TABLE: tuple[Spec, ...] = (
-    Spec("close_tube", "封管（本管结束）", "close the open tube early",
-         (Arg("reason", "str", choices=("manual", "end_of_queue"), en="why (default manual)"),),
-         card_arg="reason", cards=(("封管（本管结束）", "close tube", ""),)),
-    Spec("end_of_queue", "队列结束", "close the open tube: the queue has ended", cards=(("队列结束", "end of queue", ""),)),
-    Spec("void_last", "撤销上一人", "void the latest registration (a void is a record; the slot stays used)",
-         (Arg("reason", "str", en="why"),), sources=("scanner", "ui", "cli"), confirm=True,
-         cards=(("撤销上一人", "void last entry", ""),)),
-    Spec("void", "作废指定登记", "void one sample by its record id (today's, before its box leaves)",
-         (Arg("record_id", "str", required=True, max_len=80, en="the sample's record id"), Arg("reason", "str", en="why")),
-         card_arg="record_id", confirm=True),
-    Spec("confirm", "确认", "confirm what is pending (a duplicate, a single tube, a tube replacement)",
-         cards=(("确认", "confirm", ""),), sources=("scanner", "ui", "cli")),
-    Spec("confirm_duplicate", "确认重复采样", "confirm a same-day duplicate", sources=("scanner", "ui", "cli"),
-         cards=(("确认重复采样", "confirm duplicate", ""),)),
-    Spec("confirm_single", "确认单管", "confirm a separate single tube (yellow/red code, key person)",
-         sources=("scanner", "ui", "cli"), cards=(("确认单管", "confirm single tube", ""),)),
-    Spec("reject", "取消", "drop the pending person: nothing registered", cards=(("取消（不登记）", "reject", ""),), sources=("scanner", "ui", "cli")),
-    Spec("reject_duplicate", "取消重复", "drop a pending duplicate", sources=("scanner", "ui", "cli")),
-    Spec("cancel", "取消", "drop whatever is pending", sources=("scanner", "ui", "cli")),
-    Spec("switch_mode", "切换混采模式", "switch the pooling mode (closes the open tube)",
-         (Arg("mode", "str", required=True, choices=MODES, en="1, 10, 20 or household"),),
-         card_arg="mode", confirm=True,
-         cards=(("切换单采单检", "switch to 1 per tube", "1"), ("切换10混1", "switch to 10 per tube", "10"),
-                ("切换20混1", "switch to 20 per tube", "20"), ("切换一户一管", "switch to household", "household")), sources=("scanner", "ui", "cli")),
-    Spec("sign_out", "签退", "sign the volunteer out (closes the open tube, records the service time)",
-         sources=("scanner", "ui", "cli"), confirm=True, cards=(("签退", "sign out", ""),)),
-    Spec("reprint_label", "补打标签", "print a tube's or a closed box's label again, marked 补打",
-         (Arg("ref", "str", max_len=40, en="tube or box id (default: the open tube, else the last used)"),
-          Arg("tube_id", "str", max_len=40), Arg("box_id", "str", max_len=40)),
-         card_arg="ref", cards=(("补打标签", "reprint label", ""),)),
-    Spec("replace_tube", "更换试管", "a broken or spilled tube: its people move to a new tube in one step",
-         (Arg("tube_id", "str", max_len=40, en="the broken tube (default: the open one, else the last used)"),
-          Arg("new_tube_id", "str", max_len=40, en="the new tube (pre-labelled tubes: else scan it)"),
-          Arg("reason", "str", en="why (default broken)")),
-         card_arg="tube_id", confirm=True, cards=(("更换试管（破损/洒漏）", "replace broken tube", ""),)),
-    Spec("open_box", "开箱", "open a transport box (boxes also open by themselves)", sources=("scanner", "ui", "cli")),
-    Spec("box_count", "清点", "the packer's count of the tubes in hand",
-         (Arg("count", "int", required=True, en="tubes counted"),), card_arg="count", sources=("scanner", "ui", "cli")),
-    Spec("close_box", "封箱", "close the box (the count must match); prints its label and manifest",
-         (Arg("box_id", "str", max_len=40),), cards=(("封箱", "close box", ""),), sources=("scanner", "ui", "cli")),
-    Spec("handover_box", "交接转运", "hand the oldest closed box to a courier",
-         (Arg("courier", "str", required=True, max_len=40, en="courier name or id"), Arg("box_id", "str", max_len=40)),
-         card_arg="courier", confirm=True, sources=("scanner", "ui", "cli")),
-    Spec("manual_entry", "手工登记", "register a person with neither ID card nor code (marked manual)",
-         (Arg("name", "str", required=True, max_len=40), Arg("id_type", "str", choices=ID_TYPES),
-          Arg("id_number", "str", max_len=40), Arg("phone", "str", max_len=20), Arg("colour", "str", choices=COLOURS),
-          Arg("key_person", "bool")),
-         sources=("ui", "cli")),  # a person is swabbed at the table: never registered from afar
-    Spec("open_view", "打开屏幕页面", "open a page on the screen: the manual-entry form, the box view, the tube's people",
-         (Arg("view", "str", required=True, choices=("manual", "box", "people"), en="manual, box or people"),),
-         card_arg="view", sources=("scanner", "ui", "cli"),
-         cards=(("手工登记（打开表单）", "manual entry (opens the form)", "manual"), ("转运箱（清点/封箱/交接）", "box view", "box"),
-                ("本管人员（作废）", "tube people (void)", "people"))),
-    Spec("push_volunteers", "推送志愿者名单", "replace the certified volunteer list",
-         (Arg("volunteers", "list", required=True),), sources=("mqtt",)),
-    Spec("resend", "重发记录", "republish stored records by seq range from the archive, whatever their ack state",
-         (Arg("from_seq", "int", required=True, en="first seq"), Arg("to_seq", "int", required=True, en="last seq")),
-         sources=("mqtt",), handler="uplink"),
-    Spec("push_config", "推送站点配置", "replace the station file (applied by the daemon, then it restarts)",
-         (Arg("config", "str", required=True, max_len=64 * 1024),), sources=("mqtt",), handler="shell"),
+    _spec("close_tube", (Arg("reason", "str", choices=("manual", "end_of_queue"), en="why (default manual)"),),
+          card_arg="reason", cards=(_card("close_tube"),)),
+    _spec("end_of_queue", cards=(_card("end_of_queue"),)),
+    _spec("void_last", (Arg("reason", "str", en="why"),), sources=("scanner", "ui", "cli"), confirm=True,
+          cards=(_card("void_last"),)),
+    _spec("void", (Arg("record_id", "str", required=True, max_len=80, en="the sample's record id"), Arg("reason", "str", en="why")),
+          card_arg="record_id", confirm=True),
+    _spec("confirm", cards=(_card("confirm"),), sources=("scanner", "ui", "cli")),
+    _spec("confirm_duplicate", sources=("scanner", "ui", "cli"),
+          cards=(_card("confirm_duplicate"),)),
+    _spec("confirm_single", sources=("scanner", "ui", "cli"), cards=(_card("confirm_single"),)),
+    _spec("reject", cards=(_card("reject"),), sources=("scanner", "ui", "cli")),
+    _spec("reject_duplicate", sources=("scanner", "ui", "cli")),
+    _spec("cancel", sources=("scanner", "ui", "cli")),
+    _spec("switch_mode", (Arg("mode", "str", required=True, choices=MODES, en="1, 10, 20 or household"),),
+          card_arg="mode", confirm=True,
+          cards=(_card("switch_mode_1", "1"), _card("switch_mode_10", "10"),
+                 _card("switch_mode_20", "20"), _card("switch_mode_household", "household")), sources=("scanner", "ui", "cli")),
+    _spec("sign_out", sources=("scanner", "ui", "cli"), confirm=True, cards=(_card("sign_out"),)),
+    _spec("reprint_label", (Arg("ref", "str", max_len=40, en="tube or box id (default: the open tube, else the last used)"),
+           Arg("tube_id", "str", max_len=40), Arg("box_id", "str", max_len=40)),
+          card_arg="ref", cards=(_card("reprint_label"),)),
+    _spec("replace_tube", (Arg("tube_id", "str", max_len=40, en="the broken tube (default: the open one, else the last used)"),
+           Arg("new_tube_id", "str", max_len=40, en="the new tube (pre-labelled tubes: else scan it)"),
+           Arg("reason", "str", en="why (default broken)")),
+          card_arg="tube_id", confirm=True, cards=(_card("replace_tube"),)),
+    _spec("open_box", sources=("scanner", "ui", "cli")),
+    _spec("box_count", (Arg("count", "int", required=True, en="tubes counted"),), card_arg="count", sources=("scanner", "ui", "cli")),
+    _spec("close_box", (Arg("box_id", "str", max_len=40),), cards=(_card("close_box"),), sources=("scanner", "ui", "cli")),
+    _spec("handover_box", (Arg("courier", "str", required=True, max_len=40, en="courier name or id"), Arg("box_id", "str", max_len=40)),
+          card_arg="courier", confirm=True, sources=("scanner", "ui", "cli")),
+    _spec("manual_entry", (Arg("name", "str", required=True, max_len=40), Arg("id_type", "str", choices=ID_TYPES),
+           Arg("id_number", "str", max_len=40), Arg("phone", "str", max_len=20), Arg("colour", "str", choices=COLOURS),
+           Arg("key_person", "bool")),
+          sources=("ui", "cli")),  # a person is swabbed at the table: never registered from afar
+    _spec("open_view", (Arg("view", "str", required=True, choices=("manual", "box", "people"), en="manual, box or people"),),
+          card_arg="view", sources=("scanner", "ui", "cli"),
+          cards=(_card("open_view_manual", "manual"), _card("open_view_box", "box"),
+                 _card("open_view_people", "people"))),
+    _spec("push_volunteers", (Arg("volunteers", "list", required=True),), sources=("mqtt",)),
+    _spec("resend", (Arg("from_seq", "int", required=True, en="first seq"), Arg("to_seq", "int", required=True, en="last seq")),
+          sources=("mqtt",), handler="uplink"),
+    _spec("push_config", (Arg("config", "str", required=True, max_len=64 * 1024),), sources=("mqtt",), handler="shell"),
 )
 
 COMMANDS: dict[str, Spec] = {spec.name: spec for spec in _TABLE}
 
 
 class CommandError(ValueError):
-    def __init__(self, message: str, message_en: str) -> None:
-        super().__init__(message_en)
-        self.message, self.message_en = message, message_en
+    """Why the table refuses a command: ``key`` (``command.error.<...>``) and its texts."""
+
+    def __init__(self, key: str, /, **values: Any) -> None:
+        self.key = key
+        self.message, self.message_en = words(key, **values)
+        super().__init__(self.message_en)
 
 
 def _ok_type(arg: Arg, value: Any) -> bool:
@@ -148,23 +151,25 @@ def check(name: Any, args: Any, source: str) -> Spec:
     """The spec of a command ``source`` may issue with these arguments; CommandError says why not."""
     if not isinstance(name, str) or name not in COMMANDS:
         shown = name if isinstance(name, str) and re.fullmatch(r"[a-z_]{1,40}", name) else "?"
-        raise CommandError(f"未知操作：{shown}", f"unknown command {shown!r}")
+        raise CommandError("command.error.unknown", name=shown)
     spec = COMMANDS[name]
     if source not in spec.sources:
-        raise CommandError(f"“{spec.zh}”不能从这里发出", f"{name} cannot be issued from the {source}")
+        where = words(f"command.source.{source}") if source in SOURCES else Words(source, source)
+        raise CommandError("command.error.source", title=Words(spec.zh, name), source=where)
     if not isinstance(args, dict):
-        raise CommandError("参数必须是对象", "args must be an object")
+        raise CommandError("command.error.args_not_object")
     for key, value in args.items():
         arg = spec.args_by_name.get(key)
         if arg is None:
-            raise CommandError(f"未知参数：{key}" if isinstance(key, str) and key.isascii() else "未知参数",
-                               f"unknown argument {key!r} for {name}")
+            # a key of other scripts is not echoed on the screen (it may be anything)
+            shown_key = key if isinstance(key, str) and key.isascii() else ""
+            raise CommandError("command.error.unknown_arg", key=Words(shown_key and f"：{shown_key}", repr(key)), name=name)
         if isinstance(value, float) and not math.isfinite(value) or not _ok_type(arg, value):
             choices = f" ({', '.join(arg.choices)})" if arg.choices else ""
-            raise CommandError(f"参数 {key} 无效{choices}", f"argument {key!r} of {name} is not a valid {arg.kind}{choices}")
+            raise CommandError("command.error.bad_arg", key=key, name=name, kind=arg.kind, choices=choices)
     for arg in spec.args:
         if arg.required and arg.name not in args:
-            raise CommandError(f"缺少参数：{arg.name}", f"{name} needs argument {arg.name!r}")
+            raise CommandError("command.error.missing_arg", arg=arg.name, name=name)
     return spec
 
 
@@ -201,11 +206,11 @@ def verify_card(scanned: str, public_keys: Any, district: str, site: str) -> str
     this station trusts for this site. ``public_keys``: Ed25519PublicKey objects."""
     text, dot, sig = scanned.rpartition(".")
     if not dot or len(sig) != CARD_SIG_LEN or not re.fullmatch(r"[A-Za-z0-9_-]+", sig):
-        raise CommandError("操作卡未签名（请使用本站点签发的操作卡）", "unsigned command card: use a card signed for this site")
+        raise CommandError("command.error.card_unsigned")
     try:
         raw = base64.urlsafe_b64decode(sig + "==")
     except (binascii.Error, ValueError):
-        raise CommandError("操作卡签名无效", "command card signature unreadable") from None
+        raise CommandError("command.error.card_unreadable") from None
     message = card_message(text, district, site)
     for key in public_keys:
         try:
@@ -213,7 +218,7 @@ def verify_card(scanned: str, public_keys: Any, district: str, site: str) -> str
             return text
         except Exception:  # InvalidSignature: try the next key
             continue
-    raise CommandError("操作卡签名无效（伪造或非本站点的卡）", "command card not signed for this site (forged or another site's)")
+    raise CommandError("command.error.card_forged")
 
 
 def printed_cards(private_key: Any = None, district: str = "", site: str = "") -> list[tuple[str, str, str]]:

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
+from firmware_app.catalogue import Lang, both, text as catalogue_text
+
 SCHEMA_FILE = "config.schema.json"
 # Public keys of config/demo-*.pem, whose private halves are in the repository: fine for
 # `simulate` and training, never for a real table (anyone could forge codes).
@@ -36,11 +38,28 @@ MAX_PATTERN = 256  # characters of sampling.tube_pattern
 class Problem:
     key: str  # dotted, e.g. "sampling.mode" or "authority.operator_keys[0]"; "" for the file
     line: int | None  # 1-based line in the file where the key is (or its section), if found
-    message: str
+    message: str  # English (config.* in the catalogue)
+    message_zh: str = ""
+
+    @classmethod
+    def of(cls, key: str, line: int | None, message: str, /, **values: Any) -> "Problem":
+        """The problem whose words are catalogue key ``message`` with ``values``."""
+        zh_text, en_text = both(message, **values)
+        return cls(key, line, en_text, zh_text)
+
+    def text(self, lang: Lang = "en") -> str:
+        """``line 3: mqtt.url: ...`` in ``lang`` (zh-CN: the line as config.line says it)."""
+        where = catalogue_text("config.line", lang, line=self.line) if self.line else ""
+        message = self.message_zh if lang == "zh-CN" and self.message_zh else self.message
+        return f"{where}{self.key or '(file)'}: {message}"
+
+    def both(self) -> str:
+        """``line 3: mqtt.url: <zh-CN> / <English>``: what `config check` prints."""
+        return f"{self.text('en').removesuffix(self.message)}{self.message_zh} / {self.message}" \
+            if self.message_zh else self.text("en")
 
     def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.key or '(file)'}: {self.message}"
+        return self.text("en")
 
 
 class ConfigError(Exception):
@@ -153,15 +172,15 @@ def _table(data: Any, *path: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _pattern_problem(pattern: str) -> str | None:
+def _pattern_problem(pattern: str) -> tuple[str, str] | None:
     if len(pattern) > MAX_PATTERN:
-        return f"longer than {MAX_PATTERN} characters"
+        return both("config.pattern_long", n=MAX_PATTERN)
     if _max_nesting(pattern, "(", ")") > MAX_NESTING:
-        return f"more than {MAX_NESTING} nested groups"
+        return both("config.pattern_nested", n=MAX_NESTING)
     try:
         re.compile(pattern)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:  # "a{99999999999}": OverflowError
-        return f"not a regular expression ({exc})"
+        return both("config.pattern_bad", reason=exc)
     return None
 
 
@@ -189,12 +208,12 @@ def _non_finite(data: Any, path: tuple = ()) -> Iterator[str]:
             yield from _non_finite(value, path + (i,))
 
 
-def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
-    """What the schema cannot say. Only for values whose basic type is already right."""
+def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, tuple[str, str]]]:
+    """What the schema cannot say, as (key, (zh, en)). Only for values whose basic type is already right."""
     from firmware_app import qr
 
     for key in _non_finite(data):
-        yield key, "not a finite number (nan and inf are not allowed)"
+        yield key, both("config.not_finite")
     authority = _table(data, "authority")
     for name in ("sampling_code_keys", "operator_keys", "district_keys"):
         keys = authority.get(name)
@@ -204,24 +223,24 @@ def _semantic(data: dict, allow_demo_keys: bool) -> Iterator[tuple[str, str]]:
                     try:
                         qr.public_key_from_base64(key)
                     except ValueError as exc:
-                        yield f"authority.{name}[{i}]", f"not an Ed25519 public key ({exc}); paste the output of `swabkiosk qr keygen`"
+                        yield f"authority.{name}[{i}]", both("config.bad_key", reason=exc)
                     if key in DEMO_KEYS and not allow_demo_keys:
-                        yield f"authority.{name}[{i}]", "a DEMO key (its private key is public): put the district's real key here"
+                        yield f"authority.{name}[{i}]", both("config.demo_key")
     pattern = _table(data, "sampling").get("tube_pattern")
     if isinstance(pattern, str) and (problem := _pattern_problem(pattern)):
         yield "sampling.tube_pattern", problem
     target = _table(data, "devices", "printer").get("target")
     if isinstance(target, str) and not PRINTER_TARGET.fullmatch(target):
-        yield "devices.printer.target", 'not a printer target: use "serial:/dev/...", "usb:0xVID:0xPID", "tcp://HOST:9100" or "file:/dev/usb/lp0"'
+        yield "devices.printer.target", both("config.printer_target")
     mqtt = _table(data, "mqtt")
     url = mqtt.get("url")
     if any(isinstance(u, str) and "mqtts://" in u for u in (url if isinstance(url, list) else [url])) \
             and not mqtt.get("ca_file"):
-        yield "mqtt.ca_file", "mqtts:// needs ca_file (the broker's CA certificate)"
+        yield "mqtt.ca_file", both("config.ca_file")
     yield from _mqtt_identity(data)
 
 
-def _mqtt_identity(data: dict) -> Iterator[tuple[str, str]]:
+def _mqtt_identity(data: dict) -> Iterator[tuple[str, tuple[str, str]]]:
     """The broker ACL grants a station only swab/v1/<its login>/..., and an MQTT 3.1.1
     broker acknowledges a denied publish and drops it: a login that is not this station's
     district/site/table would see every record acknowledged and none delivered."""
@@ -231,17 +250,15 @@ def _mqtt_identity(data: dict) -> Iterator[tuple[str, str]]:
         return
     if mqtt.get("login") == "any":  # another broker's login form (RabbitMQ "vhost:user"), its own ACL
         return
-    root = "/".join(parts)
+    root = "/".join(str(p) for p in parts)
     username = mqtt.get("username")
     if isinstance(username, str) and username and username != root:
-        yield "mqtt.username", (f'"{username}" is not this station\'s "{root}" (district/site/table): '
-                                f"the broker would drop every record it sends")
+        yield "mqtt.username", both("config.wrong_username", username=username, root=root)
     cert_file = mqtt.get("cert_file")
     if isinstance(cert_file, str) and cert_file:
         cn = _certificate_cn(cert_file)
         if cn is not None and cn != root:
-            yield "mqtt.cert_file", (f'the client certificate is for "{cn}", not this station\'s "{root}" '
-                                     f"(district/site/table): the broker would drop every record it sends")
+            yield "mqtt.cert_file", both("config.wrong_cn", cn=cn, root=root)
 
 
 def _certificate_cn(path: str) -> str | None:
@@ -257,6 +274,14 @@ def _certificate_cn(path: str) -> str | None:
         return None
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else ""
+
+
+# jsonschema's validator -> the catalogue key that says it in zh-CN (its English message is kept)
+_SCHEMA_WORDS = {"type": "config.schema_type", "enum": "config.schema_choice", "const": "config.schema_choice",
+                 "minimum": "config.schema_range", "maximum": "config.schema_range",
+                 "exclusiveMinimum": "config.schema_range", "exclusiveMaximum": "config.schema_range",
+                 "minLength": "config.schema_length", "maxLength": "config.schema_length",
+                 "minItems": "config.schema_length", "maxItems": "config.schema_length"}
 
 
 def _fill_defaults(instance: Any, schema_node: dict) -> Any:
@@ -287,18 +312,21 @@ def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dic
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             for name in extra:
                 full = f"{key}.{name}" if key else name
-                problems.append(Problem(full, _find_line(text, full), "unknown key (misspelt?)"))
+                problems.append(Problem.of(full, _find_line(text, full), "config.unknown_key"))
             continue
         if err.validator == "required":
             missing = re.match(r"'([^']+)'", message)
             full = f"{key}.{missing.group(1)}" if key and missing else (missing.group(1) if missing else key)
-            problems.append(Problem(full, _find_line(text, key), "required key is missing"))
+            problems.append(Problem.of(full, _find_line(text, key), "config.missing_key"))
             continue
         if err.validator == "pattern":
-            message = f"{err.instance!r} is not allowed here (must match {err.validator_value})"
-        problems.append(Problem(key, _find_line(text, key), message))
-    for key, message in _semantic(data, allow_demo_keys):
-        problems.append(Problem(key, _find_line(text, key), message))
+            problems.append(Problem.of(key, _find_line(text, key), "config.not_matching", value=repr(err.instance),
+                                       pattern=err.validator_value))
+            continue
+        words = _SCHEMA_WORDS.get(str(err.validator), "config.schema_other")
+        problems.append(Problem.of(key, _find_line(text, key), words, detail=message))
+    for key, (message_zh, message_en) in _semantic(data, allow_demo_keys):
+        problems.append(Problem(key, _find_line(text, key), message_en, message_zh))
     problems.sort(key=lambda p: (p.line or 0, p.key))
     return problems, (_fill_defaults(data, the_schema) if not problems else None)
 
@@ -306,18 +334,18 @@ def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dic
 def _parse_toml(text: str) -> tuple[dict, Problem | None]:
     """The TOML document, or the one problem that stops it being read; never an exception."""
     if not isinstance(text, str):
-        return {}, Problem("", None, "not text")
+        return {}, Problem.of("", None, "config.not_text")
     if len(text) > MAX_TEXT:
-        return {}, Problem("", None, f"file too large ({len(text)} characters; a station file is a few KB, at most {MAX_TEXT})")
+        return {}, Problem.of("", None, "config.too_large", n=len(text), most=MAX_TEXT)
     if _max_nesting(text) > MAX_NESTING:
-        return {}, Problem("", None, f"brackets nested more than {MAX_NESTING} deep: not a station file")
+        return {}, Problem.of("", None, "config.too_nested", n=MAX_NESTING)
     try:
         return tomllib.loads(text), None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        return {}, Problem("", int(m.group(1)) if m else None, f"not valid TOML: {exc}")
+        return {}, Problem.of("", int(m.group(1)) if m else None, "config.bad_toml", reason=exc)
     except (RecursionError, ValueError, OverflowError, MemoryError) as exc:  # bounded above; never a traceback
-        return {}, Problem("", None, f"not valid TOML ({type(exc).__name__})")
+        return {}, Problem.of("", None, "config.bad_toml_kind", reason=type(exc).__name__)
 
 
 _VALIDATOR = None
@@ -363,7 +391,7 @@ def check_text(text: str, allow_demo_keys: bool = False) -> list[Problem]:
 
 def parse_text(text: str, path: str = "<text>", allow_demo_keys: bool = False) -> Config:
     problems, data = _check(text, allow_demo_keys)
-    if problems:
+    if problems or data is None:  # no problems means the defaults-filled data
         raise ConfigError(problems, path)
     return Config(**{name: Section(data.get(name, {})) for name in Config.__dataclass_fields__})
 
@@ -376,19 +404,22 @@ def load(path: str, allow_demo_keys: bool = False) -> Config:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
-        raise ConfigError([Problem("", None, f"cannot read the file: {exc.strerror}")], path) from None
+        raise ConfigError([Problem.of("", None, "config.unreadable", reason=exc.strerror)], path) from None
     except UnicodeDecodeError:
-        raise ConfigError([Problem("", None, "not UTF-8 text")], path) from None
+        raise ConfigError([Problem.of("", None, "config.not_utf8")], path) from None
     return parse_text(text, path, allow_demo_keys)
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="swabkiosk config", description="Check a station file.")
+    def words(key: str, **values: Any) -> str:  # zh-CN / English on one line
+        return " / ".join(both(key, **values))
+
+    parser = argparse.ArgumentParser(prog="swabkiosk config", description=words("config.description"))
     sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("check", help="validate a station file; exit 0 if good, 1 with every problem")
+    p = sub.add_parser("check", help=words("config.help_check"))
     p.add_argument("file")
-    p.add_argument("--json", action="store_true", help="problems as a JSON list")
-    p.add_argument("--allow-demo-keys", action="store_true", help="accept the demo authority keys (simulation, training)")
+    p.add_argument("--json", action="store_true", help=words("config.help_json"))
+    p.add_argument("--allow-demo-keys", action="store_true", help=words("config.help_demo"))
     args = parser.parse_args(argv)
     try:
         load(args.file, args.allow_demo_keys)
@@ -398,9 +429,9 @@ def cli(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({"file": args.file, "ok": not problems, "problems": [asdict(p) for p in problems]}, ensure_ascii=False))
     elif problems:
-        print(f"{args.file}: {len(problems)} problem(s); the kiosk will not start with this file", file=sys.stderr)
+        print(words("config.header", file=args.file, n=len(problems)), file=sys.stderr)
         for problem in problems:
-            print(f"{args.file}:{problem}", file=sys.stderr)
+            print(f"{args.file}:{problem.both()}", file=sys.stderr)
     else:
-        print(f"{args.file}: OK")
+        print(words("config.ok", file=args.file))
     return 1 if problems else 0

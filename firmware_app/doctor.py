@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from firmware_app.catalogue import Lang, both, text
 from firmware_app.model import DeviceStatus
 
 DEFAULT_CONFIG = "/etc/swabkiosk/swabkiosk.toml"
@@ -26,21 +27,26 @@ DEVICE_WAIT_S = {"idcard": 3.0, "scanner": 2.0, "printer": 8.0, "camera": 6.0}
 MIN_FREE_BYTES = 200 * 1024 * 1024  # below this the store refuses new people soon: fail
 LOW_FREE_BYTES = 1024 * 1024 * 1024
 BROKER_TIMEOUT_S = 8.0
-FIXES = {
-    "idcard": "check the reader's USB cable and /dev/swabkiosk-idcard (udev rule); baud rate in [devices.idcard]",
-    "scanner": "check the scanner's USB cable and /dev/swabkiosk-scanner (udev rule); set the scanner to USB-CDC "
-               "serial mode",
-    "printer": "check power, cable and paper; [devices.printer] target; `swabkiosk probe printer TARGET --test-label`",
-    "camera": "check the camera ribbon cable and `libcamera-hello`; [devices.camera] source",
-}
+FIXES = {name: f"doctor.fix_{name}" for name in ("idcard", "scanner", "printer", "camera")}  # catalogue keys
 
 
 @dataclass
 class Check:
+    """One verdict: ``detail`` and ``fix`` in English, ``detail_zh`` and ``fix_zh`` in zh-CN (doctor.*)."""
+
     name: str
     status: str  # ok | warn | fail | skip
     detail: str
     fix: str = ""
+    detail_zh: str = ""
+    fix_zh: str = ""
+
+
+def _check(name: str, status: str, key: str, fix: str = "", /, **values: Any) -> Check:
+    """A check whose verdict is catalogue ``key`` and whose fix is catalogue ``fix``, both with ``values``."""
+    detail_zh, detail = both(key, **values)
+    fix_zh, fix_en = both(fix, **values) if fix else ("", "")
+    return Check(name, status, detail, fix_en, detail_zh, fix_zh)
 
 
 # ------------------------------------------------------------------ devices
@@ -79,16 +85,17 @@ def check_serial(name: str, settings: Any) -> Check:
     cls = IdCardReader if name == "idcard" else Scanner
     port = settings.get("port", "")
     if not os.path.exists(port):
-        return Check(name, "fail", f"{port} not found: the device is not plugged in or not recognised", FIXES[name])
+        return _check(name, "fail", "doctor.port_missing", FIXES[name], port=port)
     status, _ = _shell_status(lambda on_event: cls(settings, on_event), DEVICE_WAIT_S[name])
     if status is None:
-        return Check(name, "fail", f"no answer on {port}", FIXES[name])
+        return _check(name, "fail", "doctor.port_no_answer", FIXES[name], port=port)
     if status.ok:
-        return Check(name, "ok", status.reason or f"answers on {port}")
+        if status.reason:
+            return _check(name, "ok", "doctor.reason", reason=status.reason)
+        return _check(name, "ok", "doctor.port_answers", port=port)
     if _in_use(status.reason):
-        return Check(name, "warn", f"{port} is held by the running kiosk (its screen shows the device's state)",
-                     "stop the service to test the device here: systemctl stop swabkiosk")
-    return Check(name, "fail", status.reason, FIXES[name])
+        return _check(name, "warn", "doctor.port_in_use", "doctor.fix_stop_service", port=port)
+    return _check(name, "fail", "doctor.reason", FIXES[name], reason=status.reason)
 
 
 def check_printer(settings: Any) -> Check:
@@ -98,15 +105,15 @@ def check_printer(settings: Any) -> Check:
     try:
         status, _ = _shell_status(lambda on_event: Printer(settings, on_event), DEVICE_WAIT_S["printer"])
     except ValueError as exc:
-        return Check("printer", "fail", f"target {target!r}: {exc}", FIXES["printer"])
+        return _check("printer", "fail", "doctor.printer_bad_target", FIXES["printer"], target=repr(target), reason=exc)
     if status is None:
-        return Check("printer", "fail", f"{target}: no answer", FIXES["printer"])
+        return _check("printer", "fail", "doctor.printer_no_answer", FIXES["printer"], target=target)
     if status.ok:
         low_paper = "paper" in status.reason.lower()
-        return Check("printer", "warn" if low_paper else "ok",
-                     f"{target}: ready, paper in" + (f" ({status.reason})" if status.reason else ""),
-                     "put a new roll ready" if low_paper else "")
-    return Check("printer", "fail", f"{target}: {status.reason}", FIXES["printer"])
+        return _check("printer", "warn" if low_paper else "ok",
+                      "doctor.printer_ready_note" if status.reason else "doctor.printer_ready",
+                      "doctor.fix_paper_low" if low_paper else "", target=target, reason=status.reason)
+    return _check("printer", "fail", "doctor.where_reason", FIXES["printer"], where=target, reason=status.reason)
 
 
 def check_camera(settings: Any) -> Check:
@@ -114,7 +121,7 @@ def check_camera(settings: Any) -> Check:
 
     source = settings.get("source", "picamera2")
     if source == "none":
-        return Check("camera", "skip", "not configured ([devices.camera] source = \"none\")")
+        return _check("camera", "skip", "doctor.camera_off")
     result: dict[str, Any] = {}
 
     def grab() -> None:
@@ -134,15 +141,16 @@ def check_camera(settings: Any) -> Check:
     t.start()
     t.join(DEVICE_WAIT_S["camera"])
     if t.is_alive():
-        return Check("camera", "fail", f"{source}: no frame within {DEVICE_WAIT_S['camera']:.0f} s", FIXES["camera"])
+        return _check("camera", "fail", "doctor.camera_slow", FIXES["camera"], source=source,
+                      seconds=f"{DEVICE_WAIT_S['camera']:.0f}")
     if "error" in result:
-        return Check("camera", "fail", f"{source}: {result['error']}", FIXES["camera"])
+        return _check("camera", "fail", "doctor.where_reason", FIXES["camera"], where=source, reason=result["error"])
     frames = result["frames"]
     if not frames:
-        return Check("camera", "fail", f"{source}: delivers no frames", FIXES["camera"])
+        return _check("camera", "fail", "doctor.camera_no_frames", FIXES["camera"], source=source)
     h, w = frames[0].shape[:2]
-    rate = f", {result['fps']:.0f} frames/s" if source == "picamera2" else ""  # a directory reads at disk speed
-    return Check("camera", "ok", f"{source}: {len(frames)} frames {w}x{h}{rate}")
+    key = "doctor.camera_ok_rate" if source == "picamera2" else "doctor.camera_ok"  # a directory reads at disk speed
+    return _check("camera", "ok", key, source=source, n=len(frames), w=w, h=h, fps=f"{result.get('fps', 0):.0f}")
 
 
 # ------------------------------------------------------------------ broker
@@ -153,7 +161,7 @@ def check_broker(cfg: Any) -> Check:
 
     settings = uplink_settings(cfg)
     if not settings.url:
-        return Check("broker", "skip", "no broker configured ([mqtt] url = \"\"): records wait in the store")
+        return _check("broker", "skip", "doctor.broker_off")
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from urllib.parse import urlsplit
@@ -164,17 +172,17 @@ def check_broker(cfg: Any) -> Check:
     tls = parts.scheme == "mqtts"
     host, port = parts.hostname or "localhost", parts.port or (8883 if tls else 1883)
     where = f"{parts.scheme}://{host}:{port}"
-    fix = "check [mqtt] url, network and firewall; certificates (ca_file, cert_file, key_file) and password_file"
+    fix = "doctor.fix_broker"
     # Our own client id: taking over the running kiosk's session would drop its connection.
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.device_id}-doctor", clean_session=True)
     answer: dict[str, Any] = {}
     done = threading.Event()
 
-    def on_connect(c, u, flags, reason, props):
+    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         answer["reason"] = reason
         done.set()
 
-    def on_disconnect(c, u, flags, reason, props):  # e.g. the broker dropped a certificate it refused
+    def on_disconnect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:  # e.g. a refused certificate
         answer.setdefault("lost", reason)
         done.set()
 
@@ -190,46 +198,45 @@ def check_broker(cfg: Any) -> Check:
                            keyfile=settings.key_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.connect(host, port, keepalive=10)
     except Exception as exc:
-        return Check("broker", "fail", explain_connect_error(exc, where)[1], fix)
+        words_zh, words_en = explain_connect_error(exc, where)
+        return Check("broker", "fail", words_en, both(fix)[1], words_zh, both(fix)[0])
     client.loop_start()
     try:
         if not done.wait(BROKER_TIMEOUT_S):
-            return Check("broker", "fail", f"{where}: no answer to the login within {BROKER_TIMEOUT_S:.0f} s", fix)
+            return _check("broker", "fail", "doctor.broker_slow", fix, where=where, seconds=f"{BROKER_TIMEOUT_S:.0f}")
     finally:
         client.disconnect()
         client.loop_stop()
     if "reason" not in answer:
-        return Check("broker", "fail", f"{where}: the broker closed the connection during the login "
-                                       f"({answer['lost']}): certificate or credentials not accepted", fix)
+        return _check("broker", "fail", "doctor.broker_closed", fix, where=where, reason=answer["lost"])
     reason = answer["reason"]
     if reason.is_failure:
-        return Check("broker", "fail", f"{where}: login refused ({reason})",
-                     "check [mqtt] username and password_file (or the client certificate) with the district")
-    return Check("broker", "ok", f"{where}: reachable, {'TLS verified, ' if tls else ''}login accepted")
+        return _check("broker", "fail", "doctor.broker_refused", "doctor.fix_login", where=where, reason=reason)
+    return _check("broker", "ok", "doctor.broker_ok_tls" if tls else "doctor.broker_ok", where=where)
 
 
 # ------------------------------------------------------------------ store, clock
 
 
 def check_store(data_dir: str) -> list[Check]:
-    checks = []
+    checks: list[Check] = []
     probe_dir = data_dir if os.path.isdir(data_dir) else os.path.dirname(data_dir.rstrip("/")) or "/"
     try:
         free = shutil.disk_usage(probe_dir).free
     except OSError as exc:
-        checks.append(Check("disk", "fail", f"{probe_dir}: {exc.strerror}", "is the data partition mounted?"))
+        checks.append(_check("disk", "fail", "doctor.where_reason", "doctor.fix_mounted", where=probe_dir,
+                             reason=exc.strerror))
         free = None
     if free is not None:
         mb = free // (1024 * 1024)
         if free < MIN_FREE_BYTES:
-            checks.append(Check("disk", "fail", f"{mb} MB free on {probe_dir}",
-                                "free space: export and archive old days (swabkiosk export), or a bigger card"))
+            checks.append(_check("disk", "fail", "doctor.disk_free", "doctor.fix_disk_full", mb=mb, where=probe_dir))
         elif free < LOW_FREE_BYTES:
-            checks.append(Check("disk", "warn", f"only {mb} MB free on {probe_dir}", "plan a bigger card"))
+            checks.append(_check("disk", "warn", "doctor.disk_low", "doctor.fix_disk_low", mb=mb, where=probe_dir))
         else:
-            checks.append(Check("disk", "ok", f"{mb} MB free on {probe_dir}"))
+            checks.append(_check("disk", "ok", "doctor.disk_free", mb=mb, where=probe_dir))
     if not any(os.path.exists(os.path.join(data_dir, n)) for n in ("kiosk.db", "segments")):
-        checks.append(Check("store", "ok", f"no records yet in {data_dir} (created at the first start)"))
+        checks.append(_check("store", "ok", "doctor.store_empty", where=data_dir))
         return checks
     from firmware_app.store_schema import StoreError
     from firmware_app.store import Store
@@ -238,19 +245,24 @@ def check_store(data_dir: str) -> list[Check]:
         with Store(data_dir, read_only=True) as store:
             stats = store.stats()
     except StoreError as exc:
-        return checks + [Check("store", "fail", exc.message_en,
-                               "swabkiosk status --repair (damaged files are set aside, never deleted)")]
+        fix_zh, fix_en = both("doctor.fix_repair")
+        return checks + [Check("store", "fail", exc.message_en, fix_en, exc.message, fix_zh)]
     waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
-    detail = f"{stats.get('last_seq', 0)} records written, {waiting} waiting for the broker"
-    lost = [r for r in stats.get("reports", []) if r.get("lost")]
-    if lost:
-        detail += "; " + "; ".join(f"{r['what']}: {r['kept']} kept, {r['lost']} lost ({r['moved_to']})" for r in lost)
-    if stats.get("oldest_unsent_age_s"):
-        detail += f" (oldest {stats['oldest_unsent_age_s'] / 3600:.1f} h)"
+    parts = [both("doctor.store_counts", written=stats.get("last_seq", 0), waiting=waiting)]
+    parts += [both("doctor.store_lost", what=r["what"], kept=r["kept"], lost=r["lost"], moved=r["moved_to"])
+              for r in stats.get("reports", []) if r.get("lost")]
+    oldest = both("doctor.store_oldest", hours=f"{stats['oldest_unsent_age_s'] / 3600:.1f}") \
+        if stats.get("oldest_unsent_age_s") else None
     if stats.get("damage"):
-        return checks + [Check("store", "fail", f"{detail}; damage: {stats['damage']}",
-                               "swabkiosk status --repair (damaged files are set aside, never deleted)")]
-    return checks + [Check("store", "ok", detail)]
+        parts.append(both("doctor.store_damage", damage=stats["damage"]))
+
+    def joined(lang: int) -> str:  # "a; b; c (oldest 2.0 h)": the parts, then the age
+        return "; ".join(p[lang] for p in parts) + (" " + oldest[lang] if oldest else "")
+
+    if stats.get("damage"):
+        fix_zh, fix_en = both("doctor.fix_repair")
+        return checks + [Check("store", "fail", joined(1), fix_en, joined(0), fix_zh)]
+    return checks + [Check("store", "ok", joined(1), "", joined(0))]
 
 
 def check_clock() -> Check:
@@ -258,12 +270,10 @@ def check_clock() -> Check:
 
     synced, how = clock.sync_state()
     if synced is None:
-        return Check("clock", "warn", f"unknown: {how}; records are marked clock_synced=false",
-                     "enable systemd-timesyncd or chrony with a reachable NTP server")
+        return _check("clock", "warn", "doctor.clock_unknown", "doctor.fix_ntp_enable", how=how)
     if not synced:
-        return Check("clock", "fail", f"not synchronised ({how}); records are marked clock_synced=false",
-                     "check the network and the NTP server (timedatectl timesync-status)")
-    return Check("clock", "ok", f"synchronised ({how})")
+        return _check("clock", "fail", "doctor.clock_unsynced", "doctor.fix_ntp_check", how=how)
+    return _check("clock", "ok", "doctor.clock_ok", how=how)
 
 
 # ------------------------------------------------------------------ all
@@ -273,20 +283,24 @@ def run_checks(config_path: str, data_dir: str | None = None) -> list[Check]:
     from firmware_app import config
 
     checks: list[Check] = []
+    cfg: config.Config | None = None
     try:
-        cfg = config.load(config_path)
+        loaded = config.load(config_path)
     except config.ConfigError as exc:
-        first = "; ".join(str(p) for p in exc.problems[:3])
-        more = f" (+{len(exc.problems) - 3} more)" if len(exc.problems) > 3 else ""
-        checks.append(Check("config", "fail", f"{config_path}: {len(exc.problems)} problem(s): {first}{more}",
-                            f"swabkiosk config check {config_path}"))
-        cfg = None
+        def listed(lang: Lang) -> str:  # the first three problems, and how many more
+            first = "; ".join(p.text(lang) for p in exc.problems[:3])
+            more = len(exc.problems) - 3
+            return text("doctor.config_bad", lang, path=config_path, n=len(exc.problems), first=first) + \
+                (" " + text("doctor.config_more", lang, n=more) if more > 0 else "")
+
+        fix_zh, fix_en = both("doctor.fix_config", path=config_path)
+        checks.append(Check("config", "fail", listed("en"), fix_en, listed("zh-CN"), fix_zh))
     else:
         from firmware_app import pushed
 
-        cfg, used = pushed.effective_config(cfg, config_path, data_dir or cfg.store.data_dir, apply=False)
-        runs = "" if used == config_path else f"; the kiosk runs the district's pushed file {used} (valid)"
-        checks.append(Check("config", "ok", f"{config_path}: valid{runs}"))
+        cfg, used = pushed.effective_config(loaded, config_path, data_dir or loaded.store.data_dir, apply=False)
+        key = "doctor.config_ok" if used == config_path else "doctor.config_ok_pushed"
+        checks.append(_check("config", "ok", key, path=config_path, used=used))
     if cfg is not None:
         for name in ("idcard", "scanner"):
             checks.append(check_serial(name, cfg.devices[name]))
@@ -294,8 +308,8 @@ def run_checks(config_path: str, data_dir: str | None = None) -> list[Check]:
         checks.append(check_camera(cfg.devices["camera"]))
         checks.append(check_broker(cfg))
     else:
-        checks += [Check(n, "skip", "station file invalid") for n in ("idcard", "scanner", "printer", "camera",
-                                                                       "broker")]
+        checks += [_check(n, "skip", "doctor.config_invalid") for n in ("idcard", "scanner", "printer", "camera",
+                                                                         "broker")]
     checks += check_store(data_dir or (cfg.store.data_dir if cfg is not None else "/var/lib/swabkiosk"))
     checks.append(check_clock())
     return checks
@@ -305,10 +319,13 @@ MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skip": "--  "}
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="swabkiosk doctor", description="Self-test: devices, broker, disk, clock, config.")
-    ap.add_argument("--config", default=DEFAULT_CONFIG, help=f"station file (default {DEFAULT_CONFIG})")
-    ap.add_argument("--data-dir", help="store to check (default: [store] data_dir)")
-    ap.add_argument("--json", action="store_true", help="the checks as JSON")
+    def words(key: str, **values: Any) -> str:  # zh-CN / English on one line
+        return " / ".join(both(key, **values))
+
+    ap = argparse.ArgumentParser(prog="swabkiosk doctor", description=words("doctor.description"))
+    ap.add_argument("--config", default=DEFAULT_CONFIG, help=words("doctor.help_config", default=DEFAULT_CONFIG))
+    ap.add_argument("--data-dir", help=words("doctor.help_data_dir"))
+    ap.add_argument("--json", action="store_true", help=words("doctor.help_json"))
     args = ap.parse_args(argv)
     import logging
 
@@ -319,8 +336,10 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, ensure_ascii=False))
     else:
         width = max(len(c.name) for c in checks)
-        for c in checks:
-            print(f"{MARK[c.status]}  {c.name:<{width}}  {c.detail}" + (f"\n{'':{width + 8}}fix: {c.fix}" if c.fix and
-                                                                        c.status in ("fail", "warn") else ""))
-        print(f"\n{len(failed)} check(s) failed" if failed else "\nall checks passed")
+        for c in checks:  # one line per check, zh-CN first; a failure or warning adds its fix below it
+            verdict = " / ".join(dict.fromkeys(filter(None, (c.detail_zh, c.detail))))
+            fix = " / ".join(dict.fromkeys(filter(None, (c.fix_zh, c.fix))))
+            print(f"{MARK[c.status]}  {c.name:<{width}}  {verdict}" + (f"\n{'':{width + 8}}fix: {fix}" if fix and
+                                                                       c.status in ("fail", "warn") else ""))
+        print("\n" + (words("doctor.summary_failed", n=len(failed)) if failed else words("doctor.summary_ok")))
     return 1 if failed else 0

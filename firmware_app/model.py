@@ -15,7 +15,9 @@ tube's people) comes with the event as ``Facts``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+from firmware_app import catalogue
 
 RECORD_SCHEMA = "swab.record/1"
 
@@ -46,6 +48,22 @@ POOL_CAPACITY: dict[str, int] = {"1": 1, "10": 10, "20": 20, "household": 10}
 CodeColour = Literal["green", "yellow", "red"]
 
 
+class Words(NamedTuple):
+    """One text in both languages, zh-CN first, as the message catalogue gives it: what a
+    Show, a refusal or a command response carries (``Show(level, *words(key, ...))``)."""
+
+    zh: str
+    en: str
+
+
+def words(key: str, /, **values: Any) -> Words:
+    """The catalogue's text of ``key`` in both languages. A value that is itself ``Words``
+    (a colour, a mode, a device, the next step, a name shown as a certificate id in English)
+    is filled in in each language; ``{field!r}`` in a template quotes the value."""
+    return Words(catalogue.zh(key, **{k: v.zh if isinstance(v, Words) else v for k, v in values.items()}),
+                 catalogue.en(key, **{k: v.en if isinstance(v, Words) else v for k, v in values.items()}))
+
+
 def record_id(device_id: str, seq: int) -> str:
     """Stable id: device id + persistent sequence; sorts in sequence order."""
     return f"{device_id}-{seq:010d}"
@@ -59,7 +77,8 @@ def mask_id(number: str) -> str:
 
 
 def mask_name(name: str) -> str:
-    """张三丰 -> 张*丰, 张三 -> 张*; enough for the person to recognise themselves."""
+    """First and last character kept, the rest starred (a three-character name keeps its
+    first and third, a two-character one its first); enough for the person to recognise themselves."""
     if len(name) <= 1:
         return name
     if len(name) == 2:
@@ -92,7 +111,7 @@ class IdCard:
     id_number: str
     authority: str
     valid_from: str  # YYYYMMDD
-    valid_to: str  # YYYYMMDD or "长期"
+    valid_to: str  # YYYYMMDD, or the card's word for "long-term" (U+957F U+671F)
     photo: bytes = field(default=b"", repr=False, compare=False)  # WLT, opaque, never logged
 
     def __repr__(self) -> str:  # keep full numbers and addresses out of logs
@@ -200,7 +219,7 @@ class Show:
 
 @dataclass(frozen=True)
 class Say:
-    """A short spoken prompt (e.g. "第7人", "本管已满")."""
+    """A short spoken prompt in zh-CN (e.g. ``person.position_spoken``, ``tube.full_spoken``)."""
 
     text: str
 

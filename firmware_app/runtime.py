@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable
 
 from firmware_app import clock
+from firmware_app.catalogue import both, en, zh
 from firmware_app.station import state as table_state
 from firmware_app.store_schema import StoreCorrupt
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
@@ -41,8 +42,8 @@ log = logging.getLogger("swabkiosk.runtime")
 TICK_S = 1.0  # the loop wakes at least this often, so its heartbeat stays fresh while idle
 STATUS_EVERY_S = 30.0
 PENDING_LABELS = "pending_labels"
-REPORT_SHOWN_S = 86400.0
-BACKLOG_EVERY_S = 1.0  # the screen's "待传 N" is read from the store at most this often  # a store repair or import is shown at start for a day
+REPORT_SHOWN_S = 86400.0  # a store repair or import is shown at start for a day
+BACKLOG_EVERY_S = 1.0  # the screen's unsent count (ui.backlog_count) is read from the store at most this often
 
 
 def describe(event: Event) -> str:
@@ -61,9 +62,9 @@ def describe(event: Event) -> str:
     return type(event).__name__
 
 
-_DIGITS_ZH = "零一二三四五六七八九"
 # a tube, box or record id: letters then 8+ digits (DG032611230007, DG-B251123001); read as
-# "尾号 0007" in Chinese digits, one by one: 14 characters read out help nobody at a table
+# its last four digits in Chinese digits, one by one (runtime.id_tail, runtime.digits):
+# 14 characters read out help nobody at a table
 _LONG_ID = re.compile(r"[A-Z]{1,6}-?[A-Z]?[0-9]{8,}|[0-9]{9,}")
 
 
@@ -71,7 +72,8 @@ def speakable(text: str) -> str:
     """What espeak-ng is given for a prompt: long ids as their last four digits."""
     def tail(m: re.Match) -> str:
         digits = re.sub(r"[^0-9]", "", m.group(0))[-4:]
-        return "尾号" + "".join(_DIGITS_ZH[int(d)] for d in digits)
+        names = zh("runtime.digits")
+        return zh("runtime.id_tail", digits="".join(names[int(d)] for d in digits))
     return _LONG_ID.sub(tail, text)
 
 
@@ -156,20 +158,14 @@ class Runtime:
         kept = sum(int(r.get("kept") or 0) for r in recent)
         lost = sum(int(r.get("lost") or 0) for r in recent)
         moved = ", ".join(str(r.get("moved_to")) for r in recent if r.get("moved_to"))
-        if lost:
-            show = Show("error", f"存储曾损坏并已修复：保留 {kept} 条记录，{lost} 条无法恢复（原文件已保存：{moved}），请联系技术员",
-                        f"The store was damaged and repaired: {kept} records kept, {lost} could not be recovered "
-                        f"(original kept in {moved}); call the technician", {"store_reports": recent})
-        else:
-            show = Show("info", f"存储已升级或修复：{kept} 条记录全部保留（原文件已保存：{moved}）",
-                        f"The store was upgraded or repaired: all {kept} records kept (original kept in {moved})",
-                        {"store_reports": recent})
+        key = "runtime.repaired_lost" if lost else "runtime.repaired_ok"
+        show = Show("error" if lost else "info", *both(key, kept=kept, lost=lost, moved=moved), {"store_reports": recent})
         log.warning("store: %s", show.message_en)
         self._show(show)
         self._refusal = show  # the big panel says it until the next step...
         # ... and the store's light in the footer (and the MQTT status's devices) for the day
-        self.devices["store"] = {"ok": not lost, "reason": f"已修复：保留 {kept} 条，丢失 {lost} 条 / "
-                                                          f"repaired: {kept} kept, {lost} lost ({moved})"}
+        self.devices["store"] = {"ok": not lost, "reason": " / ".join(both("runtime.store_light", kept=kept, lost=lost,
+                                                                           moved=moved))}
 
     def store_reports(self) -> list[dict]:
         try:
@@ -252,8 +248,9 @@ class Runtime:
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
                 self._rebuild_station()
-                effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
-                self._show(effects[0])
+                failed = Show("error", *both("runtime.internal_error"))
+                effects = [failed]
+                self._show(failed)
             self._after(describe(item), self._publish_snapshot)
             for observer in self.observers:  # after the snapshot: observers see the state of this step
                 self._after(describe(item), lambda: observer(item, effects))
@@ -284,7 +281,7 @@ class Runtime:
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
-        effects = shell(event) if shell is not None else self._handle(event)
+        effects = shell(event) if shell is not None and isinstance(event, Command) else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]
         labels = [e for e in effects if isinstance(e, PrintLabel)] if records else []
         if records:
@@ -294,8 +291,8 @@ class Runtime:
                 return self._refused(event, exc)
             if self.uplink is not None:
                 self.uplink.wake()
-            for ref, exc in refused:
-                self._label_error(ref, exc)
+            for ref, error in refused:
+                self._label_error(ref, error)
         answered = False
         for effect in effects:
             if isinstance(effect, PrintLabel) and not records:
@@ -323,15 +320,19 @@ class Runtime:
     def _refused(self, event: Event, exc: Exception) -> list[Effect]:
         self.store_errors += 1
         reason = str(exc) or type(exc).__name__
-        zh, en = getattr(exc, "message", reason), getattr(exc, "message_en", reason)
+        # the store's own words (StoreFull, ReadOnly ...), or plain ones for a raw error: the raw
+        # reason stays in the English text, the detail and the log for the technician
+        zh_reason, en_reason = getattr(exc, "message", "") or zh("runtime.store_failed"), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
         self._rebuild_station()  # forget what the station assumed: the store is the truth
-        show = Show("error", f"未保存，请勿继续：{zh}", f"NOT saved, do not continue: {en}", {"store_error": en})
+        show = Show("error", zh("runtime.not_saved", reason=zh_reason), en("runtime.not_saved", reason=en_reason),
+                    {"store_error": en_reason, "raw": reason})
         self._show(show)
         self._refusal = show  # the screen stays red until the next step
-        self.speaker.say("保存失败")
+        self.speaker.say(zh("runtime.say_not_saved"))
         if isinstance(event, Command) and event.txn:
-            self._respond(CommandResult(event.name, event.txn, False, f"not saved: {reason}"))
+            self._respond(CommandResult(event.name, event.txn, False, show.message,
+                                        {"message_en": show.message_en, "reason": reason}))
         return [show]
 
     def _show(self, show: Show) -> None:
@@ -375,8 +376,9 @@ class Runtime:
     def _label_error(self, ref: str, exc: Exception) -> None:
         reason = str(exc) or type(exc).__name__
         log.error("label for %s not queued: %s", ref or "?", reason)
-        self._show(Show("error", f"标签未能打印：{reason}，请扫“补打标签”", f"Label not printed: {reason}; "
-                        "scan 'reprint label'", {"label_error": reason, "ref": ref}))
+        words = getattr(exc, "message", "") or zh("runtime.printer_fault")  # the raw reason stays in English
+        self._show(Show("error", zh("runtime.label_not_printed", reason=words), en("runtime.label_not_printed", reason=reason),
+                        {"label_error": reason, "ref": ref}))
 
     def _print(self, job: PrintLabel) -> None:
         """Hand the label to the printer shell's durable queue (it never blocks on paper)."""
@@ -427,10 +429,8 @@ class Runtime:
                 "ok": bool(link.get("connected")), "reason": link.get("error_en") or link.get("error") or ""}
             aside = link.get("set_aside") or []
             if out["broker"] and out["broker"]["ok"] and aside:  # delivered around, not delivered: say so
-                out["broker"] = {"ok": False, "set_aside": list(aside),
-                                 "reason": f"服务器拒收 {len(aside)} 条记录（已保存，跳过继续上传；请联系技术人员）",
-                                 "error_en": f"the broker refuses {len(aside)} record(s) (seq {aside[0]}...): "
-                                              f"kept and skipped, the rest is sent; call the technician"}
+                words, words_en = both("runtime.broker_set_aside", n=len(aside), first=aside[0])
+                out["broker"] = {"ok": False, "set_aside": list(aside), "reason": words, "error_en": words_en}
         return out
 
     def _unsent(self, age_s: float | None) -> dict[str, Any]:
@@ -443,8 +443,8 @@ class Runtime:
         rank = {"ok": 0, "warn": 1, "alarm": 2}
         if rank[level] > rank[self._unsent_said]:
             hours, mins = divmod(minutes, 60)
-            age = f"{hours}小时{mins}分钟" if hours else f"{mins}分钟"
-            self.speaker.say(f"记录已{age}未上传，请联系技术员" if level == "alarm" else f"有记录{age}未上传，请检查网络")
+            age = zh("runtime.age_hours", h=hours, m=mins) if hours else zh("runtime.age_minutes", m=mins)
+            self.speaker.say(zh("runtime.say_unsent_alarm" if level == "alarm" else "runtime.say_unsent_warn", age=age))
         if rank[level] != rank[self._unsent_said] and (level == "ok" or rank[level] > rank[self._unsent_said]):
             self._unsent_said = level
         return {"level": level, "oldest_min": minutes if age_s is not None else None, "warn_min": warn, "alarm_min": alarm}

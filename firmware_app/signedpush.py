@@ -34,7 +34,8 @@ from typing import Any, Mapping
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from firmware_app import qr
+from firmware_app import catalogue, qr
+from firmware_app.catalogue import both, en
 
 PREFIX = "SWBPUSH1."
 KINDS = ("config", "volunteers")
@@ -46,10 +47,13 @@ META_VERSION = "push.version."  # + kind: the last version accepted
 
 
 class PushRefused(ValueError):
-    """A push that does not count; ``reason`` is a short code, str() the English text."""
+    """A push that does not count; ``reason`` is a short code, str() the English text,
+    ``message`` the zh-CN (catalogue key ``key``: config.push_*)."""
 
-    def __init__(self, reason: str, message_en: str) -> None:
-        super().__init__(message_en)
+    def __init__(self, reason: str, key: str, /, **values: Any) -> None:
+        # a caller still passing English text instead of a key (daemon.py's plain_mqtt) keeps working
+        self.message, self.message_en = both(key, **values) if key in catalogue.keys() else (key, key)
+        super().__init__(self.message_en)
         self.reason = reason
 
 
@@ -72,9 +76,9 @@ def district_keys(items: list[str]) -> dict[str, Ed25519PublicKey]:
 def sign(private_key: Ed25519PrivateKey, kind: str, body: Any, *, version: int, issued_at: int, expires_at: int,
          device_id: str = "", district: str = "", site: str = "") -> str:
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        raise ValueError(en("config.sign_kind", kinds=", ".join(KINDS)))
     if bool(device_id) == bool(district and site):
-        raise ValueError("name the station (device_id) or the site (district and site), not both")
+        raise ValueError(en("config.sign_target"))
     to = {"device_id": device_id} if device_id else {"district": district, "site": site}
     header = {"kind": kind, "kid": qr.key_id(private_key.public_key()), "to": to, "version": int(version),
               "issued_at": int(issued_at), "expires_at": int(expires_at), "body": body}
@@ -90,53 +94,51 @@ def verify(text: Any, keys: Mapping[str, Ed25519PublicKey], *, kind: str, device
            now: float, last_version: int) -> Push:
     """The push ``text`` carries, or PushRefused saying why it does not count."""
     if not keys:
-        raise PushRefused("no_district_key", "this kiosk has no [authority] district_keys: pushes are off "
-                                             "(provision the district's key on the boot partition)")
+        raise PushRefused("no_district_key", "config.push_off")
     if not isinstance(text, str) or not text.startswith(PREFIX):
-        raise PushRefused("unsigned", "not a signed push (SWBPUSH1 envelope): sign it with `swabkiosk district-sign`")
+        raise PushRefused("unsigned", "config.push_unsigned")
     if len(text) > MAX_TEXT:
-        raise PushRefused("oversized", f"signed push longer than {MAX_TEXT} characters")
+        raise PushRefused("oversized", "config.push_oversized", most=MAX_TEXT)
     signed, dot, sig = text.rpartition(".")
     payload = signed[len(PREFIX):]
     if not dot or not _B64URL.fullmatch(sig) or not _B64URL.fullmatch(payload):
-        raise PushRefused("malformed", "signed push is not base64url: truncated or altered")
+        raise PushRefused("malformed", "config.push_not_base64")
     try:
         signature = qr._b64d(sig)
         header = json.loads(qr._b64d(payload).decode("utf-8"))
     except (binascii.Error, ValueError, RecursionError):
-        raise PushRefused("malformed", "signed push cannot be decoded") from None
+        raise PushRefused("malformed", "config.push_undecodable") from None
     if not isinstance(header, dict) or not isinstance(header.get("kid"), str):
-        raise PushRefused("malformed", "signed push has no key id")
+        raise PushRefused("malformed", "config.push_no_kid")
     key = keys.get(header["kid"])
     if key is None:
-        raise PushRefused("unknown_key", f"signed by a key this kiosk does not trust ({header['kid'][:12]!r}); "
-                                         "only [authority] district_keys count")
+        raise PushRefused("unknown_key", "config.push_unknown_key", kid=repr(header["kid"][:12]))
     try:
         key.verify(signature, signed.encode("ascii"))
     except InvalidSignature:
-        raise PushRefused("forged", "signature does not match: forged or altered push") from None
+        raise PushRefused("forged", "config.push_forged") from None
     to, version, iat, exp = header.get("to"), header.get("version"), header.get("issued_at"), header.get("expires_at")
-    if (header.get("kind") not in KINDS or not isinstance(to, dict) or not all(_int(v) for v in (version, iat, exp))
+    if (header.get("kind") not in KINDS or not isinstance(to, dict) or not isinstance(version, int)
+            or not isinstance(iat, int) or not isinstance(exp, int) or not all(_int(v) for v in (version, iat, exp))
             or "body" not in header):
-        raise PushRefused("malformed", "signed push lacks kind, to, version, issued_at, expires_at or body")
+        raise PushRefused("malformed", "config.push_incomplete")
     if header["kind"] != kind:
-        raise PushRefused("wrong_kind", f"a signed {header['kind']} push sent as a {kind} push")
+        raise PushRefused("wrong_kind", "config.push_wrong_kind", signed=header["kind"], sent=kind)
     if "device_id" in to:
         if to != {"device_id": device_id}:
-            raise PushRefused("other_station", f"addressed to station {str(to.get('device_id'))[:64]!r}, "
-                                               f"this is {device_id!r}")
+            raise PushRefused("other_station", "config.push_other_station", to=repr(str(to.get("device_id"))[:64]),
+                              here=repr(device_id))
     elif to != {"district": district, "site": site}:
-        raise PushRefused("other_station", f"addressed to site {str(to.get('district'))[:64]}/{str(to.get('site'))[:64]}, "
-                                           f"this table is at {district}/{site}")
+        raise PushRefused("other_station", "config.push_other_site",
+                          to=f"{str(to.get('district'))[:64]}/{str(to.get('site'))[:64]}", here=f"{district}/{site}")
     if version <= last_version:
-        raise PushRefused("replay", f"version {version} is not newer than {last_version}, the last one accepted "
-                                    "(a replay or a rollback)")
+        raise PushRefused("replay", "config.push_replay", version=version, last=last_version)
     if exp <= iat or exp - iat > MAX_VALIDITY_S:
-        raise PushRefused("malformed", f"validity must be positive and at most {MAX_VALIDITY_S // 86400} days")
+        raise PushRefused("malformed", "config.push_validity", days=MAX_VALIDITY_S // 86400)
     if now > exp:
-        raise PushRefused("expired", "signed push has expired")
+        raise PushRefused("expired", "config.push_expired")
     if iat > now + FUTURE_SKEW_S:
-        raise PushRefused("not_yet_valid", "signed push is issued more than a day ahead of this kiosk's clock")
+        raise PushRefused("not_yet_valid", "config.push_not_yet_valid")
     return Push(header["kind"], header["kid"], to, version, iat, exp, header["body"])
 
 
@@ -146,19 +148,20 @@ def verify(text: Any, keys: Mapping[str, Ed25519PublicKey], *, kind: str, device
 
 
 def cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="swabkiosk district-sign", description=(
-        "Sign a station file or volunteer list with the district's key; prints the JSON payload to publish "
-        "on swab/v1/<district>/<site>/<table>/cmd/push_config or cmd/push_volunteers (or only the envelope)."))
+    def words(key: str, **values: Any) -> str:  # zh-CN / English on one line
+        return " / ".join(both(key, **values))
+
+    ap = argparse.ArgumentParser(prog="swabkiosk district-sign", description=words("config.sign_description"))
     ap.add_argument("kind", choices=KINDS)
-    ap.add_argument("file", help="the station file (TOML) or the volunteer list (JSON)")
-    ap.add_argument("--key", required=True, help="the district's Ed25519 private key (swabkiosk qr keygen)")
-    ap.add_argument("--device-id", default="", help="the one station it is for")
+    ap.add_argument("file", help=words("config.sign_help_file"))
+    ap.add_argument("--key", required=True, help=words("config.sign_help_key"))
+    ap.add_argument("--device-id", default="", help=words("config.sign_help_device"))
     ap.add_argument("--district", default="")
-    ap.add_argument("--site", default="", help="with --district: every table of this site")
-    ap.add_argument("--version", type=int, default=None, help="must exceed the last one pushed (default: now, unix s)")
+    ap.add_argument("--site", default="", help=words("config.sign_help_site"))
+    ap.add_argument("--version", type=int, default=None, help=words("config.sign_help_version"))
     ap.add_argument("--valid-hours", type=float, default=24.0)
-    ap.add_argument("--txn", default="", help="wrap in {txn, args} ready for mosquitto_pub -f")
-    ap.add_argument("--envelope-only", action="store_true", help="print only the SWBPUSH1 string")
+    ap.add_argument("--txn", default="", help=words("config.sign_help_txn"))
+    ap.add_argument("--envelope-only", action="store_true", help=words("config.sign_help_envelope"))
     args = ap.parse_args(argv)
     try:
         key = qr.load_private_key(args.key)
@@ -170,7 +173,7 @@ def cli(argv: list[str]) -> int:
                         issued_at=now, expires_at=now + int(args.valid_hours * 3600), device_id=args.device_id,
                         district=args.district, site=args.site)
     except (OSError, ValueError) as exc:
-        print(f"swabkiosk district-sign: {exc}", file=sys.stderr)
+        print(words("config.sign_failed", reason=exc), file=sys.stderr)
         return 1
     if args.envelope_only:
         print(envelope)

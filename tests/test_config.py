@@ -1,5 +1,6 @@
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -164,3 +165,24 @@ def test_another_brokers_login_form_can_be_allowed(pki):
                             'url = "mqtts://node1:8883, mqtts://node2:8883"')
     assert config.check_text(joined, allow_demo_keys=True) == []
     assert config.check_text(listed.replace("mqtts://node2:8883", "http://x"), allow_demo_keys=True)
+
+
+HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def test_every_problem_is_said_in_zh_cn_and_in_english(tmp_path):
+    """issue 14 item 3: each problem carries message_zh from the catalogue beside the English
+    message; `config check` prints where, then the zh-CN words, then the English."""
+    problems = config.check_text(FIVE_MISTAKES)
+    assert len(problems) >= 5
+    for p in problems:
+        assert HAN.search(p.message_zh) and not HAN.search(p.message), p
+        assert p.text("zh-CN").endswith(p.message_zh) and str(p).endswith(p.message)
+    missing = next(p for p in config.check_text('[station]\ndevice_id = "x"\n') if p.key == "station.district")
+    assert missing.message_zh == "缺少必填的键" and missing.message == "required key is missing"
+    path = tmp_path / "bad.toml"
+    path.write_text(FIVE_MISTAKES)
+    out = run_cli("check", "--allow-demo-keys", str(path))
+    rows = [line for line in out.stderr.splitlines() if "line " in line]
+    assert rows and all(HAN.search(row) and row.index(" / ") > HAN.search(row).start() for row in rows)
+    assert "个问题" in out.stderr.splitlines()[0]

@@ -2,6 +2,7 @@
 place, and with each device missing in turn the failing line names that device."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -121,3 +122,26 @@ def test_broker_over_tls_with_the_station_certificate(tls_broker, pki, tmp_path,
     else:  # a certificate from another CA: the broker refuses it, in plain words
         assert code == 1 and broker["status"] == "fail" and broker["fix"]
         assert "certificate" in broker["detail"], broker
+
+
+HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def test_every_verdict_is_given_in_zh_cn_first_and_in_english(tmp_path):
+    """issue 14 item 3: doctor was English only. Each check now carries detail_zh (and fix_zh)
+    from the catalogue; the human output puts the zh-CN words first on the check's line."""
+    path = tmp_path / "station.toml"
+    path.write_text('[station]\ndevice_id = "x"\n')
+    code, checks = doctor(path)
+    assert code == 1
+    for check in checks.values():
+        assert HAN.search(check["detail_zh"]) and check["detail"], check
+        assert bool(check["fix"]) == bool(check["fix_zh"]), check
+    assert "个问题" in checks["config"]["detail_zh"] and "problem(s)" in checks["config"]["detail"]
+    assert "swabkiosk config check" in checks["config"]["fix_zh"]
+    assert checks["idcard"]["detail_zh"] == "站点配置文件无效"
+    human = subprocess.run([sys.executable, "-m", "firmware_app", "doctor", "--config", str(path)],
+                           capture_output=True, text=True, timeout=60)
+    line = next(ln for ln in human.stdout.splitlines() if ln.split()[1:2] == ["config"])
+    assert line.index("个问题") < line.index("problem(s)")
+    assert "项检查未通过" in human.stdout.splitlines()[-1]

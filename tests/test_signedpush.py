@@ -1,6 +1,7 @@
 """The signed push envelope (firmware_app.signedpush) and `swabkiosk district-sign`."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -82,3 +83,17 @@ def test_what_a_pushed_station_file_may_not_change():
     new["devices"]["scanner"] = {"port": "/dev/ttyACM0"}
     assert pushed.locked_changes(running, new) == ["authority.operator_keys", "devices.idcard.port",
                                                    "devices.scanner.port", "mqtt.password_file", "ui.host", "ui.port"]
+
+
+def test_every_refusal_says_why_in_zh_cn_and_in_english():
+    """issue 14 item 3: a refused push's answer carries zh-CN words (.message) beside the English."""
+    cases = [signed("volunteers", [], 3, key=STRANGER_KEY), signed("volunteers", [], 3, device_id="sim-t04"),
+             signed("volunteers", [], 3)[:-3] + "!!!", signed("volunteers", [], 3, issued_at=1000), "plain text"]
+    for text in cases:
+        with pytest.raises(signedpush.PushRefused) as exc:
+            check(text)
+        assert re.search(r"[\u3400-\u9fff]", exc.value.message), exc.value.reason
+        assert str(exc.value) == exc.value.message_en and not re.search(r"[\u3400-\u9fff]", exc.value.message_en)
+    with pytest.raises(signedpush.PushRefused) as exc:
+        check(signed("volunteers", [], 3), last=3)
+    assert "不比上次接受的 3 新" in exc.value.message and "not newer than 3" in str(exc.value)

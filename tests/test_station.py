@@ -423,6 +423,32 @@ def test_device_problems_are_shown_and_recorded_nowhere():
     assert t.show.level == "error" and t.new_records == []
 
 
+def test_a_device_failure_reads_in_words_and_keeps_its_raw_reason_for_the_technician():
+    # issue 14: "(5, 'Input/output error')" reached the zh-CN screen as it was
+    t = signed_in()
+    raw = "(5, 'Input/output error')"
+    t.do(DeviceStatus("idcard", False, raw))
+    assert t.show.level == "error" and "身份证读卡器" in t.show.message and "技术人员" in t.show.message
+    assert raw not in t.show.message and raw not in t.show.message_en and "ID-card reader" in t.show.message_en
+    assert t.show.detail["reason"] == raw and t.station.snapshot()["detail"]["reason"] == raw
+    assert t.said == ["身份证读卡器故障"]
+    # a driver's "zh / en" pair: each language on its own side, never both in one line
+    pair = "身份证信息格式不对 / card fields malformed: id_number"
+    t.do(DeviceError("idcard", pair))
+    assert t.show.message == "身份证读卡器：身份证信息格式不对，请重试"
+    assert t.show.message_en == "ID-card reader: card fields malformed: id_number; try again"
+    assert t.show.detail["reason"] == pair
+    # the zh half may quote a nested pair (the printer's "label may not have printed")
+    nested = ("标签 DG03 可能未打印完整（打印时本机重启 / the kiosk restarted while printing）：请查看 / "
+              "label DG03 may not have printed (the kiosk restarted while printing): check it")
+    t.do(DeviceError("printer", nested))
+    assert t.show.message.startswith("打印机：标签 DG03 可能未打印完整（打印时本机重启 / the kiosk") and "label DG03" not in t.show.message
+    assert t.show.message_en.startswith("printer: label DG03 may not have printed")
+    t.do(DeviceError("printer", "[Errno 32] Broken pipe"))
+    assert "Errno" not in t.show.message and "Errno" not in t.show.message_en and t.show.detail["reason"]
+    assert t.new_records == []
+
+
 # ---------------------------------------------------------------- commands over MQTT
 
 
@@ -438,6 +464,11 @@ def test_mqtt_commands_get_a_result():
     assert [e for e in t.effects if isinstance(e, CommandResult)][0].ok is False
     t.do(Command("push_volunteers", {"volunteers": "rubbish"}, "mqtt", "t-4"))
     assert [e for e in t.effects if isinstance(e, CommandResult)][0].ok is False
+    # the screen says it in words; the district's response also carries the list's problem
+    t.do(Command("push_volunteers", {"volunteers": [{"cert_id": 1}]}, "mqtt", "t-5"))
+    (refused,) = [e for e in t.effects if isinstance(e, CommandResult)]
+    assert refused.message.startswith("volunteer list refused, the old one stays: ") and len(refused.message) > 45
+    assert t.show.message == "志愿者名单无效，仍使用原名单"
     assert "V1" in t.station.volunteers
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firmware_app import catalogue
 from firmware_app.model import Command, mask_id
 from firmware_app.ui import UiServer
-from firmware_app.ui.server import read_provision_errors, scrub
+from firmware_app.ui.server import STATIC_DIR, read_provision_errors, scrub
 from tests.ui_fixtures import serving_ui
 
 
@@ -280,3 +282,39 @@ def test_scrub_keeps_the_shape_and_text_without_id_numbers(value):
     assert json.dumps(out) == json.dumps(scrub(out))  # idempotent
     if not any(ch.isdigit() for ch in json.dumps(value)):
         assert json.loads(json.dumps(out)) == json.loads(json.dumps(value))
+
+
+# ------------------------------------------------------------- the page's words
+
+HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def test_the_page_keeps_no_words_of_its_own_it_reads_the_catalogues(ui):
+    """issue 14 item 3: every word on the page is a catalogue key (ui., devices.), served as /texts.js."""
+    for path in STATIC_DIR.iterdir():
+        assert not HAN.search(path.read_text(encoding="utf-8")), path.name
+    resp, body = request(ui, "GET", "/texts.js")
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/javascript")
+    assert "script-src 'self'" in resp.getheader("Content-Security-Policy")
+    assigned = dict(line.removesuffix(";").split(" = ", 1) for line in body.decode().splitlines() if " = " in line)
+    texts, pinyin = json.loads(assigned["window.SWAB_TEXTS"]), json.loads(assigned["window.SWAB_PINYIN"])
+    assert set(texts) == set(catalogue.area("ui.")) | set(catalogue.area("devices."))
+    assert texts["ui.close_tube"] == ["封管", "Close tube"] and texts["devices.paper"] == ["缺纸", "paper"]
+    assert "张" in pinyin["zhang"]
+    _, page = request(ui, "GET", "/")
+    assert "{{" not in page.decode() and f"<title>{catalogue.zh('ui.title')}</title>" in page.decode()
+
+
+@pytest.mark.parametrize("body, zh_words", [
+    ({"name": "no_such_command"}, None),  # the command table's own zh-CN refusal
+    ({"name": "close_tube", "args": {"a": [[[[1]]]]}}, "嵌套超过 4 层"),  # refused before it is parsed
+    ([1, 2], "操作无效，未执行"),  # not an object: plain words
+])
+def test_a_refused_tap_says_why_in_zh_cn_and_in_english(ui, body, zh_words):
+    resp, payload = post_command(ui, body)
+    answer = json.loads(payload)
+    assert resp.status == 400 and answer["ok"] is False
+    assert HAN.search(answer["error_zh"]) and answer["error"] and not HAN.search(answer["error"])
+    if zh_words:
+        assert zh_words in answer["error_zh"]
+    assert ui.recorder.commands == []

@@ -341,3 +341,25 @@ def test_a_refused_manual_entry_reopens_with_its_reason_and_nothing_lost(tmp_pat
         page.wait_for_selector("#manual:not([hidden])")
         assert "请先确认或取消上一位" in page.inner_text("#m-error")
         assert page.inner_text("#m-id_number") == "H12345678" and page.input_value("#m-name") == "李四"
+
+
+def test_the_keypad_and_its_checks_speak_the_screens_language(tmp_path, page):
+    """The keypad's words and the live number checks come from the catalogue (ui.key_*, ui.check.*)
+    in the language the volunteer chose, not zh-CN on an English screen."""
+    with serving_ui(tmp_path) as ui:
+        ui.update(BASE)
+        open_screen(page, ui.url)
+        page.click("#actions [data-cmd=manual_entry]")
+        for ch in "440":
+            page.click(f"#m-keys [data-key='{ch}']")
+        assert page.inner_text("#m-check") == "身份证号应为18位（已输入3位）"
+        assert page.inner_text("#m-keys [data-key=CLR]") == "清空"
+        page.click("#manual [data-close]")
+        page.click("#lang")
+        page.click("#actions [data-cmd=manual_entry]")
+        page.click("#m-keys [data-key='1']")
+        assert page.inner_text("#m-check") == "An ID number has 18 characters (4 so far)"
+        assert page.inner_text("#m-keys [data-key=CLR]") == "Clear"
+        assert page.title() == "sampling table · swabkiosk"
+        page.click("[data-field=name]")
+        assert page.inner_text("#m-keys .buf") == "Pinyin"

@@ -1,13 +1,16 @@
-"""Transport boxes: tubes go in as they close, the packer's count must match the"""
+"""Transport boxes: tubes go in as they close, the packer's count must match the list
+before the box closes (label and manifest print), hand-over to a courier."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from firmware_app import labels
 from firmware_app.model import Command, PrintLabel, mask_name
-from firmware_app.station.common import Refused
+from firmware_app.station.common import Refused, Rules, words
 
 
-class BoxRules:
+class BoxRules(Rules):
     """Transport boxes: tubes go in as they close, the packer's count must match the
     list before the box closes (label and manifest print), hand-over to a courier."""
 
@@ -18,34 +21,36 @@ class BoxRules:
         else:
             self._fill_box()
         if not self.state.tubes[tube_id]["box"]:
-            self._say("转运箱已满，请清点封箱")
+            self._speak("box.full_spoken")
 
-    def _open_box(self) -> None:
-        self._emit("box_open", box_id=self._next_id(f"{self._prefix}-B", 3), capacity=self._box_capacity)
+    def _open_box(self) -> str:
+        box_id = self._next_id(f"{self._prefix}-B", 3)
+        self._emit("box_open", box_id=box_id, capacity=self._box_capacity)
         self._fill_box()
+        return box_id
 
     def _fill_box(self) -> None:
         box = self.state.boxes[self.state.table["box"]]
         for tube_id in self.state.unboxed()[: max(0, box["capacity"] - len(box["tubes"]))]:
             self._emit("box_add", box_id=box["id"], tube_id=tube_id)
 
-    def _box_for(self, args: dict, state: str) -> dict:
+    def _box_for(self, args: dict[str, Any], state: str) -> dict[str, Any]:
         box_id = args.get("box_id")
         if box_id:
             box = self.state.boxes.get(str(box_id))
             if box is None:
-                raise Refused(f"没有转运箱 {box_id}", f"no box {box_id}")
+                raise Refused(words("box.unknown", box_id=box_id))
             return box
         if state == "open":
             if self.state.table["box"] is None:
-                raise Refused("当前没有打开的转运箱", "no box is open")
+                raise Refused(words("box.none_open"))
             return self.state.boxes[self.state.table["box"]]
         waiting = [b for b in self.state.boxes.values() if b["state"] == "closed"]
         if not waiting:
-            raise Refused("没有待交接的已封箱", "no closed box waiting for a courier")
+            raise Refused(words("box.none_closed"))
         return waiting[0]
 
-    def _box_view(self, box: dict) -> dict:
+    def _box_view(self, box: dict[str, Any]) -> dict[str, Any]:
         """A box as the screen's box view shows it: its tubes (id, people) and the count."""
         tubes = [self.state.tubes[t] for t in box["tubes"] if t in self.state.tubes]
         return {
@@ -56,10 +61,10 @@ class BoxRules:
             "tube_list": [{"id": t["id"], "people": self.state.live(t), "single": bool(t["single_reason"])} for t in tubes],
         }
 
-    def _box_people(self, box: dict) -> int:
+    def _box_people(self, box: dict[str, Any]) -> int:
         return sum(self.state.live(self.state.tubes[t]) for t in box["tubes"])
 
-    def _box_label(self, box: dict, reprint: bool) -> None:
+    def _box_label(self, box: dict[str, Any], reprint: bool) -> None:
         people = self._box_people(box)
         when = f"{self._local(self._now.at):%Y-%m-%d %H:%M}"
         table = self._where["table"]
@@ -80,62 +85,52 @@ class BoxRules:
     def _cmd_open_box(self, c: Command) -> None:
         if self.state.table["box"] is not None:
             box_id = self.state.table["box"]
-            raise Refused(f"转运箱 {box_id} 仍打开，请先封箱", f"box {box_id} is still open; close it first")
-        self._open_box()
-        box = self.state.boxes[self.state.table["box"]]
-        self._show_("ok", f"已开箱 {box['id']}（{len(box['tubes'])}管）", f"box {box['id']} opened ({len(box['tubes'])} tubes)")
+            raise Refused(words("box.still_open", box_id=box_id))
+        box = self.state.boxes[self._open_box()]
+        self._show_("ok", *words("box.opened", box_id=box["id"], tubes=len(box["tubes"])))
 
     def _cmd_box_count(self, c: Command) -> None:
         box = self._box_for(c.args, "open")
         try:
             counted = int(str(c.args.get("count")), 10)
         except (TypeError, ValueError):
-            raise Refused("清点数量无效", "count must be a whole number") from None
+            raise Refused(words("box.count_invalid")) from None
         if counted < 0 or counted > 100_000:
-            raise Refused("清点数量无效", "count must be a whole number")
+            raise Refused(words("box.count_invalid"))
         listed = len(box["tubes"])
         self._emit("box_count", box_id=box["id"], counted=counted, listed=listed, match=counted == listed)
         self._step.result = {"box_id": box["id"], "counted": counted, "listed": listed}
         if counted == listed:
-            self._show_("ok", f"清点一致：{listed} 管，可以封箱", f"count matches: {listed} tubes; ready to close")
-            self._say("清点一致")
+            self._show_("ok", *words("box.count_matches", listed=listed))
+            self._speak("box.count_matches_spoken")
         else:
-            self._show_(
-                "error",
-                f"清点不符：清单 {listed} 管，实数 {counted} 管，请核对后重新清点，未核对不能封箱",
-                f"count mismatch: {listed} listed, {counted} counted; recount before closing",
-                tubes=list(box["tubes"]),
-            )
-            self._say("清点不符")
+            self._show_("error", *words("box.count_mismatch", listed=listed, counted=counted), tubes=list(box["tubes"]))
+            self._speak("box.count_mismatch_spoken")
 
     def _cmd_close_box(self, c: Command) -> None:
         box = self._box_for(c.args, "open")
         if not box["tubes"]:
-            raise Refused("转运箱是空的", "the box is empty")
+            raise Refused(words("box.empty"))
         if box["counted"] is None or box["counted"] != box["listed"] or box["listed"] != len(box["tubes"]):
-            raise Refused(
-                f"封箱前请清点：清单 {len(box['tubes'])} 管，须与实物一致",
-                f"count the tubes first: {len(box['tubes'])} listed must match the tubes in hand",
-            )
+            raise Refused(words("box.count_first", listed=len(box["tubes"])))
         people = self._box_people(box)
         self._emit("box_close", box_id=box["id"], tubes=list(box["tubes"]), tube_count=len(box["tubes"]), people=people)
         self._box_label(box, reprint=False)
         if self.state.unboxed():
             self._open_box()
-        self._show_("ok", f"已封箱 {box['id']}：{len(box['tubes'])} 管 {people} 人，标签和清单已打印",
-                    f"box {box['id']} closed: {len(box['tubes'])} tubes")
-        self._say("已封箱")
+        self._show_("ok", *words("box.closed", box_id=box["id"], tubes=len(box["tubes"]), people=people))
+        self._speak("box.closed_spoken")
         self._step.result = {"box_id": box["id"], "tubes": len(box["tubes"]), "people": people}
 
     def _cmd_handover_box(self, c: Command) -> None:
         courier = str(c.args.get("courier") or "").strip()
         if not courier:
-            raise Refused("请填写转运人员", "courier name or id is required")
+            raise Refused(words("box.courier_required"))
         box = self._box_for(c.args, "closed")
         if box["state"] != "closed":
-            raise Refused(f"转运箱 {box['id']} 未封箱或已交接", f"box {box['id']} is not closed or was handed over already")
+            raise Refused(words("box.not_closed", box_id=box["id"]))
         box_id, tubes = box["id"], list(box["tubes"])
         self._emit("box_handover", box_id=box_id, courier=courier, tubes=tubes)
-        self._show_("ok", f"转运箱 {box_id} 已交接给 {courier}", f"box {box_id} handed over to {courier}")
-        self._say("已交接")
+        self._show_("ok", *words("box.handed_over", box_id=box_id, courier=courier))
+        self._speak("box.handed_over_spoken")
         self._step.result = {"box_id": box_id}

@@ -10,11 +10,11 @@ from typing import Any
 
 from firmware_app import commands, idnumber, privacy, qr
 from firmware_app import volunteers as vol
+from firmware_app.catalogue import en
 from firmware_app.config import Config
 from firmware_app.model import (
     NO_FACTS,
     RECORD_KINDS,
-    RECORD_SCHEMA,
     CardRead,
     CodeScanned,
     Command,
@@ -29,17 +29,17 @@ from firmware_app.model import (
     Persist,
     Say,
     Show,
-    record_id,
 )
 from firmware_app.station.boxes import BoxRules
 from firmware_app.station.common import (
     COMMAND_PREFIX,
     CONFIRMS,
-    MissingFacts,
     Refused,
+    Words,
     _parse_card,
-    spoken_reason,
     _Step,
+    spoken_reason,
+    words,
 )
 from firmware_app.station.people import PeopleRules
 from firmware_app.station.shifts import ShiftRules
@@ -68,16 +68,16 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         self._tube_re = re.compile(sampling.tube_pattern)
         self._box_capacity = sampling.box_capacity
         self._default_mode = sampling.mode
-        self._volunteers: dict[str, vol.Volunteer] = dict(volunteers)
+        self._volunteers = dict(volunteers)
         self.state = TableState(self._prefix, sampling.mode)
-        self._pending: dict | None = None  # not a record: lost on restart, nothing registered
-        self._show = Show("info", "请扫描志愿者证签到", "Scan your volunteer certificate to sign in")
-        self._devices: dict[str, dict] = {}
+        self._pending = None
+        self._show = Show("info", *words("shift.next.sign_in"))
+        self._devices = {}
         self._now = Now(0.0, False)
         self._step = _Step()
-        self._facts: Facts = NO_FACTS
-        self._person_cache: tuple[Any, Any] = (None, None)  # (event, person or Refused) of lookups()
-        self._cert: qr.OperatorCert | None = None  # the certificate the cached event carried
+        self._facts = NO_FACTS
+        self._person_cache = (None, None)
+        self._cert = None
 
     def restore(self, rows: Mapping[str, Any], marks: Mapping[str, Any] | None = None, now: Now | None = None) -> None:
         """Continue from the stored state rows (``store.meta_items("st:")``). ``marks``: the
@@ -128,17 +128,15 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
 
     def _restored_show(self) -> None:
         op, tube = self.state.table["operator"], self.state.tube(self.state.table["tube"])
-        zh, en = self._next_step()
+        next_step = self._next_step()
         if op is None:
-            self._show = Show("info", zh, en)
+            said = next_step
         elif tube:
-            self._show = Show(
-                "info",
-                f"已恢复：{op['name']} 在岗，当前管 {tube['id']} 已有 {tube['count']}/{tube['capacity']} 人。{zh}",
-                f"Restored: {op['cert_id']} signed in, tube {tube['id']} has {tube['count']}/{tube['capacity']}. {en}",
-            )
+            said = words("station.restored_with_tube", who=Words(op["name"], op["cert_id"]), tube_id=tube["id"],
+                         count=tube["count"], capacity=tube["capacity"], next=next_step)
         else:
-            self._show = Show("info", f"已恢复：{op['name']} 在岗。{zh}", f"Restored: {op['cert_id']} signed in. {en}")
+            said = words("station.restored", who=Words(op["name"], op["cert_id"]), next=next_step)
+        self._show = Show("info", *said)
 
     def changes(self) -> dict[str, Any]:
         """The state rows the last step changed ({key: row, or None when gone}): store them
@@ -183,13 +181,13 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
             elif isinstance(event, DeviceError):
                 self._on_device_error(event)
             else:
-                raise Refused("未知事件", f"unknown event {type(event).__name__}")
+                raise Refused(words("station.unknown_event", kind=type(event).__name__))
         except Refused as refusal:
             if step.records:  # a rule refused after emitting: a bug; the shell restores from the store
                 raise RuntimeError(f"refused after {len(step.records)} record(s): {refusal.message_en}") from refusal
             ok = False
             step.show = Show("error", refusal.message, refusal.message_en, refusal.detail)
-            step.says.append(spoken_reason(refusal.message))  # the reason, not just "错误"
+            step.says.append(spoken_reason(refusal.message))  # the reason, not just station.error_spoken
         finally:
             self._facts = NO_FACTS
             self._person_cache = (None, None)
@@ -203,8 +201,7 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
             effects.append(step.show)
         effects += [Say(text) for text in step.says]
         if command is not None and command.txn is not None:
-            shown = step.show or self._show
-            effects.append(CommandResult(command.name, command.txn, ok, shown.message_en or shown.message, step.result or {}))
+            effects.append(CommandResult(command.name, command.txn, ok, _response(step.show or self._show), step.result or {}))
         # the one place every Show/Say/CommandResult leaves the station: a full ID number that
         # came in as an argument (a reason, a box id) is masked here whatever the rule did
         self._show = privacy.mask_effect(self._show)
@@ -228,9 +225,11 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
                 if tube
                 else None
             ),
-            "next_step": dict(zip(("message", "message_en"), self._next_step())),
-            # from the last message: a red-code alert, a replaced tube's people to recall (masked)
-            "detail": {k: self._show.detail[k] for k in ("alert", "people", "recall", "device", "open") if k in self._show.detail},
+            "next_step": dict(zip(("message", "message_en"), self._next_step(), strict=True)),
+            # from the last message: a red-code alert, a replaced tube's people to recall (masked),
+            # a device's raw reason for the technician panel
+            "detail": {k: self._show.detail[k] for k in ("alert", "people", "recall", "device", "reason", "open")
+                       if k in self._show.detail},
             "pending": self._pending_view(),
             "last": (
                 {k: last[k] for k in ("name", "id", "colour", "source", "tube_id", "voided")}
@@ -277,58 +276,12 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         if command.name == "void":
             return Lookups(records=(str(command.args.get("record_id", "")),))
         if command.name == "replace_tube":
-            old = self._replace_target(command)
-            new = str(command.args.get("new_tube_id") or "")
-            return Lookups(tubes=tuple(t for t in (old, new) if t))
+            old_id = self._replace_target(command)
+            new_id = str(command.args.get("new_tube_id") or "")
+            return Lookups(tubes=tuple(t for t in (old_id, new_id) if t))
         if command.name in CONFIRMS and self._pending and self._pending["kind"] == "replace_tube":
             return Lookups(tubes=(self._pending["tube_id"],))
         return Lookups()
-
-    def _fact(self, table: Mapping, key: Any) -> Any:
-        if key not in table:
-            raise MissingFacts(f"the shell gave no facts for {key!r} (call lookups() and store.facts() first)")
-        return table[key]
-
-    def _local(self, at: float) -> dt.datetime:
-        return dt.datetime.fromtimestamp(at, self._tz)
-
-    def _today(self) -> dt.date:
-        return self._local(self._now.at).date()
-
-    def _emit(self, kind: str, **fields: Any) -> dict:
-        assert kind in RECORD_KINDS, kind
-        seq = int(self.state.table["seq"]) + 1
-        op = self.state.table["operator"]
-        record = {
-            "schema": RECORD_SCHEMA,
-            "record_id": record_id(self._device_id, seq),
-            "seq": seq,
-            "kind": kind,
-            "device_id": self._device_id,
-            **self._where,
-            "at": self._local(self._now.at).isoformat(timespec="milliseconds"),
-            "clock_synced": self._now.synced,
-            "operator": op["cert_id"] if op else None,
-            **fields,
-        }
-        self.state.apply(record)
-        self._step.records.append(record)
-        return record
-
-    def _next_id(self, prefix: str, width: int) -> str:
-        # never from an earlier day's stem than the records have reached: a clock set back
-        # (a Pi has no RTC) must not hand out that day's tube numbers again
-        day = self._local(self._now.at).strftime("%y%m%d")
-        latest = self.state.table["day"]
-        if latest and latest[2:4] + latest[5:7] + latest[8:10] > day:
-            day = latest[2:4] + latest[5:7] + latest[8:10]
-        return self.state.next_id(prefix, day, width)
-
-    def _show_(self, level: str, message: str, message_en: str, **detail: Any) -> None:
-        self._step.show = Show(level, message, message_en, detail)  # type: ignore[arg-type]
-
-    def _say(self, text: str) -> None:
-        self._step.says.append(text)
 
     def _on_code(self, event: CodeScanned) -> Command | None:
         text = event.text.strip()
@@ -348,15 +301,11 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
             return None
         if len(text) == 18 and idnumber.is_valid(text, self._today()):
             # never taken for a tube id (it would be printed and shown in full)
-            raise Refused("这是身份证号，请用读卡器刷身份证或出示采样码", "that is an ID number: use the card reader or a sampling code")
+            raise Refused(words("station.id_number_scanned"))
         if self._tube_re.fullmatch(text):
             self._on_tube_scan(text)
             return None
-        raise Refused(
-            "无法识别的条码（不是采样码、志愿者证、试管条码或操作卡）",
-            "unrecognised code: not a sampling code, volunteer certificate, tube barcode or command card",
-            length=len(text),
-        )
+        raise Refused(words("station.code_unknown"), length=len(text))
 
     def _on_command(self, command: Command) -> None:
         """Dispatch through the one command table (firmware_app/commands.py): who may issue
@@ -364,8 +313,16 @@ class Station(ShiftRules, PeopleRules, TubeRules, BoxRules):
         try:
             spec = commands.check(command.name, command.args, command.source)
         except commands.CommandError as exc:
-            raise Refused(exc.message, exc.message_en) from None
+            raise Refused(Words(exc.message, exc.message_en)) from None
         handler = getattr(self, f"_cmd_{spec.name}", None)
         if handler is None or spec.handler != "station":
-            raise Refused(f"“{spec.zh}”由守护进程处理", f"{spec.name} is handled by the daemon, not the station core")
+            raise Refused(words("station.daemon_command", title=Words(spec.zh, spec.name)))
         handler(command)
+
+
+def _response(shown: Show) -> str:
+    """A command's response text: what the screen says, in English, with the raw reason a
+    technician or the district needs (a parser's complaint, a device's errno) when it has one."""
+    message = shown.message_en or shown.message
+    reason = shown.detail.get("reason")
+    return en("station.response_with_reason", message=message, reason=reason) if reason else message

@@ -1,4 +1,5 @@
-"""People arriving: ID cards, personal codes and manual entry; the same-day"""
+"""People arriving: ID cards, personal codes and manual entry; the same-day duplicate and
+single-tube checks; pending, confirm and reject; registration into a tube."""
 
 from __future__ import annotations
 
@@ -18,14 +19,24 @@ from firmware_app.model import (
     mask_name,
     person_key,
 )
-from firmware_app.station.common import COLOUR_ZH, ID_TYPES, SINGLE_ZH, Refused
+from firmware_app.station.common import (
+    ID_TYPES,
+    Refused,
+    Rules,
+    Words,
+    colour_words,
+    joined,
+    listed,
+    single_words,
+    words,
+)
 
 
-class PeopleRules:
+class PeopleRules(Rules):
     """People arriving: ID cards, personal codes and manual entry; the same-day
     duplicate and single-tube checks; pending, confirm and reject; registration into a tube."""
 
-    def _pending_view(self) -> dict | None:
+    def _pending_view(self) -> dict[str, Any] | None:
         p = self._pending
         if p is None:
             return None
@@ -46,14 +57,14 @@ class PeopleRules:
             "duplicate_of": p["duplicate_of"],
         }
 
-    def _person_of(self, event: Event) -> tuple[dict, str] | None:
+    def _person_of(self, event: Event) -> tuple[dict[str, Any], str] | None:
         """The person an event brings (card, personal code, manual entry), or None; a
         Refused for a bad one. Worked out once per event (lookups, then handle)."""
-        cached_event, result = self._person_cache
+        cached_event, cached = self._person_cache
         if cached_event is event:
-            if isinstance(result, Refused):
-                raise result
-            return result
+            if isinstance(cached, Refused):
+                raise cached
+            return cached
         try:
             result = self._read_person(event)
         except Refused as refusal:
@@ -62,13 +73,13 @@ class PeopleRules:
         self._person_cache = (event, result)
         return result
 
-    def _read_person(self, event: Event) -> tuple[dict, str] | None:
+    def _read_person(self, event: Event) -> tuple[dict[str, Any], str] | None:
         if isinstance(event, CardRead):
             card = event.card
             try:
                 number = idnumber.validate(card.id_number, self._today())
             except idnumber.IdNumberError as exc:
-                raise Refused(f"身份证号无效：{exc.reason}，未登记", f"ID card number invalid: {exc.reason_en}; not registered") from None
+                raise Refused(words("person.card_number_invalid", reason=Words(exc.reason, exc.reason_en))) from None
             return {"name": card.name.strip(), "id_type": "resident_id", "id_number": number, "phone": "",
                     "colour": None, "key_person": False}, "idcard"
         if isinstance(event, CodeScanned) and event.text.strip().startswith(qr.PREFIX):
@@ -76,7 +87,7 @@ class PeopleRules:
                 code = qr.verify(event.text.strip(), self._keys, self._now.at, max_age_s=self._max_code_age_s,
                                  check_not_before=self._now.synced)
             except qr.QrError as exc:
-                raise Refused(f"二维码无效：{exc.reason}", f"code refused: {exc.reason_en}", problem=exc.code) from None
+                raise Refused(words("person.code_refused", reason=Words(exc.reason, exc.reason_en)), problem=exc.code) from None
             if isinstance(code, qr.OperatorCert):
                 self._cert = code
                 return None
@@ -87,47 +98,47 @@ class PeopleRules:
         return None
 
     @staticmethod
-    def _key(person: dict) -> str:
+    def _key(person: dict[str, Any]) -> str:
         return person_key(person["id_type"], person["id_number"], person["name"], person["phone"])
 
     def _on_card(self, event: CardRead) -> None:
-        person, source = self._person_of(event)  # type: ignore[misc]
-        self._person_arrives(person, source)
+        self._person_arrives(*self._person_needed(event))
 
-    def _person_arrives(self, person: dict, source: str) -> None:
+    def _person_needed(self, event: Event) -> tuple[dict[str, Any], str]:
+        """The person a card or a manual entry brings (those always bring one)."""
+        found = self._person_of(event)
+        assert found is not None, event
+        return found
+
+    def _person_arrives(self, person: dict[str, Any], source: str) -> None:
         self._require_operator()
         if self._pending is not None:
-            raise Refused("请先确认或取消上一位（待确认），本人未登记", "confirm or reject the pending person first; not registered")
+            raise Refused(words("person.pending_first"))
         single = _single_reason(person)
         duplicate_of = self._earlier_today(person)
         if single is None and self._source == "prelabelled" and self.state.table["tube"] is None:
-            raise Refused("请先扫描试管条码开管，本人未登记", "scan a tube first; not registered")
+            raise Refused(words("person.scan_tube_first"))
         if single is None and duplicate_of is None:
             self._register(person, source, None, None)
             return
         self._pending = {"kind": "person", "person": person, "source": source, "single_reason": single, "duplicate_of": duplicate_of}
-        who = f"{mask_name(person['name'])} {mask_id(person['id_number'])}"
-        parts, parts_en = [], []
+        parts = []
         if duplicate_of:
-            at = duplicate_of["at"][11:16]
-            parts.append(f"今日已在 {duplicate_of['tube_id']} 管采样（{at}）")
-            parts_en.append(f"already sampled today in tube {duplicate_of['tube_id']} at {at}")
+            parts.append(words("person.duplicate", tube_id=duplicate_of["tube_id"], at=duplicate_of["at"][11:16]))
             if duplicate_of.get("other_name"):
                 # same ID number, another name: a mistyped number, a shared card, or a
                 # misread one; the volunteer must look at the person's document
-                parts.append(f"注意：同一证件号此前登记姓名为 {duplicate_of['other_name']}，请核对证件")
-                parts_en.append(f"NOTE: the same ID number was registered as {duplicate_of['other_name']}; check the document")
-                self._say("证件号相同但姓名不同，请核对证件")
+                parts.append(words("person.other_name", other_name=duplicate_of["other_name"]))
+                self._speak("person.other_name_spoken")
             else:
-                self._say("重复采样，请确认")
+                self._speak("person.duplicate_spoken")
         if single:
-            how = "扫描单管条码" if self._source == "prelabelled" else "确认"
-            parts.append(f"{SINGLE_ZH[single]}：必须单人单管，请取单独试管后{how}")
-            parts_en.append(f"{single.replace('_', ' ')}: sample SINGLE in a separate tube")
-            self._say(f"{SINGLE_ZH[single]}，单采单管")
-        self._show_("confirm", f"{who}：" + "；".join(parts), f"{who}: " + "; ".join(parts_en), pending=self._pending_view())
+            how = words("person.single_how_scan" if self._source == "prelabelled" else "person.single_how_confirm")
+            parts.append(words("person.single_needed", reason=single_words(single), how=how))
+            self._speak("person.single_spoken", reason=single_words(single))
+        self._show_("confirm", *words("person.confirm", who=_who_of(person), parts=listed(parts)), pending=self._pending_view())
 
-    def _earlier_today(self, person: dict) -> dict | None:
+    def _earlier_today(self, person: dict[str, Any]) -> dict[str, Any] | None:
         """Where and when this person was sampled today (the latest sample not void), or None:
         from the store's samples of this person today (Facts.people)."""
         key = (self._key(person), self._today().isoformat())
@@ -141,7 +152,7 @@ class PeopleRules:
                 "other_name": mask_name(r["name"]) if r.get("name") and r["name"].strip() != person["name"].strip() else None,
                 **self._where}
 
-    def _register(self, person: dict, source: str, duplicate_of: str | None, single_tube: str | None) -> None:
+    def _register(self, person: dict[str, Any], source: str, duplicate_of: str | None, single_tube: str | None) -> None:
         """Put the person into a tube. All checks are done by the caller; this only emits."""
         single = _single_reason(person)
         fields = {
@@ -154,8 +165,7 @@ class PeopleRules:
             "source": source,
             "duplicate_of": duplicate_of,
         }
-        who = f"{mask_name(person['name'])} {mask_id(person['id_number'])}"
-        colour = COLOUR_ZH[person["colour"]]
+        who, colour = _who_of(person), colour_words(person["colour"])
         if single:
             tube_id = single_tube or self._next_id(self._prefix, 4)
             self._open_tube(tube_id, single)
@@ -166,9 +176,9 @@ class PeopleRules:
                 self._emit("alert", reason=f"{person['colour']}_code", sample_record_id=sample["record_id"],
                            tube_id=tube_id, colour=person["colour"])
             self._close_tube("full", tube_id)
-            self._show_("ok", f"{who} 已登记（{colour}）单管 {tube_id}", f"registered SINGLE in tube {tube_id}",
-                        person=_masked(person), **({"alert": True} if alert else {}))
-            self._say("单管已登记")
+            detail: dict[str, Any] = {"person": _masked(person), **({"alert": True} if alert else {})}
+            self._show_("ok", *words("person.registered_single", who=who, colour=colour, tube_id=tube_id), **detail)
+            self._speak("person.registered_single_spoken")
             self._after_pooled_continue()
             return
         if self.state.table["tube"] is None:
@@ -179,58 +189,54 @@ class PeopleRules:
             "sample", tube_id=tube["id"], position=position, capacity=tube["capacity"], pool_mode=tube["mode"],
             single_reason=None, **fields
         )
-        message = f"{who} 已登记（{colour}），{tube['id']} 第{position}/{tube['capacity']}人"
-        message_en = f"registered in tube {tube['id']}: {position}/{tube['capacity']}"
-        self._say(f"第{position}人")
+        said = [words("person.registered", who=who, colour=colour, tube_id=tube["id"], position=position,
+                      capacity=tube["capacity"])]
+        self._speak("person.position_spoken", position=position)
         if tube["mode"] == "household" and position < tube["capacity"]:
-            message += "；本户结束请按封管"
-            message_en += "; close the tube when the household is done"
+            said.append(words("tube.household_close_hint"))
             if position == 1:
-                self._say("本户结束请按封管")
+                self._speak("tube.household_close_spoken")
         if position >= tube["capacity"]:
             self._close_tube("full")
-            self._say("本管已满")
-            message += "，本管已满"
-            message_en += ", tube full"
+            self._speak("tube.full_spoken")
+            said.append(words("tube.full"))
             if self._source == "print" and tube["capacity"] == 1:
-                pass  # 单采单检: each person's tube opens (and prints) when they arrive, never ahead
+                pass  # one per tube: each person's tube opens (and prints) when they arrive, never ahead
             elif self._source == "print":
                 new = self._open_tube(self._next_id(self._prefix, 4), None)
-                message += f"，新管 {new} 标签已打印"
-                message_en += f", next tube {new} label printed"
+                said.append(words("tube.next_printed", tube_id=new))
             else:
-                message += "，请扫描新管条码"
-                message_en += ", scan the next tube"
-                self._say("请扫描新管")
-        self._show_("ok", message, message_en, person=_masked(person), tube_id=tube["id"], position=position)
+                said.append(words("tube.scan_next"))
+                self._speak("tube.scan_next_spoken")
+        self._show_("ok", *joined(*said), person=_masked(person), tube_id=tube["id"], position=position)
 
     def _after_pooled_continue(self) -> None:
         tube = self.state.tube(self.state.table["tube"])
         if tube:
-            self._say(f"混管 {tube['id']} 继续，已有{tube['count']}人")
+            self._speak("tube.pooled_continues", tube_id=tube["id"], count=tube["count"])
 
     def _confirm(self, kind: str | None) -> None:
         p = self._pending
         if p is None or (kind == "duplicate" and not (p["kind"] == "person" and p["duplicate_of"])):
-            raise Refused("没有待确认的事项", "nothing to confirm")
+            raise Refused(words("person.nothing_to_confirm"))
         if p["kind"] == "command":  # a destructive card held for this confirm
             if kind == "duplicate":
-                raise Refused("没有待确认的重复采样", "no duplicate to confirm")
+                raise Refused(words("person.no_duplicate"))
             self._pending = None
             self._on_command(p["command"])
             return
         if p["kind"] == "replace_tube":
             if self._source == "prelabelled":
-                raise Refused("请扫描新试管条码", "scan the new tube's barcode")
+                raise Refused(words("tube.scan_new_tube"))
             self._pending = None
             self._check_replaceable(p["tube_id"])
             self._replace(p["tube_id"], self._next_id(self._prefix, 4), p["reason"])
             return
         self._require_operator()
         if p["single_reason"] and self._source == "prelabelled":
-            raise Refused("请扫描单管试管条码以确认", "scan the separate tube's barcode to confirm")
+            raise Refused(words("person.scan_single_tube"))
         if not p["single_reason"] and self._source == "prelabelled" and self.state.table["tube"] is None:
-            raise Refused("请先扫描试管条码开管", "scan a tube first")
+            raise Refused(words("tube.scan_first"))
         self._pending = None
         self._register(p["person"], p["source"], (p["duplicate_of"] or {}).get("record_id"), None)
 
@@ -248,19 +254,20 @@ class PeopleRules:
         try:
             spec = commands.check(command.name, command.args, command.source)
         except commands.CommandError as exc:
-            raise Refused(exc.message, exc.message_en) from None
+            raise Refused(Words(exc.message, exc.message_en)) from None
         if self._pending is not None:
-            raise Refused("请先确认或取消待处理事项", "confirm or reject what is pending first")
+            raise Refused(words("person.pending_command_first"))
         self._pending = {"kind": "command", "command": command}
-        self._show_("confirm", f"请确认：{spec.zh}", f"confirm: {spec.en}", command=spec.name)
-        self._say(f"请确认{spec.zh}")
+        title = Words(spec.zh, spec.en)
+        self._show_("confirm", *words("command.confirm_first", title=title), command=spec.name)
+        self._speak("command.confirm_first_spoken", title=title)
 
     def _reject(self) -> None:
         if self._pending is None:
-            raise Refused("没有待确认的事项", "nothing to reject")
+            raise Refused(words("person.nothing_to_reject"))
         self._pending = None
-        self._show_("info", "已取消，未登记", "rejected: nothing registered")
-        self._say("已取消")
+        self._show_("info", *words("person.rejected"))
+        self._speak("person.rejected_spoken")
 
     def _cmd_reject(self, c: Command) -> None:
         self._reject()
@@ -275,15 +282,13 @@ class PeopleRules:
         """A command card opens a page of the screen (a card cannot carry a person's details)."""
         self._require_operator()
         view = str(c.args.get("view"))
-        zh = {"manual": "请在屏幕上填写手工登记", "box": "转运箱：请在屏幕上清点、封箱或交接", "people": "本管人员见屏幕"}[view]
-        self._show_("info", zh, f"{view} page opened on the screen", open=view)
+        self._show_("info", *words(f"station.view.{view}"), open=view)
 
     def _cmd_manual_entry(self, c: Command) -> None:
-        person, source = self._person_of(c)  # type: ignore[misc]
-        self._person_arrives(person, source)
+        self._person_arrives(*self._person_needed(c))
 
 
-def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
+def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict[str, Any]:
     """The person a manual entry describes, checked (Refused says what is wrong)."""
     name = str(a.get("name") or "").strip()
     id_type = str(a.get("id_type") or "resident_id")
@@ -291,45 +296,44 @@ def _manual_person(a: Mapping[str, Any], today: dt.date) -> dict:
     phone = str(a.get("phone") or "").strip()
     colour = a.get("colour") or None
     if not name:
-        raise Refused("请填写姓名", "name is required")
+        raise Refused(words("person.name_required"))
     if id_type not in ID_TYPES:
-        raise Refused(f"证件类型无效：{id_type}", f"id_type must be one of {', '.join(ID_TYPES)}")
+        raise Refused(words("person.id_type_invalid", id_type=Words(id_type, ", ".join(ID_TYPES))))
     if colour not in (None, "green", "yellow", "red"):
-        raise Refused("健康码颜色无效", "colour must be green, yellow or red")
+        raise Refused(words("person.colour_invalid"))
     if id_type == "resident_id":
         try:
             number = idnumber.validate(number, today)
         except idnumber.IdNumberError as exc:
-            raise Refused(f"身份证号无效：{exc.reason}，未登记", f"ID number invalid: {exc.reason_en}; not registered") from None
+            raise Refused(words("person.id_number_invalid", reason=Words(exc.reason, exc.reason_en))) from None
     elif id_type in _ID_PATTERNS:
-        pattern, zh, en = _ID_PATTERNS[id_type]
         number = number.replace(" ", "")
-        if not re.fullmatch(pattern, number) or (id_type == "foreign_permanent" and len(number) == 18
-                                                  and idnumber.check_char(number[:17]) != number[17]):
-            raise Refused(f"{zh}号码格式不对，未登记", f"{en} number is not valid; not registered")
+        if not re.fullmatch(_ID_PATTERNS[id_type], number) or (id_type == "foreign_permanent" and len(number) == 18
+                                                             and idnumber.check_char(number[:17]) != number[17]):
+            raise Refused(words("person.document_invalid", document=words(f"person.id_type.{id_type}")))
     elif id_type == "none":
         number = ""
         if not phone:
-            raise Refused("无证件人员请填写联系电话（监护人电话）", "people without an ID need a phone (guardian's)")
+            raise Refused(words("person.phone_required"))
     if not phone_numbers.valid(phone):
-        raise Refused("联系电话无效（手机、座机如 0769-12345678，或 +国家码）",
-                      "phone number invalid: a mobile, a landline such as 0769-12345678, or +country code")
+        raise Refused(words("person.phone_invalid"))
     return {"name": name, "id_type": id_type, "id_number": number, "phone": phone, "colour": colour,
             "key_person": a.get("key_person") in (True, 1, "1", "true", "yes")}
 
 
-# The number each document carries, checked where a check exists: 港澳通行证 H/M + 8 digits
-# (older 10), 台湾通行证 8 digits (older 10), 外国人永久居留身份证 3 letters + 12 digits
+# The number each document carries, checked where a check exists (the documents' names are
+# ``person.id_type.<id_type>``): the Hong Kong/Macau permit H/M + 8 digits (older 10), the
+# Taiwan permit 8 digits (older 10), the foreign permanent resident card 3 letters + 12 digits
 # (2004 series) or 18 characters starting 9 with the resident ID's check character (2023).
 _ID_PATTERNS = {
-    "passport": (r"[A-Z0-9]{5,20}", "护照", "passport"),
-    "hk_macau_permit": (r"[HM][0-9]{8}([0-9]{2})?", "港澳居民来往内地通行证", "Hong Kong/Macau permit"),
-    "taiwan_permit": (r"[0-9]{8}([0-9]{2})?", "台湾居民来往大陆通行证", "Taiwan permit"),
-    "foreign_permanent": (r"[A-Z]{3}[0-9]{12}|9[0-9]{16}[0-9X]", "外国人永久居留身份证", "foreign permanent resident card"),
+    "passport": r"[A-Z0-9]{5,20}",
+    "hk_macau_permit": r"[HM][0-9]{8}([0-9]{2})?",
+    "taiwan_permit": r"[0-9]{8}([0-9]{2})?",
+    "foreign_permanent": r"[A-Z]{3}[0-9]{12}|9[0-9]{16}[0-9X]",
 }
 
 
-def _single_reason(person: dict) -> str | None:
+def _single_reason(person: dict[str, Any]) -> str | None:
     if person["colour"] == "red":
         return "red_code"
     if person["colour"] == "yellow":
@@ -339,5 +343,9 @@ def _single_reason(person: dict) -> str | None:
     return None
 
 
-def _masked(person: dict) -> dict:
+def _who_of(person: dict[str, Any]) -> str:
+    return f"{mask_name(person['name'])} {mask_id(person['id_number'])}"
+
+
+def _masked(person: dict[str, Any]) -> dict[str, Any]:
     return {"name": mask_name(person["name"]), "id": mask_id(person["id_number"]), "colour": person["colour"]}

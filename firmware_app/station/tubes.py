@@ -1,4 +1,5 @@
-"""Tubes: open (a printed label or a lab barcode), close, reprint; a broken tube"""
+"""Tubes: open (a printed label or a lab barcode), close, reprint; a broken tube replaced
+in one step; voids of mistaken registrations."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import re
 
 from firmware_app import labels
 from firmware_app.model import POOL_CAPACITY, Command, PrintLabel
-from firmware_app.station.common import Refused, _mode_zh, _who
+from firmware_app.station.common import Refused, Rules, Words, _who, mode_words, words
 
 
-class TubeRules:
+class TubeRules(Rules):
     """Tubes: open (a printed label or a lab barcode), close, reprint; a broken tube
     replaced in one step; voids of mistaken registrations."""
 
@@ -67,35 +68,31 @@ class TubeRules:
             tube = self.state.tubes.get(tube_id)
             if tube is None:
                 # not echoed: an unknown barcode may be someone's ID number
-                raise Refused("本台打印标签，该条码不是本台的管", "this table prints its labels; that barcode is not one of its tubes")
-            state = {"open": "采样中", "closed": "已封管", "replaced": "已更换"}[tube["state"]]
-            self._show_("info", f"管 {tube_id}：{tube['count']}人，{state}", f"tube {tube_id}: {tube['count']} people, {tube['state']}")
+                raise Refused(words("tube.not_ours"))
+            state = words(f"tube.state.{tube['state']}")
+            self._show_("info", *words("tube.status", tube_id=tube_id, count=tube["count"], state=state))
             return
         self._require_operator()
         current = self.state.tube(self.state.table["tube"])
         if current is not None and current["id"] == tube_id:  # the open tube scanned again: not "used"
-            self._show_("info", f"管 {tube_id} 正在使用，已有 {current['count']}/{current['capacity']} 人，请继续",
-                        f"tube {tube_id} is the open one: {current['count']}/{current['capacity']}; go on")
-            self._say("本管正在使用，请继续")
+            self._show_("info", *words("tube.in_use", tube_id=tube_id, count=current["count"], capacity=current["capacity"]))
+            self._speak("tube.in_use_spoken")
             return
         if pending:
-            raise Refused("请先确认或取消待确认的人员", "confirm or reject the pending person first")
+            raise Refused(words("tube.pending_first"))
         self._check_new_tube_id(tube_id)
         if current is not None:
             if current["count"]:
-                raise Refused(
-                    f"当前管 {current['id']} 有 {current['count']} 人未满，请先扫描关管卡",
-                    f"tube {current['id']} is open with {current['count']} people; close it first",
-                )
+                raise Refused(words("tube.close_first", tube_id=current["id"], count=current["count"]))
             self._close_tube("manual")
         self._open_tube(tube_id, None)
         mode = self.state.table["mode"]
-        self._show_("ok", f"已开管 {tube_id}（{_mode_zh(mode)}），请出示身份证或采样码", f"tube {tube_id} opened ({mode})")
-        self._say("已开管，请出示身份证")
+        self._show_("ok", *words("tube.opened", tube_id=tube_id, mode=mode_words(mode)))
+        self._speak("tube.opened_spoken")
 
     def _check_new_tube_id(self, tube_id: str) -> None:
         if self._tube_used(tube_id):
-            raise Refused(f"试管 {tube_id} 已使用过，请换一支", f"tube {tube_id} has been used already; take another")
+            raise Refused(words("tube.used", tube_id=tube_id))
 
     def _replace(self, old_id: str, new_id: str, reason: str) -> None:
         old = self.state.tubes[old_id]
@@ -111,29 +108,25 @@ class TubeRules:
         slip = labels.recall_slip(old_id, new_id, self._site_name, when, people)
         self._emit("label", ref=new_id, label_kind="manifest", reprint=False)
         self._step.prints.append(PrintLabel(slip, ref=new_id))
-        self._show_(
-            "confirm",
-            f"管 {old_id} 已更换为 {new_id}：本管 {len(live)} 人须重新采样，请召回（名单已打印）",
-            f"tube {old_id} replaced by {new_id}: its {len(live)} people must be swabbed again (recall slip printed)",
-            people=people, recall={"old_tube_id": old_id, "tube_id": new_id},
-        )
-        self._say(f"已换管，请召回{len(live)}人重新采样")
+        self._show_("confirm", *words("tube.replaced", old_tube_id=old_id, tube_id=new_id, count=len(live)),
+                    people=people, recall={"old_tube_id": old_id, "tube_id": new_id})
+        self._speak("tube.replaced_spoken", count=len(live))
         self._step.result = {"tube_id": new_id, "old_tube_id": old_id, "people": len(live)}
 
     def _cmd_close_tube(self, c: Command) -> None:
         reason = str(c.args.get("reason") or "manual")
         if reason not in ("manual", "end_of_queue"):
-            raise Refused(f"关管原因无效：{reason}", f"close reason must be manual or end_of_queue, not {reason!r}")
+            raise Refused(words("tube.close_reason_invalid", reason=reason))
         if self.state.table["tube"] is None:
-            raise Refused("当前没有打开的管", "no tube is open")
+            raise Refused(words("tube.none_open"))
         tube = self.state.tubes[self.state.table["tube"]]
         self._close_tube(reason)
-        why = "队伍已结束" if reason == "end_of_queue" else ("本户结束" if tube["mode"] == "household" else "手动")
-        zh, en = self._next_step()
+        why = "household" if reason == "manual" and tube["mode"] == "household" else reason
         # a person waiting for a confirm stays waiting, and the panel says so (amber, not green)
-        self._show_("confirm" if self._pending else "ok", f"管 {tube['id']} 已关闭（{why}），共 {tube['count']} 人。{zh}",
-                    f"tube {tube['id']} closed ({reason}), {tube['count']} people. {en}", pending=self._pending_view())
-        self._say("已关管")
+        self._show_("confirm" if self._pending else "ok",
+                    *words("tube.closed", tube_id=tube["id"], why=Words(words(f"tube.close_why.{why}").zh, reason),
+                           count=tube["count"], next=self._next_step()), pending=self._pending_view())
+        self._speak("tube.closed_spoken")
         self._step.result = {"tube_id": tube["id"], "count": tube["count"]}
 
     def _cmd_end_of_queue(self, c: Command) -> None:
@@ -153,29 +146,29 @@ class TubeRules:
         new_id = str(c.args.get("new_tube_id") or "")
         if new_id:
             if self._source == "prelabelled" and not self._tube_re.fullmatch(new_id):
-                raise Refused("新管条码格式不对", "the new tube id does not look like a tube barcode")
+                raise Refused(words("tube.new_id_not_barcode"))
             if self._source == "print" and not re.fullmatch(re.escape(self._prefix) + r"[0-9]{10,}", new_id):
                 # this table prints its own ids: anything else (an ID number typed by mistake) is refused
-                raise Refused("新管号不是本台的管号格式", "the new tube id is not one of this table's printed ids")
+                raise Refused(words("tube.new_id_not_ours"))
             self._check_new_tube_id(new_id)
             self._replace(old_id, new_id, reason)
         elif self._source == "print":
             self._replace(old_id, self._next_id(self._prefix, 4), reason)
         else:
             if self._pending:
-                raise Refused("请先确认或取消待确认的人员", "confirm or reject the pending person first")
+                raise Refused(words("tube.pending_first"))
             self._pending = {"kind": "replace_tube", "tube_id": old_id, "reason": reason}
-            self._show_("confirm", f"更换管 {old_id}：请扫描新试管条码", f"replacing tube {old_id}: scan the new tube")
-            self._say("请扫描新试管")
+            self._show_("confirm", *words("tube.replacing", tube_id=old_id))
+            self._speak("tube.replacing_spoken")
 
     def _check_replaceable(self, old_id: str) -> None:
         old = self.state.tubes.get(old_id)
         if old is None or not old["count"]:
-            raise Refused("没有可更换的管", "no tube with people to replace")
+            raise Refused(words("tube.nothing_to_replace"))
         if old["state"] == "replaced":
-            raise Refused(f"管 {old_id} 已更换过", f"tube {old_id} was replaced already")
+            raise Refused(words("tube.replaced_already", tube_id=old_id))
         if old["box"] and self.state.boxes[old["box"]]["state"] != "open":
-            raise Refused(f"管 {old_id} 已封箱，不能在本台更换", f"tube {old_id} is in a sealed box")
+            raise Refused(words("tube.in_sealed_box", tube_id=old_id))
 
     def _cmd_reprint_label(self, c: Command) -> None:
         t = self.state.table
@@ -185,49 +178,40 @@ class TubeRules:
         if ref in self.state.boxes:
             box = self.state.boxes[ref]
             if box["state"] == "open":
-                raise Refused(f"转运箱 {ref} 未封箱，封箱时打印", f"box {ref} is open; its label prints when it closes")
+                raise Refused(words("box.label_when_closed", box_id=ref))
             self._box_label(box, reprint=True)
         elif ref in self.state.tubes and self.state.tubes[ref]["state"] != "replaced":
             self._print_tube_label(ref, reprint=True)
         else:
-            raise Refused("没有可补打的标签", "nothing to reprint")
-        self._show_("ok", f"已补打标签 {ref}", f"label {ref} reprinted")
+            raise Refused(words("tube.nothing_to_reprint"))
+        self._show_("ok", *words("tube.reprinted", ref=ref))
         self._step.result = {"ref": ref}
 
     def _cmd_void_last(self, c: Command) -> None:
         last = self.state.table["last"]
         if last is None or last["voided"]:
-            raise Refused("没有可作废的最近登记", "no recent registration to void")
+            raise Refused(words("void.no_recent"))
         self._void(c, last["rid"], last["tube_id"], last["day"], f"{last['name']} {last['id']}")
 
     def _cmd_void(self, c: Command) -> None:
         target = str(c.args.get("record_id", ""))
         record = self._fact(self._facts.records, target)
         if record is None or record.get("kind") != "sample" or record.get("device_id") != self._device_id:
-            raise Refused(
-                f"没有可作废的登记记录 {target}（往日已交接的记录由区平台处理）",
-                f"no sample record {target!r} to void here (earlier days' handed-over records: the district)",
-            )
+            raise Refused(words("void.no_record", record_id=target))
         if target in self._facts.voided:
-            raise Refused(f"记录 {target} 已作废", f"record {target} is already void")
+            raise Refused(words("void.already", record_id=target))
         self._void(c, target, record["tube_id"], record["at"][:10], _who(record))
 
     def _void(self, c: Command, target: str, tube_id: str, day: str, who: str) -> None:
         if c.source != "mqtt":
             self._require_operator()
         if day < self._today().isoformat():
-            raise Refused(
-                f"只能作废当天的登记：{target} 是 {day} 的记录，请由区平台处理",
-                f"only today's registrations can be voided here: {target} is from {day}; the district handles it",
-            )
+            raise Refused(words("void.not_today", record_id=target, day=day))
         tube = self.state.current(tube_id)
         if tube is None:  # its box left with the courier: the row is gone
-            raise Refused(
-                f"管 {tube_id} 已随转运箱交给转运人员，不能作废，请由区平台处理",
-                f"tube {tube_id} left with its box (handed to the courier); the district handles it",
-            )
+            raise Refused(words("void.tube_left", tube_id=tube_id))
         reason = str(c.args.get("reason") or "mistaken_entry")
         self._emit("void", voided_record_id=target, tube_id=tube["id"], reason=reason, via=c.source)
-        self._show_("ok", f"已作废 {who}（管 {tube['id']}，名额不释放）", f"voided {target} in tube {tube['id']} (slot stays used)")
-        self._say("已作废")
+        self._show_("ok", *words("void.done", who=Words(who, target), tube_id=tube["id"]))
+        self._speak("void.done_spoken")
         self._step.result = {"voided_record_id": target, "tube_id": tube["id"]}

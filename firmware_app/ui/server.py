@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware_app import boundedjson, commands
+from firmware_app.catalogue import both, en, zh
+from firmware_app.ui import texts
 from firmware_app.model import Command, mask_id
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ STATIC_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/keypad.js": ("keypad.js", "text/javascript; charset=utf-8"),
+    "/texts.js": ("", "text/javascript; charset=utf-8"),  # the page's words, from the catalogue (ui/texts.py)
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 
@@ -60,6 +63,11 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def _refusal(key: str) -> dict[str, str]:
+    """A refused request's words: ``error`` in English, ``error_zh`` in zh-CN (screen.*)."""
+    return {"error": en(key), "error_zh": zh(key)}
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -80,16 +88,16 @@ def read_provision_errors(path: Path) -> list[dict]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        return [_problem({"message": f"无法读取开机配置错误文件 {path}: {exc.strerror}",
-                          "message_en": f"cannot read provisioning errors {path}: {exc.strerror}"})]
+        text_zh, text_en = both("screen.provision_unreadable", path=path, reason=exc.strerror)
+        return [_problem({"message": text_zh, "message_en": text_en})]
     try:
         data = boundedjson.loads(raw, max_bytes=1 << 20, max_depth=8)
         items = data.get("problems", []) if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ValueError("not a list")
     except ValueError:
-        return [_problem({"message": f"开机配置错误文件 {path} 已损坏",
-                          "message_en": f"provisioning errors file {path} is corrupt"})]
+        text_zh, text_en = both("screen.provision_corrupt", path=path)
+        return [_problem({"message": text_zh, "message_en": text_en})]
     return [_problem(item if isinstance(item, dict) else {"message": str(item)}) for item in items]
 
 
@@ -132,7 +140,7 @@ class UiServer:
         self._rev = 0
         self._snapshot: dict[str, Any] = {}
         self._show_key: tuple | None = None
-        self._flash = {"n": 0, "level": "info"}
+        self._flash: dict[str, Any] = {"n": 0, "level": "info"}
         self._in_step = False  # notify() since the last update(): Shows of one station step
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
@@ -222,7 +230,7 @@ class UiServer:
     def _flash_locked(self, level: Any) -> None:
         level = level if level in LEVELS else "info"
         if self._in_step and SEVERITY[self._flash["level"]] > SEVERITY[level]:
-            level = self._flash["level"]  # one step said "第10人" (ok) then "本管已满" (info): OK tone
+            level = self._flash["level"]  # one step said person 10 (ok) then tube full (info): the OK tone
         self._flash = {"n": self._flash["n"] + 1, "level": level}
 
     def _bump(self) -> None:
@@ -259,11 +267,8 @@ class UiServer:
         """A tap on the screen as a station command, checked against the one command table."""
         name = body.get("name")
         args = body.get("args", {})
-        try:
-            commands.check(name, args, "ui")
-        except commands.CommandError as exc:
-            raise ValueError(exc.message_en) from None
-        return Command(name, dict(args), source="ui")
+        commands.check(name, args, "ui")  # a CommandError is a ValueError: its str is the English, .message the zh-CN
+        return Command(str(name), dict(args), source="ui")
 
 
 class _Server(ThreadingHTTPServer):
@@ -307,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if not self._host_ok():
-            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, "error": "bad Host"})
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, **_refusal("screen.bad_host")})
             return
         path = self.path.split("?", 1)[0]
         if path == "/events":
@@ -322,29 +327,30 @@ class _Handler(BaseHTTPRequestHandler):
             name, ctype = STATIC_FILES[path]
             csp = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-            self._reply(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), ctype,
+            body = texts.script() if path == "/texts.js" else (STATIC_DIR / name).read_bytes()
+            self._reply(HTTPStatus.OK, texts.fill(body) if name == "index.html" else body, ctype,
                         {"Content-Security-Policy": csp})
         else:
-            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, **_refusal("screen.not_found")})
 
     def do_POST(self) -> None:
         ui = self.server.ui
         if not self._host_ok() or self.headers.get("Origin", "") != f"http://{self.headers.get('Host')}":
-            self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "same-origin requests only"})
+            self._json(HTTPStatus.FORBIDDEN, {"ok": False, **_refusal("screen.same_origin")})
             return
         if self.path.split("?", 1)[0] != "/api/command":
-            self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": "not found"})
+            self._json(HTTPStatus.NOT_FOUND, {"ok": False, **_refusal("screen.not_found")})
             return
         # a JSON content type cannot be sent cross-site without a CORS preflight we never answer
         if self.headers.get_content_type() != "application/json":
-            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "error": "JSON only"})
+            self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, **_refusal("screen.json_only")})
             return
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if not 0 < length <= MAX_BODY:
-            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "bad body length"})
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, **_refusal("screen.body_length")})
             return
         try:
             body = boundedjson.loads(self.rfile.read(length), max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
@@ -352,7 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("body must be an object")
             command = ui._command(body)
         except (ValueError, TypeError) as exc:  # TypeError: a validator surprised by a type; still a 400
-            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)})
+            self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc),
+                                                "error_zh": getattr(exc, "message", "") or zh("screen.bad_request")})
             return
         try:
             ui.on_command(command)
@@ -371,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
                 busy = False
                 ui._streams += 1
         if busy:
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many screens"})
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, **_refusal("screen.too_many")})
             return
         try:
             self.send_response(HTTPStatus.OK)

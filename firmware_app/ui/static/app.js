@@ -2,105 +2,33 @@
 // posts the volunteer's taps back as station commands. No framework, no build step.
 "use strict";
 
-const TEXT = {
-  "zh-CN": {
-    operator: "操作员", no_operator: "未签到", mode: "模式", today: "今日",
-    today_value: "{people}人 / {tubes}管", tube: "当前管", no_tube: "无",
-    modes: { "1": "单采单检", "10": "10混1", "20": "20混1", household: "一户一管" },
-    close_tube: "封管", reprint_label: "补打标签", void_last: "作废上一人",
-    switch_mode: "切换模式", confirm_duplicate: "确认加入", reject_duplicate: "不加入",
-    confirm_single: "确认单管", scan_single: "请扫描单管条码", confirm_replace: "确认换管", confirm_command: "确认执行", reject: "取消",
-    sign_out: "签退", yes: "确定", cancel: "取消",
-    confirm_void: "确定作废上一人 {who}？", confirm_sign_out: "确定签退？",
-    choose_mode: "选择混采模式",
-    colours: { green: "绿码", yellow: "黄码", red: "红码" },
-    sources: { idcard: "身份证", qr: "采样码", camera: "二维码", scanner: "扫码枪", manual: "手工录入" },
-    last_person: "上一位", pending_person: "待确认", voided: "已作废",
-    single: "单管", single_reasons: { yellow_code: "黄码", red_code: "红码", key_person: "重点人群" },
-    devices: { idcard: "身份证", scanner: "扫码枪", camera: "摄像头", printer: "打印机", store: "存储", broker: "服务器" },
-    broker: "服务器", backlog: "待传", offline_only: "仅离线", labels_waiting: "待打印",
-    problems_title: "需要技术员处理", line: "第{line}行",
-    disconnected: "与采样程序的连接已断开", reconnecting: "正在自动重新连接…请稍候",
-    send_failed: "操作未送达：{error}", waiting: "等待采样程序…",
-    other_lang: "EN",
-    manual_entry: "手工登记", people: "本管人员", box: "转运箱", replace_tube: "更换试管", close: "关闭",
-    manual_title: "手工登记（无证件或读不出）", register: "登记", f_number: "证件号", f_name: "姓名", f_phone: "电话",
-    id_types: { resident_id: "居民身份证", passport: "护照", hk_macau_permit: "港澳通行证", taiwan_permit: "台湾通行证",
-      foreign_permanent: "外国人永居证", none: "无证件" },
-    no_number: "无证件：请填姓名和监护人电话", number_ok: "✔ 号码格式正确", need_name: "请填写姓名",
-    need_phone: "无证件人员请填写联系电话（监护人电话）", bad_phone: "电话应为7-12位数字",
-    people_title: "当前管 {tube} · {n}人", no_people: "当前管还没有人", void: "作废", void_one: "确定作废第{n}位 {who}？",
-    confirm_replace_tube: "管 {tube} 破损或洒漏：更换新管并召回本管人员重新采样？",
-    box_title: "转运箱 {box} · {n}/{cap}管 · {people}人", no_box: "没有打开的转运箱",
-    count_prompt: "请清点桌上实物管数，输入后按“提交清点”", count_blocked: "清点不符：清单 {listed} 管，实数 {counted} 管——核对后重新清点，未一致不能封箱",
-    count_ok: "清点一致：{listed} 管，可以封箱", count_label: "实物管数", courier_label: "转运人员姓名",
-    count_submit: "提交清点", close_box: "封箱", handover: "交接", handover_submit: "确认交接",
-    closed_boxes: "已封箱待交接", confirm_handover: "将转运箱 {box} 交给 {courier}？",
-    courier_hint: "或扫描转运人员的交接码", recall_title: "须召回重新采样（{n}人，召回单已打印）",
-    next: "下一步：", tech_title: "技术员面板：完整状态", tech_hint: "点此处看详情",
-    unsent_warn: "⚠ {n}条记录未上传，最早已{age}", unsent_alarm: "⚠ {n}条记录已{age}未上传——请联系技术员",
-    minutes: "{m}分钟", hours: "{h}小时{m}分", alert: "红码警报",
-    name_hint: "姓名：屏幕拼音（打拼音后点字），或接USB键盘打拼音（数字键选字）；字库里没有的字可用ABC输入拼音全拼",
-  },
-  en: {
-    operator: "Operator", no_operator: "not signed in", mode: "Mode", today: "Today",
-    today_value: "{people} people / {tubes} tubes", tube: "Tube", no_tube: "none",
-    modes: { "1": "single", "10": "10 in 1", "20": "20 in 1", household: "household" },
-    close_tube: "Close tube", reprint_label: "Reprint label", void_last: "Void last",
-    switch_mode: "Switch mode", confirm_duplicate: "Confirm add", reject_duplicate: "Do not add",
-    confirm_single: "Single tube", scan_single: "Scan the single tube", confirm_replace: "Replace tube", confirm_command: "Carry it out", reject: "Cancel",
-    sign_out: "Sign out", yes: "Yes", cancel: "Cancel",
-    confirm_void: "Void the last person {who}?", confirm_sign_out: "Sign out now?",
-    choose_mode: "Choose the pooling mode",
-    colours: { green: "green", yellow: "yellow", red: "red" },
-    sources: { idcard: "ID card", qr: "sampling code", camera: "QR code", scanner: "scanner", manual: "manual" },
-    last_person: "Last person", pending_person: "Waiting for confirm", voided: "voided",
-    single: "single", single_reasons: { yellow_code: "yellow code", red_code: "red code", key_person: "key person" },
-    devices: { idcard: "ID card", scanner: "Scanner", camera: "Camera", printer: "Printer", store: "Storage", broker: "Broker" },
-    broker: "Broker", backlog: "Unsent", offline_only: "offline only", labels_waiting: "Labels waiting",
-    problems_title: "Needs a technician", line: "line {line}",
-    disconnected: "Lost the connection to the kiosk program", reconnecting: "Reconnecting automatically… please wait",
-    send_failed: "Not sent: {error}", waiting: "Waiting for the kiosk program…",
-    other_lang: "中文",
-    manual_entry: "Manual entry", people: "Tube people", box: "Box", replace_tube: "Replace tube", close: "Close",
-    manual_title: "Manual entry (no card or code)", register: "Register", f_number: "Number", f_name: "Name", f_phone: "Phone",
-    id_types: { resident_id: "Resident ID", passport: "Passport", hk_macau_permit: "HK/Macau permit", taiwan_permit: "Taiwan permit",
-      foreign_permanent: "Foreign PR card", none: "No document" },
-    no_number: "No document: enter the name and a guardian's phone", number_ok: "✔ number looks right", need_name: "Enter the name",
-    need_phone: "People without a document need a phone (guardian's)", bad_phone: "Phone: 7-12 digits",
-    people_title: "Tube {tube} · {n} people", no_people: "Nobody in the tube yet", void: "Void", void_one: "Void person {n} {who}?",
-    confirm_replace_tube: "Tube {tube} broken or spilled: replace it and recall its people?",
-    box_title: "Box {box} · {n}/{cap} tubes · {people} people", no_box: "No open box",
-    count_prompt: "Count the tubes on the table, enter the number, tap Submit count", count_blocked: "Count mismatch: {listed} listed, {counted} counted — recount; the box cannot close until they match",
-    count_ok: "Count matches: {listed} tubes, ready to close", count_label: "Tubes counted", courier_label: "Courier name",
-    count_submit: "Submit count", close_box: "Close box", handover: "Hand over", handover_submit: "Hand over",
-    closed_boxes: "Closed, waiting for the courier", confirm_handover: "Hand box {box} to {courier}?",
-    courier_hint: "or scan the courier's hand-over code", recall_title: "Recall for a new swab ({n}, slip printed)",
-    next: "Next: ", tech_title: "Technician panel: full status", tech_hint: "tap for details",
-    unsent_warn: "⚠ {n} records unsent, oldest {age}", unsent_alarm: "⚠ {n} records unsent for {age} — call the technician",
-    minutes: "{m} min", hours: "{h} h {m} min", alert: "RED CODE ALERT",
-    name_hint: "Name: on-screen pinyin (type, tap the character) or a USB keyboard (digits pick); a character not in the table: ABC, full pinyin",
-  },
-};
+// Every word the page shows is in the message catalogue (firmware_app/catalogue/screen.py,
+// the ui. area; devices. for the status lights), served as /texts.js: {key: [zh, en]}.
+const TEXTS = window.SWAB_TEXTS || {};
+const LANGS = ["zh-CN", "en"];
+const ID_TYPES = ["resident_id", "passport", "hk_macau_permit", "taiwan_permit", "foreign_permanent", "none"];
 const ICONS = { ok: "✔", confirm: "!", error: "✖", info: "…" };
 const DEVICE_ORDER = ["idcard", "scanner", "camera", "printer", "store"];
 const STALE_MS = 40000; // the server pings every 15 s; silence this long means a hung daemon
 
 const $ = (id) => document.getElementById(id);
 let state = null;
-let chosenLang = TEXT[localStorage.getItem("swab-lang")] ? localStorage.getItem("swab-lang") : null;
+let chosenLang = LANGS.includes(localStorage.getItem("swab-lang")) ? localStorage.getItem("swab-lang") : null;
 let lang = chosenLang || "zh-CN";
 let lastFlash = null;
 let firstAfterConnect = true;
 let lastMessageAt = Date.now();
 let source = null;
 
-function t(key, vars) {
-  let s = TEXT[lang][key] ?? TEXT["zh-CN"][key] ?? key;
-  for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+// the text of catalogue key `key` (ui. by default) in the screen's language, {fields} filled
+function word(key, vars) {
+  const pair = TEXTS[key];
+  let s = pair ? pair[lang === "en" ? 1 : 0] : key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll(`{${k}}`, v);
   return s;
 }
-function pick(obj, key) { return (TEXT[lang][obj] || {})[key] ?? key; }
+function t(key, vars) { return word("ui." + key, vars); }
+function pick(obj, key) { return TEXTS[`ui.${obj}.${key}`] ? t(`${obj}.${key}`) : key; }
 function localized(zh, en) { return lang === "en" ? (en || zh || "") : (zh || en || ""); }
 function other(zh, en) { return lang === "en" ? (en ? zh : "") : en || ""; }
 
@@ -144,6 +72,7 @@ function setText(id, text) { const el = $(id); if (el.textContent !== text) el.t
 
 function render() {
   document.documentElement.lang = lang;
+  document.title = t("title");
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
   $("lang").textContent = t("other_lang");
   if (!state) { setText("message", t("waiting")); return; }
@@ -263,20 +192,21 @@ function renderDots(tube) {
   dots.classList.toggle("twenty", cap > 10);
 }
 
-// Short zh-CN words for a device's or the broker's reason: the footer slot has room for a
-// few characters; the full text is in the technician panel (tap the footer).
+// A device's or the broker's reason in a few words (devices. in the catalogue): the footer
+// slot has room for a few characters; the raw reason is in the technician panel (tap the footer).
 const SHORT = [
-  [/paper|缺纸|纸/i, "缺纸", "paper"], [/refused|拒绝/i, "被拒绝", "refused"], [/timed? ?out|超时/i, "超时", "timeout"],
-  [/not found|no such|unplug|拔出|未连接|disconnect|断开|gone/i, "未连接", "unplugged"],
-  [/input\/output|i\/o|errno 5|读写/i, "读写错误", "I/O error"], [/auth|not authori[sz]ed|认证|密码/i, "认证失败", "auth"],
-  [/tls|ssl|certificate|证书/i, "证书错误", "TLS"], [/dns|resolve|name or service/i, "域名错误", "DNS"],
-  [/unreachable|network|网络/i, "网络不通", "network"], [/cover|盖/i, "盖未关", "cover open"],
+  [/paper/i, "paper"], [/refused/i, "refused"], [/timed? ?out/i, "timeout"],
+  [/not found|no such|unplug|disconnect|gone/i, "unplugged"],
+  [/input\/output|i\/o|errno 5/i, "io_error"], [/auth|not authori[sz]ed/i, "auth"],
+  [/tls|ssl|certificate/i, "tls"], [/dns|resolve|name or service/i, "dns"],
+  [/unreachable|network/i, "network"], [/cover/i, "cover_open"],
 ];
 function shortReason(reason) {
   if (!reason) return "";
   if ([...reason].length <= 6 && /^[\u2e80-\u9fff]+$/.test(reason)) return reason; // already short zh-CN words
-  for (const [re, zh, en] of SHORT) if (re.test(reason)) return lang === "en" ? en : zh;
-  return [...reason].length <= 4 ? reason : (lang === "en" ? "fault" : "故障");
+  // a raw reason in English, or zh-CN words that contain the short ones (devices.paper in a longer text)
+  for (const [re, key] of SHORT) if (re.test(reason) || reason.includes((TEXTS["devices." + key] || [])[0] || "\u0000")) return word("devices." + key);
+  return [...reason].length <= 4 ? reason : word("devices.fault");
 }
 const allLights = [];
 
@@ -317,10 +247,10 @@ function renderLights(s) {
     const n = Number(s.backlog) || 0;
     const u = s.unsent || {};
     const status = u.level === "alarm" ? "bad" : u.level === "warn" ? "warn" : n === 0 ? "ok" : broker && broker.status === "ok" ? "busy" : "warn";
-    items.push(light(t("backlog") + " " + n, status, u.oldest_min ? age(u.oldest_min) : "",
+    items.push(light(t("backlog_count", { n }), status, u.oldest_min ? age(u.oldest_min) : "",
       u.oldest_min ? t("unsent_" + (u.level === "alarm" ? "alarm" : "warn"), { n, age: age(u.oldest_min) }) : ""));
   }
-  if (s.labels_waiting) items.push(light(t("labels_waiting") + " " + s.labels_waiting, "warn"));
+  if (s.labels_waiting) items.push(light(t("labels_waiting_count", { n: s.labels_waiting }), "warn"));
   $("lights").replaceChildren(...items);
 }
 
@@ -388,7 +318,7 @@ async function post(path, body) {
     });
     if (!res.ok) {
       const data = await res.json().catch(() => ({}));
-      throw new Error(data.error || res.status);
+      throw new Error(localized(data.error_zh, data.error) || res.status);
     }
   } catch (err) {
     localNotice(t("send_failed", { error: err.message }));
@@ -485,7 +415,7 @@ function renderBox(s) {
   setText("box-title", box ? t("box_title", { box: box.id, n: box.tubes, cap: box.capacity, people: box.people ?? "" }) : t("no_box"));
   $("box-tubes").replaceChildren(...(box ? box.tube_list || [] : []).map((tb) => {
     const li = document.createElement("li");
-    li.textContent = `${tb.id} · ${tb.people}${lang === "en" ? "" : "人"}` + (tb.single ? " · " + t("single") : "");
+    li.textContent = t("box_tube", { id: tb.id, people: tb.people }) + (tb.single ? " · " + t("single") : "");
     return li;
   }));
   const status = $("box-status");
@@ -498,7 +428,7 @@ function renderBox(s) {
     const div = document.createElement("div");
     div.className = "closed-box";
     const label = document.createElement("span");
-    label.textContent = `${b.id} · ${b.tubes}${lang === "en" ? " tubes" : "管"} · ${b.people}${lang === "en" ? "" : "人"}`;
+    label.textContent = t("closed_box", { id: b.id, tubes: b.tubes, people: b.people });
     const btn = document.createElement("button");
     btn.type = "button"; btn.className = "act" + (Box.courierFor === b.id ? " current" : ""); btn.dataset.box = b.id;
     btn.textContent = t("handover");
@@ -567,7 +497,7 @@ function setField(field) {
   renderManual();
 }
 function renderManual() {
-  $("m-types").replaceChildren(...Object.keys(TEXT["zh-CN"].id_types).map((type) => {
+  $("m-types").replaceChildren(...ID_TYPES.map((type) => {
     const b = document.createElement("button");
     b.type = "button"; b.className = "act" + (M.type === type ? " current" : ""); b.dataset.type = type;
     b.textContent = pick("id_types", type);
