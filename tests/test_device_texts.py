@@ -163,3 +163,15 @@ def test_a_failed_write_keeps_the_os_error_out_of_the_message():
     assert err.message == "存储写入失败，新的登记未保存。(/data/kiosk.db)"
     assert "Input/output" not in err.message and "Input/output" not in err.message_en
     assert err.raw == "Input/output error" and "Input/output error" in err.detail
+
+
+def test_the_station_shows_the_drivers_words_and_keeps_the_raw_reason_beside_them():
+    import drivers
+    from tests.test_station import signed_in
+
+    t = signed_in()
+    t.do(drivers.status("printer", False, catalogue.both("printer.not_connected"), "[Errno 111] Connection refused"))
+    assert (t.show.message, t.show.message_en) == ("打印机故障：打印机未连接", "printer not working: printer not connected")
+    assert "Errno 111" in t.show.detail["reason"]
+    t.do(drivers.error("printer", catalogue.both("printer.queue_unsaved"), "[Errno 28] No space left on device"))
+    assert t.show.message == "打印机：标签队列无法保存，请重试" and "Errno" not in t.show.message_en
