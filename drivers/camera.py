@@ -29,7 +29,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+import drivers
+from drivers import said
 from drivers.qr_decode import DECODERS, Decoder, make_decoder
+from firmware_app.catalogue import both, en, zh
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
 
 FRAME_SIZE = (1280, 720)
@@ -83,16 +86,24 @@ class FrameScanner:
         return self._debouncer.update(self._codes, t)
 
 
+class SourceError(OSError):
+    """A frame source that cannot open, in words from the catalogue (``words``: zh, en)."""
+
+    def __init__(self, words: tuple[str, str]) -> None:
+        super().__init__(said(words))
+        self.words = words
+
+
 class DirectorySource:
     """Image files of a directory in name order, as grey frames."""
 
     def __init__(self, path: str, loop: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
-            raise OSError(f"帧目录不存在 / frame directory not found: {path}")
+            raise SourceError(both("camera.dir_missing", path=path))
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
-            raise OSError(f"帧目录里没有图片 / no images in {path}")
+            raise SourceError(both("camera.dir_empty", path=path))
         self.loop = loop
         self._i = 0
 
@@ -138,7 +149,7 @@ class PiCameraSource:
 
 def check_source(source: str) -> None:
     if source != "picamera2" and not (source.startswith("dir:") and len(source) > 4):
-        raise ValueError(f"未知的摄像头来源 / unknown camera source {source!r}: use picamera2 or dir:/path")
+        raise ValueError(said(both("camera.unknown_source", source=repr(source))))
 
 
 def open_source(source: str, fps: float, loop: bool = False):
@@ -176,10 +187,10 @@ class Camera:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def _report(self, ok: bool, reason: str) -> None:
-        if (ok, reason) != self._status:  # once per change, not every retry
-            self._status = (ok, reason)
-            self._on_event(DeviceStatus("camera", ok, reason))
+    def _report(self, ok: bool, words: tuple[str, str] = ("", ""), raw: str = "") -> None:
+        if (ok, words[0]) != self._status:  # once per change, not every retry
+            self._status = (ok, words[0])
+            self._on_event(drivers.status("camera", ok, words, raw))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -187,14 +198,15 @@ class Camera:
             try:
                 source = open_source(self.source_name, self.fps, self.loop)
             except Exception as exc:  # no camera, no libcamera, empty directory
-                self._report(False, f"摄像头无法打开 / camera not available: {exc}")
+                words = exc.words if isinstance(exc, SourceError) else both("camera.unavailable")
+                self._report(False, words, drivers.why(exc, 300))
                 self._stop.wait(REOPEN_S)
                 continue
-            self._report(True, "")
+            self._report(True)
             try:
                 self._capture(source)
             except Exception as exc:  # the camera went away mid-stream
-                self._report(False, f"摄像头断开 / camera lost: {exc}")
+                self._report(False, both("camera.lost"), drivers.why(exc, 300))
                 self._stop.wait(REOPEN_S)
             finally:
                 try:
@@ -213,12 +225,12 @@ class Camera:
             self.heartbeat = time.monotonic()
             frame = source.read()
             if frame is None:
-                self._report(True, "回放结束 / replay finished")
+                self._report(True, both("camera.replay_finished"))
                 self.finished.set()
                 return
             if frame.ndim != 2 or frame.dtype != np.uint8:
                 if not bad_frames:  # once per run of bad frames
-                    self._on_event(DeviceError("camera", f"帧格式不对 / unusable frame {frame.shape} {frame.dtype}"))
+                    self._on_event(drivers.error("camera", both("camera.bad_frame"), f"{frame.shape} {frame.dtype}"))
                 bad_frames = True
             else:
                 bad_frames = False
@@ -268,8 +280,8 @@ def probe(argv: list[str]) -> int:
     cam.stop()
     wall, cpu = time.monotonic() - t0, time.process_time() - c0
     s = cam.scanner
-    problems = [e.reason for e in events if isinstance(e, (DeviceStatus, DeviceError))
-                and not getattr(e, "ok", False)]
+    problems = [f"{e.reason} ({e.raw})" if e.raw else e.reason for e in events
+                if isinstance(e, (DeviceStatus, DeviceError)) and not getattr(e, "ok", False)]
     codes = [{"kind": code_kind(e.text), "length": len(e.text)} for e in events if isinstance(e, CodeScanned)]
     report = {
         "source": args.source, "decoder": args.decoder, "ok": s.frames > 0 and not problems,
@@ -280,11 +292,14 @@ def probe(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        print(f"camera {args.source}: {'正常 OK' if report['ok'] else '故障 FAULT'}")
+        verdict = both("device_error.verdict_ok" if report["ok"] else "device_error.verdict_fault")
+        print(said((zh("camera.probe_verdict", source=args.source, verdict=verdict[0]),
+                    en("camera.probe_verdict", source=args.source, verdict=verdict[1]))))
         for p in problems:
             print(f"  {p}")
-        print(f"  frames {report['frames']} at {report['fps']} fps, {report['decodes']} decoded "
-              f"({args.decoder}, median {report['decode_ms_median']} ms), CPU {100 * report['cpu_share']:.1f}%")
+        print("  " + said(both("camera.probe_frames", frames=report["frames"], fps=report["fps"],
+                               decodes=report["decodes"], decoder=args.decoder, median=report["decode_ms_median"],
+                               cpu=f"{100 * report['cpu_share']:.1f}")))
         for c in codes:
-            print(f"  code: {c['kind']}, {c['length']} characters")
+            print("  " + said(both("camera.probe_code", kind=c["kind"], length=c["length"])))
     return 0 if report["ok"] else 1

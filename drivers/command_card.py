@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivers import said
+from firmware_app.catalogue import both
 from firmware_app.commands import printed_cards
 from firmware_app.model import Label
 
@@ -37,6 +39,6 @@ def command_card(district: str = "", site: str = "") -> Label:
 
     A label carries one code, so the printer prints ``command_labels()`` for a
     scannable card; this single label is the card's title and index."""
-    title = "采样台指令卡 / command card" + (f" — {district}/{site}" if district else "")
+    title = said(both("printer.command_card_title")) + (f" — {district}/{site}" if district else "")
     lines = (title,) + tuple(f"{zh} / {en}: {text}" for zh, en, text in commands())
     return Label(kind="command_card", barcode="", lines=lines, qr="")

@@ -9,7 +9,7 @@ Choices that matter on the 58 mm Chinese thermal printers at the tables
 
 * Text: the label enters Chinese character mode (``FS &``) once and every
   line is sent as GB18030 bytes. In that mode ASCII bytes still print as
-  ASCII, so one encoding covers "莞城体育馆 3号采样台" and "DG03...".
+  ASCII, so one encoding covers a Chinese site name (e.g. "Guancheng stadium, table 3") and "DG03...".
   python-escpos' own ``text()`` picks single-byte code pages and cannot print
   Chinese, so lines go through ``_raw``. Characters outside GBK (4-byte
   GB18030) need a printer whose font has them; site names do not use them.
@@ -41,6 +41,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from drivers import said
+from firmware_app.catalogue import both
 from firmware_app.labels import box_label, manifest_label, probe_label, tube_label  # noqa: F401 (the one builder)
 from firmware_app.model import Label
 
@@ -104,7 +106,7 @@ def _printer():
 def code128_data(text: str) -> str:
     """The ESC/POS Code128 data for ``text``: code set B, C for digit runs."""
     if not text or any(not (32 <= ord(c) <= 126) for c in text):
-        raise LabelError(f"条码只能含英文字母和数字 / barcode must be printable ASCII: {text!r}")
+        raise LabelError(said(both("printer.barcode_ascii", text=repr(text))))
     parts: list[str] = []
     pos = 0
     for m in _DIGIT_RUN.finditer(text):
@@ -120,7 +122,7 @@ def code128_data(text: str) -> str:
         parts.append("{B" + text[pos:].replace("{", "{{"))
     data = "".join(parts)
     if len(data) > 255:
-        raise LabelError(f"条码太长 / barcode too long ({len(text)} characters)")
+        raise LabelError(said(both("printer.barcode_too_long", length=len(text))))
     return data
 
 
@@ -162,7 +164,7 @@ def render(label: Label, barcode: str = "printer") -> bytes:
     """ESC/POS bytes for one label: title, text lines, Code128, QR, feed and cut.
     ``barcode``: "printer" (its own Code 128, GS k) or "image" (rendered here, GS v 0)."""
     if barcode not in BARCODE_MODES:
-        raise LabelError(f"barcode must be one of {BARCODE_MODES}, not {barcode!r}")
+        raise LabelError(said(both("printer.barcode_mode", choices=", ".join(BARCODE_MODES))) + f": {barcode!r}")
     p = _printer()
     p.hw("INIT")
     p._raw(CHINESE_ON)

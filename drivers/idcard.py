@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from firmware_app.catalogue import both, en, zh
 from firmware_app.idnumber import check_char
 from firmware_app.model import IdCard
 
@@ -41,34 +42,21 @@ SW_NO_CARD = 0x80
 MIN_LEN = 4
 MAX_LEN = 2314
 
-# SW3 -> (zh-CN, English). Unknown codes are reported as unknown, never as success.
-STATUS_REASONS: dict[int, tuple[str, str]] = {
-    0x90: ("操作成功", "OK"),
-    0x9F: ("找到身份证", "card found"),
-    0x10: ("读卡器收到的命令校验错误", "checksum error in the command"),
-    0x11: ("读卡器收到的命令长度错误", "length error in the command"),
-    0x21: ("读卡器不认识该命令", "command not recognised"),
-    0x24: ("读卡器未知错误", "unknown reader error"),
-    0x31: ("身份证认证读卡器失败", "card failed to authenticate the reader"),
-    0x32: ("读卡器认证身份证失败", "reader failed to authenticate the card"),
-    0x33: ("身份证信息校验失败", "information check failed"),
-    0x40: ("卡片类型不对，不是居民身份证", "wrong card type"),
-    0x41: ("读卡失败，请拿起身份证重新放好", "read failed: lift the card and place it again"),
-    0x47: ("读卡器取随机数失败", "random-number fetch failed"),
-    0x60: ("读卡器自检失败", "reader self-test failed"),
-    0x66: ("读卡器未授权", "reader not authorised"),
-    0x80: ("未放身份证", "no card on the reader"),
-    0x81: ("选卡失败，请重新放好身份证", "select card failed: place the card again"),
-    0x91: ("读卡器未确认", "not confirmed"),
+# SW3 -> its catalogue key (texts in firmware_app/catalogue/devices.py). Unknown codes are
+# reported as unknown, never as success.
+STATUS_REASONS: dict[int, str] = {
+    code: f"idcard.sw_{code:02x}"
+    for code in (0x90, 0x9F, 0x10, 0x11, 0x21, 0x24, 0x31, 0x32, 0x33, 0x40, 0x41, 0x47, 0x60, 0x66, 0x80, 0x81, 0x91)
 }
 
 
 def status_reason(sw3: int) -> tuple[str, str]:
-    """Plain words for a status byte; unknown codes say so."""
-    return STATUS_REASONS.get(sw3, (f"读卡器返回未知状态码 0x{sw3:02X}", f"unknown reader status 0x{sw3:02X}"))
+    """Plain words (zh, en) for a status byte; unknown codes say so."""
+    key = STATUS_REASONS.get(sw3)
+    return both(key) if key else both("idcard.sw_unknown", code=f"0x{sw3:02X}")
 
 
-def checksum(body: bytes) -> int:
+def checksum(body: bytes | bytearray) -> int:
     """XOR of LEN_H, LEN_L and every following byte up to (not including) CHK."""
     x = 0
     for b in body:
@@ -116,7 +104,7 @@ class Response:
     @property
     def reason(self) -> tuple[str, str]:
         if (self.sw1, self.sw2) != (0, 0):
-            return (f"身份证返回错误 {self.sw1:02X}{self.sw2:02X}", f"card status {self.sw1:02X}{self.sw2:02X}")
+            return both("idcard.card_status", code=f"{self.sw1:02X}{self.sw2:02X}")
         return status_reason(self.sw3)
 
     def __repr__(self) -> str:  # never dump card data (names, photo) into logs
@@ -133,12 +121,7 @@ class FrameError:
 
 
 def _frame_error(kind: str) -> FrameError:
-    zh, en = {
-        "checksum": ("读卡器数据校验错误，请重新放卡", "reader frame checksum error: place the card again"),
-        "length": ("读卡器数据长度错误", "reader frame length out of range"),
-        "garbage": ("读卡器发来无法识别的数据", "unrecognised bytes from the reader"),
-        "truncated": ("读卡器数据不完整", "incomplete frame from the reader"),
-    }[kind]
+    zh, en = both(f"idcard.frame_{kind}")  # kind: checksum | length | garbage | truncated
     return FrameError(kind, zh, en)
 
 
@@ -222,10 +205,11 @@ class ResponseDecoder:
 class IdCardError(Exception):
     """A read whose data cannot be used; ``str()`` is the zh-CN reason."""
 
-    def __init__(self, reason: str, reason_en: str) -> None:
+    def __init__(self, reason: str, reason_en: str, raw: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.reason_en = reason_en
+        self.raw = raw  # for the technician panel: what exactly did not fit
 
 
 class CardDataError(IdCardError):
@@ -254,7 +238,7 @@ TEXT_FIELDS = (
 # permits (same layout; nation field reserved), "I" on foreign
 # permanent-resident cards (a different layout: English name first).
 CARD_TYPE_AT = 248
-LONG_TERM = "长期"
+LONG_TERM = "\u957f\u671f"  # "changqi" (long-term), as the card's valid_to says it
 
 # ASCII digits only: \d and str.isdigit() would also take other scripts' digits.
 _ID_RE = re.compile(r"[0-9]{17}[0-9X]")
@@ -293,7 +277,7 @@ def split_base_info(data: bytes) -> tuple[bytes, bytes, bytes]:
             photo = data[head + lens[0] : head + lens[0] + lens[1]]
             fp = data[head + lens[0] + lens[1] :]
             return text, photo, fp
-    raise CardDataError("身份证数据长度不对，请重新放卡", f"card data has unexpected lengths ({len(data)} bytes)")
+    raise CardDataError(*both("idcard.data_length"), raw=f"{len(data)} bytes of base info")
 
 
 def card_type(text: bytes) -> str:
@@ -304,21 +288,19 @@ def card_type(text: bytes) -> str:
 def decode_text(text: bytes, photo: bytes = b"") -> IdCard:
     """The 256-byte text block -> IdCard; refuses anything it would misread."""
     if len(text) != TEXT_LEN:
-        raise CardDataError("身份证文字信息长度不对", f"text block is {len(text)} bytes, expected {TEXT_LEN}")
+        raise CardDataError(*both("idcard.text_length"), raw=f"text block is {len(text)} bytes, expected {TEXT_LEN}")
     kind = card_type(text)
     if kind == "I":
-        raise UnsupportedCard(
-            "外国人永久居留身份证暂不支持读卡，请手工登记", "foreign permanent-resident card not supported: register by hand"
-        )
+        raise UnsupportedCard(*both("idcard.foreign_card"))
     if kind not in ("", "J"):
-        raise UnsupportedCard(f"不支持的证件类型（{kind!r}），请手工登记", f"unsupported card type {kind!r}: register by hand")
+        raise UnsupportedCard(*both("idcard.unsupported_card", kind=repr(kind)))
     try:
         fields = {
             name: text[at : at + size].decode("utf-16-le").strip(" \x00\u3000")
             for name, at, size in TEXT_FIELDS
         }
     except UnicodeDecodeError:
-        raise CardDataError("身份证文字信息无法解码，请重新放卡", "card text is not valid UCS-2") from None
+        raise CardDataError(*both("idcard.text_undecodable")) from None
     _check_fields(fields, kind)
     return IdCard(**fields, photo=bytes(photo))
 
@@ -356,6 +338,6 @@ def _check_fields(f: dict[str, str], kind: str) -> None:
     elif f["valid_to"] != LONG_TERM and "valid_from" not in bad and f["valid_to"] < f["valid_from"]:
         bad.append("valid_to")
     if bad:
-        raise CardDataError(
-            "身份证信息格式不对，请重新放卡或手工登记", "card fields malformed: " + ", ".join(bad)
-        )
+        raise CardDataError(zh("idcard.fields_malformed", fields="\u3001".join(zh(f"idcard.field_{n}") for n in bad)),
+                            en("idcard.fields_malformed", fields=", ".join(en(f"idcard.field_{n}") for n in bad)),
+                            raw="fields: " + ", ".join(bad))

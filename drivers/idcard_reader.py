@@ -20,9 +20,10 @@ from typing import Any, Callable, Mapping
 
 import serial
 
-from drivers import idcard
+from drivers import idcard, said
 from drivers.idcard import FrameError, Response
 from drivers.serial_port import SerialDevice, open_problem
+from firmware_app.catalogue import both, en, zh
 from firmware_app.model import CardRead, DeviceError, DeviceStatus, Event, mask_id, mask_name
 
 LIFT_MISSES = 2  # one lost find (RF noise) must not turn one placement into two
@@ -49,7 +50,6 @@ class IdCardSettings:
 
 class IdCardReader(SerialDevice):
     device = "idcard"
-    label = ("身份证读卡器", "ID-card reader")
 
     def __init__(self, settings: IdCardSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
         if isinstance(settings, Mapping):
@@ -98,7 +98,7 @@ class IdCardReader(SerialDevice):
                 self._last_error = None
             return
         if not found.is_(idcard.SW_CARD_FOUND):
-            self._report(*found.reason)
+            self._report(found.reason, _sw(found))
             return
         self._misses = 0
         selected = self._command(port, idcard.SELECT_CARD)
@@ -107,7 +107,7 @@ class IdCardReader(SerialDevice):
             return
         if not selected.is_(idcard.SW_OK):
             if self._held is None:
-                self._report(*selected.reason)
+                self._report(selected.reason, _sw(selected))
             return
         card_serial = selected.data if any(selected.data) else b""  # some readers send zeros
         if self._held is not None and card_serial and card_serial == self._held[0]:
@@ -128,7 +128,7 @@ class IdCardReader(SerialDevice):
             card = idcard.decode_base_info(answer.data)
         except idcard.UnsupportedCard as exc:
             if self._held is None or self._held[1] != "":
-                self.error(exc.reason, exc.reason_en)
+                self.error((exc.reason, exc.reason_en), exc.raw)
             self._held = self._last = (card_serial, "")  # nothing to retry: wait for the next card
             return
         except idcard.CardDataError as exc:
@@ -143,15 +143,18 @@ class IdCardReader(SerialDevice):
 
     def _failed(self, card_serial: bytes, why: Response | FrameError | idcard.IdCardError | None) -> None:
         self._attempts += 1
+        raw = ""
         if why is None:
-            zh, en = "读卡超时，请拿起身份证重新放好", "card read timed out: lift the card and place it again"
+            words = both("idcard.read_timeout")
         elif isinstance(why, Response):
-            zh, en = why.reason
+            words, raw = why.reason, _sw(why)
+        elif isinstance(why, FrameError):
+            words = (why.reason, why.reason_en)
         else:
-            zh, en = why.reason, why.reason_en
+            words, raw = (why.reason, why.reason_en), why.raw
         if self._attempts >= MAX_ATTEMPTS:
-            zh, en = zh + "（请拿起身份证重新放）", en + " (lift the card and place it again)"
-        self.error(zh, en)
+            words = (zh("idcard.lift_card", reason=words[0]), en("idcard.lift_card", reason=words[1]))
+        self.error(words, raw)
 
     # -- commands -----------------------------------------------------------
 
@@ -193,23 +196,27 @@ class IdCardReader(SerialDevice):
         # Nothing, or only bytes that never formed a frame (a wrong baud rate looks like this).
         self._unanswered += 1
         if self._unanswered >= NO_ANSWER_LIMIT or self._ok is None:
-            self.status(False, "读卡器无响应（检查连线和波特率）",
-                        f"ID-card reader not answering on {self.port} (check cable and baud rate)")
+            self.status(False, both("idcard.no_answer"), f"no answer on {self.port} at {self.baud} baud")
         return garbage
 
     def _answered(self) -> None:
         self._unanswered = 0
-        self.status(True, "身份证读卡器就绪", f"ID-card reader ready on {self.port}")
+        self.status(True, both("idcard.ready"), self.port)
 
     def _bad(self, what: FrameError | None) -> None:
         if isinstance(what, FrameError):
-            self._report(what.reason, what.reason_en)
+            self._report((what.reason, what.reason_en), f"frame: {what.kind}")
 
-    def _report(self, zh: str, en: str) -> None:
+    def _report(self, words: tuple[str, str], raw: str = "") -> None:
         """A reader-level problem, reported once until something else happens."""
-        if zh != self._last_error:
-            self._last_error = zh
-            self.error(zh, en)
+        if words[0] != self._last_error:
+            self._last_error = words[0]
+            self.error(words, raw)
+
+
+def _sw(answer: Response) -> str:
+    """The raw status of an answer, for the technician panel."""
+    return f"sw {answer.sw1:02X}{answer.sw2:02X}{answer.sw3:02X}"
 
 
 # --------------------------------------------------------------------------
@@ -234,7 +241,8 @@ def probe(argv: list[str]) -> int:
         return code
 
     if (problem := open_problem(args.port, args.baud)) is not None:
-        return done(2, {"ok": False, "error": "port", "message": problem}, f"身份证读卡器串口打不开 / {problem}")
+        return done(2, {"ok": False, "error": "port", "message": problem},
+                    said(both("idcard.probe_port", problem=problem)))
 
     events: queue.Queue[Event] = queue.Queue()
     reader = IdCardReader(IdCardSettings(port=args.port, baud=args.baud), events.put)
@@ -244,7 +252,7 @@ def probe(argv: list[str]) -> int:
     errors: list[str] = []
     answered = False
     if not args.json:
-        print(f"请放身份证 / place a card on the reader ({args.port}, {args.baud} baud, {args.timeout:g} s)")
+        print(said(both("idcard.probe_place", port=args.port, baud=args.baud, seconds=f"{args.timeout:g}")))
     reader.start()
     try:
         while (now := time.monotonic()) < deadline and (answered or now < no_answer_by):
@@ -264,12 +272,12 @@ def probe(argv: list[str]) -> int:
                         "nation": c.nation, "valid_to": c.valid_to, "photo_bytes": len(c.photo)}
                 ms = round((time.monotonic() - started) * 1000)
                 return done(0, {"ok": True, "card": card, "errors": errors, "elapsed_ms": ms},
-                            f"读到身份证 / card read: {card['name']} {card['id_number']} "
-                            f"gender {c.gender} nation {c.nation} valid to {c.valid_to}, photo {len(c.photo)} bytes")
+                            said(both("idcard.probe_read", name=card["name"], id_number=card["id_number"],
+                                      gender=c.gender, nation=c.nation, valid_to=c.valid_to, photo=len(c.photo))))
     finally:
         reader.stop()
     if not answered:
         return done(1, {"ok": False, "error": "no_answer", "errors": errors},
-                    f"读卡器无响应 / nothing answers on {args.port} at {args.baud} baud (check cable and baud rate)")
+                    said(both("idcard.probe_no_answer", port=args.port, baud=args.baud)))
     return done(1, {"ok": False, "error": "no_card", "errors": errors},
-                f"没有读到身份证 / no card read within {args.timeout:g} s")
+                said(both("idcard.probe_no_card", seconds=f"{args.timeout:g}")))

@@ -6,7 +6,7 @@ being sent, sends the bytes, and asks again. A label prints at most once: two
 stickers with one tube barcode are a mix-up waiting to happen. A label whose
 bytes went out but whose after-print status was bad (paper ran out, cover
 opened, unplugged), or that was being sent when the kiosk stopped, leaves the
-queue and the volunteer is told to check it and scan "reprint label" (补打) if
+queue and the volunteer is told to check it and scan "reprint label" (the reprint command) if
 it did not come out. The tube id (``ref``) travels with the label through the
 queue and the store, so the tube <-> label link survives a crash or a power cut.
 
@@ -18,16 +18,16 @@ labels are taken as printed once written.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from drivers import escpos_label
-from firmware_app.model import DeviceError, DeviceStatus, Event, Label
+import drivers
+from drivers import escpos_label, said
+from firmware_app.catalogue import both, en, zh
+from firmware_app.model import Event, Label
 
 RETRY_S = 3.0  # how often a failing printer is tried again
 POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is needed
@@ -36,17 +36,24 @@ IO_TIMEOUT_S = 3.0
 # after-print status once a 58 mm printer (50-90 mm/s) has fed a label out.
 SETTLE_S = 1.0
 
-NOT_CONNECTED = "打印机未连接 / printer not connected"
-NOT_ANSWERING = "打印机无响应 / printer not answering"
-PAPER_OUT = "打印机缺纸 / printer out of paper"
-PAPER_LOW = "打印纸快用完 / paper nearly out"
-COVER_OPEN = "打印机盖未关好 / printer cover open"
-OFFLINE = "打印机离线 / printer offline"
+# What a printer can be, as catalogue keys (texts in firmware_app/catalogue/devices.py) ...
+NOT_CONNECTED_KEY, NOT_ANSWERING_KEY = "printer.not_connected", "printer.not_answering"
+PAPER_OUT_KEY, PAPER_LOW_KEY = "printer.paper_out", "printer.paper_low"
+COVER_OPEN_KEY, OFFLINE_KEY = "printer.cover_open", "printer.offline"
+# ... and as the one-line "zh / en" reason of its DeviceStatus
+NOT_CONNECTED, NOT_ANSWERING = said(both(NOT_CONNECTED_KEY)), said(both(NOT_ANSWERING_KEY))
+PAPER_OUT, PAPER_LOW = said(both(PAPER_OUT_KEY)), said(both(PAPER_LOW_KEY))
+COVER_OPEN, OFFLINE = said(both(COVER_OPEN_KEY)), said(both(OFFLINE_KEY))
 TEST_BARCODE = escpos_label.probe_label("", "").barcode
 
 
 class PrinterError(Exception):
-    """The printer cannot print now; ``str()`` is the reason for the volunteer."""
+    """The printer cannot print now: ``words`` (zh, en) for the volunteer, ``raw`` the
+    error as the library gave it (technician panel); ``str()`` is both, for probes."""
+
+    def __init__(self, key: str, raw: str = "") -> None:
+        self.key, self.words, self.raw = key, both(key), raw
+        super().__init__(said(self.words) + (f": {raw}" if raw else ""))
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,7 @@ def parse_target(text: str) -> Target:
             return Target("file", text[5:])
     except ValueError:
         pass
-    raise ValueError(f"打印机地址无法识别 / unknown printer target {text!r}: use serial:/dev/ttyUSB0[:baud], "
-                     "usb:VID:PID, tcp://HOST[:9100] or file:/dev/usb/lp0")
+    raise ValueError(said(both("printer.unknown_target", target=repr(text))))
 
 
 def open_target(target: Target):
@@ -102,20 +108,20 @@ def open_target(target: Target):
             p = Usb(vid, pid, timeout=int(IO_TIMEOUT_S * 1000))
         else:
             if not os.path.exists(target.address):  # never create a plain file in its place
-                raise PrinterError(f"{NOT_CONNECTED}: {target.address} does not exist")
+                raise PrinterError(NOT_CONNECTED_KEY, f"{target.address} does not exist")
             from escpos.printer.file import File
             p = File(target.address)
         p.open()
     except PrinterError:
         raise
     except (DeviceNotFoundError, OSError) as exc:
-        raise PrinterError(f"{NOT_CONNECTED}: {exc}".strip()) from exc
+        raise PrinterError(NOT_CONNECTED_KEY, str(exc).strip()) from exc
     except Exception as exc:  # pyusb without libusb (NoBackendError), serial.SerialException, ...
         if type(exc).__name__ == "NoBackendError":
-            raise PrinterError(f"{NOT_CONNECTED}: libusb missing (apt install libusb-1.0-0)") from exc
-        raise PrinterError(f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}") from exc
+            raise PrinterError(NOT_CONNECTED_KEY, "libusb missing (apt install libusb-1.0-0)") from exc
+        raise PrinterError(NOT_CONNECTED_KEY, f"{type(exc).__name__}: {exc}") from exc
     if p.device is None:  # python-escpos logs instead of raising for some targets
-        raise PrinterError(NOT_CONNECTED)
+        raise PrinterError(NOT_CONNECTED_KEY, "python-escpos opened no device")
     return p
 
 
@@ -142,28 +148,28 @@ def query(printer, target: Target, n: int) -> int:
         # the answer is one byte, so read exactly one.
         data = printer.device.read(1) if target.kind == "serial" else printer._read()
     except Exception as exc:
-        raise PrinterError(f"{NOT_ANSWERING}: {exc}") from exc
+        raise PrinterError(NOT_ANSWERING_KEY, str(exc)) from exc
     if not data:
-        raise PrinterError(NOT_ANSWERING)
+        raise PrinterError(NOT_ANSWERING_KEY, f"no answer to DLE EOT {n}")
     return data[-1]
 
 
 def read_status(printer, target: Target, enabled: bool = True) -> tuple[bool, str]:
-    """(can print, reason). Paper end and cover come from DLE EOT 4 and 2."""
+    """(can print, catalogue key of the reason or ""). Paper end and cover come from DLE EOT 4 and 2."""
     if not (enabled and target.reads_status):
         return True, ""
     paper = query(printer, target, 4)
     if paper & 0x60:
-        return False, PAPER_OUT
+        return False, PAPER_OUT_KEY
     online = query(printer, target, 1)
     if online & 0x08:
         cause = query(printer, target, 2)
         if cause & 0x20:
-            return False, PAPER_OUT
+            return False, PAPER_OUT_KEY
         if cause & 0x04:
-            return False, COVER_OPEN
-        return False, OFFLINE
-    return True, PAPER_LOW if paper & 0x0C else ""
+            return False, COVER_OPEN_KEY
+        return False, OFFLINE_KEY
+    return True, PAPER_LOW_KEY if paper & 0x0C else ""
 
 
 @dataclass(frozen=True)
@@ -188,10 +194,9 @@ class Pending:
                        float(d["queued_at"]), bool(d.get("sending", False)))
 
 
-def doubt(ref: str, reason: str) -> str:
-    """What the volunteer is told about a label that may not have come out."""
-    return (f"标签 {ref} 可能未打印完整（{reason}）：请查看，如未出纸请扫“补打标签” / "
-            f"label {ref} may not have printed ({reason}): check it and scan 'reprint label' if it did not come out")
+def doubt(ref: str, reason: tuple[str, str]) -> tuple[str, str]:
+    """What the volunteer is told about a label that may not have come out (``reason``: zh, en)."""
+    return zh("printer.doubt", ref=ref, reason=reason[0]), en("printer.doubt", ref=ref, reason=reason[1])
 
 
 class Printer:
@@ -219,21 +224,21 @@ class Printer:
         self.query_status = bool(settings.get("query_status", True)) and self.target.reads_status
         self.barcode = settings.get("barcode", "printer")
         if self.barcode not in escpos_label.BARCODE_MODES:
-            raise ValueError(f"[devices.printer] barcode must be one of {escpos_label.BARCODE_MODES}")
+            raise ValueError(said(both("printer.barcode_mode", choices=", ".join(escpos_label.BARCODE_MODES))))
         self._on_event = on_event
         self._save = save_pending or (lambda items: None)
         self._save_sending = save_sending or self._save
         self._on_printed = on_printed or (lambda ref, label: None)
         self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
         loaded = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
-        # labels that were being sent when the kiosk stopped: the volunteer decides (补打)
+        # labels that were being sent when the kiosk stopped: the volunteer decides (reprint or not)
         self._doubts = [p.ref for p in loaded if p.sending]
         self._queue = [p for p in loaded if not p.sending]
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._device = None
-        self._status: tuple[bool, str] | None = None
+        self._status: tuple[bool, str] | None = None  # (ok, catalogue key of the reason)
         self.heartbeat = time.monotonic()
 
     # -- API for the daemon ------------------------------------------------
@@ -245,7 +250,7 @@ class Printer:
             except Exception:  # noqa: BLE001 - still told below; at worst told again after a restart
                 pass
             for ref in self._doubts:
-                self._on_event(DeviceError("printer", doubt(ref, "打印时本机重启 / the kiosk restarted while printing")))
+                self._on_event(drivers.error("printer", doubt(ref, both("printer.restarted_while_printing"))))
             self._doubts = []
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
@@ -299,8 +304,11 @@ class Printer:
             return list(self._queue)
 
     def status(self) -> tuple[bool, str] | None:
-        """Last known (ok, reason); None before the first check."""
-        return self._status
+        """Last known (ok, reason as "zh / en"); None before the first check."""
+        if self._status is None:
+            return None
+        ok, key = self._status
+        return ok, said(both(key)) if key else ""
 
     # -- worker ------------------------------------------------------------
 
@@ -327,29 +335,31 @@ class Printer:
             reused = self._device is not None
             sent = False
             try:
-                if self._device is None:
-                    self._device = open_target(self.target)
-                ok, reason = read_status(self._device, self.target, self.query_status)
+                device = self._device = self._device or open_target(self.target)
+                ok, key = read_status(device, self.target, self.query_status)
+                raw = ""
                 if ok and head is not None:
                     head = self._mark_sending(head)
                     sent = True
-                    self._device._raw(escpos_label.render(head.label, self.barcode))
+                    device._raw(escpos_label.render(head.label, self.barcode))
                     if self.query_status:
                         with self._cond:
                             self._cond.wait_for(lambda: self._stopping, timeout=self._settle_s)
-                    ok, reason = read_status(self._device, self.target, self.query_status)
-                    self._done(head, "" if ok else reason)
+                    ok, key = read_status(device, self.target, self.query_status)
+                    self._done(head, "" if ok else key)
                 break
             except Exception as exc:  # PrinterError; OSError, termios.error, USBError while writing
                 self._close()
                 ok = False
-                reason = str(exc) if isinstance(exc, PrinterError) else \
-                    f"{NOT_CONNECTED}: {type(exc).__name__}: {exc}"
-                if sent:
-                    self._done(head, reason)  # type: ignore[arg-type]
+                if isinstance(exc, PrinterError):
+                    key, raw = exc.key, exc.raw
+                else:
+                    key, raw = NOT_CONNECTED_KEY, f"{type(exc).__name__}: {exc}"
+                if sent and head is not None:
+                    self._done(head, key, raw)
                 if sent or not reused or last_try:
                     break
-        self._report(ok, reason)
+        self._report(ok, key, raw)
 
     def _mark_sending(self, head: Pending) -> Pending:
         """Mark the head as being sent before its bytes go out (a restart then never sends it
@@ -361,24 +371,24 @@ class Printer:
             self._queue = queue
             return marked
 
-    def _done(self, head: Pending, reason: str) -> None:
+    def _done(self, head: Pending, key: str, raw: str = "") -> None:
         """The head's bytes went out: it leaves the queue. With a bad after-print status
-        (reason) the volunteer is asked to check it and reprint if it did not come out."""
+        (``key``) the volunteer is asked to check it and reprint if it did not come out."""
         with self._cond:
             self._queue = [p for p in self._queue if p is not head]
             try:
                 self._save_sending([p.to_dict() for p in self._queue])
             except Exception as exc:  # it stays marked as being sent: reported, not sent, after a restart
-                self._on_event(DeviceStatus("printer", False, f"标签队列无法保存 / cannot save label queue: {exc}"))
-        if reason:
-            self._on_event(DeviceError("printer", doubt(head.ref, reason)))
+                self._on_event(drivers.status("printer", False, both("printer.queue_unsaved"), drivers.why(exc, 300)))
+        if key:
+            self._on_event(drivers.error("printer", doubt(head.ref, both(key)), raw))
         else:
             self._on_printed(head.ref, head.label)
 
-    def _report(self, ok: bool, reason: str) -> None:
-        if (ok, reason) != self._status:
-            self._status = (ok, reason)
-            self._on_event(DeviceStatus("printer", ok, reason))
+    def _report(self, ok: bool, key: str, raw: str = "") -> None:
+        if (ok, key) != self._status:
+            self._status = (ok, key)
+            self._on_event(drivers.status("printer", ok, both(key) if key else ("", ""), raw))
 
     def _close(self) -> None:
         dev, self._device = self._device, None
@@ -386,84 +396,8 @@ class Printer:
             close(dev)
 
 
-# --------------------------------------------------------------------------
-# swabkiosk probe printer TARGET [--test-label] [--command-card] [--json]
-# --------------------------------------------------------------------------
-
-
 def probe(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="swabkiosk probe printer",
-                                 description="Ask the printer's status; optionally print one label.")
-    ap.add_argument("target", help="serial:/dev/ttyUSB0[:baud] | usb:VID:PID | tcp://HOST[:9100] | file:/dev/usb/lp0")
-    ap.add_argument("--test-label", action="store_true",
-                    help="print the test label twice: its barcode by the printer (barcode = \"printer\") and as an "
-                         "image (barcode = \"image\"); keep the setting whose barcode scans")
-    ap.add_argument("--command-card", action="store_true", help="print the signed command card (needs --key and --site)")
-    ap.add_argument("--key", help="with --command-card: the operator (or district) Ed25519 private key that signs the "
-                                  "cards (its public half in [authority] operator_keys)")
-    ap.add_argument("--site", help="with --command-card: DISTRICT/SITE the cards work at, e.g. dongguan/guancheng")
-    ap.add_argument("--json", action="store_true", help="machine-readable output")
-    args = ap.parse_args(argv)
-    report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
-    try:
-        target = parse_target(args.target)
-        labels: list[tuple[Label, str]] = []
-        if args.test_label:
-            at = time.strftime("%Y-%m-%d %H:%M:%S")
-            labels += [(escpos_label.probe_label(args.target, at, mode), mode) for mode in escpos_label.BARCODE_MODES]
-        if args.command_card:
-            labels += [(label, "printer") for label in _command_card(args.key, args.site)]
-        t0 = time.perf_counter()
-        dev = open_target(target)
-        try:
-            ok, reason = read_status(dev, target)
-            report.update(ok=ok, reason=reason, status_reads=target.reads_status)
-            for label, mode in labels:
-                if not ok:
-                    break
-                data = escpos_label.render(label, mode)
-                dev._raw(data)
-                time.sleep(SETTLE_S if target.reads_status else 0)  # see SETTLE_S
-                ok, reason = read_status(dev, target)
-                report.update(ok=ok, reason=reason)
-                if ok:
-                    report["printed"].append({"kind": label.kind, "bytes": len(data), "barcode": mode})
-        finally:
-            close(dev)
-        report["seconds"] = round(time.perf_counter() - t0, 3)
-    except (ValueError, PrinterError) as exc:
-        report["reason"] = str(exc)
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        state = "正常 OK" if report["ok"] else "故障 FAULT"
-        print(f"printer {args.target}: {state}" + (f" — {report['reason']}" if report["reason"] else ""))
-        if report.get("status_reads") is False:
-            print("  (file: targets cannot report paper or offline status)")
-        for p in report["printed"]:
-            print(f"  printed {p['kind']} label, {p['bytes']} bytes" + (f", barcode = \"{p['barcode']}\"" if p["kind"] == "test" else ""))
-        if any(p["kind"] == "test" for p in report["printed"]):
-            # the "printer" one proves code sets B and C print as ESC/POS specifies
-            print(f"  扫描测试标签条码应读出 / scanning each test label's barcode must give: {TEST_BARCODE}")
-            print('  两张都能扫出则保持默认 / both scan: keep the default ([devices.printer] barcode = "printer");')
-            print('  只有图像条码能扫出 / only the image one scans: set [devices.printer] barcode = "image"')
-    return 0 if report["ok"] else 1
+    """`swabkiosk probe printer ...`: drivers/printer_probe.py."""
+    from drivers.printer_probe import probe as run
 
-
-def _command_card(key_file: str | None, site: str | None) -> list[Label]:
-    """The card's index, then one signed label per command code (drivers.command_card)."""
-    try:
-        from drivers import command_card as card
-    except ImportError:
-        raise PrinterError("命令卡模块未安装 / drivers.command_card is not available") from None
-    if not key_file or not site or site.count("/") != 1:
-        raise ValueError("a command card is signed for one site: --key FILE --site DISTRICT/SITE")
-    from firmware_app import qr
-
-    try:
-        key = qr.load_private_key(key_file)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"signing key {key_file}: {exc}") from None
-    district, site_id = site.split("/")
-    return [card.command_card(district, site_id), *card.command_labels(key, district, site_id)]
-
+    return run(argv)

@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from firmware_app.catalogue import both
+
 Decoder = Callable[[np.ndarray], list[str]]
 DECODERS = ("zxing", "zbar")
 
@@ -24,7 +26,7 @@ def make_decoder(name: str) -> Decoder:
     if name == "zxing":
         import zxingcpp
 
-        qr = zxingcpp.BarcodeFormat.QRCode
+        qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
         def decode(frame: np.ndarray) -> list[str]:
             return [r.text for r in zxingcpp.read_barcodes(frame, formats=qr) if r.valid]
@@ -40,4 +42,4 @@ def make_decoder(name: str) -> Decoder:
             return [r.data.decode("utf-8", errors="replace") for r in found]
 
         return decode
-    raise ValueError(f"未知的解码器 / unknown decoder {name!r}: use one of {', '.join(DECODERS)}")
+    raise ValueError(" / ".join(both("camera.unknown_decoder", name=repr(name), choices=", ".join(DECODERS))))

@@ -18,7 +18,9 @@ from typing import Any, Callable, Mapping
 
 import serial
 
+from drivers import said
 from drivers.serial_port import SerialDevice, open_problem
+from firmware_app.catalogue import both, en, zh
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
 
 TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "TAB": b"\t"}
@@ -46,19 +48,8 @@ class LineError:
     reason_en: str
 
 
-_REASONS = {
-    "too_long": ("扫码内容过长或缺少结束符，请重扫", "scan too long or no terminator: scan again"),
-    "prefix": ("扫码内容缺少前缀，请重扫", "scan without the configured prefix: scan again"),
-    "suffix": ("扫码内容缺少后缀，请重扫", "scan without the configured suffix: scan again"),
-    "encoding": ("扫码内容无法识别（编码错误）", "scanned bytes are not valid text"),
-    "empty": ("扫码内容为空，请重扫", "empty scan: scan again"),
-    "unterminated": ("扫码内容不完整，请重扫（检查扫码枪结束符设置）",
-                     "incomplete scan, no terminator: scan again (check the scanner's terminator setting)"),
-}
-
-
 def _error(kind: str) -> LineError:
-    return LineError(kind, *_REASONS[kind])
+    return LineError(kind, *both(f"scanner.{kind}"))
 
 
 class LineParser:
@@ -71,7 +62,7 @@ class LineParser:
     def __init__(self, terminator: str = "CR", prefix: str = "", suffix: str = "",
                  encoding: str = "utf-8", max_line: int = MAX_LINE) -> None:
         if terminator.upper() not in TERMINATORS:
-            raise ValueError(f"terminator must be one of {', '.join(TERMINATORS)}, not {terminator!r}")
+            raise ValueError(said(both("scanner.terminator", choices=", ".join(TERMINATORS), value=repr(terminator))))
         self.terminator = terminator.upper()
         self._term = TERMINATORS[self.terminator]
         self._prefix = prefix.encode(encoding)
@@ -163,7 +154,6 @@ class ScannerSettings:
 
 class Scanner(SerialDevice):
     device = "scanner"
-    label = ("扫码枪", "scanner")
 
     def __init__(self, settings: ScannerSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
         if isinstance(settings, Mapping):
@@ -177,7 +167,7 @@ class Scanner(SerialDevice):
         # command card scanned while the kiosk was down must not act now).
         port.reset_input_buffer()
         # A scanner says nothing until it scans: an open port is all we can know.
-        self.status(True, "扫码枪就绪", f"scanner ready on {self.port}")
+        self.status(True, both("scanner.ready"), self.port)
         last_byte = time.monotonic()
         try:
             while not self.stopping:
@@ -198,11 +188,11 @@ class Scanner(SerialDevice):
             if isinstance(event, Line):
                 self.on_event(CodeScanned(event.text, "scanner"))
             else:
-                self.error(event.reason, event.reason_en)
+                self.error((event.reason, event.reason_en), f"line: {event.kind}")
 
     def _flush(self) -> None:
         if (event := self._parser.end_of_stream()) is not None:
-            self.error(event.reason, event.reason_en)
+            self.error((event.reason, event.reason_en), f"line: {event.kind}")
 
 
 # --------------------------------------------------------------------------
@@ -241,7 +231,8 @@ def probe(argv: list[str]) -> int:
         return code
 
     if (problem := open_problem(args.port, args.baud)) is not None:
-        return done(2, {"ok": False, "error": "port", "message": problem}, f"扫码枪串口打不开 / {problem}")
+        return done(2, {"ok": False, "error": "port", "message": problem},
+                    said(both("scanner.probe_port", problem=problem)))
 
     events: queue.Queue[Event] = queue.Queue()
     settings = ScannerSettings(port=args.port, baud=args.baud, terminator=args.terminator,
@@ -249,8 +240,8 @@ def probe(argv: list[str]) -> int:
     scanner = Scanner(settings, events.put)
     errors: list[str] = []
     if not args.json:
-        print(f"请扫码 / scan a code ({args.port}, {args.baud} baud, terminator {args.terminator}, "
-              f"{args.timeout:g} s)")
+        print(said(both("scanner.probe_scan", port=args.port, baud=args.baud, terminator=args.terminator,
+                        seconds=f"{args.timeout:g}")))
     started = time.monotonic()
     scanner.start()
     try:
@@ -264,14 +255,14 @@ def probe(argv: list[str]) -> int:
                 if not args.json:
                     print(f"  {ev.reason}", file=sys.stderr)
             elif isinstance(ev, DeviceStatus) and not ev.ok:
-                return done(1, {"ok": False, "error": "port", "message": ev.reason, "errors": errors},
-                            f"扫码枪断开 / {ev.reason}")
+                return done(1, {"ok": False, "error": "port", "message": ev.reason, "raw": ev.raw, "errors": errors},
+                            said((zh("scanner.probe_lost", reason=ev.zh), en("scanner.probe_lost", reason=ev.en)))
+                            + (f"\n  {ev.raw}" if ev.raw else ""))
             elif isinstance(ev, CodeScanned):
                 return done(0, {"ok": True, "code": shown(ev.text), "length": len(ev.text),
                                 "command_card": ev.text.startswith("SWABCMD:"), "errors": errors},
-                            f"扫到 / scanned: {shown(ev.text)}")
+                            said(both("scanner.probe_scanned", code=shown(ev.text))))
     finally:
         scanner.stop()
     return done(1, {"ok": False, "error": "no_scan", "errors": errors},
-                f"没有扫到码 / nothing scanned within {args.timeout:g} s "
-                f"(check the port, baud rate and terminator {args.terminator})")
+                said(both("scanner.probe_nothing", seconds=f"{args.timeout:g}", terminator=args.terminator)))

@@ -18,7 +18,9 @@ from typing import Callable
 
 import serial
 
-from firmware_app.model import DeviceError, DeviceStatus, Event
+import drivers
+from firmware_app.catalogue import both, en
+from firmware_app.model import DeviceName, Event
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,7 @@ READ_TIMEOUT_S = 0.05  # bounds every blocking read, so stop() is prompt
 
 
 class SerialDevice(ABC):
-    device: str = ""  # "idcard" | "scanner"
-    label: tuple[str, str] = ("串口设备", "serial device")  # zh, en: for messages
+    device: DeviceName  # "idcard" | "scanner": also the prefix of its texts (idcard.absent, scanner.lost, ...)
 
     def __init__(self, port: str, baud: int, on_event: Callable[[Event], None]) -> None:
         self.port = port
@@ -70,15 +71,15 @@ class SerialDevice(ABC):
 
     # -- reports ------------------------------------------------------------
 
-    def status(self, ok: bool, zh: str, en: str, key: str = "") -> None:
+    def status(self, ok: bool, words: tuple[str, str], raw: str = "", key: str = "") -> None:
         """Report up/down, and a new kind of being down, once per change
         (``key`` groups wordings that mean the same state)."""
-        if (ok, key or zh) != (self._ok, self._said):
-            self._ok, self._said = ok, key or zh
-            self.on_event(DeviceStatus(self.device, ok, f"{zh} / {en}"))
+        if (ok, key or words[0]) != (self._ok, self._said):
+            self._ok, self._said = ok, key or words[0]
+            self.on_event(drivers.status(self.device, ok, words, raw))
 
-    def error(self, zh: str, en: str) -> None:
-        self.on_event(DeviceError(self.device, f"{zh} / {en}"))
+    def error(self, words: tuple[str, str], raw: str = "") -> None:
+        self.on_event(drivers.error(self.device, words, raw))
 
     # -- the loop -----------------------------------------------------------
 
@@ -87,25 +88,22 @@ class SerialDevice(ABC):
         """Talk to the open port until stopping; raise on a lost port."""
 
     def _run(self) -> None:
-        zh, en = self.label
         while not self._stop.is_set():
             self.beat()
             try:
                 port = serial.Serial(self.port, self.baud, timeout=READ_TIMEOUT_S,
                                      write_timeout=1.0, exclusive=True)
             except (serial.SerialException, OSError, ValueError) as exc:
-                self.status(False, f"{zh}未连接（{self.port}）", f"{en} not connected ({self.port}: {_why(exc)})",
-                            key="absent")
+                self.status(False, both(f"{self.device}.absent", port=self.port), _why(exc), key="absent")
                 self._stop.wait(REOPEN_S)
                 continue
             try:
                 self.session(port)
             except PORT_LOST as exc:
-                self.status(False, f"{zh}已断开，正在重连", f"{en} disconnected, reconnecting ({_why(exc)})",
-                            key="absent")
+                self.status(False, both(f"{self.device}.lost"), _why(exc), key="absent")
             except Exception as exc:  # a bug must not silently end the device thread
                 log.exception("%s session failed", self.device)
-                self.status(False, f"{zh}程序错误，正在重连", f"{en} driver error, restarting ({_why(exc)})")
+                self.status(False, both(f"{self.device}.driver_error"), _why(exc))
                 self._stop.wait(REOPEN_S)
             finally:
                 try:
@@ -116,15 +114,13 @@ class SerialDevice(ABC):
 
 
 def open_problem(port: str, baud: int) -> str | None:
-    """For probes: why this port cannot be opened right now, or None if it can."""
+    """For probes: why this port cannot be opened right now (raw, for a technician), or None if it can."""
     try:
         serial.Serial(port, baud, timeout=0, exclusive=True).close()
     except (serial.SerialException, OSError, ValueError) as exc:
-        hint = " (in use: is the kiosk service running? stop it first)" if "lock" in str(exc).lower() else ""
-        return f"cannot open {port}: {_why(exc)}{hint}"
+        hint = f" ({en('device_error.port_in_use')})" if "lock" in str(exc).lower() else ""
+        return f"{port}: {_why(exc)}{hint}"
     return None
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
+_why = drivers.why

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import io
 
+from firmware_app.catalogue import both
 from firmware_app.register import (CLOSE_ZH, COLOUR_ZH, ID_TYPE_ZH, POOL_ZH, SINGLE_ZH, SOURCE_ZH, Register,
                                    pool_text, write_private)
 from firmware_app.textsafe import strip_controls
 
-PEOPLE_COLUMNS = [("序号 No.", 7), ("试管 Tube", 18), ("管内序号 Pos.", 8), ("姓名 Name", 14), ("证件类型 ID type", 10),
-                  ("证件号码 ID number", 22), ("电话 Phone", 16), ("码色 Code", 8), ("单管原因 Single", 14),
-                  ("录入方式 Source", 10), ("时间 Time", 20), ("作废 Void", 8), ("原管 From tube", 18),
-                  ("采样人 Sampler", 12), ("转运箱 Box", 18), ("记录号 Record id", 30)]
-TEXT_COLUMNS = {"证件号码 ID number", "电话 Phone", "试管 Tube", "原管 From tube", "转运箱 Box", "记录号 Record id"}
-TUBE_COLUMNS = [("试管 Tube", 18), ("日期 Day", 11), ("混采模式 Pool", 16), ("开管 Opened", 10), ("封管 Closed", 10),
-                ("封管原因 Reason", 10), ("人数(不含作废) People", 10), ("作废 Voided", 8), ("替换自 Replaces", 18),
-                ("已替换为 Replaced by", 18), ("采样人 Sampler", 12), ("转运箱 Box", 18)]
-BOX_COLUMNS = [("转运箱 Box", 18), ("开箱 Opened", 20), ("封箱 Closed", 20), ("管数 Tubes", 8),
-               ("人数(不含作废) People", 10), ("转运人 Courier", 14), ("交接时间 Handed over", 20), ("试管 Tube ids", 60)]
+def _heading(key: str) -> str:
+    """A column or sheet heading: "zh en" (the district reads both)."""
+    return " ".join(both(key))
+
+
+def _columns(*spec: tuple[str, int]) -> list[tuple[str, int]]:
+    return [(_heading(f"export.col_{name}"), width) for name, width in spec]
+
+
+PEOPLE_COLUMNS = _columns(("no", 7), ("tube", 18), ("pos", 8), ("name", 14), ("id_type", 10), ("id_number", 22),
+                          ("phone", 16), ("colour", 8), ("single", 14), ("source", 10), ("time", 20), ("void", 8),
+                          ("from_tube", 18), ("sampler", 12), ("box", 18), ("record_id", 30))
+TEXT_COLUMNS = {_heading(f"export.col_{name}") for name in ("id_number", "phone", "tube", "from_tube", "box", "record_id")}
+TUBE_COLUMNS = _columns(("tube", 18), ("day", 11), ("pool", 16), ("opened", 10), ("closed", 10), ("close_reason", 10),
+                        ("people", 10), ("voided", 8), ("replaces", 18), ("replaced_by", 18), ("sampler", 12),
+                        ("box", 18))
+BOX_COLUMNS = _columns(("box", 18), ("box_opened", 20), ("box_closed", 20), ("tubes", 8), ("people", 10),
+                       ("courier", 14), ("handed_over", 20), ("tube_ids", 60))
 
 
 def _when(at: str) -> str:
@@ -77,9 +86,8 @@ def build_xlsx(reg: Register) -> bytes:
         tubes = by_day.get(day, [])
         people = sum(t.count for t in tubes)
         voided = sum(t.voided for t in tubes)
-        ws = sheet(day, PEOPLE_COLUMNS, f"{reg.site_name} {reg.table} {day}: {people} 人 people "
-                                        f"(不含作废 {voided} 人次 / {voided} voided entries not counted; "
-                                        f"they are listed with 作废 = 是). 含完整身份证号 FULL ID numbers.")
+        ws = sheet(day, PEOPLE_COLUMNS, " ".join(both("export.day_title", site=reg.site_name, table=reg.table, day=day,
+                                                      people=people, voided=voided)))
         n = 0
         for t in tubes:
             for pos, p in enumerate(t.people, 1):
@@ -87,19 +95,19 @@ def build_xlsx(reg: Register) -> bytes:
                 row(ws, PEOPLE_COLUMNS, [
                     n, t.tube_id, pos, p.name, ID_TYPE_ZH.get(p.id_type, p.id_type), p.id_number, p.phone,
                     COLOUR_ZH.get(p.colour, p.colour or ""), SINGLE_ZH.get(p.single_reason or "", p.single_reason or ""),
-                    SOURCE_ZH.get(p.source, p.source), _when(p.at), "是 void" if p.void else "", p.from_tube or "",
+                    SOURCE_ZH.get(p.source, p.source), _when(p.at), _heading("export.yes_void") if p.void else "", p.from_tube or "",
                     reg.sampler(t), t.box_id or "", p.record_id])
-    ws = sheet("试管 tubes", TUBE_COLUMNS, f"{len(reg.tubes)} 管 tubes; 人数不含作废 / people exclude voided entries")
+    ws = sheet(_heading("export.sheet_tubes"), TUBE_COLUMNS, " / ".join(both("export.tubes_title", tubes=len(reg.tubes))))
     for t in reg.tubes:
         row(ws, TUBE_COLUMNS, [t.tube_id, t.day, pool_text(t), t.opened_at[11:19], t.closed_at[11:19],
-                               "已替换 replaced" if t.replaced_by else CLOSE_ZH.get(t.close_reason, t.close_reason),
+                               _heading("export.replaced") if t.replaced_by else CLOSE_ZH.get(t.close_reason, t.close_reason),
                                0 if t.replaced_by else t.count, 0 if t.replaced_by else t.voided, t.replaces or "",
                                t.replaced_by or "", reg.sampler(t), t.box_id or ""])
-    ws = sheet("转运箱 boxes", BOX_COLUMNS, f"{len(reg.boxes)} 箱 boxes; 人数不含作废 / people exclude voided entries")
-    tubes = {t.tube_id: t for t in reg.tubes}
+    ws = sheet(_heading("export.sheet_boxes"), BOX_COLUMNS, " / ".join(both("export.boxes_title", boxes=len(reg.boxes))))
+    by_id = {t.tube_id: t for t in reg.tubes}
     for b in reg.boxes.values():
         row(ws, BOX_COLUMNS, [b.box_id, _when(b.opened_at), _when(b.closed_at), len(b.tubes),
-                              sum(tubes[x].count for x in b.tubes if x in tubes), b.courier, _when(b.handed_over_at),
+                              sum(by_id[x].count for x in b.tubes if x in by_id), b.courier, _when(b.handed_over_at),
                               " ".join(b.tubes)])
     buf = io.BytesIO()
     wb.save(buf)

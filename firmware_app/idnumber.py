@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from firmware_app.catalogue import both
+
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"  # indexed by sum mod 11
 
@@ -37,23 +39,19 @@ def validate(number: str, today: dt.date) -> str:
     """Return the normalised number (upper-case X) or raise IdNumberError."""
     number = number.strip().upper()
     if len(number) != 18:
-        raise IdNumberError(f"身份证号应为18位，实际{len(number)}位", f"ID number must have 18 characters, got {len(number)}")
+        raise IdNumberError(*both("idnumber.length", length=len(number)))
     if not (number[:17].isascii() and number[:17].isdigit()) or number[17] not in "0123456789X":
-        raise IdNumberError("身份证号含非法字符", "ID number contains characters other than digits and a final X")
+        raise IdNumberError(*both("idnumber.characters"))
     if int(number[:2]) not in PROVINCES:
-        raise IdNumberError(f"身份证号地区码{number[:2]}不存在", f"ID number region code {number[:2]} does not exist")
+        raise IdNumberError(*both("idnumber.region", region=number[:2]))
     try:
         birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        raise IdNumberError(
-            f"身份证号出生日期{number[6:14]}不存在", f"ID number birth date {number[6:14]} is not a real date"
-        ) from None
+        raise IdNumberError(*both("idnumber.no_such_date", date=number[6:14])) from None
     if birth.year < 1900 or birth > today:
-        raise IdNumberError(
-            f"身份证号出生日期{number[6:14]}不合理", f"ID number birth date {number[6:14]} is before 1900 or in the future"
-        )
+        raise IdNumberError(*both("idnumber.implausible_date", date=number[6:14]))
     if check_char(number[:17]) != number[17]:
-        raise IdNumberError("身份证号校验位错误（可能输错或读错）", "ID number check character is wrong (mistyped or misread)")
+        raise IdNumberError(*both("idnumber.check_char"))
     return number
 
 

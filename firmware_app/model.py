@@ -146,21 +146,36 @@ class Command:
     txn: str | None = None  # MQTT transaction id, echoed in the CommandResult
 
 
+DeviceName = Literal["idcard", "scanner", "camera", "printer", "broker", "store"]
+
+
 @dataclass(frozen=True)
 class DeviceStatus:
-    """A device came up, went down or reported a problem (e.g. paper out)."""
+    """A device came up, went down or reported a problem (e.g. paper out).
 
-    device: Literal["idcard", "scanner", "camera", "printer", "broker", "store"]
+    ``zh`` and ``en`` are the volunteer's words (catalogue), for a screen in one language;
+    ``raw`` is the error as the OS or library gave it, for the technician panel only;
+    ``reason`` is the technician's one line, "zh / en (raw)" (logs, ``status``).
+    ``drivers.status`` builds all four."""
+
+    device: DeviceName
     ok: bool
     reason: str = ""
+    zh: str = field(default="", compare=False)
+    en: str = field(default="", compare=False)
+    raw: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
 class DeviceError:
-    """A device delivered something unusable (bad frame, unsupported card)."""
+    """A device delivered something unusable (bad frame, unsupported card); the fields
+    as in ``DeviceStatus`` (drivers.error builds them)."""
 
     device: str
-    reason: str  # plain words for the volunteer
+    reason: str  # "zh / en (raw)", as in DeviceStatus
+    zh: str = field(default="", compare=False)
+    en: str = field(default="", compare=False)
+    raw: str = field(default="", compare=False)
 
 
 Event = CardRead | CodeScanned | Command | DeviceStatus | DeviceError

@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from firmware_app import idnumber
+from firmware_app.catalogue import both, en, zh
+from firmware_app.qr_errors import (KeyTextError, QrBadIdNumber, QrError, QrExpired, QrForged,  # noqa: F401 (callers
+                                    QrMalformed, QrNotYetValid, QrOversized, QrUnknownKey)  # use qr.QrError ...)
 from firmware_app import phone as phone_numbers
 from firmware_app.model import mask_id, mask_name
 
@@ -48,8 +51,10 @@ MAX_FUTURE_S = 86400
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
-COLOURS = ("green", "yellow", "red")  # index in the body
-ID_TYPES = ("resident_id", "passport")  # index in the body
+Colour = Literal["green", "yellow", "red"]
+IdType = Literal["resident_id", "passport"]
+COLOURS: tuple[Colour, ...] = ("green", "yellow", "red")  # index in the body
+ID_TYPES: tuple[IdType, ...] = ("resident_id", "passport")  # index in the body
 
 
 # --------------------------------------------------------------------------
@@ -60,10 +65,10 @@ ID_TYPES = ("resident_id", "passport")  # index in the body
 @dataclass(frozen=True)
 class PersonalCode:
     name: str
-    id_type: Literal["resident_id", "passport"]
+    id_type: IdType
     id_number: str
     phone: str
-    colour: Literal["green", "yellow", "red"]
+    colour: Colour
     key_person: bool
     issued_at: int
     expires_at: int
@@ -82,47 +87,6 @@ class OperatorCert:
     key_id: str = field(default="", compare=False)
 
 
-class QrError(ValueError):
-    """A code that must not be accepted; ``reason`` (zh) / ``reason_en`` for the screen."""
-
-    code = "invalid"
-
-    def __init__(self, reason: str, reason_en: str):
-        super().__init__(reason_en)
-        self.reason = reason
-        self.reason_en = reason_en
-
-
-class QrOversized(QrError):
-    code = "oversized"
-
-
-class QrMalformed(QrError):
-    """Truncated, garbage, or not an SWB1 code at all."""
-
-    code = "malformed"
-
-
-class QrUnknownKey(QrError):
-    code = "unknown_key"
-
-
-class QrForged(QrError):
-    code = "forged"
-
-
-class QrExpired(QrError):
-    code = "expired"
-
-
-class QrNotYetValid(QrError):
-    code = "not_yet_valid"
-
-
-class QrBadIdNumber(QrError):
-    code = "bad_id_number"
-
-
 # --------------------------------------------------------------------------
 # Keys
 # --------------------------------------------------------------------------
@@ -139,9 +103,9 @@ def public_key_from_base64(text: str) -> Ed25519PublicKey:
     try:
         raw = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("not base64") from None
+        raise KeyTextError(*both("qr.key_not_base64")) from None
     if len(raw) != 32:
-        raise ValueError(f"decodes to {len(raw)} bytes, an Ed25519 public key has 32")
+        raise KeyTextError(*both("qr.key_length", size=len(raw)))
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
@@ -223,7 +187,7 @@ def _ttl(issued_at: int, expires_at: int) -> int:
 
 
 def _malformed(what: str) -> QrMalformed:
-    return QrMalformed(f"二维码不完整或无法识别（{what}），请重新扫描", f"code is incomplete or unreadable ({what}); scan again")
+    return QrMalformed(*both("qr.malformed"), raw=what)
 
 
 def verify(
@@ -241,7 +205,7 @@ def verify(
     clock may be days behind; expiry is still checked).
     """
     if len(text) > MAX_TEXT:
-        raise QrOversized("二维码内容过长，不是有效的采样码", f"code is longer than {MAX_TEXT} characters; not a sampling code")
+        raise QrOversized(*both("qr.oversized", max=MAX_TEXT), raw=f"{len(text)} characters")
     if not text.startswith(PREFIX):
         raise _malformed("not SWB1")
     signed, dot, sig_b64 = text.rpartition(".")
@@ -263,13 +227,14 @@ def verify(
     ring = keys.personal if kind == "p" else keys.operator
     public_key = ring.get(kid)
     if public_key is None:
-        what, what_en = ("采样码", "sampling code") if kind == "p" else ("志愿者证", "operator certificate")
-        raise QrUnknownKey(f"{what}的签发机构不被本机认可", f"{what_en} signed by a key this kiosk does not trust ({kid})")
+        what = both("qr.kind_personal" if kind == "p" else "qr.kind_operator")
+        raise QrUnknownKey(zh("qr.unknown_key", what=what[0]), en("qr.unknown_key", what=what[1]), raw=f"key id {kid}")
     try:
         public_key.verify(signature, signed.encode("ascii"))
     except InvalidSignature:
-        raise QrForged("二维码签名无效（伪造或被篡改）", "signature does not match: forged or altered code") from None
+        raise QrForged(*both("qr.forged")) from None
     # From here on the content was written by a trusted authority; still check its shape.
+    result: PersonalCode | OperatorCert
     try:
         if kind == "p":
             result = _personal(body)
@@ -278,18 +243,19 @@ def verify(
     except (TypeError, ValueError, KeyError, IndexError):
         raise _malformed("bad fields") from None
     if now > result.expires_at:
-        raise QrExpired("二维码已过期，请刷新后重新出示", "code has expired; refresh it and show it again")
+        raise QrExpired(*both("qr.expired"))
     if result.issued_at > now + MAX_FUTURE_S or check_not_before and result.issued_at > now + CLOCK_SKEW_S:
-        raise QrNotYetValid("二维码签发时间在未来（本机时钟或二维码有误）", "code is issued in the future (kiosk clock or code wrong)")
+        raise QrNotYetValid(*both("qr.not_yet_valid"))
     if isinstance(result, PersonalCode):
         if max_age_s is not None and now - result.issued_at > max_age_s:
-            raise QrExpired("二维码签发太久，请刷新后重新出示", "code was issued too long ago; refresh it and show it again")
+            raise QrExpired(*both("qr.too_old"))
         if result.id_type == "resident_id":
             today = dt.datetime.fromtimestamp(now, CHINA_TZ).date()
             try:
                 number = idnumber.validate(result.id_number, today)
             except idnumber.IdNumberError as exc:
-                raise QrBadIdNumber("二维码中的" + exc.reason, "ID number in the code: " + exc.reason_en) from None
+                raise QrBadIdNumber(zh("qr.bad_id_number", reason=exc.reason),
+                                    en("qr.bad_id_number", reason=exc.reason_en)) from None
             result = PersonalCode(**{**result.__dict__, "id_number": number})
     return result
 
@@ -330,7 +296,7 @@ def load_private_key(path: str) -> Ed25519PrivateKey:
     with open(path, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise KeyTextError(*both("qr.key_not_private", path=path))
     return key
 
 
@@ -340,12 +306,12 @@ def _keygen(args: argparse.Namespace) -> int:
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        print(f"swabkiosk qr keygen: {args.out} exists; refusing to overwrite a key", file=sys.stderr)
+        print(en("qr.cli_key_exists", path=args.out), file=sys.stderr)
         return 1
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     print(public_key_base64(key.public_key()))
-    print(f"# key id {key_id(key.public_key())}; private key written to {args.out} (mode 0600)", file=sys.stderr)
+    print("# " + en("qr.cli_key_written", key_id=key_id(key.public_key()), path=args.out), file=sys.stderr)
     return 0
 
 
@@ -359,19 +325,19 @@ def _issue(args: argparse.Namespace) -> int:
     issued_at = int(args.issued_at if args.issued_at is not None else time.time())
     if args.operator:
         if not (args.cert_id and args.name):
-            print("swabkiosk qr issue --operator needs --cert-id and --name", file=sys.stderr)
+            print(en("qr.cli_operator_needs"), file=sys.stderr)
             return 2
         expires_at = int(args.expires_at or issued_at + args.valid_hours * 3600)
         text = issue_operator(key, cert_id=args.cert_id, name=args.name, issued_at=issued_at, expires_at=expires_at)
     else:
         if not (args.name and args.id_number):
-            print("swabkiosk qr issue --person needs --name and --id-number", file=sys.stderr)
+            print(en("qr.cli_person_needs"), file=sys.stderr)
             return 2
         if args.id_type == "resident_id":
             try:
                 args.id_number = idnumber.validate(args.id_number, dt.datetime.fromtimestamp(issued_at, CHINA_TZ).date())
             except idnumber.IdNumberError as exc:
-                print(f"swabkiosk qr issue: {exc.reason_en}", file=sys.stderr)
+                print(en("qr.cli_failed", action="issue", problem=exc.reason_en), file=sys.stderr)
                 return 1
         expires_at = int(args.expires_at or issued_at + args.valid_hours * 3600)
         text = issue_personal(
@@ -423,5 +389,5 @@ def cli(argv: list[str]) -> int:
     try:
         return args.run(args)
     except (OSError, ValueError) as exc:
-        print(f"swabkiosk qr {args.action}: {exc}", file=sys.stderr)
+        print(en("qr.cli_failed", action=args.action, problem=str(exc)), file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from firmware_app import logsetup
+from firmware_app.catalogue import en
 from firmware_app.model import CardRead, CodeScanned, Command, DeviceError, Show
 
 log = logging.getLogger("swabkiosk.simulate")
@@ -77,7 +78,7 @@ def wait_devices(kiosk: Any, names: list[str], timeout: float = 20.0) -> None:
 
     if not kiosk.runtime.wait_for(up, timeout):
         down = {n: s.reason for n, s in kiosk.supervisors.items() if not s.ok}
-        raise SimulationError(f"devices not up after {timeout:.0f} s: {down}")
+        raise SimulationError(en("simulate.devices_down", seconds=f"{timeout:.0f}", down=down))
 
 
 def step(table: Any, tracker: Tracker, action, what: str) -> str:
@@ -85,7 +86,7 @@ def step(table: Any, tracker: Tracker, action, what: str) -> str:
     before = tracker.handled
     action()
     if not tracker.wait_past(before):
-        raise SimulationError(f"the kiosk did not react to: {what}")
+        raise SimulationError(en("simulate.no_reaction", what=what))
     return tracker.level()
 
 
@@ -105,7 +106,8 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
     via = iter(VIA_CYCLE * (count // len(VIA_CYCLE) + 1))
     if pool != "household":
         return [[table.people.person(via=next(via)) for _ in range(count)]]
-    groups, left, sizes = [], count, (3, 2, 4, 1, 5, 3)
+    groups: list[list[Any]] = []
+    left, sizes = count, (3, 2, 4, 1, 5, 3)
     while left > 0:
         size = min(left, sizes[len(groups) % len(sizes)])
         groups.append([dataclasses.replace(g, via=next(via)) for g in table.people.household(size)])
@@ -176,8 +178,8 @@ def wait_acks(kiosk: Any) -> int:
         if stats.get("backlog", 0) == 0 and stats.get("backlog_events", 0) == 0:
             return stats.get("archived", 0)
         time.sleep(0.05)
-    raise SimulationError(f"broker did not acknowledge every record in {ACK_TIMEOUT_S:.0f} s: "
-                          f"{kiosk.store.stats()} / {kiosk.uplink.state()}")
+    raise SimulationError(en("simulate.no_acks", seconds=f"{ACK_TIMEOUT_S:.0f}", stats=kiosk.store.stats(),
+                             uplink=kiosk.uplink.state()))
 
 
 def summarise(records: list[dict], labels: list, acked: int, elapsed: float, presented: int, refused: int,
@@ -222,15 +224,15 @@ def human(summary: dict[str, Any]) -> str:
     sizes = summary["tube_sizes"]
     size_text = ", ".join(f"{sizes.count(n)}×{n}" for n in sorted(set(sizes), reverse=True))
     lines = [
-        f"people      {summary['people']} presented, {summary['registered']} registered"
-        + (f", {summary['refused']} refused" if summary["refused"] else ""),
-        f"tubes       {summary['tubes']} ({size_text}), {summary['tubes_closed']} closed",
-        f"labels      {summary['labels']} printed",
-        f"records     {summary['records']} stored this session"
-        + (f", {summary['acknowledged']} acknowledged by {summary['broker']}" if summary["broker"] else
-           f", {summary['waiting']} waiting for a broker (offline)"),
-        f"time        {summary['seconds']:.2f} s ({summary['people_per_s']} people/s)",
-        f"data        {summary['data_dir']}",
+        en("simulate.sum_people", people=summary["people"], registered=summary["registered"])
+        + (en("simulate.sum_refused", refused=summary["refused"]) if summary["refused"] else ""),
+        en("simulate.sum_tubes", tubes=summary["tubes"], sizes=size_text, closed=summary["tubes_closed"]),
+        en("simulate.sum_labels", labels=summary["labels"]),
+        en("simulate.sum_records", records=summary["records"])
+        + (en("simulate.sum_acked", acked=summary["acknowledged"], broker=summary["broker"]) if summary["broker"] else
+           en("simulate.sum_offline", waiting=summary["waiting"])),
+        en("simulate.sum_time", seconds=f"{summary['seconds']:.2f}", rate=summary["people_per_s"]),
+        en("simulate.sum_data", path=summary["data_dir"]),
     ]
     return "\n".join(lines)
 
@@ -254,13 +256,13 @@ def main(argv: list[str]) -> int:
         logsetup.setup(logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
         return simulate_days.run(args, ap)
     if args.people < 1:
-        ap.error("--people must be at least 1")
+        ap.error(en("simulate.people_min"))
     logsetup.setup(logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     try:
         summary = run_session(args.people, args.pool, broker=args.broker, printer=args.printer,
                               data_dir=os.path.abspath(args.data_dir) if args.data_dir else None)
     except SimulationError as exc:
-        print(f"swabkiosk simulate: {exc}", file=sys.stderr)
+        print(en("simulate.failed", problem=exc), file=sys.stderr)
         return 1
     print(json.dumps(summary, ensure_ascii=False) if args.json else human(summary))
     ok = summary["registered"] == args.people and (not args.broker or summary["waiting"] == 0)
@@ -308,13 +310,14 @@ class Console:
         if not tube:
             return
         filled = "■" * tube["count"] + "□" * (tube["capacity"] - tube["count"])
-        self.line(self.paint(f"tube {tube['id']} [{filled}] {tube['count']}/{tube['capacity']}", "2"))
+        self.line(self.paint(en("simulate.tube_line", tube=tube["id"], bar=filled, count=tube["count"],
+                                capacity=tube["capacity"]), "2"))
 
     def label(self, label: Any) -> None:
         """A label as the printer mock parsed it back: text lines and the barcode it printed."""
         with self._lock:
             bar = self.paint("│", "35")
-            print(f"{time.strftime('%H:%M:%S')}  {self.paint('⎙', '35')} label printed", file=self.out)
+            print(f"{time.strftime('%H:%M:%S')}  {self.paint('⎙', '35')} {en('simulate.label_printed')}", file=self.out)
             for text in label.lines:
                 print(f"{' ' * 12}{bar} {text}", file=self.out)
             for _symbology, data in label.barcodes:
@@ -361,9 +364,8 @@ def scenario(table: Any, index: int, earlier: list) -> tuple[Any, str | None]:
 
 
 def describe_person(person: Any) -> str:
-    how = {"card": "puts an ID card on the reader", "scanner": "shows a sampling code to the scanner",
-           "camera": "holds a phone with a sampling code to the camera"}[person.via]
-    colour = f" ({person.colour} code)" if person.via != "card" else ""
+    how = en(f"simulate.via_{person.via}")  # card | scanner | camera
+    colour = en("simulate.code_colour", colour=person.colour) if person.via != "card" else ""
     return f"{person.masked} {how}{colour}"
 
 
@@ -401,12 +403,13 @@ def run_watchable(args: argparse.Namespace) -> int:
 
     def started(k: Any) -> None:
         age = process_age()
-        since = f"{age:.2f} s after the process started" if age is not None else f"in {k.ready_s:.2f} s"
-        console.line(f"swabkiosk on a simulated table: ready {since}; data in {data_dir}")
-        console.line(f"broker: {public_url(args.broker) or 'none: working offline, records wait in the store'}")
+        since = (en("simulate.ready_after_start", seconds=f"{age:.2f}") if age is not None
+                 else en("simulate.ready_in", seconds=f"{k.ready_s:.2f}"))
+        console.line(en("simulate.ready", since=since, path=data_dir))
+        console.line(en("simulate.broker", broker=public_url(args.broker) or en("simulate.no_broker")))
         if k.ui is not None:
-            console.line(f"screen: {k.ui.url}  (open it in a browser)")
-        console.line("Ctrl-C stops the kiosk cleanly.")
+            console.line(en("simulate.screen", url=k.ui.url))
+        console.line(en("simulate.ctrl_c"))
         k.runtime.observers.append(console.observe)
         if table.printer is not None:
             threading.Thread(target=watch_labels, args=(table.printer, console, stop), daemon=True).start()
@@ -416,8 +419,8 @@ def run_watchable(args: argparse.Namespace) -> int:
         code = serve(kiosk, stop, started)
         stats = kiosk.final_stats
         if stats:
-            console.line(f"stopped cleanly: {stats.get('backlog', 0) + stats.get('backlog_events', 0)} records "
-                         f"wait for the broker, {stats.get('archived', 0)} acknowledged; all kept in {data_dir}")
+            console.line(en("simulate.stopped", waiting=stats.get("backlog", 0) + stats.get("backlog_events", 0),
+                            acked=stats.get("archived", 0), path=data_dir))
         return code
     finally:
         stop.set()
@@ -435,10 +438,12 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
         return
     try:
         if not kiosk.runtime.snapshot.get("operator"):
-            console.action("volunteer 李志愿 scans their certificate code (signed operator certificate)")
+            from hw_mocks.table import OPERATOR
+
+            console.action(en("simulate.sign_in", name=OPERATOR[1]))
             step(table, tracker, table.sign_in, "sign-in")
         else:
-            console.line("volunteer still signed in from before the restart; the open tube continues")
+            console.line(en("simulate.still_signed_in"))
             console.tube(kiosk.runtime.snapshot)
         earlier: list = []
         index = 0
@@ -446,13 +451,13 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
             if stop.wait(args.pace):
                 return
             person, confirm = scenario(table, index, earlier)
-            again = " — again: this person was sampled earlier today" if confirm == "confirm_duplicate" else ""
+            again = en("simulate.again") if confirm == "confirm_duplicate" else ""
             console.action(describe_person(person) + again)
             level = step(table, tracker, lambda: table.present(person), repr(person))
             if level == "confirm" and confirm:
                 if stop.wait(min(args.pace, 1.5)):
                     return
-                console.action(f"volunteer checks and scans the '{confirm}' command card")
+                console.action(en("simulate.confirm_card", card=confirm))
                 step(table, tracker, lambda: table.command(confirm), confirm)
             table.take_away(person)
             console.tube(kiosk.runtime.snapshot)
@@ -461,7 +466,7 @@ def feed(kiosk: Any, table: Any, console: Console, args: argparse.Namespace, sto
             if index % 10 == 0:
                 report_backlog(kiosk, console, args.broker)
         if args.people:
-            console.action("end of the queue: volunteer scans the 'end_of_queue' card")
+            console.action(en("simulate.end_of_queue"))
             step(table, tracker, lambda: table.command("end_of_queue"), "end_of_queue")
             report_backlog(kiosk, console, args.broker)
     except SimulationError as exc:
@@ -473,8 +478,8 @@ def report_backlog(kiosk: Any, console: Console, broker: str) -> None:
     waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
     if broker:
         state = kiosk.uplink.state()
-        link = "connected" if state.get("connected") else f"not connected ({state.get('error_en') or '…'})"
-        console.line(f"broker {link}: {stats.get('archived', 0)} records acknowledged, {waiting} in flight/waiting",
-                     "⇅", "34")
+        link = (en("simulate.broker_connected") if state.get("connected")
+                else en("simulate.broker_not_connected", error=state.get("error_en") or "…"))
+        console.line(en("simulate.broker_line", link=link, acked=stats.get("archived", 0), waiting=waiting), "⇅", "34")
     else:
-        console.line(f"offline: {waiting} records safe in the store, waiting for a broker", "⇅", "34")
+        console.line(en("simulate.offline_line", waiting=waiting), "⇅", "34")

@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from firmware_app.catalogue import en
 from firmware_app.model import CardRead, CodeScanned, Command, Persist, Show
 
 log = logging.getLogger("swabkiosk.simulate")
@@ -44,8 +47,7 @@ log = logging.getLogger("swabkiosk.simulate")
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SAMPLING_PEM = ROOT / "config" / "demo-sampling.pem"
 DEMO_OPERATOR_PEM = ROOT / "config" / "demo-operator.pem"
-OPERATOR = ("SIM-V-0001", "李志愿")
-COURIER = "转运-张师傅"
+COURIER = "\u8f6c\u8fd0-\u5f20\u5e08\u5085"  # "transport - Master Zhang": the simulated courier
 DAY_START_H, DAY_END_H = 8, 20  # the queue's hours, local time
 BOX_EVERY = 20  # tubes per box handed to the courier (a real site's rhythm; the box holds 50)
 # Of every 1,000 people: how they show up and what happens (the rest: ID card, green).
@@ -68,9 +70,15 @@ def demo_authority() -> Any:
     from hw_mocks.people import Authority
 
     authority = Authority.__new__(Authority)
-    authority.personal_key = serialization.load_pem_private_key(DEMO_SAMPLING_PEM.read_bytes(), None)
-    authority.operator_key = serialization.load_pem_private_key(DEMO_OPERATOR_PEM.read_bytes(), None)
+    authority.personal_key = _ed25519(serialization.load_pem_private_key(DEMO_SAMPLING_PEM.read_bytes(), None))
+    authority.operator_key = _ed25519(serialization.load_pem_private_key(DEMO_OPERATOR_PEM.read_bytes(), None))
     return authority
+
+
+def _ed25519(key: object) -> Ed25519PrivateKey:
+    if not isinstance(key, Ed25519PrivateKey):
+        raise FillError(en("simulate.bad_demo_key", kind=type(key).__name__))
+    return key
 
 
 def station_text(data_dir: str, workdir: Path, pool: str, authority: Any) -> str:
@@ -84,6 +92,8 @@ def station_text(data_dir: str, workdir: Path, pool: str, authority: Any) -> str
 
 
 def write_volunteers(workdir: Path) -> None:
+    from hw_mocks.table import OPERATOR  # the simulated volunteer: one for the table and the fill
+
     doc = {"volunteers": [{"cert_id": OPERATOR[0], "name": OPERATOR[1], "expires": "2099-12-31"}]}
     (workdir / "volunteers.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
@@ -175,7 +185,7 @@ class Filler:
         shows = [e for e in effects if isinstance(e, Show)]
         level = shows[-1].level if shows else ""
         if shows and isinstance(shows[-1].detail, dict) and shows[-1].detail.get("store_error"):
-            raise FillError(f"the store refused a step: {shows[-1].message_en}")
+            raise FillError(en("simulate.step_refused", reason=shows[-1].message_en))
         if any(r["kind"] == "tube_close" for r in records):
             self._maybe_hand_over()
         return level, effects
@@ -194,7 +204,7 @@ class Filler:
     def command(self, name: str, **args: Any) -> str:
         level, _ = self.step(Command(name, args, source="scanner"))
         if level == "error":
-            raise FillError(f"command {name} refused: {self.runtime.station.snapshot().get('message_en')}")
+            raise FillError(en("simulate.command_refused", name=name, reason=self.runtime.station.snapshot().get("message_en")))
         return level
 
     def _maybe_hand_over(self, at_least: int = BOX_EVERY) -> None:
@@ -215,17 +225,18 @@ class Filler:
         level, _ = self.step(event, dt_s=0.0)
         if kind == "duplicate":
             if level != "confirm":
-                raise FillError(f"a same-day duplicate was not flagged: {level}")
+                raise FillError(en("simulate.duplicate_missed", level=level))
             self.command("confirm_duplicate")
             self.counts["duplicates"] += 1
         elif kind == "yellow":
             if level != "confirm":
-                raise FillError(f"a yellow code was not sent to a single tube: {level}")
+                raise FillError(en("simulate.single_missed", level=level))
             self.command("confirm_single")
             self.counts["singles"] += 1
         elif level != "ok":
             self.counts["refused"] += 1
-            raise FillError(f"{person!r} not registered: {self.runtime.station.snapshot().get('message_en')}")
+            raise FillError(en("simulate.not_registered", person=repr(person),
+                               reason=self.runtime.station.snapshot().get("message_en")))
         self.counts["registered"] += 1
         if kind == "void":
             self.command("void_last", reason="mistaken_entry")
@@ -242,6 +253,8 @@ class Filler:
         # the day's personal codes, signed in one batch (issued an hour before the queue opens)
         codes = {id(p): self.authority.sampling_code(p, issued_at=start - 3600)
                  for kind, p in arrivals if kind in ("qr", "yellow")}
+        from hw_mocks.table import OPERATOR
+
         cert = self.authority.operator_cert(*OPERATOR, issued_at=start - 86400)
         if self.runtime.station.snapshot().get("operator") is None:
             self.step(CodeScanned(cert, "scanner"))
@@ -312,20 +325,20 @@ def fill(data_dir: str, days: int, people_per_day: int, *, pool: str = "10", pac
 
 def human(s: dict[str, Any]) -> str:
     month = s["db_bytes"] / max(1, s["days"]) * 30  # the archive keeps 30 days (store.archive_days)
+    state = en("simulate.month_acked") if s["acknowledged"] else en("simulate.month_backlog", backlog=s["backlog"])
+    written = s.get("written_bytes") or 0
     return "\n".join([
-        f"days        {s['days']} ({s['first_day']} … {s['last_day']}), {s['people_per_day']} people a day",
-        f"people      {s['registered']} registered ({s['duplicates']} same-day duplicates confirmed, "
-        f"{s['singles']} yellow codes in single tubes, {s['voids']} voided), {s['boxes']} boxes handed over",
-        f"records     {s['records']} (seq {s['seq_range'][0]}…{s['seq_range'][1]}), "
-        + ("all acknowledged" if s["acknowledged"] else f"{s['backlog']} waiting for a broker"),
-        f"store       {s['db_bytes'] / 1e6:.1f} MB: {s['mb_per_day']:.1f} MB of SD card a day "
-        f"({s['bytes_per_record']} bytes a record; a 30-day archive at this rate: {month / 1e6:.0f} MB)",
-        *([f"written     {s['written_bytes'] / 1e6:.0f} MB sent to storage while filling "
-           f"({s['written_bytes'] / max(1, s['registered']) / 1e3:.1f} KB a person: WAL, checkpoints; the card's wear)"]
-          if s.get("written_bytes") else []),
-        f"time        {s['seconds']:.1f} s ({s['steps_per_s']} steps/s"
-        + (", no flush per step: --no-pacing)" if not s["pacing"] else ", a durable flush per step)"),
-        f"data        {s['data_dir']}  (station file: {s['station_file']})",
+        en("simulate.month_days", days=s["days"], first=s["first_day"], last=s["last_day"], per_day=s["people_per_day"]),
+        en("simulate.month_people", registered=s["registered"], duplicates=s["duplicates"], singles=s["singles"],
+           voids=s["voids"], boxes=s["boxes"]),
+        en("simulate.month_records", records=s["records"], first=s["seq_range"][0], last=s["seq_range"][1], state=state),
+        en("simulate.month_store", mb=f"{s['db_bytes'] / 1e6:.1f}", per_day=f"{s['mb_per_day']:.1f}",
+           per_record=s["bytes_per_record"], month=f"{month / 1e6:.0f}"),
+        *([en("simulate.month_written", mb=f"{written / 1e6:.0f}",
+              per_person=f"{written / max(1, s['registered']) / 1e3:.1f}")] if written else []),
+        en("simulate.month_time", seconds=f"{s['seconds']:.1f}", rate=s["steps_per_s"],
+           how=en("simulate.month_no_pacing" if not s["pacing"] else "simulate.month_pacing")),
+        en("simulate.month_data", path=s["data_dir"], station_file=s["station_file"]),
     ])
 
 
@@ -341,23 +354,24 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     if args.days < 1 or args.people_per_day < 1:
-        ap.error("--days and --people-per-day must be at least 1")
+        ap.error(en("simulate.days_min"))
     if not args.data_dir:
-        ap.error("--days needs --data-dir (where the month is kept)")
+        ap.error(en("simulate.days_dir"))
     if args.pool == "household":
-        ap.error("--days fills tables pooling 1, 10 or 20 (households close by hand)")
+        ap.error(en("simulate.days_pool"))
     if args.broker or args.printer:
-        ap.error("--days runs without devices and broker (use --acked for an acknowledged archive)")
+        ap.error(en("simulate.days_alone"))
 
     def progress(n: int, date: dt.date, elapsed: float) -> None:
         if not args.json:
-            print(f"  day {n}/{args.days} {date} done ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+            print(en("simulate.day_done", n=n, days=args.days, date=date, seconds=f"{elapsed:.0f}"), file=sys.stderr,
+                  flush=True)
 
     try:
         summary = fill(args.data_dir, args.days, args.people_per_day, pool=args.pool, pacing=not args.no_pacing,
                        acked=args.acked, seed=args.seed, progress=progress)
     except FillError as exc:
-        print(f"swabkiosk simulate: {exc}", file=sys.stderr)
+        print(en("simulate.failed", problem=exc), file=sys.stderr)
         return 1
     print(json.dumps(summary, ensure_ascii=False) if args.json else human(summary))
     return 0 if summary["registered"] == args.days * args.people_per_day else 1

@@ -24,6 +24,7 @@ import zlib
 from typing import Any
 
 from firmware_app.atomic import DIR_MODE, fsync_dir
+from firmware_app.catalogue import both
 from firmware_app.store_schema import INSERT_RECORD, StoreError, canonical, meta_row, row_values
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def import_legacy(store) -> dict | None:
     saved, meta_damaged = read_meta_file(meta_path)
     from firmware_app.sdnotify import Notifier
     notifier = Notifier()  # a month of segments takes a while on a Pi: keep systemd's start timeout away
-    tally = {"kept": 0, "lost": 0, "acked": 0, "crc": 0, "top": 0}
+    tally: dict[str, Any] = {"kept": 0, "lost": 0, "acked": 0, "crc": 0, "top": 0}  # and "report" at the end
     damaged: list[str] = []
 
     def work(conn) -> None:
@@ -174,16 +175,16 @@ def import_legacy(store) -> dict | None:
         for key, (v, value) in saved.items():
             if v >= carried.get(key, (-1, None))[0]:
                 carried[key] = (v, value)
-        meta = {k: value for k, (_v, value) in carried.items()}
-        floor_seq = int(meta.pop("seq_floor", 0) or 0)
+        values: dict[str, Any] = {k: value for k, (_v, value) in carried.items()}
+        floor_seq = int(values.pop("seq_floor", 0) or 0)
         if tally["lost"]:
             floor_seq = max(floor_seq, tally["top"] + SEQ_GAP_AFTER_LOSS)
         n, total = conn.execute("SELECT count(*), total(crc) FROM records").fetchone()
         if n != tally["kept"] or int(total) != tally["crc"]:
-            raise StoreError("旧数据导入校验失败", f"legacy import check failed: {n} rows, expected {tally['kept']}")
+            raise StoreError(*both("store.legacy_check_failed"), raw=f"{n} rows, expected {tally['kept']}")
         for body, crc in conn.execute("SELECT body, crc FROM records"):
             if zlib.crc32(body) != crc:
-                raise StoreError("旧数据导入校验失败", "legacy import check failed: a checksum differs")
+                raise StoreError(*both("store.legacy_check_failed"), raw="a checksum differs")
         note = f"imported from the segment layout ({len(names)} segment files)"
         if damaged:
             note += f"; damaged segments: {', '.join(damaged[:20])}"
@@ -192,16 +193,15 @@ def import_legacy(store) -> dict | None:
         tally["report"] = {"at": time.time(), "what": "import", "kept": tally["kept"], "lost": tally["lost"],
                            "moved_to": moved, "note": note}
         conn.execute("UPDATE counters SET n = ? WHERE key = 'archived'", (tally["acked"],))
-        meta.update({"legacy_import": moved, "reports": [*store.reports(), tally["report"]]})
+        values.update({"legacy_import": moved, "reports": [*store.reports(), tally["report"]]})
         if floor_seq:
-            meta["hwm_floor"] = {"seq": floor_seq, "numbers": {}}
-        for key, value in meta.items():
+            values["hwm_floor"] = {"seq": floor_seq, "numbers": {}}
+        for key, value in values.items():
             conn.execute("INSERT OR REPLACE INTO meta (key, value, crc) VALUES (?,?,?)", meta_row(key, value))
 
     with store._lock:
         if store.last_seq() or store._count():
-            raise StoreError("数据目录同时有旧格式和新数据库", "the data dir holds both the old layout and a database",
-                             store.data_dir)
+            raise StoreError(*both("store.legacy_and_db"), store.data_dir)
         try:
             store._transaction(work)
         finally:

@@ -15,8 +15,10 @@ import shutil
 import sqlite3
 import time
 import zlib
-from typing import Any, Iterator
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
 
+from firmware_app.catalogue import both
 from firmware_app.model import Facts, Lookups
 from firmware_app.store_schema import StoreCorrupt, StoreError, corrupt_error, db_error, record_time
 
@@ -37,10 +39,22 @@ def _marks(n: int) -> str:
 class StoreQueries:
     """Reads over ``self._conn`` under ``self._lock`` (see Store)."""
 
+    # Set by Store.__init__ (firmware_app/store.py); declared here for the type checker.
+    path: str
+    data_dir: str
+    _lock: threading.RLock
+    _conn: sqlite3.Connection | None
+    _damage: list[str]
+
+    if TYPE_CHECKING:  # Store's meta accessors, which these reads use
+        def get_meta(self, key: str, default: Any = None) -> Any: ...
+
+        def reports(self) -> list[dict]: ...
+
     def _q(self, sql: str, args=()) -> list:
         with self._lock:
             if self._conn is None:
-                raise StoreError("数据库已关闭", "the store is closed", self.path)
+                raise StoreError(*both("store.closed"), self.path)
             try:
                 return self._conn.execute(sql, args).fetchall()
             except UnicodeDecodeError as exc:
@@ -49,7 +63,7 @@ class StoreQueries:
             except sqlite3.Error as exc:
                 err = db_error(exc, self.path)
                 if isinstance(err, StoreCorrupt):
-                    self._damage.append(err.message_en)
+                    self._damage.append(err.detail)
                 raise err from exc
 
     def _decode(self, row) -> dict | None:
@@ -146,10 +160,10 @@ class StoreQueries:
 
     def facts(self, lookups: Lookups) -> Facts:
         """Answer a step's ``Lookups`` from the indexes (see model.Facts)."""
-        people = {}
+        people: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
         for key, day in lookups.people:
-            people[(key, day)] = self._records(f"SELECT {_COLS} FROM records WHERE person = ? AND day = ? "
-                                               f"AND kind = 'sample' ORDER BY seq", (key, day))
+            people[(key, day)] = tuple(self._records(f"SELECT {_COLS} FROM records WHERE person = ? AND day = ? "
+                                                     f"AND kind = 'sample' ORDER BY seq", (key, day)))
         found = {r["record_id"]: r for r in self.records(lookups.records)}
         records = {rid: found.get(rid) for rid in lookups.records}
         tubes = {t: tuple(self._tube_members(t, None, set())) for t in lookups.tubes}

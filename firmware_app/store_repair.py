@@ -16,6 +16,7 @@ import time
 from urllib.parse import quote
 
 from firmware_app.atomic import DIR_MODE, FILE_MODE, fsync_dir
+from firmware_app.catalogue import both
 from firmware_app.store_schema import (
     DB_NAME, HWM_NAME, INSERT_RECORD, HighWater, StoreError, meta_row, meta_value, migrate, row_values,
 )
@@ -105,9 +106,7 @@ def repair(data_dir: str) -> list[dict]:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(f"数据目录正被另一个进程使用：{data_dir}（请先停止 swabkiosk run）",
-                             f"The store {data_dir} is in use by another process (stop `swabkiosk run` first)",
-                             data_dir) from None
+            raise StoreError(*both("store.in_use", path=data_dir), data_dir) from None
         report = _rebuild(data_dir, path)
     finally:
         os.close(lock_fd)

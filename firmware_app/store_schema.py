@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from firmware_app.atomic import FILE_MODE
+from firmware_app.catalogue import both
 
 DB_NAME = "kiosk.db"
 HWM_NAME = "hwm"
@@ -29,11 +30,17 @@ RESERVE_NUMBER = 100  # ... and this many tube/box numbers per stem (mode 1 uses
 class StoreError(Exception):
     """Something went wrong storing records; ``message`` is zh-CN, ``message_en`` English."""
 
-    def __init__(self, message: str, message_en: str, path: str | None = None):
-        super().__init__(f"{message} / {message_en}")
+    def __init__(self, message: str, message_en: str, path: str | None = None, raw: str = ""):
+        super().__init__(f"{message} / {message_en}" + (f" ({raw})" if raw else ""))
         self.message = message
         self.message_en = message_en
         self.path = path
+        self.raw = raw  # the OS or SQLite error as it came: for the technician, not in the message
+
+    @property
+    def detail(self) -> str:
+        """The technician's line: the English message and the raw error (logs, ``stats()["damage"]``)."""
+        return self.message_en + (f" ({self.raw})" if self.raw else "")
 
 
 class StoreFull(StoreError):
@@ -49,24 +56,15 @@ class StoreCorrupt(StoreError):
 
 
 def full_error(path: str) -> StoreFull:
-    return StoreFull(
-        f"存储空间已满，新的登记未保存（之前的记录完好）。请联系技术人员清理空间。({path})",
-        f"Storage full: the new registration was NOT saved (earlier records are intact). "
-        f"Call the technician to free space. ({path})", path)
+    return StoreFull(*both("store.full", path=path), path)
 
 
 def read_only_error(path: str) -> StoreReadOnly:
-    return StoreReadOnly(
-        f"存储卡只读或无写权限，新的登记未保存（之前的记录完好）。请联系技术人员。({path})",
-        f"Storage is read-only or not writable: the new registration was NOT saved "
-        f"(earlier records are intact). Call the technician. ({path})", path)
+    return StoreReadOnly(*both("store.read_only", path=path), path)
 
 
 def corrupt_error(path: str, why: str) -> StoreCorrupt:
-    return StoreCorrupt(
-        f"数据库损坏：{path}（{why}）。请运行 `swabkiosk status --repair`：损坏文件移到 damaged/，完好记录保留。",
-        f"Store damaged: {path} ({why}). Run `swabkiosk status --repair`: the damaged file is set aside "
-        f"in damaged/ and every readable record kept.", path)
+    return StoreCorrupt(*both("store.corrupt", path=path), path, raw=why)
 
 
 def os_error(exc: OSError, path: str) -> StoreError:
@@ -74,8 +72,7 @@ def os_error(exc: OSError, path: str) -> StoreError:
         return full_error(path)
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return read_only_error(path)
-    return StoreError(f"存储写入失败：{exc.strerror}，新的登记未保存。({path})",
-                      f"Storage write failed: {exc.strerror}; the new registration was NOT saved. ({path})", path)
+    return StoreError(*both("store.write_failed", path=path), path, raw=str(exc.strerror or exc))
 
 
 def db_error(exc: sqlite3.Error, path: str) -> StoreError:
@@ -88,8 +85,7 @@ def db_error(exc: sqlite3.Error, path: str) -> StoreError:
         return read_only_error(path)
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
         return corrupt_error(path, str(exc))
-    return StoreError(f"存储写入失败：{exc}，新的登记未保存。({path})",
-                      f"Storage failed: {exc}; the new registration was NOT saved. ({path})", path)
+    return StoreError(*both("store.write_failed", path=path), path, raw=str(exc))
 
 
 _CANONICAL = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
@@ -163,10 +159,9 @@ MIGRATIONS = {1: SCHEMA_1}  # user_version n-1 -> n; each runs in one transactio
 def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if SCHEMA_VERSION < version <= SCHEMA_VERSION + 100:  # a newer program's store: refuse, never rewrite it
-        raise StoreError(f"数据库版本 {version} 比本程序新", f"store schema {version} is newer than this program")
+        raise StoreError(*both("store.schema_newer", version=version))
     if version < 0 or version > SCHEMA_VERSION:  # no version any program wrote: a damaged header (fuzzing)
-        raise StoreCorrupt("数据库文件头已损坏", f"store schema version {version} is not one this program writes",
-                           conn.execute("PRAGMA database_list").fetchone()[2])
+        raise StoreCorrupt(*both("store.header_damaged", version=version), conn.execute("PRAGMA database_list").fetchone()[2])
     for target in range(version + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

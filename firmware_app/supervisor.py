@@ -4,7 +4,7 @@ A device shell (drivers area) is built by a factory, started, and watched: when
 ``start()`` raises, or its loop stops beating (``heartbeat`` older than
 ``stale_after``), it is stopped and built again after a backoff (1 s doubling to
 30 s). Every change is reported as a ``DeviceStatus`` event so the volunteer sees
-"打印机未连接" instead of a frozen kiosk, and the district sees it in `status`.
+"printer not connected" (``printer.not_connected``) instead of a frozen kiosk, and the district sees it in `status`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast, get_args
 
-from firmware_app.model import DeviceStatus, Event
+import drivers
+from firmware_app.catalogue import both
+from firmware_app.model import DeviceName, DeviceStatus, Event
 
 log = logging.getLogger("swabkiosk.supervisor")
 
@@ -26,7 +28,9 @@ class Supervisor:
     def __init__(self, name: str, factory: Callable[[Callable[[Event], None]], Any],
                  on_event: Callable[[Event], None], *, stale_after: float | None = 30.0,
                  backoff: tuple[float, float] = (1.0, 30.0)) -> None:
-        self.name = name
+        if name not in get_args(DeviceName):
+            raise ValueError(f"no such device: {name!r}")
+        self.name = cast(DeviceName, name)  # checked just above
         self.factory = factory
         self.on_event = on_event
         self.stale_after = stale_after
@@ -47,12 +51,14 @@ class Supervisor:
             self.ok, self.reason = event.ok, event.reason
         self.on_event(event)
 
-    def _report(self, ok: bool, reason: str) -> None:
-        if (ok, reason) == (self.ok, self.reason):
+    def _report(self, ok: bool, words: tuple[str, str] = ("", ""), raw: str = "") -> None:
+        event = drivers.status(self.name, ok, words, raw)
+        if (ok, event.reason) == (self.ok, self.reason):
             return  # retries of the same failure are not news
-        (log.info if ok else log.warning)("%s %s%s", self.name, "up" if ok else "down", f": {reason}" if reason else "")
-        self.ok, self.reason = ok, reason
-        self.on_event(DeviceStatus(self.name, ok, reason))  # type: ignore[arg-type]
+        (log.info if ok else log.warning)("%s %s%s%s", self.name, "up" if ok else "down",
+                                          f": {words[1]}" if words[1] else "", f" ({raw})" if raw else "")
+        self.ok, self.reason = ok, event.reason
+        self.on_event(event)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"supervise-{self.name}", daemon=True)
@@ -70,7 +76,7 @@ class Supervisor:
                     continue
                 healthy_since = time.monotonic()
             elif self._hung(now):
-                self._report(False, f"not responding for {now - self.device.heartbeat:.0f} s; restarting")
+                self._report(False, both("device_error.not_responding", seconds=f"{now - self.device.heartbeat:.0f}"))
                 self._stop_device()
                 self.restarts += 1
                 self._wait(delay)
@@ -78,7 +84,7 @@ class Supervisor:
                 continue
             else:
                 if not self._device_spoke and now - healthy_since > QUIET_UP_S:
-                    self._report(True, "")  # started, beating, and no complaint of its own: up
+                    self._report(True)  # started, beating, and no complaint of its own: up
                     self._device_spoke = True
                 if now - healthy_since > 60:
                     delay = self.backoff_min  # a minute of health forgives earlier failures
@@ -102,7 +108,7 @@ class Supervisor:
             device.start()
         except Exception as exc:  # any failure of one device must not kill the daemon
             log.debug("%s start failed", self.name, exc_info=True)
-            self._report(False, str(exc) or type(exc).__name__)
+            self._report(False, both("device_error.start_failed"), drivers.why(exc, 300))
             return False
         self.device = device
         return True

@@ -2,7 +2,7 @@
 
 File format (JSON, also the payload of the district's cmd/push_volunteers):
 
-    {"volunteers": [{"cert_id": "DG-V-0001", "name": "李志愿", "expires": "2027-06-30",
+    {"volunteers": [{"cert_id": "DG-V-0001", "name": "Li Zhiyuan", "expires": "2027-06-30",
                      "revoked": false}, ...]}
 
 ``expires`` is the last valid day (local date, inclusive), written YYYY-MM-DD; ``cert_id``
@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from firmware_app.catalogue import both, en, zh
+
 
 @dataclass(frozen=True)
 class Volunteer:
@@ -30,7 +32,21 @@ class Volunteer:
 
 
 class VolunteerListError(ValueError):
-    """The list itself is unusable (nothing of it is taken)."""
+    """The list itself is unusable (nothing of it is taken); ``reason`` (zh) / ``reason_en``
+    say why, entry by entry; ``str()`` is the English."""
+
+    def __init__(self, reason: str, reason_en: str):
+        super().__init__(reason_en)
+        self.reason = reason
+        self.reason_en = reason_en
+
+
+class _Bad(ValueError):
+    """One entry's problem, in both languages (collected into a VolunteerListError)."""
+
+    def __init__(self, key: str, **values: Any):
+        self.words = both(key, **values)
+        super().__init__(self.words[1])
 
 
 class NotCertified(Exception):
@@ -54,42 +70,47 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _text(value: Any, what: str, max_len: int = 64) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} missing")
+        raise _Bad("volunteers.missing", what=what)
     if len(value) > max_len or _CONTROL.search(value):
-        raise ValueError(f"{what} is not a one-line text of at most {max_len} characters")
+        raise _Bad("volunteers.not_one_line", what=what, max=max_len)
     return value.strip()
 
 
 def parse(data: Any) -> dict[str, Volunteer]:
     """Check a decoded list completely; raise VolunteerListError naming every bad entry."""
     if not isinstance(data, dict) or not isinstance(data.get("volunteers"), list):
-        raise VolunteerListError('volunteer list must be an object {"volunteers": [...]}')
+        raise VolunteerListError(*both("volunteers.not_a_list"))
     if len(data["volunteers"]) > MAX_ENTRIES:
-        raise VolunteerListError(f"volunteer list has {len(data['volunteers'])} entries, at most {MAX_ENTRIES}")
+        raise VolunteerListError(*both("volunteers.too_many", entries=len(data["volunteers"]), max=MAX_ENTRIES))
     result: dict[str, Volunteer] = {}
-    problems = []
+    problems: list[tuple[str, str]] = []
     for i, entry in enumerate(data["volunteers"]):
         try:
             if not isinstance(entry, dict):
-                raise ValueError("not an object")
+                raise _Bad("volunteers.entry_not_object")
             cert_id = _text(entry.get("cert_id"), "cert_id")
             if not _CERT_ID.fullmatch(cert_id):
-                raise ValueError("cert_id must be letters, digits and - _ . /")
+                raise _Bad("volunteers.cert_id_chars")
             name = _text(entry.get("name"), "name")
             revoked = entry.get("revoked", False)
             if not isinstance(revoked, bool):
-                raise ValueError("revoked must be true or false")
+                raise _Bad("volunteers.revoked_bool")
             expires = entry.get("expires")
             if not isinstance(expires, str) or not _DATE.fullmatch(expires):
-                raise ValueError("expires must be a date YYYY-MM-DD")
-            expires = dt.date.fromisoformat(expires)
+                raise _Bad("volunteers.expires_date")
+            try:
+                expires = dt.date.fromisoformat(expires)
+            except ValueError:
+                raise _Bad("volunteers.expires_no_such_day", value=expires) from None
             if cert_id in result:
-                raise ValueError(f"cert_id {cert_id} listed twice")
+                raise _Bad("volunteers.listed_twice", cert_id=cert_id)
             result[cert_id] = Volunteer(cert_id, name, expires, revoked)
-        except ValueError as exc:
-            problems.append(f"volunteers[{i}]: {exc}")
+        except ValueError as exc:  # _Bad, or anything else an entry's check raised
+            words = exc.words if isinstance(exc, _Bad) else (str(exc), str(exc))
+            problems.append((zh("volunteers.entry", i=i, problem=words[0]), en("volunteers.entry", i=i, problem=words[1])))
     if problems:
-        raise VolunteerListError("; ".join(problems))
+        raise VolunteerListError(zh("volunteers.separator").join(p[0] for p in problems),
+                                 en("volunteers.separator").join(p[1] for p in problems))
     return result
 
 
@@ -107,14 +128,11 @@ def check(volunteers: Volunteers, cert_id: str, today: dt.date) -> Volunteer:
     """The volunteer for a certificate id, or NotCertified saying why not."""
     volunteer = volunteers.get(cert_id)
     if volunteer is None:
-        raise NotCertified(f"证书{cert_id}不在持证志愿者名单中，不能上岗", f"certificate {cert_id} is not on the certified list")
+        raise NotCertified(*both("volunteers.not_listed", cert_id=cert_id))
     if volunteer.revoked:
-        raise NotCertified(f"证书{cert_id}已被撤销，不能上岗", f"certificate {cert_id} has been revoked")
+        raise NotCertified(*both("volunteers.revoked", cert_id=cert_id))
     if today > volunteer.expires:
-        raise NotCertified(
-            f"证书{cert_id}已于{volunteer.expires}过期，请重新培训认证",
-            f"certificate {cert_id} expired on {volunteer.expires}; retraining needed",
-        )
+        raise NotCertified(*both("volunteers.expired", cert_id=cert_id, expires=volunteer.expires))
     return volunteer
 
 
@@ -135,7 +153,7 @@ def decode(raw: str | bytes, where: str = "volunteer list") -> Any:
     try:
         return boundedjson.loads(raw, max_bytes=MAX_FILE, max_depth=MAX_DEPTH)
     except boundedjson.JsonRefused as exc:
-        raise VolunteerListError(f"{where}: {exc}") from None
+        raise VolunteerListError(*both("volunteers.unreadable", where=where, problem=str(exc))) from None
 
 
 def save(path: str, volunteers: Volunteers) -> None:

@@ -191,3 +191,12 @@ def test_phone_numbers_in_codes_are_validated(phone, ok):
     else:
         with pytest.raises(q.QrMalformed):
             q.verify(code, KEYS, T0 + 60)
+
+
+def test_a_key_that_is_not_one_is_refused_in_both_languages():
+    with pytest.raises(qr.KeyTextError) as exc:
+        qr.public_key_from_base64("AAAA")
+    assert exc.value.reason == "解码后是 3 字节，Ed25519 公钥应为 32 字节"
+    assert str(exc.value) == exc.value.reason_en == "decodes to 3 bytes, an Ed25519 public key has 32"
+    with pytest.raises(ValueError, match="not base64"):  # still a ValueError for the station file check
+        qr.public_key_from_base64("not a key!")

@@ -52,3 +52,13 @@ def test_save_and_load_round_trip_private(tmp_path):
     with pytest.raises(vol.VolunteerListError):
         vol.load(str(path))
     assert json.loads(vol.to_json(vol.parse(LIST)))["volunteers"][2]["revoked"] is True
+
+
+def test_a_refused_list_says_why_entry_by_entry_in_both_languages():
+    bad = {"volunteers": [{"cert_id": "V1", "name": "李志愿", "expires": "2027-02-30"}, "V2",
+                          {"cert_id": "V1", "name": "", "expires": "2027-06-30"}]}
+    with pytest.raises(vol.VolunteerListError) as exc:
+        vol.parse(bad)
+    assert exc.value.reason == "第 0 条：expires 2027-02-30 不是真实的日期；第 1 条：不是对象；第 2 条：缺少 name"
+    assert exc.value.reason_en == str(exc.value) == (
+        "volunteers[0]: expires 2027-02-30 is not a real date; volunteers[1]: not an object; volunteers[2]: name missing")

@@ -83,7 +83,7 @@ class ShiftRules(Rules):
             if self._show.level == "error" and self._show.detail.get("device") == event.device and self._pending is None:
                 self._show_("info", *words("station.device_back", device=name, next=self._next_step()))
         else:
-            reason = volunteer_reason(event.reason)
+            reason = _device_words(event)
             said = (words("station.device_down", device=name, reason=reason) if reason
                     else words("station.device_down_raw", device=name))
             # the raw reason (English, an errno) is the technician's: beside the words, never in them
@@ -92,7 +92,7 @@ class ShiftRules(Rules):
 
     def _on_device_error(self, event: DeviceError) -> None:
         name = device_words(event.device)
-        reason = volunteer_reason(event.reason)
+        reason = _device_words(event)
         said = (words("station.device_error", device=name, reason=reason) if reason
                 else words("station.device_error_raw", device=name))
         self._show_("error", *said, device=event.device, reason=event.reason)
@@ -176,6 +176,12 @@ def _end_of_day(day: dt.date, tz: dt.tzinfo) -> float:
 
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _device_words(event: DeviceStatus | DeviceError) -> Words | None:
+    """The drivers' words for the volunteer (``event.zh``/``en``, from the catalogue), else
+    what ``volunteer_reason`` finds in the one-line reason (an event built without them)."""
+    return Words(event.zh, event.en) if event.zh and event.en else volunteer_reason(event.reason)
 
 
 def volunteer_reason(reason: str) -> Words | None:

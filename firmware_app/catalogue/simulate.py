@@ -1,0 +1,88 @@
+"""What `swabkiosk simulate` and `run --simulate` tell the person watching: the narrated table
+(firmware_app/simulate.py), a session's summary and a filled month's (simulate_days.py).
+
+The summaries are tables whose first column is 12 characters wide (tests read them).
+"""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # -- failures --------------------------------------------------------------
+    "simulate.failed": ("swabkiosk simulate：{problem}", "swabkiosk simulate: {problem}"),
+    "simulate.devices_down": ("{seconds} 秒后设备仍未就绪：{down}", "devices not up after {seconds} s: {down}"),
+    "simulate.no_reaction": ("kiosk 对此没有反应：{what}", "the kiosk did not react to: {what}"),
+    "simulate.no_acks": ("{seconds} 秒内服务器未确认全部记录：{stats} / {uplink}",
+                         "broker did not acknowledge every record in {seconds} s: {stats} / {uplink}"),
+    "simulate.people_min": ("--people 至少为 1", "--people must be at least 1"),
+    # -- a session's summary ----------------------------------------------------
+    "simulate.sum_people": ("人员        出示 {people}，登记 {registered}", "people      {people} presented, {registered} registered"),
+    "simulate.sum_refused": ("，拒绝 {refused}", ", {refused} refused"),
+    "simulate.sum_tubes": ("试管        {tubes}（{sizes}），已封 {closed}", "tubes       {tubes} ({sizes}), {closed} closed"),
+    "simulate.sum_labels": ("标签        已打印 {labels}", "labels      {labels} printed"),
+    "simulate.sum_records": ("记录        本次存储 {records}", "records     {records} stored this session"),
+    "simulate.sum_acked": ("，{acked} 条已被 {broker} 确认", ", {acked} acknowledged by {broker}"),
+    "simulate.sum_offline": ("，{waiting} 条等待服务器（离线）", ", {waiting} waiting for a broker (offline)"),
+    "simulate.sum_time": ("用时        {seconds} 秒（每秒 {rate} 人）", "time        {seconds} s ({rate} people/s)"),
+    "simulate.sum_data": ("数据        {path}", "data        {path}"),
+    # -- run --simulate: the narrated table -------------------------------------
+    "simulate.ready_after_start": ("进程启动后 {seconds} 秒", "{seconds} s after the process started"),
+    "simulate.ready_in": ("用时 {seconds} 秒", "in {seconds} s"),
+    "simulate.ready": ("模拟采样台上的 swabkiosk：已就绪（{since}）；数据在 {path}",
+                       "swabkiosk on a simulated table: ready {since}; data in {path}"),
+    "simulate.broker": ("服务器：{broker}", "broker: {broker}"),
+    "simulate.no_broker": ("无：离线工作，记录留在存储中等待", "none: working offline, records wait in the store"),
+    "simulate.screen": ("屏幕：{url}（用浏览器打开）", "screen: {url}  (open it in a browser)"),
+    "simulate.ctrl_c": ("按 Ctrl-C 可正常停止。", "Ctrl-C stops the kiosk cleanly."),
+    "simulate.stopped": ("已正常停止：{waiting} 条记录等待服务器，{acked} 条已确认；全部保存在 {path}",
+                         "stopped cleanly: {waiting} records wait for the broker, {acked} acknowledged; all kept in {path}"),
+    "simulate.sign_in": ("志愿者 {name} 扫描志愿者证（签名的操作员证书）",
+                         "volunteer {name} scans their certificate code (signed operator certificate)"),
+    "simulate.still_signed_in": ("志愿者在重启前已签到；未封的管继续", "volunteer still signed in from before the restart; the open tube continues"),
+    "simulate.again": (" —— 再次：此人今天已采过样", " — again: this person was sampled earlier today"),
+    "simulate.confirm_card": ("志愿者核对后扫描“{card}”指令卡", "volunteer checks and scans the '{card}' command card"),
+    "simulate.end_of_queue": ("排队结束：志愿者扫描“end_of_queue”指令卡", "end of the queue: volunteer scans the 'end_of_queue' card"),
+    "simulate.broker_connected": ("已连接", "connected"),
+    "simulate.broker_not_connected": ("未连接（{error}）", "not connected ({error})"),
+    "simulate.broker_line": ("服务器{link}：{acked} 条记录已确认，{waiting} 条在途或等待",
+                             "broker {link}: {acked} records acknowledged, {waiting} in flight/waiting"),
+    "simulate.offline_line": ("离线：{waiting} 条记录安全保存在存储中，等待服务器",
+                              "offline: {waiting} records safe in the store, waiting for a broker"),
+    "simulate.tube_line": ("试管 {tube} [{bar}] {count}/{capacity}", "tube {tube} [{bar}] {count}/{capacity}"),
+    "simulate.label_printed": ("标签已打印", "label printed"),
+    "simulate.via_card": ("把身份证放到读卡器上", "puts an ID card on the reader"),
+    "simulate.via_scanner": ("向扫码枪出示采样码", "shows a sampling code to the scanner"),
+    "simulate.via_camera": ("把手机上的采样码对着摄像头", "holds a phone with a sampling code to the camera"),
+    "simulate.code_colour": ("（{colour}码）", " ({colour} code)"),
+    # -- simulate --days: a filled month ------------------------------------------
+    "simulate.days_min": ("--days 和 --people-per-day 至少为 1", "--days and --people-per-day must be at least 1"),
+    "simulate.days_dir": ("--days 需要 --data-dir（这个月的数据放在哪里）", "--days needs --data-dir (where the month is kept)"),
+    "simulate.days_pool": ("--days 只填 1、10 或 20 混采的台（一户一管要手动封管）",
+                           "--days fills tables pooling 1, 10 or 20 (households close by hand)"),
+    "simulate.days_alone": ("--days 不连设备和服务器（要已确认的存档请用 --acked）",
+                            "--days runs without devices and broker (use --acked for an acknowledged archive)"),
+    "simulate.day_done": ("  第 {n}/{days} 天 {date} 完成（{seconds} 秒）", "  day {n}/{days} {date} done ({seconds} s)"),
+    "simulate.bad_demo_key": ("config/ 中的演示密钥不是 Ed25519 私钥：{kind}",
+                              "a demo key in config/ is not an Ed25519 private key: {kind}"),
+    "simulate.step_refused": ("存储拒绝了一步：{reason}", "the store refused a step: {reason}"),
+    "simulate.command_refused": ("命令 {name} 被拒绝：{reason}", "command {name} refused: {reason}"),
+    "simulate.duplicate_missed": ("同日重复未被标出：{level}", "a same-day duplicate was not flagged: {level}"),
+    "simulate.single_missed": ("黄码没有单管：{level}", "a yellow code was not sent to a single tube: {level}"),
+    "simulate.not_registered": ("{person} 未登记：{reason}", "{person} not registered: {reason}"),
+    "simulate.month_days": ("天数        {days}（{first} … {last}），每天 {per_day} 人",
+                            "days        {days} ({first} … {last}), {per_day} people a day"),
+    "simulate.month_people": ("人员        登记 {registered}（确认同日重复 {duplicates}，黄码单管 {singles}，作废 {voids}），"
+                              "交出 {boxes} 箱",
+                              "people      {registered} registered ({duplicates} same-day duplicates confirmed, "
+                              "{singles} yellow codes in single tubes, {voids} voided), {boxes} boxes handed over"),
+    "simulate.month_records": ("记录        {records}（seq {first}…{last}），{state}", "records     {records} (seq {first}…{last}), {state}"),
+    "simulate.month_acked": ("全部已确认", "all acknowledged"),
+    "simulate.month_backlog": ("{backlog} 条等待服务器", "{backlog} waiting for a broker"),
+    "simulate.month_store": ("存储        {mb} MB：每天占 SD 卡 {per_day} MB（每条记录 {per_record} 字节；按此 30 天存档 {month} MB）",
+                             "store       {mb} MB: {per_day} MB of SD card a day ({per_record} bytes a record; "
+                             "a 30-day archive at this rate: {month} MB)"),
+    "simulate.month_written": ("写入        填充时写入存储 {mb} MB（每人 {per_person} KB：WAL、检查点；即卡的磨损）",
+                               "written     {mb} MB sent to storage while filling ({per_person} KB a person: WAL, "
+                               "checkpoints; the card's wear)"),
+    "simulate.month_time": ("用时        {seconds} 秒（每秒 {rate} 步，{how}）", "time        {seconds} s ({rate} steps/s, {how})"),
+    "simulate.month_no_pacing": ("每步不刷盘：--no-pacing", "no flush per step: --no-pacing"),
+    "simulate.month_pacing": ("每步一次持久刷盘", "a durable flush per step"),
+    "simulate.month_data": ("数据        {path}（站点文件：{station_file}）", "data        {path}  (station file: {station_file})"),
+}

@@ -1,0 +1,136 @@
+"""What the store and its tools say: store errors (firmware_app/store_*.py), `swabkiosk
+status`, `status --repair`, `tube`, `export` (firmware_app/store_cli.py, export_cli.py) and
+the Excel workbook's headings (firmware_app/export_xlsx.py).
+
+A store error's technical cause (the OS or SQLite error text) is kept apart in
+``StoreError.raw`` for the technician, never inside the volunteer's words.
+"""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # -- store errors: what a volunteer is shown when a step cannot be stored --
+    "store.full": ("存储空间已满，新的登记未保存（之前的记录完好）。请联系技术人员清理空间。({path})",
+                   "Storage full: the new registration was NOT saved (earlier records are intact). "
+                   "Call the technician to free space. ({path})"),
+    "store.read_only": ("存储卡只读或无写权限，新的登记未保存（之前的记录完好）。请联系技术人员。({path})",
+                        "Storage is read-only or not writable: the new registration was NOT saved "
+                        "(earlier records are intact). Call the technician. ({path})"),
+    "store.corrupt": ("数据库损坏：{path}。请运行 `swabkiosk status --repair`：损坏文件移到 damaged/，完好记录保留。",
+                      "Store damaged: {path}. Run `swabkiosk status --repair`: the damaged file is set aside "
+                      "in damaged/ and every readable record kept."),
+    "store.write_failed": ("存储写入失败，新的登记未保存。({path})",
+                           "Storage write failed; the new registration was NOT saved. ({path})"),
+    "store.schema_newer": ("数据库版本 {version} 比本程序新", "store schema {version} is newer than this program"),
+    "store.header_damaged": ("数据库文件头已损坏（版本号 {version} 不是本程序写的）",
+                             "store schema version {version} is not one this program writes"),
+    "store.closed": ("数据库已关闭", "the store is closed"),
+    "store.in_use": ("数据目录正被另一个进程使用：{path}（请先停止 swabkiosk run）",
+                     "The store {path} is in use by another process (stop `swabkiosk run` first)"),
+    "store.legacy_check_failed": ("旧数据导入校验失败", "legacy import check failed"),
+    "store.legacy_and_db": ("数据目录同时有旧格式和新数据库", "the data dir holds both the old layout and a database"),
+    "store.config_unreadable": ("无法读取配置文件 {path}：{problem}（请用 `swabkiosk config check {path}` 检查）",
+                                "cannot read the station file {path}: {problem}\n"
+                                "(check it with `swabkiosk config check {path}`)"),
+    # -- swabkiosk status: a two-column table, each label "zh en" ---------------
+    "store.status_store": ("存储", "Store"),
+    "store.status_backlog": ("待上传", "Backlog"),
+    "store.status_oldest": ("最早未上传", "Oldest unsent"),
+    "store.status_archived": ("已确认", "Archived"),
+    "store.status_last_ack": ("最后确认", "Last ack"),
+    "store.status_broker": ("服务器", "Broker"),
+    "store.status_free": ("剩余空间", "Free space"),
+    "store.status_connected": ("已连接", "connected"),
+    "store.status_not_connected": ("未连接", "NOT connected"),
+    "store.status_since": ("自 {when}", "since {when}"),
+    "store.status_damage": ("注意 损坏", "Damage"),
+    "store.unit_people": ("人", "people"),
+    "store.unit_events": ("事件", "events"),
+    "store.never_connected": ("从未连接过服务器", "the uplink has never run on this store"),
+    "store.daemon_not_running": ("kiosk 程序未运行", "the kiosk daemon is not running"),
+    "store.report_line": ("{attention}{what} {at}：{kept} 条保留，{lost} 条无法恢复；{moved} {note}",
+                          "{attention}{what} {at}: {kept} kept, {lost} lost; {moved} {note}"),
+    "store.attention": ("注意 ", "NOTE "),
+    # -- swabkiosk tube TUBE_ID -------------------------------------------------
+    "store.tube_not_found": ("本机没有试管 {tube} 的记录", "tube {tube} not found in this store"),
+    "store.tube_label": ("试管", "Tube"),
+    "store.tube_voided": ("作废", "voided entries, swab still in the tube"),
+    "store.tube_replaces": ("替换自坏管 {tube}（其中的人已移到本管）", "replaces broken tube {tube} (its people were moved here)"),
+    "store.tube_replaced_by": ("已替换为试管 {tube}：这些人现在在那一管", "REPLACED by tube {tube}: these people are now in that tube"),
+    "store.tube_void_by": ("作废", "VOID by"),
+    "store.tube_from": ("转自", "from"),
+    "store.tube_single": ("单管", "single"),
+    # -- swabkiosk status --repair -----------------------------------------------
+    "repair.failed": ("修复失败：{problem}", "Repair failed: {problem}"),
+    "repair.intact": ("存储完好，无需修复", "The store is intact; nothing to repair."),
+    "repair.done": ("已修复：{kept} 条记录保留，{lost} 条无法恢复；损坏文件移至 {moved}；{note}",
+                    "Repaired: {kept} records kept, {lost} could not be recovered; damaged files kept at {moved}; {note}"),
+    # -- swabkiosk export ----------------------------------------------------------
+    "export.description": ("把记录写成 CSV、Excel 工作簿（--xlsx）或纸质登记表（--register，A4 PDF，混采检测登记表）。"
+                           "每个文件都含完整身份证号和电话（区指挥部需要），只有文件所有者可读（0600）。",
+                           "Write records as CSV, as an Excel workbook (--xlsx) or as the paper register (--register, "
+                           "A4 PDF). Every file holds FULL ID numbers and phones (the district needs them) and is "
+                           "written readable by its owner only (0600)."),
+    "export.need_output": ("请至少给出 --csv 文件、--xlsx 文件、--register 文件.pdf 之一",
+                           "give at least one of --csv FILE, --xlsx FILE, --register FILE.pdf"),
+    "export.need_what": ("请给出 --day YYYY-MM-DD、--tube 试管号 或 --box 箱号", "give --day YYYY-MM-DD, --tube TUBE_ID or --box BOX_ID"),
+    "export.tube_or_box": ("--tube 和 --box 不能同时用", "--tube and --box exclude each other"),
+    "export.csv_days": ("--csv 导出整天：请给出 --day（一管或一箱请用 --register 或 --xlsx）",
+                        "--csv exports whole days: give --day (a tube or a box is --register or --xlsx)"),
+    "export.day_format": ("日期格式应为 YYYY-MM-DD（如 2026-11-23）：{text}", "--day must be YYYY-MM-DD (e.g. 2026-11-23), not {text}"),
+    "export.no_such_day": ("没有这一天：{text}（{problem}）", "--day {text} is not a date ({problem})"),
+    "export.cannot_write": ("无法写入 {path}：{problem}", "cannot write {path}: {problem}"),
+    "export.kind_tube": ("试管", "tube"),
+    "export.kind_box": ("转运箱", "box"),
+    "export.not_found": ("本机没有{kind} {what} 的记录", "{kind} {what} not found in this store"),
+    "export.no_records": ("本机没有 {days} 的记录，未写入文件（日期对吗？`swabkiosk status` 列出各日人数）",
+                          "no records of {days} in this store; nothing written (is the date right? "
+                          "`swabkiosk status` lists the days it holds)"),
+    "export.scope_tubes": ("{kind} {what}（{tubes} 管）", "{kind} {what} ({tubes} tubes)"),
+    "export.scope_days": ("{days}：{records} 条记录", "{days}: {records} records"),
+    "export.done": ("已导出 {scope}，{people} 人（不含作废 {voided} 人次）→ {files}",
+                    "Exported {scope}, {people} people (voided entries not counted: {voided}) to {files}"),
+    "export.privacy": ("注意：文件含完整身份证号和电话（区指挥部需要），仅本用户可读（0600）；请经安全渠道交付并及时删除。",
+                       "Note: the files hold FULL ID numbers and phones (the district needs them); they are readable "
+                       "by you only (0600). Hand them over by a secure channel and delete them afterwards."),
+    "export.list_sep": ("、", ", "),
+    # -- the Excel workbook (firmware_app/export_xlsx.py): headings "zh en" ------
+    "export.col_no": ("序号", "No."),
+    "export.col_tube": ("试管", "Tube"),
+    "export.col_pos": ("管内序号", "Pos."),
+    "export.col_name": ("姓名", "Name"),
+    "export.col_id_type": ("证件类型", "ID type"),
+    "export.col_id_number": ("证件号码", "ID number"),
+    "export.col_phone": ("电话", "Phone"),
+    "export.col_colour": ("码色", "Code"),
+    "export.col_single": ("单管原因", "Single"),
+    "export.col_source": ("录入方式", "Source"),
+    "export.col_time": ("时间", "Time"),
+    "export.col_void": ("作废", "Void"),
+    "export.col_from_tube": ("原管", "From tube"),
+    "export.col_sampler": ("采样人", "Sampler"),
+    "export.col_box": ("转运箱", "Box"),
+    "export.col_record_id": ("记录号", "Record id"),
+    "export.col_day": ("日期", "Day"),
+    "export.col_pool": ("混采模式", "Pool"),
+    "export.col_opened": ("开管", "Opened"),
+    "export.col_closed": ("封管", "Closed"),
+    "export.col_close_reason": ("封管原因", "Reason"),
+    "export.col_people": ("人数(不含作废)", "People"),
+    "export.col_voided": ("作废", "Voided"),
+    "export.col_replaces": ("替换自", "Replaces"),
+    "export.col_replaced_by": ("已替换为", "Replaced by"),
+    "export.col_box_opened": ("开箱", "Opened"),
+    "export.col_box_closed": ("封箱", "Closed"),
+    "export.col_tubes": ("管数", "Tubes"),
+    "export.col_courier": ("转运人", "Courier"),
+    "export.col_handed_over": ("交接时间", "Handed over"),
+    "export.col_tube_ids": ("试管", "Tube ids"),
+    "export.sheet_tubes": ("试管", "tubes"),
+    "export.sheet_boxes": ("转运箱", "boxes"),
+    "export.yes_void": ("是", "void"),
+    "export.replaced": ("已替换", "replaced"),
+    "export.day_title": ("{site} {table} {day}：{people} 人（不含作废 {voided} 人次，列表中作废 = 是）。含完整身份证号。",
+                         "{site} {table} {day}: {people} people ({voided} voided entries not counted; they are "
+                         "listed with void). FULL ID numbers."),
+    "export.tubes_title": ("{tubes} 管；人数不含作废", "{tubes} tubes; people exclude voided entries"),
+    "export.boxes_title": ("{boxes} 箱；人数不含作废", "{boxes} boxes; people exclude voided entries"),
+}

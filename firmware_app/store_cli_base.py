@@ -1,0 +1,103 @@
+"""What `swabkiosk status`, `tube` and `export` share: the store they open (read-only), how a
+failure and a time are printed, and the tube chain a replacement links (store_cli.py,
+export_cli.py). Texts: firmware_app/catalogue/store.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from typing import Any
+
+from firmware_app.catalogue import both
+from firmware_app.store import Store, StoreError
+
+DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"swabkiosk {prog}", description=description)
+    p.add_argument("--data-dir", help=f"store directory (default: [store] data_dir of --config, else {DEFAULT_DATA_DIR})")
+    p.add_argument("--config", help="station file to take [store] data_dir from")
+    return p
+
+
+def data_dir(args) -> str:
+    if args.data_dir:
+        return args.data_dir
+    if args.config:
+        try:
+            with open(args.config, "rb") as f:
+                return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(lines("store.config_unreadable", path=args.config, problem=str(exc))) from None
+    return DEFAULT_DATA_DIR
+
+
+def open_store(args) -> Store:
+    return Store(data_dir(args), read_only=True)
+
+
+def lines(key: str, **values: Any) -> str:
+    """A message for a technician's terminal: the zh-CN line, then the English one."""
+    return "\n".join(both(key, **values))
+
+
+def label(key: str) -> str:
+    """A bilingual label of the status table: "zh en"."""
+    return " ".join(both(key))
+
+
+def fail(exc: StoreError, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": exc.message_en, "error_zh": exc.message, "file": exc.path, "raw": exc.raw},
+                         ensure_ascii=False))
+    else:
+        print(f"{exc.message}\n{exc.message_en}" + (f"\n({exc.raw})" if exc.raw else ""), file=sys.stderr)
+    return 1
+
+
+def when(ts: float | str | None) -> str:
+    """Unix seconds, or a record's ISO local time shown as the kiosk wrote it."""
+    if not ts:
+        return "—"
+    if isinstance(ts, str):
+        return ts[:19].replace("T", " ")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+
+# ---------------------------------------------------------------- the tube chain
+
+
+def void_target(rec: dict) -> str | None:
+    for key in ("voided_record_id", "voids", "void_of"):
+        if isinstance(rec.get(key), str):
+            return rec[key]
+    return None
+
+
+def replacement(rec: dict) -> tuple[str | None, str | None]:
+    """(broken tube, new tube) of a tube_replace record (docs/records.md: tube_id is the new one)."""
+    if "old_tube_id" in rec:
+        return rec.get("old_tube_id"), rec.get("tube_id")
+    return rec.get("tube_id"), rec.get("new_tube_id")
+
+
+def tube_chain(store: Store, tube_id: str) -> list[dict]:
+    """The records of a tube and of the tubes a replacement chain links it to (by the tube index)."""
+    found: dict[str, dict] = {}
+    todo, seen = [tube_id], set[str]()
+    while todo:
+        t = todo.pop()
+        if t in seen or len(seen) > 50:
+            continue
+        seen.add(t)
+        for rec in store.tube_records(t):
+            found[rec["record_id"]] = rec
+            if rec.get("kind") == "tube_replace":
+                todo += [x for x in replacement(rec) if isinstance(x, str)]
+    return sorted(found.values(), key=lambda r: r.get("seq", 0))
