@@ -4,19 +4,17 @@ Device threads, the uplink and the screen only *post* events into a queue; the
 loop takes one event at a time, asks the station for its effects and carries
 them out in this order:
 
-1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in
-   the same transaction the station's state rows the step changed and the printer's
-   label queue with the step's labels;
-2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only
-   card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
-   from what IS stored and the volunteer sees red with the reason.
+1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in the same
+   transaction the station's state rows the step changed and the printer's queue with its labels;
+2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only card, any
+   I/O error) nothing of the step is shown as OK: the station is rebuilt from what IS stored (before
+   the next step if even that fails) and the volunteer sees red with the reason.
 
-Labels go to the printer shell's queue, which is kept in the store's meta
-("pending_labels") so a slow, empty or unplugged printer never blocks the loop
-and a label not yet printed comes out when the printer is back, also after a
-restart. A step that stores records and prints a label costs one durable write:
-the queue rides in the records' ``append`` (``meta=``), so a tube's record and
-its label are never durable one without the other.
+Labels go to the printer shell's queue, kept in the store's meta ("pending_labels"): a slow, empty
+or unplugged printer never blocks the loop, and a label not yet printed comes out when the printer
+is back, also after a restart. A step that stores records and prints a label costs one durable
+write: the queue rides in the records' ``append`` (``meta=``), so a record and its label are never
+durable one without the other.
 """
 
 from __future__ import annotations
@@ -201,6 +199,14 @@ class Runtime:
             station.restore(rows, marks, now=self.now())
         self.station = station
 
+    def _rebuild_or_defer(self) -> Exception | None:  # _rebuild_station, never raising: None once rebuilt
+        try:
+            return self._rebuild_station()
+        except Exception as exc:  # noqa: BLE001 - the loop lives on (issue 13, finding 5)
+            log.error("station state not re-read from the store (%s); retried before the next step", exc)
+            self.station = None  # no step runs on what it had assumed
+            return exc
+
     # ------------------------------------------------------- thread-safe API
     def post(self, event: Event) -> None:
         self._queue.put(event)
@@ -251,7 +257,7 @@ class Runtime:
                 effects = self._step(item)
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
-                self._rebuild_station()
+                self._rebuild_or_defer()
                 effects = [Show("error", "内部错误，请重试", "Internal error, please try again")]
                 self._show(effects[0])
             self._after(describe(item), self._publish_snapshot)
@@ -283,6 +289,8 @@ class Runtime:
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
+        if self.station is None and (exc := self._rebuild_or_defer()) is not None:
+            return self._refused(event, exc)
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
         effects = shell(event) if shell is not None else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]
@@ -325,7 +333,7 @@ class Runtime:
         reason = str(exc) or type(exc).__name__
         zh, en = getattr(exc, "message", reason), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
-        self._rebuild_station()  # forget what the station assumed: the store is the truth
+        self._rebuild_or_defer()  # forget what the station assumed: the store is the truth
         show = Show("error", f"未保存，请勿继续：{zh}", f"NOT saved, do not continue: {en}", {"store_error": en})
         self._show(show)
         self._refusal = show  # the screen stays red until the next step
