@@ -20,10 +20,11 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from firmware_app import boundedjson, commands
 from firmware_app.model import Command, mask_id
+from firmware_app.ui.guard import FORBIDDEN, REQUEST_TIMEOUT_S, Guard
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ STATIC_FILES = {
 
 LEVELS = ("ok", "confirm", "error", "info")
 SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
-MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
+MAX_STREAMS = 8  # every client's streams together; one client's: guard.MAX_STREAMS_PER_CLIENT
 KEEPALIVE_S = 15.0  # ping idle streams: dead browsers are noticed, the page spots a hung daemon
 MAX_BODY = 4096
 MAX_BODY_DEPTH = 4  # {"name": ..., "args": {"mode": ...}} is 2 deep; checked before json.loads recurses
@@ -121,6 +122,7 @@ class UiServer:
         language: str = "zh-CN",
         sound: bool = True,
         provision_errors: str | os.PathLike | None = PROVISION_ERRORS,
+        clients: Iterable[int] | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the kiosk screen is served on loopback only, not {host!r}")
@@ -137,7 +139,7 @@ class UiServer:
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
         self._ui = {"language": "en" if language == "en" else "zh-CN", "sound": bool(sound)}
-        self._streams = 0
+        self._guard = Guard(clients)  # the uids served (default: this one and the screen user's), budgets
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -149,6 +151,7 @@ class UiServer:
         self._check_provision()
         self._httpd = _Server((self.host, self.port), _Handler, self)
         self.port = self._httpd.server_address[1]
+        self._guard.start()
         # poll 10x/s for shutdown: stop() returns quickly, the idle cost is negligible
         serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                  name="ui-http", daemon=True)
@@ -165,6 +168,7 @@ class UiServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        self._guard.stop()
         for t in self._threads:
             t.join(timeout=5)
         self._httpd = None
@@ -268,16 +272,29 @@ class UiServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of connects waits in the kernel, not in SYN retries
 
     def __init__(self, address, handler, ui: UiServer) -> None:
         self.ui = ui
         super().__init__(address, handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        # before the connection gets a thread: who it is, and whether its budget has room
+        return self.ui._guard.admit(request)
+
+    def shutdown_request(self, request) -> None:
+        self.ui._guard.release(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        log.debug("ui: connection from %s ended with an error", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "swabkiosk-ui"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S  # each read or write; the guard bounds the whole request
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("ui %s: " + fmt, self.address_string(), *args)
@@ -305,7 +322,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict) -> None:
         self._reply(status, json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
+    def _client_ok(self) -> bool:
+        """Only the daemon's own uid and the screen user's are served (ui/guard.py)."""
+        if self.server.ui._guard.allowed(self.connection):
+            return True
+        self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": " / ".join(FORBIDDEN)})
+        return False
+
     def do_GET(self) -> None:
+        self.server.ui._guard.request_read(self.connection)
+        if not self._client_ok():
+            return
         if not self._host_ok():
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, "error": "bad Host"})
             return
@@ -329,6 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         ui = self.server.ui
+        if not self._client_ok():
+            return
         if not self._host_ok() or self.headers.get("Origin", "") != f"http://{self.headers.get('Host')}":
             self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": "same-origin requests only"})
             return
@@ -346,8 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "bad body length"})
             return
+        raw = self.rfile.read(length)
+        ui._guard.request_read(self.connection)
         try:
-            body = boundedjson.loads(self.rfile.read(length), max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
+            body = boundedjson.loads(raw, max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
             if not isinstance(body, dict):
                 raise ValueError("body must be an object")
             command = ui._command(body)
@@ -364,13 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _events(self) -> None:
         ui = self.server.ui
-        with ui._cond:
-            if ui._streams >= MAX_STREAMS:
-                busy = True
-            else:
-                busy = False
-                ui._streams += 1
-        if busy:
+        if not ui._guard.open_stream(self.connection, MAX_STREAMS):  # per client, and all together
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": "too many screens"})
             return
         try:
@@ -397,6 +422,5 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the browser went away; it reconnects on its own
         finally:
-            with ui._cond:
-                ui._streams -= 1
+            ui._guard.close_stream(self.connection)
             self.close_connection = True
