@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from firmware_app.ui import UiServer
-from firmware_app.ui.guard import MAX_CONNECTIONS_PER_CLIENT, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_S
+from firmware_app.ui.guard import (MAX_CONNECTIONS_PER_CLIENT, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_S, diag_uid,
+                                   ends, proc_uid)
 from tests.browser_fixtures import browser, page  # noqa: F401
 from tests.ui_fixtures import Recorder
 
@@ -106,6 +107,28 @@ def closed_within(sock: socket.socket, seconds: float) -> float | None:
 
 
 # ------------------------------------------------------------------ finding 6: who may command
+
+
+def test_the_kernel_names_the_user_at_the_other_end_and_a_closed_client_is_nobody_known():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        other = client(NOBODY, port, "hold", "1", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        theirs, _ = listener.accept()
+        assert other.stdout.readline().strip() == "1"
+        mine = socket.create_connection(("127.0.0.1", port))
+        ours, _ = listener.accept()
+        # netlink's exact lookup and the /proc/net/tcp fallback give the same answer
+        assert diag_uid(*ends(theirs)) == proc_uid(*ends(theirs)) == NOBODY
+        assert diag_uid(*ends(ours)) == proc_uid(*ends(ours)) == os.geteuid()
+        other.stdin.close()
+        other.wait(10)  # its socket is closed: what is left of it is a time-wait entry listed as uid 0
+        mine.close()
+        time.sleep(0.2)
+        for conn in (theirs, ours):
+            assert diag_uid(*ends(conn)) is None and proc_uid(*ends(conn)) is None
+            conn.close()
 
 
 def test_another_local_user_is_refused_and_changes_nothing():

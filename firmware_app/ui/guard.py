@@ -1,13 +1,14 @@
 """Who may talk to the kiosk screen, and how much of it one client may hold (issue 13, findings 5, 6).
 
 The screen listens on loopback, which every local user can reach. A loopback TCP connection
-carries no credentials, but both of its ends are on this machine: the kernel lists the client's
-socket in ``/proc/net/tcp`` (``tcp6``) with the uid that created it. Every accepted connection is
-looked up there by its exact four-tuple (client address:port -> this server's address:port, state
-ESTABLISHED) and served only for the daemon's own uid and the screen user's (``swabkiosk-screen``,
-which runs the kiosk browser). Anything else is refused with 403: another local user, a client
-that closed before it was looked up (its entry is then a time-wait socket, listed as uid 0), a
-``/proc`` that cannot be read.
+carries no credentials, but both of its ends are on this machine: the kernel knows the client's
+socket and the uid that created it. Every accepted connection is looked up by its exact
+four-tuple (client address:port -> this server's address:port, state ESTABLISHED) with one
+``sock_diag`` netlink query (``/proc/net/tcp`` if netlink is refused: the same answer, but it
+lists every socket, ~10 ms with 3,400 of them) and served only for the daemon's own uid and the
+screen user's (``swabkiosk-screen``, which runs the kiosk browser). Anything else is refused
+with 403: another local user, a client that closed before it was looked up (its entry is then a
+time-wait socket, listed as uid 0), a kernel that cannot be asked.
 
 A *client* is a uid (every loopback address is the same machine, so addresses tell nothing).
 Each allowed uid has its own budget of connections and of ``/events`` streams, so one client
@@ -23,6 +24,7 @@ import logging
 import os
 import pwd
 import socket
+import struct
 import sys
 import threading
 import time
@@ -61,18 +63,58 @@ def _hex6(ip: str) -> str:
     return "".join(f"{int.from_bytes(raw[i:i + 4], sys.byteorder):08X}" for i in range(0, 16, 4))
 
 
-def peer_uid(sock: socket.socket, proc_net: str = PROC_NET) -> int | None:
-    """The uid owning the other end of a loopback TCP connection, or None if it cannot be told."""
+def ends(sock: socket.socket) -> tuple[int, tuple, tuple] | None:
+    """(family, client end, server end) of an accepted TCP connection; IPv4-mapped as IPv4."""
     try:
         peer, local = sock.getpeername(), sock.getsockname()
     except OSError:
         return None
-    table, hexaddr = "tcp", _hex4
-    if sock.family == socket.AF_INET6:
-        if peer[0].startswith("::ffff:") and "." in peer[0]:  # an IPv4 client of a dual-stack socket
-            peer, local = (peer[0][7:], peer[1]), (local[0].removeprefix("::ffff:"), local[1])
-        else:
-            table, hexaddr = "tcp6", _hex6
+    if sock.family == socket.AF_INET6 and peer[0].startswith("::ffff:") and "." in peer[0]:
+        return socket.AF_INET, (peer[0][7:], peer[1]), (local[0].removeprefix("::ffff:"), local[1])
+    return sock.family, peer[:2], local[:2]
+
+
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, TCP_ESTABLISHED = 4, 20, 1, 1
+
+
+def diag_uid(family: int, client: tuple, server: tuple) -> int | None:
+    """The client socket's uid by one exact ``sock_diag`` lookup (linux/inet_diag.h); raises OSError
+    when netlink is not available."""
+    def raw(ip: str) -> bytes:
+        if family == socket.AF_INET:
+            return socket.inet_aton(ip) + bytes(12)
+        return socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+
+    sockid = struct.pack("!HH16s16s", client[1], server[1], raw(client[0]), raw(server[0]))
+    sockid += struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)  # any interface, no cookie
+    req = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 1 << TCP_ESTABLISHED) + sockid
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(1.0)
+        nl.send(struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0) + req)
+        data = nl.recv(8192)
+    _, kind, _, _, _ = struct.unpack_from("=IHHII", data)
+    if kind != SOCK_DIAG_BY_FAMILY or len(data) < 16 + 72:
+        return None  # NLMSG_ERROR: no such socket (ENOENT) or not answered
+    state = data[17]  # inet_diag_msg: family, state, timer, retrans, id (48 bytes), expires, rqueue, wqueue, uid
+    uid = struct.unpack_from("=I", data, 16 + 4 + 48 + 12)[0]
+    return uid if state == TCP_ESTABLISHED else None
+
+
+def peer_uid(sock: socket.socket, proc_net: str = PROC_NET) -> int | None:
+    """The uid owning the other end of a loopback TCP connection, or None if it cannot be told."""
+    found = ends(sock)
+    if found is None:
+        return None
+    family, peer, local = found
+    try:
+        return diag_uid(family, peer, local)
+    except OSError:  # netlink refused (a sandbox without AF_NETLINK): ask /proc instead
+        return proc_uid(family, peer, local, proc_net)
+
+
+def proc_uid(family: int, peer: tuple, local: tuple, proc_net: str = PROC_NET) -> int | None:
+    """The client socket's uid from ``/proc/net/tcp`` (``tcp6``): its line, found by the four-tuple."""
+    table, hexaddr = ("tcp", _hex4) if family == socket.AF_INET else ("tcp6", _hex6)
     try:
         needle = f" {hexaddr(peer[0])}:{peer[1]:04X} {hexaddr(local[0])}:{local[1]:04X} 01 ".encode()
         with open(os.path.join(proc_net, table), "rb") as f:
