@@ -11,12 +11,14 @@ next revision, so a push reaches the screen as soon as it happens (no polling).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
 import os
 import re
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -277,6 +279,14 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, handler, ui: UiServer) -> None:
         self.ui = ui
         super().__init__(address, handler)
+
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError as exc:  # out of descriptors: the connection waits in the backlog; do not spin on it
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)
+            raise
 
     def verify_request(self, request, client_address) -> bool:
         # before the connection gets a thread: who it is, and whether its budget has room
