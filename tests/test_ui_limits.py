@@ -131,8 +131,9 @@ def test_the_kernel_names_the_user_at_the_other_end_and_a_closed_client_is_nobod
             conn.close()
 
 
-def test_another_local_user_is_refused_and_changes_nothing():
+def test_another_local_user_is_refused_and_changes_nothing(monkeypatch):
     """Served to this uid (the daemon's) and the screen user's only; ``daemon`` is neither."""
+    monkeypatch.delenv("SUDO_UID", raising=False)
     rec = Recorder()
     server = UiServer("127.0.0.1", 0, rec, provision_errors=None)  # default clients
     server.start()
@@ -144,6 +145,19 @@ def test_another_local_user_is_refused_and_changes_nothing():
         assert all("只有本机采样屏" in body for _, body in answers)  # zh-CN first, then English
         assert rec.commands == [] and server.state() == before
         assert get(server.port) == 200  # the kiosk's own uid still is served
+    finally:
+        server.stop()
+
+
+def test_whoever_started_the_simulator_with_sudo_may_use_its_screen(monkeypatch):
+    monkeypatch.setenv("SUDO_UID", str(NOBODY))  # `sudo bin/kiosk-sim`, the page in nobody's browser
+    rec = Recorder()
+    server = UiServer("127.0.0.1", 0, rec, provision_errors=None)
+    server.start()
+    try:
+        out = client(NOBODY, server.port, "requests", stdout=subprocess.PIPE)
+        assert [status for status, _ in json.loads(out.communicate(timeout=30)[0])] == [200, 200, 200, 202, 202]
+        assert [c.name for c in rec.commands] == ["void_last", "close_tube"]
     finally:
         server.stop()
 

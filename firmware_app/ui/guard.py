@@ -45,12 +45,16 @@ FORBIDDEN = ("只有本机采样屏可以访问此页面（其他本机用户无
 
 
 def default_clients() -> set[int]:
-    """The daemon's own uid and the screen user's, if that user exists."""
+    """The daemon's own uid and the screen user's, if that user exists; and whoever started it
+    with sudo (``sudo bin/kiosk-sim``, then the page in their own desktop browser): systemd
+    sets no SUDO_UID, and that user could act as root anyway."""
     uids = {os.geteuid()}
     try:
         uids.add(pwd.getpwnam(SCREEN_USER).pw_uid)
     except KeyError:
         pass
+    if os.environ.get("SUDO_UID", "").isdigit():
+        uids.add(int(os.environ["SUDO_UID"]))
     return uids
 
 
