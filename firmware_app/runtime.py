@@ -1,8 +1,7 @@
 """The shell around the station core: one loop thread carries out effects in order.
 
-Device threads, the uplink and the screen only *post* events into a queue; the
-loop takes one event at a time, asks the station for its effects and carries
-them out in this order:
+Device threads, the uplink and the screen only *post* events into a queue; the loop takes one
+event at a time, asks the station for its effects and carries them out in this order:
 
 1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in the same
    transaction the station's state rows the step changed and the printer's queue with its labels;
@@ -201,11 +200,12 @@ class Runtime:
 
     def _rebuild_or_defer(self) -> Exception | None:  # _rebuild_station, never raising: None once rebuilt
         try:
-            return self._rebuild_station()
+            self._rebuild_station()
         except Exception as exc:  # noqa: BLE001 - the loop lives on (issue 13, finding 5)
             log.error("station state not re-read from the store (%s); retried before the next step", exc)
             self.station = None  # no step runs on what it had assumed
             return exc
+        return None
 
     # ------------------------------------------------------- thread-safe API
     def post(self, event: Event) -> None:
@@ -289,8 +289,8 @@ class Runtime:
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
-        if self.station is None and (exc := self._rebuild_or_defer()) is not None:
-            return self._refused(event, exc)
+        if self.station is None and (unread := self._rebuild_or_defer()) is not None:
+            return self._refused(event, unread)
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
         effects = shell(event) if shell is not None else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]

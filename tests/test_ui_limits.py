@@ -23,8 +23,14 @@ from pathlib import Path
 import pytest
 
 from firmware_app.ui import UiServer
-from firmware_app.ui.guard import (MAX_CONNECTIONS_PER_CLIENT, MAX_STREAMS_PER_CLIENT, REQUEST_TIMEOUT_S, diag_uid,
-                                   ends, proc_uid)
+from firmware_app.ui.guard import (
+    MAX_CONNECTIONS_PER_CLIENT,
+    MAX_STREAMS_PER_CLIENT,
+    REQUEST_TIMEOUT_S,
+    diag_uid,
+    ends,
+    proc_uid,
+)
 from tests.browser_fixtures import browser, page  # noqa: F401
 from tests.ui_fixtures import Recorder
 
@@ -53,21 +59,18 @@ if mode == "requests":
                       req("POST", "/api/command", json.dumps({"name": "void_last"}), post),
                       req("POST", "/api/command", json.dumps({"name": "close_tube"}), post)]))
 elif mode == "hold":
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))  # room for 1,100 and more
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(int(sys.argv[3]))]
     print(len(socks), flush=True)
     sys.stdin.read()  # hold every connection until the test closes our stdin
 """
 
 
-def as_user(uid: int, argv: list[str], *, nofile: int | None = None, **kw) -> subprocess.Popen:
-    def drop() -> None:
-        if nofile:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        os.setgroups([])
-        os.setgid(pwd.getpwuid(uid).pw_gid)
-        os.setuid(uid)
-
-    return subprocess.Popen(argv, preexec_fn=drop, cwd="/", text=True, **kw)
+def as_user(uid: int, argv: list[str], **kw) -> subprocess.Popen:
+    """``argv`` run as ``uid`` (its own group, no others): dropped by subprocess itself, no preexec_fn."""
+    return subprocess.Popen(argv, user=uid, group=pwd.getpwuid(uid).pw_gid, extra_groups=[], cwd="/", text=True, **kw)
 
 
 def client(uid: int, port: int, *args: str, **kw) -> subprocess.Popen:
@@ -358,7 +361,17 @@ class Child:
             self.proc.kill()
 
 
-def test_1100_idle_connections_of_another_user_do_not_stop_the_kiosk(tmp_path, page):  # noqa: F811
+@pytest.fixture
+def room_for_descriptors():
+    """A hard limit the flooding child (which inherits it) can raise its soft limit to."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, 4096))  # root may raise it
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_1100_idle_connections_of_another_user_do_not_stop_the_kiosk(tmp_path, page, room_for_descriptors):  # noqa: F811
     kiosk = Child(tmp_path, tmp_path / "data")
     flood = None
     try:
@@ -366,7 +379,7 @@ def test_1100_idle_connections_of_another_user_do_not_stop_the_kiosk(tmp_path, p
         page.wait_for_selector("#app[data-conn=open]")
         first = kiosk("present")
         assert first["level"] == "ok"
-        flood = client(NOBODY, int(kiosk.url.rsplit(":", 1)[1].strip("/")), "hold", "1100", nofile=4096,
+        flood = client(NOBODY, int(kiosk.url.rsplit(":", 1)[1].strip("/")), "hold", "1100",
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert flood.stdout.readline().strip() == "1100"  # 1,100 connections open, held idle
         second = kiosk("present")
@@ -389,7 +402,7 @@ def test_the_station_loop_survives_running_out_of_descriptors(tmp_path):
     had lost its volunteer list (it could not be opened) and refused every scan until a restart."""
     data = tmp_path / "data"
     data.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(data)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(data)], check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     kiosk = None
     try:
@@ -435,7 +448,7 @@ ui.stop()
 
 
 def test_out_of_descriptors_the_screen_server_does_not_spin_on_a_waiting_connection():
-    out = subprocess.run([sys.executable, "-c", SPIN], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    out = subprocess.run([sys.executable, "-c", SPIN], check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     share = float(out.stdout)
