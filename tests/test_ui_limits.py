@@ -238,6 +238,17 @@ def test_a_half_sent_request_is_dropped_after_a_few_seconds(ui):
     slow.close()
 
 
+def test_no_connection_is_kept_alive_after_its_response(ui):
+    conn = socket.create_connection(("127.0.0.1", ui.port))
+    conn.sendall(f"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\nConnection: keep-alive\r\n\r\n".encode())
+    conn.settimeout(2)
+    reply = b""
+    while chunk := conn.recv(65536):  # the server closes after one response: HTTP/1.0
+        reply += chunk
+    assert reply.startswith(b"HTTP/1.0 200")
+    conn.close()
+
+
 def test_connections_are_capped_per_client_and_other_users_use_no_budget_of_ours(ui):
     nobody = client(NOBODY, ui.port, "hold", "200", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:

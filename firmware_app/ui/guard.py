@@ -149,7 +149,6 @@ class Guard:
         self._deadlines: dict[socket.socket, float] = {}
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
-        self.refused = 0  # connections closed unanswered (over a budget), since start
 
     def start(self) -> None:
         self._stop.clear()
@@ -169,7 +168,6 @@ class Guard:
         cap = MAX_CONNECTIONS_PER_CLIENT if key != REFUSED else MAX_REFUSED
         with self._lock:
             if self._open.get(key, 0) >= cap:
-                self.refused += 1
                 return False
             self._open[key] = self._open.get(key, 0) + 1
             self._peers[sock] = key

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -297,7 +298,10 @@ class _Server(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:
-        log.debug("ui: connection from %s ended with an error", client_address, exc_info=True)
+        if isinstance(sys.exc_info()[1], OSError):  # the client went away, or was shut for its deadline
+            log.debug("ui: connection from %s ended: %s", client_address, sys.exc_info()[1])
+        else:
+            log.exception("ui: request from %s failed", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
