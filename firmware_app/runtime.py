@@ -458,7 +458,7 @@ class Runtime:
         return {"level": level, "oldest_min": minutes if age_s is not None else None, "warn_min": warn, "alarm_min": alarm}
 
     def _publish_snapshot(self) -> None:
-        snap = dict(self.station.snapshot()) if self.station is not None else {}
+        snap = dict(self.station.snapshot() if self.station is not None else self.snapshot)  # unread: as last shown
         snap["devices"] = dict(self.devices)
         if self._refusal is not None:
             snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)

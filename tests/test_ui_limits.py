@@ -337,7 +337,8 @@ for line in sys.stdin:
     if cmd in ("present", "again"):
         show = tracker.last_shows[-1]
         alive = kiosk.runtime._thread.is_alive() and kiosk.runtime.call(lambda: True, timeout=5)
-        print(json.dumps({"level": level, "message": show.message, "masked": mask_id(person.id_number),
+        tube = (kiosk.runtime.snapshot.get("tube") or {}).get("count")  # what the screen shows
+        print(json.dumps({"level": level, "message": show.message, "masked": mask_id(person.id_number), "tube": tube,
                           "stored": sum(1 for _ in kiosk.store.iter_records()) if not held else None,
                           "alive": alive, "fds": len(os.listdir("/proc/self/fd")) if not held else None}), flush=True)
     else:
@@ -425,11 +426,12 @@ def test_the_station_loop_survives_running_out_of_descriptors(tmp_path):
         refused = kiosk("present")
         assert refused["level"] == "error" and refused["alive"], refused
         assert refused["message"].startswith("未保存")  # a clear refusal, zh-CN first
+        assert refused["tube"] == first["tube"] == 1  # the screen shows what is stored, not the refused person
         kiosk("release")
         kiosk("unfill")
         again = kiosk("again")  # the same person: registered now, not a duplicate of a half-stored try
         assert again["level"] == "ok" and again["alive"], again
-        assert again["stored"] == first["stored"] + 1
+        assert again["stored"] == first["stored"] + 1 and again["tube"] == 2
     finally:
         if kiosk is not None:
             kiosk.stop()
