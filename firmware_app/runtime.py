@@ -1,22 +1,19 @@
 """The shell around the station core: one loop thread carries out effects in order.
 
-Device threads, the uplink and the screen only *post* events into a queue; the
-loop takes one event at a time, asks the station for its effects and carries
-them out in this order:
+Device threads, the uplink and the screen only *post* events into a queue; the loop takes one
+event at a time, asks the station for its effects and carries them out in this order:
 
-1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in
-   the same transaction the station's state rows the step changed and the printer's
-   label queue with the step's labels;
-2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only
-   card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
-   from what IS stored and the volunteer sees red with the reason.
+1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in the same
+   transaction the station's state rows the step changed and the printer's queue with its labels;
+2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only card, any
+   I/O error) nothing of the step is shown as OK: the station is rebuilt from what IS stored (before
+   the next step if even that fails) and the volunteer sees red with the reason.
 
-Labels go to the printer shell's queue, which is kept in the store's meta
-("pending_labels") so a slow, empty or unplugged printer never blocks the loop
-and a label not yet printed comes out when the printer is back, also after a
-restart. A step that stores records and prints a label costs one durable write:
-the queue rides in the records' ``append`` (``meta=``), so a tube's record and
-its label are never durable one without the other.
+Labels go to the printer shell's queue, kept in the store's meta ("pending_labels"): a slow, empty
+or unplugged printer never blocks the loop, and a label not yet printed comes out when the printer
+is back, also after a restart. A step that stores records and prints a label costs one durable
+write: the queue rides in the records' ``append`` (``meta=``), so a record and its label are never
+durable one without the other.
 """
 
 from __future__ import annotations
@@ -197,6 +194,15 @@ class Runtime:
             station.restore(rows, marks, now=self.now())
         self.station = station
 
+    def _rebuild_or_defer(self) -> Exception | None:  # _rebuild_station, never raising: None once rebuilt
+        try:
+            self._rebuild_station()
+        except Exception as exc:  # noqa: BLE001 - the loop lives on (issue 13, finding 5)
+            log.error("station state not re-read from the store (%s); retried before the next step", exc)
+            self.station = None  # no step runs on what it had assumed
+            return exc
+        return None
+
     # ------------------------------------------------------- thread-safe API
     def post(self, event: Event) -> None:
         self._queue.put(event)
@@ -247,7 +253,7 @@ class Runtime:
                 effects = self._step(item)
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
-                self._rebuild_station()
+                self._rebuild_or_defer()
                 failed = Show("error", *both("runtime.internal_error"))
                 effects = [failed]
                 self._show(failed)
@@ -280,6 +286,8 @@ class Runtime:
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
+        if self.station is None and (unread := self._rebuild_or_defer()) is not None:
+            return self._refused(event, unread)
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
         effects = shell(event) if shell is not None and isinstance(event, Command) else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]
@@ -324,7 +332,7 @@ class Runtime:
         # reason stays in the English text, the detail and the log for the technician
         zh_reason, en_reason = getattr(exc, "message", "") or zh("runtime.store_failed"), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
-        self._rebuild_station()  # forget what the station assumed: the store is the truth
+        self._rebuild_or_defer()  # forget what the station assumed: the store is the truth
         show = Show("error", zh("runtime.not_saved", reason=zh_reason), en("runtime.not_saved", reason=en_reason),
                     {"store_error": en_reason, "raw": reason})
         self._show(show)
@@ -450,7 +458,7 @@ class Runtime:
         return {"level": level, "oldest_min": minutes if age_s is not None else None, "warn_min": warn, "alarm_min": alarm}
 
     def _publish_snapshot(self) -> None:
-        snap = dict(self.station.snapshot()) if self.station is not None else {}
+        snap = dict(self.station.snapshot() if self.station is not None else self.snapshot)  # unread: as last shown
         snap["devices"] = dict(self.devices)
         if self._refusal is not None:
             snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)
