@@ -266,9 +266,17 @@ def test_the_screen_runs_cage_headless_and_chromium_shows_the_kiosk_page(booted)
     for failure in ("Unable to open Wayland socket", "No usable sandbox", "Cannot find Xwayland", "XDG_RUNTIME_DIR is not set"):
         assert failure not in journal, journal
     assert Path(f"/proc/{box.leader}/root/run/swabkiosk-screen/session/wayland-0").exists()
-    page = box.sh("/opt/swabkiosk/venv/bin/python", "-c",
-                  f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{UI_PORT}/', timeout=10).read().decode())")
-    assert "<html" in page.stdout.lower()
+    # The page is served to the screen user; any other local user (here nobody, and root) gets 403:
+    # the screen server's peer-uid check works inside the units' sandbox (issue 13, finding 6).
+    fetch = ("import urllib.request, urllib.error\n"
+             "try:\n"
+             f"    print(urllib.request.urlopen('http://127.0.0.1:{UI_PORT}/', timeout=10).status)\n"
+             "except urllib.error.HTTPError as e:\n"
+             "    print(e.code)\n")
+    status = {user: box.sh("runuser", "-u", user, "--", "/opt/swabkiosk/venv/bin/python", "-c", fetch).stdout.strip()
+              for user in ("swabkiosk-screen", "nobody")}
+    status["root"] = box.sh("/opt/swabkiosk/venv/bin/python", "-c", fetch).stdout.strip()
+    assert status == {"swabkiosk-screen": "200", "nobody": "403", "root": "403"}, status
 
 
 def test_a_stopped_daemon_is_killed_by_the_watchdog_and_started_again(booted):
