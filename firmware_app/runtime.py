@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
-import shutil
-import subprocess
 import threading
 import time
 from typing import Any, Callable
@@ -30,6 +27,7 @@ from typing import Any, Callable
 from firmware_app import clock
 from firmware_app.catalogue import both, en, zh
 from firmware_app.station import state as table_state
+from firmware_app.voice import Speaker, speakable  # noqa: F401 (Speaker: the runtime's voice, built by the composition root)
 from firmware_app.store_schema import StoreCorrupt
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
                                 Effect, Event, Now, Persist, PrintLabel, Say, Show)
@@ -62,47 +60,6 @@ def describe(event: Event) -> str:
 # a tube, box or record id: letters then 8+ digits (DG032611230007, DG-B251123001); read as
 # its last four digits in Chinese digits, one by one (runtime.id_tail, runtime.digits):
 # 14 characters read out help nobody at a table
-_LONG_ID = re.compile(r"[A-Z]{1,6}-?[A-Z]?[0-9]{8,}|[0-9]{9,}")
-
-
-def speakable(text: str) -> str:
-    """What espeak-ng is given for a prompt: long ids as their last four digits."""
-    def tail(m: re.Match) -> str:
-        digits = re.sub(r"[^0-9]", "", m.group(0))[-4:]
-        names = zh("runtime.digits")
-        return zh("runtime.id_tail", digits="".join(names[int(d)] for d in digits))
-    return _LONG_ID.sub(tail, text)
-
-
-class Speaker:
-    """Say effects through espeak-ng (Mandarin voice "cmn") when present and wanted; else
-    logged. bin/bootstrap, deploy/install.sh and the pi-gen stage install espeak-ng.
-    ``wav``: write each prompt to that file instead of the sound card (tests, diagnosis)."""
-
-    def __init__(self, enabled: bool = True, wav: str | None = None) -> None:
-        self.program = shutil.which("espeak-ng") if enabled else None
-        self.wav = wav
-        self.said: list[str] = []  # what was said, as given to espeak-ng (bounded)
-        self._current: subprocess.Popen | None = None
-
-    def command(self, text: str) -> list[str]:
-        return [self.program or "espeak-ng", "-v", "cmn", "-s", "150", *(["-w", self.wav] if self.wav else []),
-                speakable(text)]
-
-    def say(self, text: str) -> None:
-        log.info("say: %s", text)
-        self.said = [*self.said[-49:], speakable(text)]
-        if not self.program:
-            return
-        if self._current is not None and self._current.poll() is None:
-            self._current.terminate()  # a new prompt replaces one still speaking
-        try:
-            self._current = subprocess.Popen(self.command(text),
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as exc:
-            log.warning("espeak-ng failed: %s", exc)
-
-
 class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
                  get_printer: Callable[[], Any] | None = None, ui: Any = None,
