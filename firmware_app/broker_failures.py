@@ -25,7 +25,10 @@ class BrokerFailure:
 
     def technician(self) -> tuple[str, str]:
         """(zh, en) with the raw reason at the end: a technician's line (`doctor`, the log)."""
-        return (f"{self.zh}（{self.detail}）", f"{self.en} ({self.detail})") if self.detail else (self.zh, self.en)
+        if not self.detail:
+            return self.zh, self.en
+        return zh("broker.with_detail", words=self.zh, detail=self.detail), en("broker.with_detail", words=self.en,
+                                                                                detail=self.detail)
 
 
 def connect_failure(exc: BaseException, where: str) -> BrokerFailure:

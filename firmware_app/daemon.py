@@ -73,16 +73,14 @@ def _ui_port_of(path: str) -> int | None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="swabkiosk run", description=en("cli.run_description"))
-    ap.add_argument("--config", help="station file (TOML), e.g. /etc/swabkiosk/swabkiosk.toml")
-    ap.add_argument("--data-dir", help="where records are kept (default: [store] data_dir; "
-                                       "with --simulate ./var/sim)")
-    ap.add_argument("--ui-port", type=int, help="screen port (default: [ui] port)")
-    ap.add_argument("--simulate", action="store_true",
-                    help="every device on hw_mocks and simulated people arriving: watch it work")
-    ap.add_argument("--broker", default="", help="with --simulate: publish to this broker (mqtt://HOST:PORT)")
-    ap.add_argument("--pace", type=float, default=3.0, help="with --simulate: seconds between people")
-    ap.add_argument("--people", type=int, default=0, help="with --simulate: stop after this many (0: keep going)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="with --simulate: the daemon's log too")
+    ap.add_argument("--config", help=en("cli.run.config"))
+    ap.add_argument("--data-dir", help=en("cli.run.data_dir"))
+    ap.add_argument("--ui-port", type=int, help=en("cli.run.ui_port"))
+    ap.add_argument("--simulate", action="store_true", help=en("cli.run.simulate"))
+    ap.add_argument("--broker", default="", help=en("cli.run.broker"))
+    ap.add_argument("--pace", type=float, default=3.0, help=en("cli.run.pace"))
+    ap.add_argument("--people", type=int, default=0, help=en("cli.run.people"))
+    ap.add_argument("-v", "--verbose", action="store_true", help=en("cli.run.verbose"))
     return ap.parse_args(argv)
 
 

@@ -49,4 +49,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "provision.journal_summary": ("swabkiosk provision：{message}", "swabkiosk provision: {message}"),
     "provision.description": ("首次启动：安装技术人员放在 SD 卡启动分区上的站点文件。",
                               "First boot: install the station file a technician put on the SD card's boot partition."),
+    # `swabkiosk provision --help`
+    "provision.arg.boot": ("启动分区（默认 %(default)s）", "boot partition (default %(default)s)"),
+    "provision.arg.etc": ("配置目录（默认 %(default)s）", "config directory (default %(default)s)"),
+    "provision.arg.run": ("错误文件所在的运行时目录", "runtime directory for the errors file"),
+    "provision.arg.screen": ("浏览器显示的页面所在目录", "directory of the page the browser shows"),
+    "provision.arg.dropin_dir": ("swabkiosk.service.d 目录", "swabkiosk.service.d directory"),
+    "provision.arg.user": ("拥有密钥文件的服务用户", "service user owning the secrets"),
+    "provision.arg.uid": ("服务 uid（代替 --user）", "service uid (instead of --user)"),
+    "provision.arg.gid": ("服务 gid（代替 --user）", "service gid (instead of --user)"),
+    "provision.arg.no_reload": ("不运行 systemctl daemon-reload", "do not run systemctl daemon-reload"),
 }

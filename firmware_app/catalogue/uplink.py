@@ -41,4 +41,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "broker.closed_before_login": ("服务器在登录前断开", "The broker closed the connection before login"),
     "broker.uplink_error": ("上传程序出错", "Uplink error"),
     "broker.stopped": ("已停止", "stopped"),
+    # a technician's line: the words, then the raw reason (`doctor`, the log)
+    "broker.with_detail": ("{words}（{detail}）", "{words} ({detail})"),
 }
