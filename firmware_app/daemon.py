@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 
-from firmware_app import config, logsetup, simulate
+from firmware_app import config, logsetup
 from firmware_app.catalogue import both, en
 from firmware_app.compose import (DEFAULT_DEVICE_STALE_S, DEVICE_SHELLS, DEVICE_STALE_S, UPLINK_STALE_S, Kiosk,
                                   UiServer, open_store, serve, station_config, uplink_settings, version)
@@ -88,6 +88,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logsetup.setup()
     if args.simulate:  # it makes its own stop event; serve() installs the handlers before READY
+        # Here, not at the top: the kiosk on a Pi never loads the simulator (simulate, simulate_days).
+        from firmware_app import simulate
+
         return simulate.run_watchable(args)
     stop = threading.Event()
     stop_on_signals(stop)  # as early as possible: a SIGTERM while starting still stops cleanly

@@ -39,11 +39,9 @@ from collections import deque
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from firmware_app import __version__
 from firmware_app.broker_failures import (BrokerFailure, connack_failure, connect_failure, drop_failure,
                                           explain_connect_error)
 from firmware_app.catalogue import both, en, zh
@@ -52,7 +50,9 @@ from firmware_app.store import Store, StoreError
 from firmware_app.uplink_commands import MAX_COMMAND_BYTES, MAX_COMMAND_DEPTH, json_depth, validate_command
 from firmware_app.uplink_connection import Connection
 from firmware_app.uplink_resend import RESEND_MAX, RESEND_QUEUE, Resends
+from firmware_app.uplink_set_aside import SetAside, load_set_aside
 from firmware_app.uplink_settings import UplinkSettings
+from firmware_app.uplink_status import status_body
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ ACK_DELAY_S = 0.1  # ... or after this long
 _Conn = Connection  # the name the tests know
 
 
-class Uplink(Resends):
+class Uplink(SetAside, Resends):
     def __init__(self, store: Store, settings: UplinkSettings, on_command: Callable[[Command], None]):
         self.store = store
         self.settings = settings
@@ -93,13 +93,7 @@ class Uplink(Resends):
         self._tokens_at = time.monotonic()
         self._probe: int | None = None  # seq sent alone: it was in flight when a connection dropped
         self._strikes: dict[int, int] = {}  # seq -> drops while it was alone in flight
-        self._set_aside: dict[int, dict] = {}
-        try:
-            for item in store.get_meta("uplink_set_aside") or []:
-                if isinstance(item, dict) and isinstance(item.get("seq"), int):
-                    self._set_aside[item["seq"]] = item
-        except Exception:  # noqa: BLE001 - a damaged note only means retrying those records
-            log.warning("uplink: could not read the set-aside records", exc_info=True)
+        self._set_aside = load_set_aside(store)
         self._state_lock = threading.Lock()
         self._state: dict[str, Any] = {
             "connected": False,
@@ -259,39 +253,6 @@ class Uplink(Resends):
         self._note_drop(conn)
         self._failed(drop_failure(detail, was_up=conn.up, tls=conn.tls))
 
-    def _note_drop(self, conn: Connection) -> None:
-        """A connection dropped with records in flight. A resend's records go again; the oldest record
-        is suspected: the next connection sends it alone, and if a connection drops while it is alone in
-        flight (just sent) ``refuse_strikes`` times, it is set aside so the rest of the outbox goes on."""
-        if not conn.up or not conn.inflight:
-            return
-        for _rid, seq, job, _at in conn.inflight.values():
-            if job is not None and seq < job["next"]:
-                job["next"] = seq
-        outbox = [(seq, at) for _rid, seq, job, at in conn.inflight.values() if job is None]
-        if not outbox:
-            return
-        seq, at = min(outbox)
-        if len(conn.inflight) == 1 and seq == self._probe and time.monotonic() - at < 5.0:
-            self._strikes[seq] = self._strikes.get(seq, 0) + 1
-            if self._strikes[seq] >= self.settings.refuse_strikes:
-                self._put_aside(seq, conn.inflight)
-                return
-        self._probe = seq
-
-    def _put_aside(self, seq: int, inflight: dict) -> None:
-        rid = next((r for r, s, _, _ in inflight.values() if s == seq), "")
-        self._set_aside[seq] = {"seq": seq, "record_id": rid, "at": time.time(), "tries": self._strikes.pop(seq, 0),
-                                "reason": "the broker dropped the connection each time this record was sent"}
-        self._probe = None
-        log.error("uplink: record %s (seq %d) is refused by the broker; set aside, the rest goes on", rid, seq)
-        try:
-            self.store.set_meta("uplink_set_aside", sorted(self._set_aside.values(), key=lambda x: x["seq"]))
-        except StoreError as exc:
-            log.error("uplink: could not record the set-aside record: %s", exc.message_en)
-        self._status_dirty = True
-        self._set_state(set_aside=sorted(self._set_aside))
-
     def _failed(self, failure: BrokerFailure) -> None:
         """The link is down: the words for the screen and `status` (error, error_en), the raw
         reason for the technician (error_detail); the next attempt after a jittered backoff."""
@@ -365,19 +326,7 @@ class Uplink(Resends):
         now = time.monotonic()
         if self._status_dirty or now - self._status_sent_at > self.settings.status_every_s:
             stats = self.store.stats()
-            body = {"device_id": self.settings.device_id, "at": time.time(), **self._status,
-                    "backlog": stats["backlog"], "backlog_events": stats["backlog_events"],
-                    # a consumer holding every seq from first_seq (1 on a new kiosk) to last_seq has everything
-                    "watermark": {"last_seq": stats["last_seq"], "first_seq": stats["first_seq"],
-                                  "days": stats.get("days", {})},
-                    "set_aside": sorted(self._set_aside.values(), key=lambda x: x["seq"])[:20],
-                    "set_aside_count": len(self._set_aside),
-                    # repairs and imports: how many records were kept and how many could not be recovered
-                    "store_reports": [{k: r.get(k) for k in ("at", "what", "kept", "lost", "moved_to")}
-                                      for r in stats.get("reports", [])[-5:]],
-                    "store_damage": stats.get("damage", [])[:5],
-                    "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
-                                 **self._status.get("versions", {})}}
+            body = status_body(self.settings, self._status, stats, self._set_aside)
             conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)
             self._status_backlog = max(0, stats["backlog"] + stats["backlog_events"] - len(self._set_aside))
             self._status_dirty = False
