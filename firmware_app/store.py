@@ -31,8 +31,9 @@ from firmware_app.store_legacy import import_legacy
 from firmware_app.store_meta import StoreMeta
 from firmware_app.store_queries import _chunks, _marks
 from firmware_app.store_repair import repair as repair_store
+from firmware_app.store_reserve import Reservations, _bounded
 from firmware_app.store_schema import (
-    DB_NAME, HWM_NAME, INSERT_RECORD, RESERVE_NUMBER, RESERVE_SEQ, HighWater, StoreCorrupt, StoreError, StoreFull,
+    DB_NAME, HWM_NAME, INSERT_RECORD, HighWater, StoreCorrupt, StoreError, StoreFull,
     StoreReadOnly, canonical, corrupt_error, db_error, meta_row, os_error, record_day, record_time, row_values,
 )
 
@@ -47,20 +48,7 @@ CHECKPOINT_IDLE_S = 20.0  # ... or once the writer has been idle this long
 WAL_VALVE_BYTES = 64 << 20
 
 
-KEEP_STEMS = 12  # number stems kept beyond those the station still counts (it drops earlier days')
-
-
-def _bounded(numbers: dict[str, int], current: dict) -> dict[str, int]:
-    """Stems the station no longer names are kept, but at most KEEP_STEMS of them (the newest by
-    name: stems end in the date): a stem or two a day would otherwise overflow the hwm slot after
-    ~27 days and every later write would be refused."""
-    old = sorted((k for k in numbers if k not in current), key=lambda k: (k[-6:], k))
-    for k in old[:max(0, len(old) - KEEP_STEMS)]:
-        del numbers[k]
-    return numbers
-
-
-class Store(StoreMeta):
+class Store(Reservations, StoreMeta):
     """Durable records and outbox. Thread-safe; one writing process per ``data_dir``.
 
     ``read_only=True`` opens beside the running daemon (``status``, ``tube``, ``export``,
@@ -238,13 +226,6 @@ class Store(StoreMeta):
             raise StoreReadOnly(*both("store.opened_read_only"), self.data_dir)
         return self._conn
 
-    @property
-    def _high_water(self) -> HighWater:
-        """The identifier high-water file (a writer's; a read-only store has none to write)."""
-        if self._hwm is None:
-            raise StoreReadOnly(*both("store.opened_read_only"), self.data_dir)
-        return self._hwm
-
     def _transaction(self, work, sync: str | None = None) -> None:
         """Run ``work(conn)`` in one IMMEDIATE transaction; sqlite3 errors become StoreErrors, nothing kept."""
         conn = self._writable()
@@ -318,31 +299,6 @@ class Store(StoreMeta):
                     except OSError:
                         pass
                 raise
-
-    def _reserve(self, seq: int, numbers: dict[str, int], intent: int) -> None:
-        """Write the hwm file BEFORE a transaction that goes beyond what it reserves. Half-way through
-        a reservation the helper thread writes the next one, so an append seldom waits for that flush."""
-        hw = self._high_water.value
-        if seq <= hw["seq"] and all(v <= hw["numbers"].get(k, 0) for k, v in numbers.items()):
-            if seq > hw["seq"] - RESERVE_SEQ // 2 or any(
-                    v > hw["numbers"].get(k, 0) - RESERVE_NUMBER // 2 for k, v in numbers.items()):
-                self._ahead = (seq, numbers)
-                self._wake.set()
-            return
-        self._write_reservation(seq, numbers, intent)
-
-    def _write_reservation(self, seq: int, numbers: dict[str, int], intent: int) -> None:
-        with self._hwm_lock:
-            hw = self._high_water.value
-            nums = {k: hw["numbers"].get(k, 0) for k in numbers}
-            for k, v in numbers.items():
-                if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
-                    nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)
-            nums = _bounded(nums, numbers)
-            try:
-                self._high_water.write(max(hw["seq"], seq + RESERVE_SEQ), nums, intent)
-            except OSError as exc:
-                raise os_error(exc, self._high_water.path) from exc
 
     @staticmethod
     def _put_meta(conn: sqlite3.Connection, key: str, row: tuple | None) -> None:
