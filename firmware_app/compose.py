@@ -18,7 +18,7 @@ import importlib
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from firmware_app import __version__, config, pushed
 from firmware_app.config import Config
@@ -31,14 +31,12 @@ from firmware_app.station import Station
 from firmware_app.store import Store, StoreCorrupt
 from firmware_app.store_schema import StoreError
 from firmware_app.supervisor import Supervisor
+from firmware_app.ui import UiServer
 from firmware_app.uplink import Uplink, UplinkSettings
 
-try:  # a build without the screen still runs the kiosk
-    from firmware_app.ui import UiServer
-except ImportError:  # pragma: no cover - every build we ship has it
-    UiServer = None  # type: ignore[assignment,misc]  # the screen's absence is a checked None below
 
 log = logging.getLogger("swabkiosk.daemon")
+_Part = TypeVar("_Part")
 
 # Device shells by config section: (module, class). Imported in the supervisor's thread, so the
 # camera and printer libraries never hold up READY.
@@ -76,45 +74,58 @@ class Kiosk:
         self.ui_port = ui_port
         self.use_ui = use_ui
         self.notifier = notifier or Notifier()
-        self.store: Any = None  # Store once started (Any: the tests and tools read it freely)
-        self.runtime: Any = None  # Runtime once started
-        self.uplink: Any = None  # Uplink once started
-        self.ui: Any = None  # UiServer once started, None without a screen
+        self._store: Store | None = None
+        self._runtime: Runtime | None = None
+        self._uplink: Uplink | None = None
+        self.ui: UiServer | None = None  # None without a screen
         self.supervisors: dict[str, Supervisor] = {}
         self.watchdog: Watchdog | None = None
         self.final_stats: dict[str, Any] = {}
         self.ready_s: float | None = None
 
+    # ------------------------------------------------------------- the parts, once started
+    @property
+    def store(self) -> Store:
+        return _started(self._store, "store")
+
+    @property
+    def runtime(self) -> Runtime:
+        return _started(self._runtime, "runtime")
+
+    @property
+    def uplink(self) -> Uplink:
+        return _started(self._uplink, "uplink")
+
     # ------------------------------------------------------------- start
     def start(self) -> None:
         t0 = time.monotonic()
-        self.store = open_store(self.data_dir, int(self.cfg.store.get("archive_days", 30)))
-        self.runtime = Runtime(self.store, self._make_station, uplink=None,
-                               get_printer=self._printer if "printer" in self._devices() else None,
-                               speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version(),
-                               unsent_minutes=(int(self.cfg.ui.get("unsent_warn_minutes", 15)),
-                                               int(self.cfg.ui.get("unsent_alarm_minutes", 60))))
-        PushCommands(self.cfg, self.data_dir, self.config_path, self.store, self.runtime, self.restart).install()
-        self.uplink = self.runtime.uplink = self._make_uplink()
-        self.runtime.start()
-        self.uplink.start()
-        self.ui = self.runtime.ui = self._make_ui()
+        store = self._store = open_store(self.data_dir, int(self.cfg.store.get("archive_days", 30)))
+        runtime = self._runtime = Runtime(store, self._make_station, uplink=None,
+                                          get_printer=self._printer if "printer" in self._devices() else None,
+                                          speaker=Speaker(bool(self.cfg.ui.get("sound", True))), version=version(),
+                                          unsent_minutes=(int(self.cfg.ui.get("unsent_warn_minutes", 15)),
+                                                          int(self.cfg.ui.get("unsent_alarm_minutes", 60))))
+        PushCommands(self.cfg, self.data_dir, self.config_path, store, runtime, self.restart).install()
+        uplink = self._uplink = runtime.uplink = self._make_uplink()
+        runtime.start()
+        uplink.start()
+        self.ui = runtime.ui = self._make_ui()
         # Devices last: their threads import the camera and printer libraries, which would
         # otherwise compete with the main thread on its way to READY.
         for name, settings in self._devices().items():
-            sup = Supervisor(name, self._factory(name, settings), self.runtime.post,
+            sup = Supervisor(name, self._factory(name, settings), runtime.post,
                              stale_after=DEVICE_STALE_S.get(name, DEFAULT_DEVICE_STALE_S))
             self.supervisors[name] = sup
             sup.start()
-        beats: dict[str, Callable[[], float]] = {"station loop": lambda: self.runtime.heartbeat}
+        beats: dict[str, Callable[[], float]] = {"station loop": lambda: runtime.heartbeat}
         for name, sup in self.supervisors.items():
-            beats[f"{name} supervisor"] = lambda sup=sup: sup.heartbeat  # type: ignore[misc]
-        beats["uplink"] = lambda: self.uplink.heartbeat
+            beats[f"{name} supervisor"] = _heartbeat_of(sup)
+        beats["uplink"] = lambda: uplink.heartbeat
         # The uplink's thread may sit in a TCP/TLS connect (paho: 5 s each) to a far broker.
         self.watchdog = Watchdog(self.notifier, beats, limits={"uplink": UPLINK_STALE_S}, status=self.status_line)
         self.watchdog.start()
         self.ready_s = time.monotonic() - t0
-        snap = self.runtime.snapshot
+        snap = runtime.snapshot
         tube = snap.get("tube") or {}
         log.info("ready in %.3f s: %d device(s) starting, broker %s, open tube %s", self.ready_s,
                  len(self.supervisors), self.cfg.mqtt.get("url") or "none (offline: records wait in the store)",
@@ -168,11 +179,8 @@ class Kiosk:
     def _make_uplink(self) -> Uplink:
         return Uplink(self.store, uplink_settings(self.cfg), on_command=self.runtime.post)
 
-    def _make_ui(self) -> Any:
+    def _make_ui(self) -> UiServer | None:
         if not self.use_ui:
-            return None
-        if UiServer is None:
-            log.info("screen not available in this build; running without it")
             return None
         host = self.cfg.ui.get("host", "127.0.0.1")
         port = self.ui_port if self.ui_port is not None else int(self.cfg.ui.get("port", 8080))
@@ -191,7 +199,7 @@ class Kiosk:
 
     def status_line(self) -> str:
         """systemd's STATUS= line (a technician reads it in `systemctl status`)."""
-        snap = self.runtime.snapshot if self.runtime else {}
+        snap = self._runtime.snapshot if self._runtime else {}
         down = [n for n, s in self.supervisors.items() if not s.ok and s.reason != "starting"]
         today = snap.get("today") or {}
         try:
@@ -208,15 +216,15 @@ class Kiosk:
         for sup in self.supervisors.values():
             if sup.name != "printer":
                 sup.stop()
-        if self.runtime is not None:
-            self.runtime.stop()
+        if self._runtime is not None:
+            self._runtime.stop()
         if "printer" in self.supervisors:
             self.supervisors["printer"].stop()  # after the loop: labels of the last steps are queued
         if self.watchdog is not None:
             self.watchdog.stop()
-        if self.uplink is not None:  # None only when start() failed early
+        if self._uplink is not None:  # None only when start() failed early
             try:
-                self.uplink.stop()
+                self._uplink.stop()
             except Exception:
                 log.warning("uplink stop failed", exc_info=True)
         if self.ui is not None:
@@ -224,12 +232,22 @@ class Kiosk:
                 self.ui.stop()
             except Exception:
                 log.warning("screen stop failed", exc_info=True)
-        if self.store is not None:
-            stats = self.final_stats = self.store.stats()
+        if self._store is not None:
+            stats = self.final_stats = self._store.stats()
             log.info("stopped; %s records (%s of them people) wait for the broker, kept in %s",
                      stats.get("backlog", 0) + stats.get("backlog_events", 0), stats.get("backlog", 0), self.data_dir)
-            self.store.close()
+            self._store.close()
         self.notifier.close()
+
+
+def _started(part: _Part | None, name: str) -> _Part:
+    if part is None:
+        raise RuntimeError(f"the kiosk's {name} is not started (Kiosk.start)")
+    return part
+
+
+def _heartbeat_of(sup: Supervisor) -> Callable[[], float]:
+    return lambda: sup.heartbeat
 
 
 def uplink_settings(cfg: Config) -> UplinkSettings:

@@ -23,10 +23,11 @@ import threading
 from firmware_app import config, logsetup
 from firmware_app.catalogue import both, en
 from firmware_app.compose import (DEFAULT_DEVICE_STALE_S, DEVICE_SHELLS, DEVICE_STALE_S, UPLINK_STALE_S, Kiosk,
-                                  UiServer, open_store, serve, station_config, uplink_settings, version)
+                                  open_store, serve, station_config, uplink_settings, version)
 from firmware_app.push_commands import locked_in
 from firmware_app.sdnotify import Notifier, Watchdog
 from firmware_app.signals import stop_on_signals, wait_for
+from firmware_app.ui import UiServer
 
 __all__ = ["DEFAULT_DEVICE_STALE_S", "DEVICE_SHELLS", "DEVICE_STALE_S", "EX_CONFIG", "UPLINK_STALE_S", "Kiosk",
            "locked_in", "main", "open_store", "parse_args", "refuse", "serve", "station_config", "stop_on_signals",
@@ -40,7 +41,7 @@ def refuse(problems: list[config.Problem], path: str, ui_port: int | None, stop:
     print(en("cli.run_refused", path=path, count=len(problems)), file=sys.stderr)
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
-    if UiServer is None or ui_port is None:
+    if ui_port is None:
         return EX_CONFIG
     if stop is None:
         stop = threading.Event()

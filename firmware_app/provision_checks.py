@@ -10,19 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware_app.catalogue import en
+from firmware_app.config import check_text
 from firmware_app.provision_layout import (FILES_DIR, MAX_SUPPLIED_BYTES, OPTIONAL_FILE_KEYS, SECRET_FILE_KEYS,
                                            Paths, problem, problem_text)
 
-try:  # the validator is part of every build; a broken one must not install an unchecked file
-    from firmware_app.config import check_text
-except ImportError:  # pragma: no cover
-    check_text = None  # type: ignore[assignment]  # checked above: reported as a problem
 
 
 def config_problems(text: str) -> list[dict]:
     """Every problem the shared config validator finds (all of them, not the first)."""
-    if check_text is None:
-        return [problem("", None, problem_text("provision.no_validator"))]
     try:
         found = check_text(text)
     except Exception as exc:  # a validator crash must not install an unchecked file

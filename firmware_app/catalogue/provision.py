@@ -3,7 +3,6 @@ journal, on the errors page and on the kiosk screen. A problem's message is show
 "zh / en" in one line (firmware_app.provision_layout.problem_text)."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
-    "provision.no_validator": ("配置校验模块未安装，无法检查站点文件", "the config validator is not installed"),
     "provision.validator_failed": ("配置校验失败：{error}", "the config validator failed: {error}"),
     "provision.not_absolute": ("须为绝对路径：{value}", "must be an absolute path: {value}"),
     "provision.secret_outside": ("密钥文件须放在 {etc}/ 下", "secret files must live in {etc}/"),
