@@ -86,9 +86,9 @@ class Store(Reservations, StoreMeta):
     def _open(self) -> None:
         if self.read_only:
             if not os.path.exists(self.path) and not os.path.isdir(os.path.join(self.data_dir, "segments")):
-                raise StoreError(*both("store.not_found", path=self.data_dir), self.data_dir)
+                raise StoreError(*both("store_open.not_found", path=self.data_dir), self.data_dir)
             if not os.path.exists(self.path):
-                raise StoreError(*both("store.not_imported", path=self.data_dir), self.data_dir)
+                raise StoreError(*both("store_open.not_imported", path=self.data_dir), self.data_dir)
             self._conn = self._connect(True)
         else:
             self._prepare_dirs()
@@ -223,7 +223,7 @@ class Store(Reservations, StoreMeta):
 
     def _writable(self) -> sqlite3.Connection:
         if self.read_only or self._conn is None:
-            raise StoreReadOnly(*both("store.opened_read_only"), self.data_dir)
+            raise StoreReadOnly(*both("store_open.opened_read_only"), self.data_dir)
         return self._conn
 
     def _transaction(self, work, sync: str | None = None) -> None:

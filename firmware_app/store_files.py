@@ -32,7 +32,7 @@ def prepare_dirs(data_dir: str, path: str) -> int:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(*both("store.in_use", path=data_dir), data_dir) from None
+            raise StoreError(*both("store_open.in_use", path=data_dir), data_dir) from None
         try:  # created 0600 here, so SQLite gives its -wal and -shm the same mode
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
         except OSError as exc:

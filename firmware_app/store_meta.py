@@ -40,7 +40,7 @@ class StoreMeta(StoreQueries):
             except ValueError as exc:
                 if strict:
                     self._damage.append(str(exc))
-                    raise StoreCorrupt(zh("store.state_damaged"), str(exc), self.path) from None
+                    raise StoreCorrupt(zh("store_open.state_damaged"), str(exc), self.path) from None
                 log.error("store: %s (treated as missing)", exc)
                 if str(exc) not in self._damage:
                     self._damage.append(str(exc))

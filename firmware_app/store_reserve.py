@@ -37,7 +37,7 @@ class Reservations:
     def _high_water(self) -> HighWater:
         """The identifier high-water file (a writer's; a read-only store has none to write)."""
         if self._hwm is None:
-            raise StoreReadOnly(*both("store.opened_read_only"), self.data_dir)
+            raise StoreReadOnly(*both("store_open.opened_read_only"), self.data_dir)
         return self._hwm
 
     def _reserve(self, seq: int, numbers: dict[str, int], intent: int) -> None:

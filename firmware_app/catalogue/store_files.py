@@ -2,11 +2,11 @@
 opened or written, for the technician (`status`, `export`, the daemon's start-up) and the screen."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
-    "store.not_found": ("没有找到数据目录：{path}", "No store found in {path}"),
-    "store.not_imported": ("数据尚未导入新格式（请先启动 swabkiosk run）：{path}",
+    "store_open.not_found": ("没有找到数据目录：{path}", "No store found in {path}"),
+    "store_open.not_imported": ("数据尚未导入新格式（请先启动 swabkiosk run）：{path}",
                            "The store in {path} is not imported yet (start `swabkiosk run` once)"),
-    "store.in_use": ("数据目录正被另一个进程使用：{path}（是否已在运行 swabkiosk run？）",
+    "store_open.in_use": ("数据目录正被另一个进程使用：{path}（是否已在运行 swabkiosk run？）",
                      "The store {path} is in use by another process (is `swabkiosk run` already running?)"),
-    "store.opened_read_only": ("数据以只读方式打开", "The store was opened read-only"),
-    "store.state_damaged": ("数据库中的站点状态已损坏", "the station's state in the database is damaged"),
+    "store_open.opened_read_only": ("数据以只读方式打开", "The store was opened read-only"),
+    "store_open.state_damaged": ("数据库中的站点状态已损坏", "the station's state in the database is damaged"),
 }
