@@ -1,6 +1,6 @@
 """Why the broker link failed: a catalogue key (words a volunteer understands, zh-CN first)
 and the raw reason apart (the TLS library's or paho's text, the address, a file name), which
-only the technician's views show (the uplink state's ``error_detail``, `doctor`)."""
+only the technician's views show (the uplink state's ``error_raw``, `doctor`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from firmware_app.catalogue import en, zh
 @dataclass(frozen=True)
 class BrokerFailure:
     key: str  # firmware_app/catalogue/uplink.py, "broker.*"
-    detail: str = ""  # the raw reason, for the technician
+    raw: str = ""  # the raw reason, for the technician
 
     @property
     def zh(self) -> str:
@@ -25,10 +25,9 @@ class BrokerFailure:
 
     def technician(self) -> tuple[str, str]:
         """(zh, en) with the raw reason at the end: a technician's line (`doctor`, the log)."""
-        if not self.detail:
+        if not self.raw:
             return self.zh, self.en
-        return zh("broker.with_detail", words=self.zh, detail=self.detail), en("broker.with_detail", words=self.en,
-                                                                                detail=self.detail)
+        return zh("broker.with_raw", words=self.zh, raw=self.raw), en("broker.with_raw", words=self.en, raw=self.raw)
 
 
 def connect_failure(exc: BaseException, where: str) -> BrokerFailure:

@@ -51,7 +51,7 @@ class PushCommands:
         file says it is a test setup."""
         url = str(self.cfg.mqtt.get("url", ""))
         if not url.startswith("mqtts://") and self.cfg.authority.get("plain_mqtt_pushes") != "test setup only":
-            raise signedpush.PushRefused("plain_mqtt", en("daemon.push_plain_mqtt"))
+            raise signedpush.PushRefused("plain_mqtt", "config.push_plain_mqtt")
         station = self.cfg.station
         last = self.store.get_meta(signedpush.META_VERSION + kind, 0)
         return signedpush.verify(envelope, self.cfg.district_keys, kind=kind, device_id=station["device_id"],

@@ -101,7 +101,7 @@ class Uplink(SetAside, Resends):
             "url": settings.url,
             "error": "",
             "error_en": "",
-            "error_detail": "",  # the raw reason behind error/error_en, for the technician
+            "error_raw": "",  # the raw reason behind error/error_en, for the technician
             "since": None,
             "sent": 0,
             "acked": 0,
@@ -231,7 +231,7 @@ class Uplink(SetAside, Resends):
         conn.client.subscribe(root + "cmd/+", qos=1)
         conn.client.publish(root + "availability", b"online", qos=1, retain=True)
         self._status_dirty = True
-        self._set_state(connected=True, error="", error_en="", error_detail="", since=time.time(), next_attempt_s=None,
+        self._set_state(connected=True, error="", error_en="", error_raw="", since=time.time(), next_attempt_s=None,
                         url=conn.url)
         log.info("uplink connected to %s", conn.url)
 
@@ -255,7 +255,7 @@ class Uplink(SetAside, Resends):
 
     def _failed(self, failure: BrokerFailure) -> None:
         """The link is down: the words for the screen and `status` (error, error_en), the raw
-        reason for the technician (error_detail); the next attempt after a jittered backoff."""
+        reason for the technician (error_raw); the next attempt after a jittered backoff."""
         self._failures += 1
         urls = self.settings.urls
         if len(urls) > 1:
@@ -266,9 +266,9 @@ class Uplink(SetAside, Resends):
         self._next_attempt = time.monotonic() + delay
         message, message_en = failure.zh, failure.en
         first = (self._state["connected"] or self._state["error_en"] != message_en
-                 or self._state.get("error_detail") != failure.detail)
+                 or self._state.get("error_raw") != failure.raw)
         self._set_state(connected=False, commands=False, error=message, error_en=message_en,
-                        error_detail=failure.detail, since=time.time(), next_attempt_s=round(delay, 2))
+                        error_raw=failure.raw, since=time.time(), next_attempt_s=round(delay, 2))
         if first:
             log.warning("uplink: %s (retry in %.1f s)", failure.technician()[1], delay)
 
@@ -419,6 +419,6 @@ class Uplink(SetAside, Resends):
             conn.client.disconnect()
         self._flush_acks(force=True)
         self._set_state(connected=False, commands=False, error=zh("broker.stopped"), error_en=en("broker.stopped"),
-                        error_detail="", since=time.time())
+                        error_raw="", since=time.time())
 
 

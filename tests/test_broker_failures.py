@@ -1,5 +1,5 @@
 """Broker failures reach the volunteer as words from the catalogue; the raw reason (the address,
-the TLS or paho text) is kept apart in ``error_detail`` for the technician (issue 14 item 3)."""
+the TLS or paho text) is kept apart in ``error_raw`` for the technician (issue 14 item 3)."""
 
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ def test_a_refused_connection_is_told_in_words_and_the_address_kept_apart(tmp_pa
         assert state["connected"] is False
         assert state["error"] == zh("broker.refused") and state["error_en"] == en("broker.refused")
         assert str(port) not in state["error"] and str(port) not in state["error_en"]
-        assert state["error_detail"] == f"mqtt://127.0.0.1:{port}"
-        assert store.get_meta("uplink")["error_detail"] == state["error_detail"]  # `swabkiosk status` sees it
+        assert state["error_raw"] == f"mqtt://127.0.0.1:{port}"
+        assert store.get_meta("uplink")["error_raw"] == state["error_raw"]  # `swabkiosk status` sees it
         assert store.stats()["backlog"] == 1  # nothing forgotten
     finally:
         uplink.stop()
         store.close()
-    assert uplink.state()["error"] == zh("broker.stopped") and uplink.state()["error_detail"] == ""
+    assert uplink.state()["error"] == zh("broker.stopped") and uplink.state()["error_raw"] == ""
 
 
 def test_every_failure_has_zh_words_without_the_library_text():
@@ -68,7 +68,7 @@ def test_every_failure_has_zh_words_without_the_library_text():
     ]
     for failure in failures:
         words = failure.zh
-        assert failure.detail and failure.detail not in words, failure
+        assert failure.raw and failure.raw not in words, failure
         assert not LIBRARY_TEXT.search(re.sub(r"\b(TLS|CA)\b", "", words)), (failure, words)  # names a volunteer may see
     assert len({f.key for f in failures}) == 13  # the two refusals by the broker differ; drops differ
 

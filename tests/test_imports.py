@@ -34,7 +34,9 @@ def imports_of(path: Path, modules: set[str], name: str | None = None) -> set[st
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            # "from pkg import mod" needs pkg.mod (pkg is initialised first anyway, as for any import);
+            # "from pkg import name" needs pkg itself to have run
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
         for target in targets:
             # the longest package module the target names: "firmware_app.store.Store" -> firmware_app.store
             while target and target not in modules:
@@ -89,9 +91,18 @@ def test_the_cycle_finder_finds_a_cycle_and_passes_a_tree():
 
 def test_function_level_imports_count_as_edges(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text("def f():\n    from firmware_app.daemon import Kiosk\n    import firmware_app.store\n")
-    modules = {"firmware_app.daemon", "firmware_app.store", "firmware_app.m"}
-    assert imports_of(src, modules, "firmware_app.m") == {"firmware_app.daemon", "firmware_app.store"}
+    src.write_text("def f():\n    from firmware_app.daemon import Kiosk\n    import firmware_app.store\n"
+                   "    from firmware_app.ui import texts, UiServer\n")
+    modules = {"firmware_app.daemon", "firmware_app.store", "firmware_app.m", "firmware_app.ui", "firmware_app.ui.texts"}
+    assert imports_of(src, modules, "firmware_app.m") == {"firmware_app.daemon", "firmware_app.store",
+                                                          "firmware_app.ui", "firmware_app.ui.texts"}
+
+
+def test_a_module_importing_a_sibling_through_its_package_is_no_cycle(tmp_path):
+    src = tmp_path / "server.py"
+    src.write_text("from firmware_app.ui import texts\n")
+    modules = {"firmware_app.ui", "firmware_app.ui.server", "firmware_app.ui.texts"}
+    assert imports_of(src, modules, "firmware_app.ui.server") == {"firmware_app.ui.texts"}
 
 
 def test_the_composition_root_is_what_run_and_simulate_share():

@@ -12,8 +12,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "daemon.push_locked": ("不能远程更改", "cannot be changed remotely (provision them on the boot partition)"),
     "daemon.push_no_station_file": ("本机不是从配置文件启动的", "this kiosk was not started from a station file"),
     "daemon.push_body_not_text": ("签名内容必须是配置文件的文本", "the signed body must be the station file's text"),
-    "daemon.push_plain_mqtt": ("只接受经 mqtts:// 的远程推送；本机与服务器的连接未加密",
-                               "pushes are accepted over mqtts:// only; this kiosk's broker link is not TLS"),
     "daemon.push_saved": ("已保存，重启后生效", "saved; the kiosk restarts to apply it"),
     "daemon.push_not_saved": ("未能保存：{reason}", "not saved: {reason}"),
     # systemd's STATUS= line while the refusal screen is up (systemctl status)

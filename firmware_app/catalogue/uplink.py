@@ -2,7 +2,7 @@
 
 A broker failure is told in words a volunteer understands; the raw reason (the TLS
 library's or paho's text, the broker's address, a file name) is kept apart, in the
-uplink state's ``error_detail``, for the technician (`swabkiosk status`, `doctor`).
+uplink state's ``error_raw``, for the technician (`swabkiosk status`, `doctor`).
 """
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -42,5 +42,5 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "broker.uplink_error": ("上传程序出错", "Uplink error"),
     "broker.stopped": ("已停止", "stopped"),
     # a technician's line: the words, then the raw reason (`doctor`, the log)
-    "broker.with_detail": ("{words}（{detail}）", "{words} ({detail})"),
+    "broker.with_raw": ("{words}（{raw}）", "{words} ({raw})"),
 }
