@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from firmware_app.catalogue import zh
+from firmware_app.catalogue import both
 from firmware_app.store_queries import StoreQueries
 from firmware_app.store_schema import StoreCorrupt, meta_value
 
@@ -40,7 +40,7 @@ class StoreMeta(StoreQueries):
             except ValueError as exc:
                 if strict:
                     self._damage.append(str(exc))
-                    raise StoreCorrupt(zh("store_open.state_damaged"), str(exc), self.path) from None
+                    raise StoreCorrupt(*both("store_open.state_damaged"), self.path, raw=str(exc)) from None
                 log.error("store: %s (treated as missing)", exc)
                 if str(exc) not in self._damage:
                     self._damage.append(str(exc))
