@@ -131,7 +131,7 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
         # The printer mock has printed a label when it answers the status query after it; a
         # real printer (--printer) gets the shell's time to feed the label out.
-        overrides = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
+        overrides: dict[str, dict] = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
         kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=overrides)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
