@@ -47,14 +47,15 @@ def refuse(problems: list[config.Problem], path: str, ui_port: int | None, stop:
         stop = threading.Event()
         stop_on_signals(stop)
     ui = UiServer("127.0.0.1", ui_port, lambda command: None)
+    message, message_en = both("daemon.config_refused", count=len(problems))
+    # the problems are on the page before it is served (a page loaded at once found none)
+    ui.update({"level": "error", "problems": [{"key": p.key, "line": p.line, "message": p.message_zh or p.message,
+                                               "message_en": p.message} for p in problems],
+               "message": message, "message_en": message_en})
     try:
         ui.start()
     except OSError:
         return EX_CONFIG
-    message, message_en = both("daemon.config_refused", count=len(problems))
-    ui.update({"level": "error", "problems": [{"key": p.key, "line": p.line, "message": p.message}
-                                              for p in problems],
-               "message": message, "message_en": message_en})
     notifier = Notifier()
     notifier.ready(en("daemon.config_refused_status", count=len(problems), path=path))
     watchdog = Watchdog(notifier, {})  # nothing runs that could hang: keep systemd from restarting us
