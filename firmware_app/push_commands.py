@@ -15,7 +15,7 @@ from typing import Callable
 
 from firmware_app import config, pushed, signedpush
 from firmware_app.catalogue import both, en
-from firmware_app.model import Command, CommandResult, Effect, Event, Show
+from firmware_app.model import Command, CommandResult, Effect, Show
 from firmware_app.runtime import Runtime
 from firmware_app.store import Store
 
@@ -29,8 +29,8 @@ def locked_in(problems: list[str]) -> bool:
 
 
 class PushCommands:
-    """The two shell commands the runtime hands over (``Runtime.shell_commands``) and the
-    observer that keeps an accepted volunteer list across restarts."""
+    """The two shell commands the runtime hands over (``Runtime.shell_commands``); an accepted
+    volunteer list is saved for the next start before the district is answered."""
 
     def __init__(self, cfg: config.Config, data_dir: str, config_path: str | None, store: Store,
                  runtime: Runtime, restart: Callable[[], None]) -> None:
@@ -44,7 +44,6 @@ class PushCommands:
     def install(self) -> None:
         self.runtime.shell_commands["push_config"] = self.push_config
         self.runtime.shell_commands["push_volunteers"] = self.push_volunteers
-        self.runtime.observers.append(self.after_step)
 
     def _signed_push(self, kind: str, envelope: object) -> signedpush.Push:
         """The verified push or a refusal (PushRefused): plain mqtt:// only where the station
@@ -110,23 +109,20 @@ class PushCommands:
             return self._refused(command, "daemon.volunteers_push_refused", [str(exc)], exc.reason)
         inner = Command("push_volunteers", {"volunteers": push.body}, "mqtt", command.txn)
         effects = self.runtime._handle(inner)
-        if not any(isinstance(e, CommandResult) and not e.ok for e in effects):
-            try:
-                self.store.set_meta(signedpush.META_VERSION + "volunteers", push.version)
-            except Exception as exc:  # applied; only a replay of this very version could be taken again
-                log.error("version of the pushed volunteer list not kept: %s", exc)
-        return effects
-
-    def after_step(self, event: Event, effects: list[Effect]) -> None:
-        """Keep what the station accepted from a volunteer-list push across restarts."""
-        if not (isinstance(event, Command) and event.name == "push_volunteers"):
-            return
         if any(isinstance(e, CommandResult) and not e.ok for e in effects):
-            return
+            return effects
+        # kept before it is answered: an ok the district saw must survive a restart
         try:
             saved = pushed.save_volunteers(self.data_dir, self.cfg.volunteers.get("list_file", ""),
                                            self.runtime.station.volunteers)
         except (OSError, ValueError) as exc:
             log.error("pushed volunteer list applied but not saved (it lasts until the next restart): %s", exc)
-        else:
-            log.info("pushed volunteer list saved to %s", saved)
+            return [CommandResult(e.name, e.txn, False, en("daemon.push_not_saved", reason=exc),
+                                  {**e.data, "applied_until_restart": True})
+                    if isinstance(e, CommandResult) else e for e in effects]
+        log.info("pushed volunteer list saved to %s", saved)
+        try:
+            self.store.set_meta(signedpush.META_VERSION + "volunteers", push.version)
+        except Exception as exc:  # applied; only a replay of this very version could be taken again
+            log.error("version of the pushed volunteer list not kept: %s", exc)
+        return effects
