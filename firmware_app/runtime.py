@@ -105,6 +105,14 @@ class Speaker:
         except OSError as exc:
             log.warning("espeak-ng failed: %s", exc)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the prompt being spoken has ended (True), or timeout (False)."""
+        current = self._current
+        try:
+            return current is None or current.wait(timeout) is not None
+        except subprocess.TimeoutExpired:
+            return False
+
 
 class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
