@@ -184,7 +184,7 @@ def test_reconcile_asks_each_gap_and_a_stuck_one_does_not_hold_back_the_next(tmp
     runner = threading.Thread(target=rx.run, daemon=True)
     runner.start()
     try:
-        first, second = station.wait_asked(2)  # 10 was asked and is not due again: the next gap goes
+        first, _ = station.wait_asked(2)  # 10 was asked and is not due again: the next gap goes
         time.sleep(0.5)  # ten more checks: nothing is asked again before its retry delay (60 s)
         asked = [(m["args"]["from_seq"], m["args"]["to_seq"]) for m in station.asked]
         assert asked == [(10, 10), (50, 60)]

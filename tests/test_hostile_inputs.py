@@ -300,7 +300,7 @@ def test_the_mode_validator_refuses_an_unhashable_mode_with_a_value_error():
 # ---------------------------------------------------------------- 9. no full ID number leaves the station
 
 import datetime as _dt  # noqa: E402
-import unicodedata  # noqa: E402
+import unicodedata
 
 from firmware_app import idnumber, privacy  # noqa: E402
 from firmware_app.model import CommandResult, Say, Show  # noqa: E402
