@@ -105,13 +105,10 @@ class Speaker:
         except OSError as exc:
             log.warning("espeak-ng failed: %s", exc)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Until the prompt being spoken has ended (True), or timeout (False)."""
-        current = self._current
-        try:
-            return current is None or current.wait(timeout) is not None
-        except subprocess.TimeoutExpired:
-            return False
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the prompt being spoken has ended (subprocess.TimeoutExpired after timeout)."""
+        if self._current is not None:
+            self._current.wait(timeout)
 
 
 class Runtime:
