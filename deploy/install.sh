@@ -15,6 +15,8 @@
 # and trying it out on a PC. 32-bit (armhf) is refused: see arch_supported below.
 # Docs: docs/deploy.md.
 set -euo pipefail
+# A failing step stops the script and says which one (set -e alone stops without a word).
+trap 'echo "install.sh: FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 root="" wheelhouse="" data_label="" packages_only=0 check_arch=0
@@ -113,16 +115,20 @@ packages=("${base_packages[@]}")
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=0
 apt_update() { [ "$apt_updated" -eq 1 ] || { apt-get update -qq; apt_updated=1; }; }
+# Which browser and camera packages the archives offer is read from the package lists already
+# there; only a system without any fetches them for that (apt-get update: ~10 s, and long DNS
+# waits without a network). Installing anything always fetches them first.
+apt_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt_update; }
 available() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if installed chromium-browser || installed chromium; then
   installed chromium-browser && packages+=(chromium-browser) || packages+=(chromium)
 else
-  apt_update
+  apt_lists
   available chromium-browser && packages+=(chromium-browser) || packages+=(chromium)
 fi
 if ! installed python3-picamera2; then
-  apt_update
+  apt_lists
   if available python3-picamera2; then
     packages+=(python3-picamera2)
   else
@@ -217,9 +223,14 @@ fi
 
 if [ "$live" -eq 1 ]; then
   systemctl daemon-reload
-  # One command a line: under set -e a failure inside an `a && b` chain would not stop the script.
-  udevadm control --reload
-  udevadm trigger --action=add --subsystem-match=tty --subsystem-match=usb --subsystem-match=usbmisc
+  if [ -S /run/udev/control ]; then
+    # One command a line: under set -e a failure inside an `a && b` chain would not stop the script.
+    udevadm control --reload
+    udevadm trigger --action=add --subsystem-match=tty --subsystem-match=usb --subsystem-match=usbmisc
+  else
+    # A container (systemd-nspawn) has no udevd; on a Pi it runs from the first boot on.
+    say "udevd is not running here (a container?): the device rules are installed, and load when udevd starts"
+  fi
 fi
 systemctl enable swabkiosk.service swabkiosk-firstboot.service swabkiosk-screen.service
 systemctl set-default graphical.target

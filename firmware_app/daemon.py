@@ -18,6 +18,7 @@ fixes the file, so the volunteer at the table sees why the kiosk is not working.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -164,6 +165,8 @@ class Kiosk:
         try:
             people = pushed.load_volunteers(self.data_dir, path)
         except (OSError, ValueError) as exc:
+            if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+                raise  # out of descriptors, not a bad list: the runtime rebuilds later (issue 13, finding 5)
             log.error("volunteer list %s unusable (%s): nobody can sign in until it is fixed or pushed", path, exc)
             people = {}
         return station.Station(self.cfg, people)

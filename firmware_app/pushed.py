@@ -16,6 +16,7 @@ update) is set aside as ``<name>.invalid`` and the provisioned file is used.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -176,8 +177,15 @@ def load_volunteers(data_dir: str, provisioned: str) -> dict:
             doc = volunteers.decode(f.read(volunteers.MAX_FILE + 1), target)
     except FileNotFoundError:
         doc = None
-    except (OSError, ValueError) as exc:  # VolunteerListError: too big, too deep, not JSON
-        log.error("pushed volunteer list %s unreadable (%s); using the provisioned one", target, exc)
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            raise  # the kiosk is short of descriptors, the list is fine: the caller tries again later
+        # the file could not be read (EIO, ...): not proof that the district's list is bad, so it
+        # stays where it is for the next start, and the provisioned list serves meanwhile
+        log.error("pushed volunteer list %s unreadable (%s); using the provisioned one, the file kept", target, exc)
+        doc = None
+    except ValueError as exc:  # VolunteerListError: too big, too deep, not JSON
+        log.error("pushed volunteer list %s unusable (%s); using the provisioned one", target, exc)
         set_aside(target, "invalid")
         doc = None
     if doc is not None:

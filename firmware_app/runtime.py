@@ -1,31 +1,25 @@
 """The shell around the station core: one loop thread carries out effects in order.
 
-Device threads, the uplink and the screen only *post* events into a queue; the
-loop takes one event at a time, asks the station for its effects and carries
-them out in this order:
+Device threads, the uplink and the screen only *post* events into a queue; the loop takes one
+event at a time, asks the station for its effects and carries them out in this order:
 
-1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in
-   the same transaction the station's state rows the step changed and the printer's
-   label queue with the step's labels;
-2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only
-   card, any I/O error) nothing of the step is shown as OK: the station is rebuilt
-   from what IS stored and the volunteer sees red with the reason.
+1. every ``Persist`` of the step in ONE ``store.append`` transaction (durable), and in the same
+   transaction the station's state rows the step changed and the printer's queue with its labels;
+2. only then the label bytes, screen and voice. If the store refuses (disk full, read-only card, any
+   I/O error) nothing of the step is shown as OK: the station is rebuilt from what IS stored (before
+   the next step if even that fails) and the volunteer sees red with the reason.
 
-Labels go to the printer shell's queue, which is kept in the store's meta
-("pending_labels") so a slow, empty or unplugged printer never blocks the loop
-and a label not yet printed comes out when the printer is back, also after a
-restart. A step that stores records and prints a label costs one durable write:
-the queue rides in the records' ``append`` (``meta=``), so a tube's record and
-its label are never durable one without the other.
+Labels go to the printer shell's queue, kept in the store's meta ("pending_labels"): a slow, empty
+or unplugged printer never blocks the loop, and a label not yet printed comes out when the printer
+is back, also after a restart. A step that stores records and prints a label costs one durable
+write: the queue rides in the records' ``append`` (``meta=``), so a record and its label are never
+durable one without the other.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
-import shutil
-import subprocess
 import threading
 import time
 from typing import Any, Callable
@@ -33,6 +27,7 @@ from typing import Any, Callable
 from firmware_app import clock
 from firmware_app.catalogue import both, en, zh
 from firmware_app.station import state as table_state
+from firmware_app.voice import Speaker, speakable  # noqa: F401 (Speaker: the runtime's voice, built by the composition root)
 from firmware_app.store_schema import StoreCorrupt
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
                                 Effect, Event, Now, Persist, PrintLabel, Say, Show)
@@ -65,52 +60,6 @@ def describe(event: Event) -> str:
 # a tube, box or record id: letters then 8+ digits (DG032611230007, DG-B251123001); read as
 # its last four digits in Chinese digits, one by one (runtime.id_tail, runtime.digits):
 # 14 characters read out help nobody at a table
-_LONG_ID = re.compile(r"[A-Z]{1,6}-?[A-Z]?[0-9]{8,}|[0-9]{9,}")
-
-
-def speakable(text: str) -> str:
-    """What espeak-ng is given for a prompt: long ids as their last four digits."""
-    def tail(m: re.Match) -> str:
-        digits = re.sub(r"[^0-9]", "", m.group(0))[-4:]
-        names = zh("runtime.digits")
-        return zh("runtime.id_tail", digits="".join(names[int(d)] for d in digits))
-    return _LONG_ID.sub(tail, text)
-
-
-class Speaker:
-    """Say effects through espeak-ng (Mandarin voice "cmn") when present and wanted; else
-    logged. bin/bootstrap, deploy/install.sh and the pi-gen stage install espeak-ng.
-    ``wav``: write each prompt to that file instead of the sound card (tests, diagnosis)."""
-
-    def __init__(self, enabled: bool = True, wav: str | None = None) -> None:
-        self.program = shutil.which("espeak-ng") if enabled else None
-        self.wav = wav
-        self.said: list[str] = []  # what was said, as given to espeak-ng (bounded)
-        self._current: subprocess.Popen | None = None
-
-    def command(self, text: str) -> list[str]:
-        return [self.program or "espeak-ng", "-v", "cmn", "-s", "150", *(["-w", self.wav] if self.wav else []),
-                speakable(text)]
-
-    def say(self, text: str) -> None:
-        log.info("say: %s", text)
-        self.said = [*self.said[-49:], speakable(text)]
-        if not self.program:
-            return
-        if self._current is not None and self._current.poll() is None:
-            self._current.terminate()  # a new prompt replaces one still speaking
-        try:
-            self._current = subprocess.Popen(self.command(text),
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as exc:
-            log.warning("espeak-ng failed: %s", exc)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Until the prompt being spoken has ended (subprocess.TimeoutExpired after timeout)."""
-        if self._current is not None:
-            self._current.wait(timeout)
-
-
 class Runtime:
     def __init__(self, store: Any, make_station: Callable[[], Any], *, uplink: Any = None,
                  get_printer: Callable[[], Any] | None = None, ui: Any = None,
@@ -202,6 +151,15 @@ class Runtime:
             station.restore(rows, marks, now=self.now())
         self.station = station
 
+    def _rebuild_or_defer(self) -> Exception | None:  # _rebuild_station, never raising: None once rebuilt
+        try:
+            self._rebuild_station()
+        except Exception as exc:  # noqa: BLE001 - the loop lives on (issue 13, finding 5)
+            log.error("station state not re-read from the store (%s); retried before the next step", exc)
+            self.station = None  # no step runs on what it had assumed
+            return exc
+        return None
+
     # ------------------------------------------------------- thread-safe API
     def post(self, event: Event) -> None:
         self._queue.put(event)
@@ -252,7 +210,7 @@ class Runtime:
                 effects = self._step(item)
             except Exception:  # one bad step must not stop the kiosk
                 log.exception("step failed for %s", describe(item))
-                self._rebuild_station()
+                self._rebuild_or_defer()
                 failed = Show("error", *both("runtime.internal_error"))
                 effects = [failed]
                 self._show(failed)
@@ -285,6 +243,8 @@ class Runtime:
             self.devices[event.device] = {"ok": event.ok, "reason": event.reason}
             if changed:
                 self._status_at = 0.0  # publish the change with the next idle tick
+        if self.station is None and (unread := self._rebuild_or_defer()) is not None:
+            return self._refused(event, unread)
         shell = self.shell_commands.get(event.name) if isinstance(event, Command) else None
         effects = shell(event) if shell is not None and isinstance(event, Command) else self._handle(event)
         records = [e.record for e in effects if isinstance(e, Persist)]
@@ -329,7 +289,7 @@ class Runtime:
         # reason stays in the English text, the detail and the log for the technician
         zh_reason, en_reason = getattr(exc, "message", "") or zh("runtime.store_failed"), getattr(exc, "message_en", reason)
         log.error("store refused the records of this step (%s); nothing of it was shown as OK", reason)
-        self._rebuild_station()  # forget what the station assumed: the store is the truth
+        self._rebuild_or_defer()  # forget what the station assumed: the store is the truth
         show = Show("error", zh("runtime.not_saved", reason=zh_reason), en("runtime.not_saved", reason=en_reason),
                     {"store_error": en_reason, "raw": reason})
         self._show(show)
@@ -455,7 +415,7 @@ class Runtime:
         return {"level": level, "oldest_min": minutes if age_s is not None else None, "warn_min": warn, "alarm_min": alarm}
 
     def _publish_snapshot(self) -> None:
-        snap = dict(self.station.snapshot()) if self.station is not None else {}
+        snap = dict(self.station.snapshot() if self.station is not None else self.snapshot)  # unread: as last shown
         snap["devices"] = dict(self.devices)
         if self._refusal is not None:
             snap.update(level="error", message=self._refusal.message, message_en=self._refusal.message_en)

@@ -6,8 +6,11 @@ import contextlib
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -168,6 +171,35 @@ def test_a_push_that_no_longer_validates_is_set_aside_and_the_provisioned_file_u
     target.write_text(target.read_text().replace('mode = "10"', 'mode = "15"'))  # e.g. rules changed in an update
     assert daemon.station_config(str(station)).sampling.mode == "10"
     assert (data / "pushed" / "swabkiosk.toml.invalid").is_file() and not target.exists()
+
+
+def test_a_pushed_list_is_not_set_aside_when_the_kiosk_is_out_of_descriptors(tmp_path):
+    """Out of file descriptors is the kiosk's trouble, not the district's list: loading it raises
+    (the caller tries again) and the pushed list stays where it is (it was renamed .invalid)."""
+    data = tmp_path / "data"
+    (data / "pushed").mkdir(parents=True)
+    target = data / "pushed" / "volunteers.json"
+    target.write_text('{"pushed": {"version": 1}, "volunteers": []}')
+    child = textwrap.dedent(f"""
+        import errno, os
+        from firmware_app import pushed, volunteers  # imported before, as in the running kiosk
+        held = []
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError as exc:
+            assert exc.errno == errno.EMFILE
+        try:
+            pushed.load_volunteers({str(data)!r}, "")
+        except OSError as exc:
+            print("raised", errno.errorcode[exc.errno])
+        else:
+            print("loaded")
+    """)
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1], preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
+    assert out.stdout.strip() == "raised EMFILE", out.stderr
+    assert sorted(os.listdir(data / "pushed")) == ["volunteers.json"]
 
 
 def test_doctor_checks_the_file_the_kiosk_runs_and_moves_nothing(provisioned, tmp_path):

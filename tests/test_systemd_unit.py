@@ -201,3 +201,14 @@ def test_the_screen_unit_scores_at_most_2_0_and_reaches_loopback_only():
 
 def test_the_kiosk_unit_has_room_for_descriptors():
     assert int(directives(UNIT)["LimitNOFILE"][0]) >= 4096
+
+
+def test_the_screen_server_can_tell_who_is_connecting():
+    """The screen serves only the daemon's user and the screen user's, asking the kernel per
+    connection (sock_diag over AF_NETLINK, else /proc/net/tcp): the units must leave it both."""
+    from firmware_app.ui.guard import SCREEN_USER
+
+    d = directives(UNIT)
+    assert "AF_NETLINK" in d["RestrictAddressFamilies"][0].split()
+    assert "ProcSubset" not in d and "PrivateNetwork" not in d
+    assert directives(SCREEN_UNIT)["User"] == [SCREEN_USER]

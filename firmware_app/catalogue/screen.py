@@ -144,6 +144,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "screen.json_only": ("只接受 JSON", "JSON only"),
     "screen.body_length": ("请求内容长度不对", "bad body length"),
     "screen.too_many": ("打开的屏幕太多", "too many screens"),
+    "screen.forbidden": ("只有本机采样屏可以访问此页面（其他本机用户无权访问）",
+                         "only the kiosk's own screen may use this server (other local users are refused)"),
     "screen.bad_request": ("操作无效，未执行", "not a valid command; nothing was done"),
 }
 

@@ -11,21 +11,25 @@ next revision, so a push reaches the screen as soon as it happens (no polling).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
 import os
 import re
+import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from firmware_app import boundedjson, commands
 from firmware_app.catalogue import both, en, zh
 from firmware_app.ui import texts
 from firmware_app.model import Command, mask_id
+from firmware_app.ui.guard import REQUEST_TIMEOUT_S, Guard
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ STATIC_FILES = {
 
 LEVELS = ("ok", "confirm", "error", "info")
 SEVERITY = {"info": 0, "ok": 1, "confirm": 2, "error": 3}
-MAX_STREAMS = 8  # one kiosk browser plus a few technician tabs, bounded
+MAX_STREAMS = 8  # every client's streams together; one client's: guard.MAX_STREAMS_PER_CLIENT
 KEEPALIVE_S = 15.0  # ping idle streams: dead browsers are noticed, the page spots a hung daemon
 MAX_BODY = 4096
 MAX_BODY_DEPTH = 4  # {"name": ..., "args": {"mode": ...}} is 2 deep; checked before json.loads recurses
@@ -129,6 +133,7 @@ class UiServer:
         language: str = "zh-CN",
         sound: bool = True,
         provision_errors: str | os.PathLike | None = PROVISION_ERRORS,
+        clients: Iterable[int] | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the kiosk screen is served on loopback only, not {host!r}")
@@ -145,7 +150,7 @@ class UiServer:
         self._provision: list[dict] = []
         self._provision_stamp: tuple | None = None
         self._ui = {"language": "en" if language == "en" else "zh-CN", "sound": bool(sound)}
-        self._streams = 0
+        self._guard = Guard(clients)  # the uids served (default: this one and the screen user's), budgets
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -157,6 +162,7 @@ class UiServer:
         self._check_provision()
         self._httpd = _Server((self.host, self.port), _Handler, self)
         self.port = self._httpd.server_address[1]
+        self._guard.start()
         # poll 10x/s for shutdown: stop() returns quickly, the idle cost is negligible
         serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                  name="ui-http", daemon=True)
@@ -173,6 +179,7 @@ class UiServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        self._guard.stop()
         for t in self._threads:
             t.join(timeout=5)
         self._httpd = None
@@ -273,16 +280,40 @@ class UiServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a burst of connects waits in the kernel, not in SYN retries
 
     def __init__(self, address, handler, ui: UiServer) -> None:
         self.ui = ui
         super().__init__(address, handler)
+
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError as exc:  # out of descriptors: the connection waits in the backlog; do not spin on it
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.1)
+            raise
+
+    def verify_request(self, request, client_address) -> bool:
+        # before the connection gets a thread: who it is, and whether its budget has room
+        return self.ui._guard.admit(request)
+
+    def shutdown_request(self, request) -> None:
+        self.ui._guard.release(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # the client went away, or was shut for its deadline
+            log.debug("ui: connection from %s ended: %s", client_address, sys.exc_info()[1])
+        else:
+            log.exception("ui: request from %s failed", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "swabkiosk-ui"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT_S  # each read or write; the guard bounds the whole request
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("ui %s: " + fmt, self.address_string(), *args)
@@ -310,7 +341,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict) -> None:
         self._reply(status, json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
+    def _client_ok(self) -> bool:
+        """Only the daemon's own uid and the screen user's are served (ui/guard.py)."""
+        if self.server.ui._guard.allowed(self.connection):
+            return True
+        self._json(HTTPStatus.FORBIDDEN, {"ok": False, "error": " / ".join(both("screen.forbidden")), **_refusal("screen.forbidden")})
+        return False
+
     def do_GET(self) -> None:
+        self.server.ui._guard.request_read(self.connection)
+        if not self._client_ok():
+            return
         if not self._host_ok():
             self._json(HTTPStatus.MISDIRECTED_REQUEST, {"ok": False, **_refusal("screen.bad_host")})
             return
@@ -335,6 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         ui = self.server.ui
+        if not self._client_ok():
+            return
         if not self._host_ok() or self.headers.get("Origin", "") != f"http://{self.headers.get('Host')}":
             self._json(HTTPStatus.FORBIDDEN, {"ok": False, **_refusal("screen.same_origin")})
             return
@@ -352,8 +395,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, **_refusal("screen.body_length")})
             return
+        raw = self.rfile.read(length)
+        ui._guard.request_read(self.connection)
         try:
-            body = boundedjson.loads(self.rfile.read(length), max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
+            body = boundedjson.loads(raw, max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
             if not isinstance(body, dict):
                 raise ValueError("body must be an object")
             command = ui._command(body)
@@ -371,13 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _events(self) -> None:
         ui = self.server.ui
-        with ui._cond:
-            if ui._streams >= MAX_STREAMS:
-                busy = True
-            else:
-                busy = False
-                ui._streams += 1
-        if busy:
+        if not ui._guard.open_stream(self.connection, MAX_STREAMS):  # per client, and all together
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, **_refusal("screen.too_many")})
             return
         try:
@@ -404,6 +443,5 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the browser went away; it reconnects on its own
         finally:
-            with ui._cond:
-                ui._streams -= 1
+            ui._guard.close_stream(self.connection)
             self.close_connection = True
