@@ -10,29 +10,36 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module:function, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("firmware_app.daemon:main", "run the kiosk daemon (systemd starts this)"),
-    "simulate": ("firmware_app.simulate:main", "a whole table session headless on simulated devices"),
-    "doctor": ("firmware_app.doctor:main", "self-test for technicians: devices, broker, disk, clock, config"),
-    "probe": ("drivers.probe:main", "one real read/print on one device (idcard, scanner, printer, camera)"),
-    "status": ("firmware_app.store_cli:status", "backlog, last acknowledgement, broker state"),
-    "tube": ("firmware_app.store_cli:tube", "who was in a tube (masked)"),
-    "export": ("firmware_app.store_cli:export", "a day, tube or box as CSV, Excel (--xlsx) or the paper register (--register, A4 PDF)"),
-    "config": ("firmware_app.config:cli", "config check FILE: validate a station file"),
-    "provision": ("firmware_app.provision:main", "install the station file from the boot partition (first boot)"),
-    "qr": ("firmware_app.qr:cli", "qr issue / qr keygen: mint signed codes for tests and training"),
-    "district-sign": ("firmware_app.signedpush:cli", "sign a station file or volunteer list for cmd/push_* (district key)"),
+from firmware_app import __version__
+from firmware_app.catalogue import en
+
+# name -> module:function; its one-line help is the catalogue's "cli.help.<name>" (catalogue/daemon.py)
+COMMANDS: dict[str, str] = {
+    "run": "firmware_app.daemon:main",
+    "simulate": "firmware_app.simulate:main",
+    "doctor": "firmware_app.doctor:main",
+    "probe": "drivers.probe:main",
+    "status": "firmware_app.store_cli:status",
+    "tube": "firmware_app.store_cli:tube",
+    "export": "firmware_app.store_cli:export",
+    "config": "firmware_app.config:cli",
+    "provision": "firmware_app.provision:main",
+    "qr": "firmware_app.qr:cli",
+    "district-sign": "firmware_app.signedpush:cli",
     # the district's receiver: its own package, imported only here (the kiosk never loads it)
-    "district": ("district.cli:main", "district receiver: run / status / tube (records exactly once, gaps resent)"),
+    "district": "district.cli:main",
 }
+
+
+def help_of(name: str) -> str:
+    return en("cli.help." + name.replace("-", "_"))
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: swabkiosk COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run `swabkiosk COMMAND --help` for a command's options."]
+    lines = [en("cli.usage"), "", en("cli.commands")]
+    lines += [f"  {name:<{width}}  {help_of(name)}" for name in COMMANDS]
+    lines += ["", en("cli.more_help")]
     return "\n".join(lines)
 
 
@@ -42,15 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from firmware_app import __version__
-
         print(f"swabkiosk {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"swabkiosk: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        print(en("cli.unknown_command", name=repr(name)) + "\n\n" + usage(), file=sys.stderr)
         return 2
-    target, _ = COMMANDS[name]
+    target = COMMANDS[name]
     module_name, func_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -58,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise
-        print(f"swabkiosk {name}: not built yet", file=sys.stderr)
+        print(en("cli.not_built", name=name), file=sys.stderr)
         return 3
     except AttributeError:
-        print(f"swabkiosk {name}: not built yet", file=sys.stderr)
+        print(en("cli.not_built", name=name), file=sys.stderr)
         return 3
     return int(func(rest) or 0)
 

@@ -157,7 +157,7 @@ def check_camera(settings: Any) -> Check:
 
 
 def check_broker(cfg: Any) -> Check:
-    from firmware_app.daemon import uplink_settings
+    from firmware_app.compose import uplink_settings
 
     settings = uplink_settings(cfg)
     if not settings.url:

@@ -28,10 +28,13 @@ import tempfile
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-from firmware_app import logsetup
+from firmware_app import config, logsetup, simulate_days
 from firmware_app.catalogue import en
-from firmware_app.model import CardRead, CodeScanned, Command, DeviceError, Show
+from firmware_app.compose import Kiosk, serve
+from firmware_app.model import CardRead, CodeScanned, Command, DeviceError, DeviceStatus, Show
+from firmware_app.sdnotify import Notifier
 
 log = logging.getLogger("swabkiosk.simulate")
 
@@ -117,9 +120,6 @@ def crowd(table: Any, count: int, pool: str) -> list[list[Any]]:
 
 def run_session(people: int, pool: str, *, broker: str = "", printer: str | None = None,
                 data_dir: str | None = None) -> dict[str, Any]:
-    from firmware_app import config
-    from firmware_app.daemon import Kiosk
-    from firmware_app.sdnotify import Notifier
     from hw_mocks.table import Table
 
     workdir = tempfile.mkdtemp(prefix="swabkiosk-sim-")  # the store stays here unless --data-dir
@@ -131,7 +131,7 @@ def run_session(people: int, pool: str, *, broker: str = "", printer: str | None
         cfg = config.parse_text(table.station_file(data_dir, broker=broker, mode=pool, poll_ms=50, camera_fps=20))
         # The printer mock has printed a label when it answers the status query after it; a
         # real printer (--printer) gets the shell's time to feed the label out.
-        overrides = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
+        overrides: dict[str, dict] = {**LIVE_CAMERA, **({"printer": {"settle_s": 0.0}} if table.printer is not None else {})}
         kiosk = Kiosk(cfg, use_ui=False, notifier=Notifier({}), device_overrides=overrides)
         kiosk.start()
         tracker = Tracker(kiosk.runtime)
@@ -212,8 +212,6 @@ def summarise(records: list[dict], labels: list, acked: int, elapsed: float, pre
 
 def public_url(url: str) -> str:
     """The broker URL without its credentials, for output."""
-    from urllib.parse import urlsplit
-
     if not url:
         return ""
     parts = urlsplit(url)
@@ -248,8 +246,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data-dir", help="keep the store here (default: a temporary directory)")
     ap.add_argument("--json", action="store_true", help="the summary as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="the daemon's log on stderr")
-    from firmware_app import simulate_days
-
     simulate_days.add_arguments(ap)
     args = ap.parse_args(argv)
     if args.days is not None:  # a month in minutes: the real station and store on a simulated clock
@@ -297,8 +293,6 @@ class Console:
 
     def observe(self, event: Any, effects: list) -> None:
         """Runtime observer: the screen's messages, and the tube filling."""
-        from firmware_app.model import DeviceStatus
-
         for show in (e for e in effects if isinstance(e, Show)):
             if isinstance(event, DeviceStatus) and show.level == "info":
                 continue  # "device ready" lines are noise in the demo
@@ -383,8 +377,6 @@ def process_age() -> float | None:
 
 def run_watchable(args: argparse.Namespace) -> int:
     """`swabkiosk run --simulate`: the daemon on simulated devices, people at a human pace."""
-    from firmware_app import config
-    from firmware_app.daemon import Kiosk, serve
     from hw_mocks.table import Table
 
     if not args.verbose:  # the console view tells the story; warnings and errors still show

@@ -17,22 +17,24 @@ every read verifies: a damaged record is reported and left out, never passed on.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
 
-from firmware_app.atomic import DIR_MODE, FILE_MODE
+from firmware_app.catalogue import both
 from firmware_app.model import RECORD_KINDS
-from firmware_app.store_queries import StoreQueries, _chunks, _marks, _COLS
+from firmware_app.store_files import check_open, connect, connect_immutable, prepare_dirs
+from firmware_app.store_legacy import import_legacy
+from firmware_app.store_meta import StoreMeta
+from firmware_app.store_queries import _chunks, _marks
+from firmware_app.store_repair import repair as repair_store
+from firmware_app.store_reserve import Reservations, _bounded
 from firmware_app.store_schema import (
-    DB_NAME, HWM_NAME, INSERT_RECORD, RESERVE_NUMBER, RESERVE_SEQ, HighWater, StoreCorrupt, StoreError, StoreFull,
-    StoreReadOnly, canonical, corrupt_error, db_error, meta_row, meta_value, migrate, os_error, record_day,
-    record_time, row_values,
+    DB_NAME, HWM_NAME, INSERT_RECORD, HighWater, StoreCorrupt, StoreError, StoreFull,
+    StoreReadOnly, canonical, corrupt_error, db_error, meta_row, os_error, record_day, record_time, row_values,
 )
 
 log = logging.getLogger(__name__)
@@ -46,24 +48,7 @@ CHECKPOINT_IDLE_S = 20.0  # ... or once the writer has been idle this long
 WAL_VALVE_BYTES = 64 << 20
 
 
-KEEP_STEMS = 12  # number stems kept beyond those the station still counts (it drops earlier days')
-
-
-def _bounded(numbers: dict[str, int], current: dict) -> dict[str, int]:
-    """Stems the station no longer names are kept, but at most KEEP_STEMS of them (the newest by
-    name: stems end in the date): a stem or two a day would otherwise overflow the hwm slot after
-    ~27 days and every later write would be refused."""
-    old = sorted((k for k in numbers if k not in current), key=lambda k: (k[-6:], k))
-    for k in old[:max(0, len(old) - KEEP_STEMS)]:
-        del numbers[k]
-    return numbers
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
-class Store(StoreQueries):
+class Store(Reservations, StoreMeta):
     """Durable records and outbox. Thread-safe; one writing process per ``data_dir``.
 
     ``read_only=True`` opens beside the running daemon (``status``, ``tube``, ``export``,
@@ -101,11 +86,9 @@ class Store(StoreQueries):
     def _open(self) -> None:
         if self.read_only:
             if not os.path.exists(self.path) and not os.path.isdir(os.path.join(self.data_dir, "segments")):
-                raise StoreError(f"没有找到数据目录：{self.data_dir}", f"No store found in {self.data_dir}", self.data_dir)
+                raise StoreError(*both("store_open.not_found", path=self.data_dir), self.data_dir)
             if not os.path.exists(self.path):
-                raise StoreError(f"数据尚未导入新格式（请先启动 swabkiosk run）：{self.data_dir}",
-                                 f"The store in {self.data_dir} is not imported yet (start `swabkiosk run` once)",
-                                 self.data_dir)
+                raise StoreError(*both("store_open.not_imported", path=self.data_dir), self.data_dir)
             self._conn = self._connect(True)
         else:
             self._prepare_dirs()
@@ -118,8 +101,7 @@ class Store(StoreQueries):
                     raise
                 # a read-only card: the WAL index cannot be made; read the database file as it is
                 self._conn.close()
-                self._conn = sqlite3.connect(f"file:{quote(self.path)}?immutable=1", uri=True, isolation_level=None,
-                                             check_same_thread=False)
+                self._conn = connect_immutable(self.path)
                 if os.path.exists(self.path + "-wal") and os.path.getsize(self.path + "-wal"):
                     self._damage.append("read-only card: the newest records (in kiosk.db-wal) are not shown")
                 self._check_open()
@@ -138,7 +120,6 @@ class Store(StoreQueries):
         except OSError as exc:
             raise os_error(exc, hwm_path) from exc
         if os.path.isdir(os.path.join(self.data_dir, "segments")):
-            from firmware_app.store_legacy import import_legacy
             import_legacy(self)
         self._check_tail()
         self._committed = self._db_last_seq()
@@ -146,73 +127,19 @@ class Store(StoreQueries):
         self._checkpointer.start()
 
     def _prepare_dirs(self) -> None:
-        try:
-            os.makedirs(self.data_dir, mode=DIR_MODE, exist_ok=True)
-            os.chmod(self.data_dir, DIR_MODE)
-            self._lock_fd = os.open(os.path.join(self.data_dir, "lock"), os.O_RDWR | os.O_CREAT, FILE_MODE)
-        except OSError as exc:
-            raise os_error(exc, self.data_dir) from exc
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise StoreError(
-                f"数据目录正被另一个进程使用：{self.data_dir}（是否已在运行 swabkiosk run？）",
-                f"The store {self.data_dir} is in use by another process (is `swabkiosk run` already running?)",
-                self.data_dir,
-            ) from None
-        try:  # created 0600 here, so SQLite gives its -wal and -shm the same mode
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE))
-        except OSError as exc:
-            raise os_error(exc, self.path) from exc
+        self._lock_fd = prepare_dirs(self.data_dir, self.path)
 
     def _connect(self, read_only: bool, path: str | None = None) -> sqlite3.Connection:
-        path = path or self.path
-        try:
-            with open(path, "rb") as f:
-                head = f.read(16)
-        except OSError as exc:
-            raise os_error(exc, path) from exc
-        if head and head != b"SQLite format 3\x00":
-            raise corrupt_error(path, "not an SQLite database")
-        try:
-            if read_only:
-                conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False, timeout=5)
-            else:
-                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'OFF'}")
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # the helper thread checkpoints
-                migrate(conn)
-                conn.text_factory = _text
-                for suffix in ("", "-wal", "-shm"):
-                    if os.path.exists(path + suffix):
-                        os.chmod(path + suffix, FILE_MODE)
-        except sqlite3.Error as exc:
-            err = db_error(exc, path)
-            raise (corrupt_error(path, str(exc)) if type(err) is StoreError else err) from exc
-        except (UnicodeDecodeError, ValueError) as exc:  # a damaged schema (its text is not UTF-8)
-            raise corrupt_error(path, str(exc)) from exc
-        conn.text_factory = _text
-        return conn
+        return connect(path or self.path, read_only, self.durable)
 
     def _check_open(self) -> None:
-        """The cheap check at open (a 200 MB quick_check would hold start-up for seconds): the schema
-        can be read, and the last records-table page and the meta table read back."""
-        c = self._conn
-        c.execute("PRAGMA schema_version").fetchone()
-        if c.execute("PRAGMA user_version").fetchone()[0] < 1:
-            raise sqlite3.DatabaseError("no schema")
-        for row in c.execute(f"SELECT {_COLS} FROM records ORDER BY seq DESC LIMIT 50"):
-            self._decode(row)
-        c.execute("SELECT count(*) FROM meta").fetchone()
+        assert self._conn is not None
+        check_open(self._conn, self._decode)
 
     def _check_tail(self) -> None:
         """A db ending below the seq the hwm file last said was being committed lost its newest
         transactions (restored copy, lost WAL): continue above the reservation, and say so."""
-        hw, last = self._hwm.value, self._db_last_seq()
+        hw, last = self._high_water.value, self._db_last_seq()
         if hw["intent"] > last:
             floor = self.get_meta("hwm_floor") or {"seq": 0, "numbers": {}}
             if floor["seq"] < hw["seq"]:
@@ -296,7 +223,7 @@ class Store(StoreQueries):
 
     def _writable(self) -> sqlite3.Connection:
         if self.read_only or self._conn is None:
-            raise StoreReadOnly("数据以只读方式打开", "The store was opened read-only", self.data_dir)
+            raise StoreReadOnly(*both("store_open.opened_read_only"), self.data_dir)
         return self._conn
 
     def _transaction(self, work, sync: str | None = None) -> None:
@@ -365,38 +292,13 @@ class Store(StoreQueries):
                 self._transaction(work)
                 self._committed = top
             except StoreError:
-                if self._hwm.value["intent"] > self._db_last_seq():
+                if self._high_water.value["intent"] > self._db_last_seq():
                     try:  # not a lost tail: this batch was refused
                         with self._hwm_lock:
-                            self._hwm.write(self._hwm.value["seq"], self._hwm.value["numbers"], self._db_last_seq())
+                            self._high_water.write(self._high_water.value["seq"], self._high_water.value["numbers"], self._db_last_seq())
                     except OSError:
                         pass
                 raise
-
-    def _reserve(self, seq: int, numbers: dict[str, int], intent: int) -> None:
-        """Write the hwm file BEFORE a transaction that goes beyond what it reserves. Half-way through
-        a reservation the helper thread writes the next one, so an append seldom waits for that flush."""
-        hw = self._hwm.value
-        if seq <= hw["seq"] and all(v <= hw["numbers"].get(k, 0) for k, v in numbers.items()):
-            if seq > hw["seq"] - RESERVE_SEQ // 2 or any(
-                    v > hw["numbers"].get(k, 0) - RESERVE_NUMBER // 2 for k, v in numbers.items()):
-                self._ahead = (seq, numbers)
-                self._wake.set()
-            return
-        self._write_reservation(seq, numbers, intent)
-
-    def _write_reservation(self, seq: int, numbers: dict[str, int], intent: int) -> None:
-        with self._hwm_lock:
-            hw = self._hwm.value
-            nums = {k: hw["numbers"].get(k, 0) for k in numbers}
-            for k, v in numbers.items():
-                if v > nums.get(k, 0) - RESERVE_NUMBER // 2:
-                    nums[k] = max(nums.get(k, 0), v + RESERVE_NUMBER)
-            nums = _bounded(nums, numbers)
-            try:
-                self._hwm.write(max(hw["seq"], seq + RESERVE_SEQ), nums, intent)
-            except OSError as exc:
-                raise os_error(exc, self._hwm.path) from exc
 
     @staticmethod
     def _put_meta(conn: sqlite3.Connection, key: str, row: tuple | None) -> None:
@@ -425,7 +327,7 @@ class Store(StoreQueries):
             ids.add(rid)
             rows.append(row_values(r, body))
         for chunk in _chunks(sorted(ids)):
-            found = self._conn.execute(f"SELECT record_id FROM records WHERE record_id IN ({_marks(len(chunk))})",
+            found = self._writable().execute(f"SELECT record_id FROM records WHERE record_id IN ({_marks(len(chunk))})",
                                        chunk).fetchone()
             if found:
                 raise ValueError(f"record_id already stored: {found[0]!r}")
@@ -497,43 +399,8 @@ class Store(StoreQueries):
                 meta["hwm_floor"] = {"seq": max(old["seq"], floor.get("seq", 0)), "numbers": nums}
             self.append([], meta=meta)
 
-    # ---------------------------------------------------------------- meta
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        rows = self._q("SELECT key, value, crc FROM meta WHERE key = ?", (key,))
-        return self._meta_values(rows).get(key, default)
-
-    def meta_items(self, prefix: str, *, strict: bool = False) -> dict[str, Any]:
-        """Every meta key under prefix. ``strict``: a value that fails its checksum raises
-        StoreCorrupt instead of being left out (the station's rows are all or nothing)."""
-        return self._meta_values(self._q("SELECT key, value, crc FROM meta WHERE key >= ? AND key < ?",
-                                         (prefix, prefix + "\U0010ffff")), strict)
-
-    def meta_keys(self, prefix: str) -> list[str]:
-        """The meta keys under prefix, whether or not their values are whole."""
-        return [k for (k,) in self._q("SELECT key FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))]
-
-    def _meta_values(self, rows, strict: bool = False) -> dict[str, Any]:
-        out = {}
-        for key, text, crc in rows:
-            try:
-                out[key] = meta_value(key, text, crc)
-            except ValueError as exc:
-                if strict:
-                    self._damage.append(str(exc))
-                    raise StoreCorrupt("数据库中的站点状态已损坏", str(exc), self.path) from None
-                log.error("store: %s (treated as missing)", exc)
-                if str(exc) not in self._damage:
-                    self._damage.append(str(exc))
-        return out
-
-    def reports(self) -> list[dict]:
-        """Repairs, recoveries and imports done, oldest first (persisted in meta)."""
-        return list(self.get_meta("reports") or [])
-
     @staticmethod
     def repair(data_dir: str) -> list[dict]:
         """Set a damaged database aside in ``damaged/`` (never deleted) and rebuild it from every
         readable record; returns the reports (see store_repair)."""
-        from firmware_app.store_repair import repair
-        return repair(data_dir)
+        return repair_store(data_dir)

@@ -32,194 +32,42 @@ import logging
 import os
 import queue
 import random
-import re
 import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from firmware_app import __version__
-from firmware_app import commands
+from firmware_app.broker_failures import (BrokerFailure, connack_failure, connect_failure, drop_failure,
+                                          explain_connect_error)
+from firmware_app.catalogue import both, en, zh
 from firmware_app.model import RECORD_KINDS, Command, CommandResult
 from firmware_app.store import Store, StoreError
+from firmware_app.uplink_commands import MAX_COMMAND_BYTES, MAX_COMMAND_DEPTH, json_depth, validate_command
+from firmware_app.uplink_connection import Connection
+from firmware_app.uplink_resend import RESEND_MAX, RESEND_QUEUE, Resends
+from firmware_app.uplink_set_aside import SetAside, load_set_aside
+from firmware_app.uplink_settings import UplinkSettings
+from firmware_app.uplink_status import status_body
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ACK_BATCH", "ACK_DELAY_S", "MAX_COMMAND_BYTES", "MAX_COMMAND_DEPTH", "RESEND_MAX", "RESEND_QUEUE",
+           "BrokerFailure", "Connection", "Uplink", "UplinkSettings", "explain_connect_error", "json_depth",
+           "validate_command"]
+
 # Which commands the district may send (cmd/<name>) and their arguments: the one command table,
-# firmware_app/commands.py (its "mqtt" source). The station validates the meaning.
-MAX_COMMAND_BYTES = 256 * 1024
-MAX_COMMAND_DEPTH = 32  # JSON nesting, checked on the raw bytes before json.loads (no RecursionError)
-RESEND_MAX = 10_000  # seqs per cmd/resend
-RESEND_QUEUE = 4  # resends waiting at once; more are answered ok:false "busy"
+# firmware_app/commands.py (its "mqtt" source), checked in firmware_app/uplink_commands.py.
 ACK_BATCH = 256  # PUBACKs written to the store in one go ...
 ACK_DELAY_S = 0.1  # ... or after this long
-_TXN = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # fullmatch: "abc\n" is not a txn
+_Conn = Connection  # the name the tests know
 
 
-@dataclass
-class UplinkSettings:
-    """What the uplink needs; the daemon builds it from the station config's [station]/[mqtt]."""
-
-    # mqtt://host[:1883] or mqtts://host[:8883]; "" = offline, records wait in the store. Several
-    # (a list, or comma-separated: the nodes of a clustered broker) are tried in turn.
-    url: str | list[str]
-    device_id: str  # MQTT client id (fixed: the broker keeps our session)
-    district: str
-    site: str
-    table: str
-    username: str = ""
-    password: str = ""
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    keepalive: int = 30
-    window: int = 128  # records in flight (paho has no limit of its own, so control messages always get through)
-    backoff_min_s: float = 0.5
-    backoff_max_s: float = 60.0
-    status_every_s: float = 60.0
-    stable_after_s: float = 10.0  # the backoff resets only once a connection has stayed up this long
-    refuse_strikes: int = 3  # drops with a record alone in flight before it is set aside
-    resend_rate: float = 2000.0  # records per second republished for cmd/resend (a token bucket)
-
-    @property
-    def root(self) -> str:
-        return f"swab/v1/{self.district}/{self.site}/{self.table}/"
-
-    @property
-    def urls(self) -> list[str]:
-        raw = self.url if isinstance(self.url, (list, tuple)) else str(self.url or "").split(",")
-        return [u.strip() for u in raw if isinstance(u, str) and u.strip()]
-
-
-def explain_connect_error(exc: BaseException, where: str) -> tuple[str, str]:
-    """A connection failure in plain words (zh, en); paho's text is kept at the end."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"无法验证服务器证书（CA 文件不对、证书过期或主机名不符）：{where}（{text}）",
-            f"Cannot verify the broker's certificate (wrong CA file, expired certificate or "
-            f"host name mismatch): {where} ({text})",
-        )
-    if isinstance(exc, ssl.SSLError):
-        low = text.lower()
-        if any(w in low for w in ("certificate required", "unknown ca", "bad certificate", "certificate unknown")):
-            return (
-                f"服务器拒绝了本机的客户端证书：{where}（{text}）",
-                f"The broker rejected this station's client certificate: {where} ({text})",
-            )
-        if "key values mismatch" in low or "pem" in low:
-            return (f"客户端证书或私钥文件无效：{text}", f"Client certificate or key file is invalid: {text}")
-        return (f"TLS 连接失败：{where}（{text}）", f"TLS connection failed: {where} ({text})")
-    if isinstance(exc, FileNotFoundError):
-        return (f"证书文件不存在：{exc.filename}", f"Certificate file not found: {exc.filename}")
-    if isinstance(exc, ConnectionRefusedError):
-        return (f"服务器拒绝连接（未运行或端口不对）：{where}", f"Broker refused the connection (not running or wrong port): {where}")
-    if isinstance(exc, (TimeoutError, OSError)):
-        return (f"无法连接服务器：{where}（{text}）", f"Cannot reach the broker: {where} ({text})")
-    return (f"连接失败：{where}（{text}）", f"Connection failed: {where} ({text})")
-
-
-def _explain_connack(reason: Any) -> tuple[str, str]:
-    text = str(reason)
-    if "not authori" in text.lower() or "password" in text.lower():
-        return (f"服务器拒绝登录（用户名/密码或证书身份无权限）：{text}", f"Broker refused the login (username/password or certificate identity not allowed): {text}")
-    return (f"服务器拒绝连接：{text}", f"Broker refused the connection: {text}")
-
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = bytes.maketrans(b"", b"")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def json_depth(payload: bytes, limit: int = MAX_COMMAND_DEPTH) -> int:
-    """The nesting depth of a JSON text, from its bytes (strings skipped), without parsing it;
-    stops counting past ``limit`` (returns limit + 1). Malformed text gets a depth too: json.loads
-    refuses it afterwards."""
-    depth = top = 0
-    for b in _STRING.sub(b'""', payload).translate(_BRACKETS, _NOT_BRACKETS):
-        if b in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > top:
-                top = depth
-                if top > limit:
-                    return top
-        elif depth:
-            depth -= 1
-    return top
-
-
-def validate_command(name: str, payload: bytes) -> tuple[Command | None, str | None, tuple[str, str]]:
-    """Check a cmd/<name> message. Returns (command, txn, ("", "")) or (None, txn, (zh, en)).
-    Size and nesting depth are bounded before anything is parsed."""
-    txn = None
-    if not isinstance(payload, (bytes, bytearray)):
-        return None, None, ("命令格式无效", "command payload is not bytes")
-    if len(payload) > MAX_COMMAND_BYTES:
-        return None, None, ("命令过大", f"command larger than {MAX_COMMAND_BYTES} bytes")
-    if json_depth(bytes(payload)) > MAX_COMMAND_DEPTH:
-        return None, None, ("命令嵌套过深", f"command nested deeper than {MAX_COMMAND_DEPTH} levels")
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, None, ("命令不是有效的 JSON", "command payload is not valid JSON")
-    if not isinstance(body, dict):
-        return None, None, ("命令必须是 JSON 对象", "command payload must be a JSON object")
-    raw_txn = body.get("txn")
-    if isinstance(raw_txn, str) and _TXN.fullmatch(raw_txn):
-        txn = raw_txn
-    else:
-        return None, None, ("缺少或无效的事务号 txn", "missing or invalid txn (1-64 of A-Z a-z 0-9 . _ : -)")
-    args = body.get("args", {})
-    try:
-        spec = commands.check(name, args, "mqtt")
-    except commands.CommandError as exc:
-        return None, txn, (exc.message, exc.message_en)
-    # integers come as JSON numbers over MQTT (a card's text digits are the scanner's form)
-    args = {k: int(v) if spec.args_by_name[k].kind == "int" else v for k, v in args.items()}
-    return Command(name=name, args=args, source="mqtt", txn=txn), txn, ("", "")
-
-
-@dataclass
-class _Conn:
-    """One connection attempt's paho client and what is in flight on it."""
-
-    client: mqtt.Client
-    tls: bool = False
-    up: bool = False  # CONNACK accepted
-    up_at: float = 0.0  # monotonic time of the CONNACK
-    url: str = ""
-    inflight: dict[int, tuple] = field(default_factory=dict)  # mid -> (record_id, seq, resend job or None, sent at)
-    ahead: deque = field(default_factory=deque)  # (record, payload) read from the outbox, not yet published
-    cursor: int = 0  # seq of the last record read on this connection (a new one starts over)
-    paho_log: _FirstError = field(default_factory=lambda: _FirstError())
-
-
-class _FirstError(logging.Handler):
-    """paho's log for one connection, kept only for its first error (the cause of a drop).
-
-    A logger rather than ``on_log``: paho formats every debug line for ``on_log``
-    (two per record), while a logger set to ERROR drops them before formatting."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.first = ""
-        self.logger = logging.Logger("paho", logging.ERROR)  # not registered: one per connection
-        self.logger.propagate = False
-        self.logger.addHandler(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.first:
-            self.first = record.getMessage()
-
-
-class Uplink:
+class Uplink(SetAside, Resends):
     def __init__(self, store: Store, settings: UplinkSettings, on_command: Callable[[Command], None]):
         self.store = store
         self.settings = settings
@@ -233,7 +81,7 @@ class Uplink:
         self._status_sent_at = 0.0
         self._status_backlog = 0  # backlog in the last status published: a drain's end republishes it
         self._thread: threading.Thread | None = None
-        self._conn: _Conn | None = None
+        self._conn: Connection | None = None
         self._acked: list[str] = []  # PUBACKed, not yet written to the store
         self._acked_since = 0.0
         self._ack_error = ""
@@ -245,13 +93,7 @@ class Uplink:
         self._tokens_at = time.monotonic()
         self._probe: int | None = None  # seq sent alone: it was in flight when a connection dropped
         self._strikes: dict[int, int] = {}  # seq -> drops while it was alone in flight
-        self._set_aside: dict[int, dict] = {}
-        try:
-            for item in store.get_meta("uplink_set_aside") or []:
-                if isinstance(item, dict) and isinstance(item.get("seq"), int):
-                    self._set_aside[item["seq"]] = item
-        except Exception:  # noqa: BLE001 - a damaged note only means retrying those records
-            log.warning("uplink: could not read the set-aside records", exc_info=True)
+        self._set_aside = load_set_aside(store)
         self._state_lock = threading.Lock()
         self._state: dict[str, Any] = {
             "connected": False,
@@ -259,6 +101,7 @@ class Uplink:
             "url": settings.url,
             "error": "",
             "error_en": "",
+            "error_raw": "",  # the raw reason behind error/error_en, for the technician
             "since": None,
             "sent": 0,
             "acked": 0,
@@ -326,11 +169,11 @@ class Uplink:
                     log.exception("uplink: unexpected error")
                     self._conn = None
                     conn.client.disconnect()
-                    self._failed(f"上传程序出错：{exc}", f"Uplink error: {exc}")
+                    self._failed(BrokerFailure("broker.uplink_error", str(exc)))
         finally:
             self._shutdown()
 
-    def _step(self, conn: _Conn) -> None:
+    def _step(self, conn: Connection) -> None:
         rc = conn.client.loop(timeout=0.01 if conn.inflight else 0.05)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._conn is conn:
             self._lost(conn, rc)
@@ -353,7 +196,7 @@ class Uplink:
         where = f"{parts.scheme}://{host}:{port}"
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.device_id, clean_session=False,
                              protocol=mqtt.MQTTv311)
-        conn = _Conn(client, tls=tls, url=url)
+        conn = Connection(client, tls=tls, url=url)
         # no paho limit (it would scan every message in flight on each PUBACK): records are
         # held to our window, and responses/status are never stuck behind them
         client.max_inflight_messages_set(0)
@@ -372,13 +215,13 @@ class Uplink:
                                keyfile=s.key_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
             client.connect(host, port, keepalive=s.keepalive)
         except Exception as exc:  # noqa: BLE001 - every failure is reported and retried
-            self._failed(*explain_connect_error(exc, where))
+            self._failed(connect_failure(exc, where))
             return
         self._conn = conn
 
-    def _on_connect(self, conn: _Conn, reason) -> None:
+    def _on_connect(self, conn: Connection, reason) -> None:
         if reason.is_failure:
-            self._failed(*_explain_connack(reason))
+            self._failed(connack_failure(reason))
             conn.client.disconnect()
             self._conn = None
             return
@@ -388,7 +231,7 @@ class Uplink:
         conn.client.subscribe(root + "cmd/+", qos=1)
         conn.client.publish(root + "availability", b"online", qos=1, retain=True)
         self._status_dirty = True
-        self._set_state(connected=True, error="", error_en="", since=time.time(), next_attempt_s=None,
+        self._set_state(connected=True, error="", error_en="", error_raw="", since=time.time(), next_attempt_s=None,
                         url=conn.url)
         log.info("uplink connected to %s", conn.url)
 
@@ -399,7 +242,7 @@ class Uplink:
             log.error("uplink: the broker refused the subscription to %scmd/+: district commands will not "
                       "arrive (check the broker ACL for this station)", self.settings.root)
 
-    def _lost(self, conn: _Conn, rc) -> None:
+    def _lost(self, conn: Connection, rc) -> None:
         """The connection dropped; anything in flight stays in the outbox and is sent again."""
         self._conn = None
         try:
@@ -408,51 +251,11 @@ class Uplink:
             pass
         detail = conn.paho_log.first or mqtt.error_string(rc)
         self._note_drop(conn)
-        if conn.up:
-            self._failed(f"与服务器的连接中断：{detail}", f"Connection to the broker lost: {detail}")
-        elif conn.tls:
-            # TLS 1.3 checks the client certificate after the handshake: the broker just hangs up
-            self._failed(
-                f"服务器在登录前关闭了 TLS 连接：很可能拒绝了本机的客户端证书（不是区级 CA 签发、已过期或被吊销）（{detail}）",
-                f"The broker closed the TLS connection before login: it most likely rejected this station's "
-                f"client certificate (not signed by the district CA, expired or revoked) ({detail})")
-        else:
-            self._failed(f"服务器在登录前断开：{detail}", f"The broker closed the connection before login: {detail}")
+        self._failed(drop_failure(detail, was_up=conn.up, tls=conn.tls))
 
-    def _note_drop(self, conn: _Conn) -> None:
-        """A connection dropped with records in flight. A resend's records go again; the oldest record
-        is suspected: the next connection sends it alone, and if a connection drops while it is alone in
-        flight (just sent) ``refuse_strikes`` times, it is set aside so the rest of the outbox goes on."""
-        if not conn.up or not conn.inflight:
-            return
-        for _rid, seq, job, _at in conn.inflight.values():
-            if job is not None and seq < job["next"]:
-                job["next"] = seq
-        outbox = [(seq, at) for _rid, seq, job, at in conn.inflight.values() if job is None]
-        if not outbox:
-            return
-        seq, at = min(outbox)
-        if len(conn.inflight) == 1 and seq == self._probe and time.monotonic() - at < 5.0:
-            self._strikes[seq] = self._strikes.get(seq, 0) + 1
-            if self._strikes[seq] >= self.settings.refuse_strikes:
-                self._put_aside(seq, conn.inflight)
-                return
-        self._probe = seq
-
-    def _put_aside(self, seq: int, inflight: dict) -> None:
-        rid = next((r for r, s, _, _ in inflight.values() if s == seq), "")
-        self._set_aside[seq] = {"seq": seq, "record_id": rid, "at": time.time(), "tries": self._strikes.pop(seq, 0),
-                                "reason": "the broker dropped the connection each time this record was sent"}
-        self._probe = None
-        log.error("uplink: record %s (seq %d) is refused by the broker; set aside, the rest goes on", rid, seq)
-        try:
-            self.store.set_meta("uplink_set_aside", sorted(self._set_aside.values(), key=lambda x: x["seq"]))
-        except StoreError as exc:
-            log.error("uplink: could not record the set-aside record: %s", exc.message_en)
-        self._status_dirty = True
-        self._set_state(set_aside=sorted(self._set_aside))
-
-    def _failed(self, message: str, message_en: str) -> None:
+    def _failed(self, failure: BrokerFailure) -> None:
+        """The link is down: the words for the screen and `status` (error, error_en), the raw
+        reason for the technician (error_raw); the next attempt after a jittered backoff."""
         self._failures += 1
         urls = self.settings.urls
         if len(urls) > 1:
@@ -461,13 +264,15 @@ class Uplink:
         base = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** min(rounds, 16))
         delay = random.uniform(base / 2, base)  # jitter: 20,000 tables must not reconnect in step
         self._next_attempt = time.monotonic() + delay
-        first = self._state["connected"] or self._state["error_en"] != message_en
-        self._set_state(connected=False, commands=False, error=message, error_en=message_en, since=time.time(),
-                        next_attempt_s=round(delay, 2))
+        message, message_en = failure.zh, failure.en
+        first = (self._state["connected"] or self._state["error_en"] != message_en
+                 or self._state.get("error_raw") != failure.raw)
+        self._set_state(connected=False, commands=False, error=message, error_en=message_en,
+                        error_raw=failure.raw, since=time.time(), next_attempt_s=round(delay, 2))
         if first:
-            log.warning("uplink: %s (retry in %.1f s)", message_en, delay)
+            log.warning("uplink: %s (retry in %.1f s)", failure.technician()[1], delay)
 
-    def _on_publish(self, conn: _Conn, mid: int) -> None:
+    def _on_publish(self, conn: Connection, mid: int) -> None:
         entry = conn.inflight.pop(mid, None)
         if entry is not None:
             record_id, seq = entry[0], entry[1]
@@ -488,7 +293,7 @@ class Uplink:
             name = topic[len(root + "cmd/"):] if topic.startswith(root + "cmd/") else ""
             command, txn, (err, err_en) = validate_command(name, msg.payload)
             if command is not None and getattr(msg, "retain", False):  # replayed at every reconnect
-                command, (err, err_en) = None, ("拒绝保留的命令", "retained command refused: it would be replayed at every reconnect")
+                command, (err, err_en) = None, both("uplink.cmd_retained")
             if command is None:
                 self._refuse(name, txn, err, err_en)
                 return
@@ -499,7 +304,7 @@ class Uplink:
         except Exception as exc:  # noqa: BLE001 - a handler bug (or a RecursionError) must not wedge the uplink
             log.exception("uplink: command handler failed for %r", name)
             try:
-                self._refuse(name, txn, "命令处理失败", f"command handler failed: {type(exc).__name__}")
+                self._refuse(name, txn, *both("uplink.cmd_failed", error=type(exc).__name__))
             except Exception:  # noqa: BLE001
                 log.exception("uplink: could not answer command %r", name)
 
@@ -510,69 +315,7 @@ class Uplink:
         self._wake.set()
         log.warning("uplink: refused command %r: %s", name, err_en)
 
-    # ---------------------------------------------------------------- resend
-
-    def _resend_request(self, command: Command) -> None:
-        lo, hi = command.args["from_seq"], command.args["to_seq"]
-        if lo < 1 or hi < lo:
-            return self._refuse("resend", command.txn, "序号范围无效", "from_seq must be >= 1 and <= to_seq")
-        if hi - lo + 1 > RESEND_MAX:
-            return self._refuse("resend", command.txn, f"一次最多重发 {RESEND_MAX} 条",
-                                f"at most {RESEND_MAX} seqs per resend (split the range)")
-        if len(self._resends) >= RESEND_QUEUE:
-            return self._refuse("resend", command.txn, "重发请求过多，请稍后再试",
-                                f"{RESEND_QUEUE} resends already waiting: retry later")
-        last = self.store.last_seq()
-        self._resends.append({"txn": command.txn, "from": lo, "to": hi, "upto": min(hi, last), "next": lo,
-                              "last_seq": last, "sent": 0, "missing": [], "set_aside": []})
-        self._wake.set()
-
-    def _fill_resend(self, conn: _Conn) -> None:
-        """Republish the oldest resend job's next page (same record_id, same bytes) into the room the
-        outbox leaves in the window, at most ``resend_rate`` records per second."""
-        if not self._resends:
-            return
-        now = time.monotonic()
-        rate = self.settings.resend_rate
-        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        room = min(self.settings.window - len(conn.inflight), int(self._tokens))
-        if room <= 0 or self._probe is not None:
-            return
-        job = self._resends[0]
-        page = self.store.records_between(job["next"], job["upto"], limit=room) if job["next"] <= job["upto"] else []
-        root = self.settings.root
-        for rec, payload in page:
-            seq = rec["seq"]
-            if seq > job["next"]:
-                _add_range(job["missing"], job["next"], seq - 1)
-            if seq in self._set_aside:
-                job["set_aside"].append(seq)
-                job["next"] = seq + 1
-                continue
-            info = conn.client.publish(root + RECORD_KINDS.get(rec.get("kind", ""), "records"), payload, qos=1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return  # connection gone: the loop notices, this job goes on from here
-            conn.inflight[info.mid] = (rec["record_id"], seq, job, now)
-            job["next"] = seq + 1
-            job["sent"] += 1
-            self._tokens -= 1
-            self._state["sent"] += 1
-        if len(page) < room and job["next"] <= job["upto"]:
-            _add_range(job["missing"], job["next"], job["upto"])  # pruned (or unreadable) to the end
-            job["next"] = job["upto"] + 1
-        if job["next"] > job["upto"]:
-            self._resends.popleft()
-            first = self.store.stats().get("first_seq")
-            above = [[max(job["from"], job["last_seq"] + 1), job["to"]]] if job["to"] > job["last_seq"] else []
-            self.respond(CommandResult("resend", job["txn"], True,
-                                       f"已重发 {job['sent']} 条 / resent {job['sent']} records", {
-                                           "from_seq": job["from"], "to_seq": job["to"], "sent": job["sent"],
-                                           "not_in_archive": job["missing"], "never_stored": above,
-                                           "set_aside": job["set_aside"], "last_seq": job["last_seq"],
-                                           "first_seq": first}))
-
-    def _send_control(self, conn: _Conn) -> None:
+    def _send_control(self, conn: Connection) -> None:
         root = self.settings.root
         while True:
             try:
@@ -583,25 +326,13 @@ class Uplink:
         now = time.monotonic()
         if self._status_dirty or now - self._status_sent_at > self.settings.status_every_s:
             stats = self.store.stats()
-            body = {"device_id": self.settings.device_id, "at": time.time(), **self._status,
-                    "backlog": stats["backlog"], "backlog_events": stats["backlog_events"],
-                    # a consumer holding every seq from first_seq (1 on a new kiosk) to last_seq has everything
-                    "watermark": {"last_seq": stats["last_seq"], "first_seq": stats["first_seq"],
-                                  "days": stats.get("days", {})},
-                    "set_aside": sorted(self._set_aside.values(), key=lambda x: x["seq"])[:20],
-                    "set_aside_count": len(self._set_aside),
-                    # repairs and imports: how many records were kept and how many could not be recovered
-                    "store_reports": [{k: r.get(k) for k in ("at", "what", "kept", "lost", "moved_to")}
-                                      for r in stats.get("reports", [])[-5:]],
-                    "store_damage": stats.get("damage", [])[:5],
-                    "versions": {"swabkiosk": __version__, "paho-mqtt": paho.mqtt.__version__,
-                                 **self._status.get("versions", {})}}
+            body = status_body(self.settings, self._status, stats, self._set_aside)
             conn.client.publish(root + "status", json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=True)
             self._status_backlog = max(0, stats["backlog"] + stats["backlog_events"] - len(self._set_aside))
             self._status_dirty = False
             self._status_sent_at = now
 
-    def _fill_window(self, conn: _Conn) -> None:
+    def _fill_window(self, conn: Connection) -> None:
         """Publish what was read ahead, then read the next records while the broker works."""
         window = self.settings.window if self._probe is None else 1  # a suspect goes alone
         exhausted = not conn.ahead and self._read_ahead(conn)
@@ -627,7 +358,7 @@ class Uplink:
         elif exhausted and self._status_backlog and not conn.inflight and not conn.ahead and not self._acked:
             self._status_dirty = True  # drained: the district should not wait for the newest seqs any more
 
-    def _read_ahead(self, conn: _Conn) -> bool:
+    def _read_ahead(self, conn: Connection) -> bool:
         """Read the next records after the cursor; True if the outbox has no more for now."""
         want = self.settings.window - len(conn.ahead)
         fresh = conn.cursor == 0
@@ -687,12 +418,7 @@ class Uplink:
                 conn.client.loop(timeout=0.05)
             conn.client.disconnect()
         self._flush_acks(force=True)
-        self._set_state(connected=False, commands=False, error="已停止", error_en="stopped", since=time.time())
+        self._set_state(connected=False, commands=False, error=zh("broker.stopped"), error_en=en("broker.stopped"),
+                        error_raw="", since=time.time())
 
 
-def _add_range(ranges: list[list[int]], lo: int, hi: int) -> None:
-    """Append [lo, hi] to sorted ranges, merged with the last one when they touch."""
-    if ranges and ranges[-1][1] + 1 >= lo:
-        ranges[-1][1] = max(ranges[-1][1], hi)
-    else:
-        ranges.append([lo, hi])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import string
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qrcode
@@ -47,7 +48,7 @@ def _table(rng: np.random.Generator) -> np.ndarray:
     x = np.linspace(0, 1, FRAME_W, dtype=np.float32)[None, :]
     base = 95 + 40 * x + 25 * y
     coarse = rng.normal(0, 6, (FRAME_H // 40 + 1, FRAME_W // 40 + 1)).astype(np.float32)
-    texture = Image.fromarray(coarse, mode="F").resize((FRAME_W, FRAME_H), Image.BILINEAR)
+    texture = Image.fromarray(coarse, mode="F").resize((FRAME_W, FRAME_H), Image.Resampling.BILINEAR)
     return base + np.asarray(texture)
 
 
@@ -106,8 +107,8 @@ def _place_phone(img: np.ndarray, payload: str, qr_px: int, angle: float,
     patch = Image.fromarray(phone.astype(np.uint8))
     mask = Image.new("L", patch.size, 255)
     if angle:
-        patch = patch.rotate(angle, resample=Image.BILINEAR, expand=True)
-        mask = mask.rotate(angle, resample=Image.BILINEAR, expand=True)
+        patch = patch.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
+        mask = mask.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True)
     canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     canvas.paste(patch, (centre[0] - patch.width // 2, centre[1] - patch.height // 2), mask)
     return np.asarray(canvas, dtype=np.float32)
@@ -133,7 +134,7 @@ def frame_set(kind: str, count: int, seed: int = 0,
     for i in range(count):
         payload = None if kind == "empty" else (
             payloads[i % len(payloads)] if payloads else sample_payload(rng))
-        params = dict(seed=rng.randrange(2**31), qr_px=rng.randint(260, 340),
+        params: dict[str, Any] = dict(seed=rng.randrange(2**31), qr_px=rng.randint(260, 340),
                       centre=(rng.randint(480, 800), rng.randint(300, 420)),
                       angle=rng.uniform(-5, 5))
         if kind == "blur":

@@ -219,6 +219,7 @@ class SimIdCardReader(PtyDevice):
                     return frame(self.fail_sw3)
                 fingerprint = para == 0x10
                 lengths = [256, len(self._photo)] + ([0] if fingerprint or self.three_lengths else [])
+                assert self._text is not None  # a card is on the reader (checked above)
                 payload = b"".join(n.to_bytes(2, "big") for n in lengths) + self._text + self._photo
                 self._read_done = True
                 if self.corrupt_reads:

@@ -113,7 +113,7 @@ def decode_raster(bits: bytes, width_bytes: int, height: int) -> list[str]:
     dots = np.unpackbits(np.frombuffer(bits, dtype=np.uint8).reshape(height, width_bytes), axis=1)
     grey = np.where(dots == 1, 0, 255).astype(np.uint8)
     grey = np.pad(grey, 20, constant_values=255)
-    return [r.text for r in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.Code128)]
+    return [r.text for r in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.Code128))]
 
 
 @dataclass

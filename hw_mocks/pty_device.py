@@ -53,7 +53,7 @@ class PtyDevice:
     def unplug(self) -> None:
         with self._lock:
             master, slave, thread = self._master, self._slave, self._thread
-            if master is None:
+            if master is None or slave is None:
                 return
             self._master = self._slave = self._thread = None
             self.path.unlink(missing_ok=True)

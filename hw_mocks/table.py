@@ -21,8 +21,16 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from hw_mocks.people import Authority, People, Person
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from hw_mocks.idcard_reader import SimIdCardReader
+    from hw_mocks.printer import PrinterMock
+    from hw_mocks.scanner import SimScanner
 
 OPERATOR = ("SIM-V-0001", "李志愿")
 ALL_DEVICES = ("idcard", "scanner", "camera", "printer")
@@ -37,7 +45,9 @@ class Table:
         self.printer_target = printer_target  # an outside printer instead of our mock
         self.authority = Authority()
         self.people = People(seed)
-        self.reader = self.scanner = self.printer = None
+        self.reader: SimIdCardReader | None = None
+        self.scanner: SimScanner | None = None
+        self.printer: PrinterMock | None = None
         self.frames_dir = self.dir / "camera"
         self._frame_no = 0
 
@@ -91,10 +101,11 @@ class Table:
         from urllib.parse import unquote, urlsplit
 
         printer = self.printer_target or (self.printer.target if self.printer else "")
-        where, mqtt = ("sim", "demo-site", "t01"), [f'url = "{broker}"']
+        where: tuple[str, ...] = ("sim", "demo-site", "t01")
+        mqtt = [f'url = "{broker}"']
         if broker:
             parts = urlsplit(broker)
-            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
             mqtt = [f'url = "{parts.scheme}://{netloc}"']
             if parts.username:
                 user = unquote(parts.username)
@@ -156,7 +167,7 @@ class Table:
     def present(self, person: Person) -> None:
         """The person shows their card or code, the way ``person.via`` says."""
         if person.via == "card":
-            self.reader.place(person.id_card())
+            self._device(self.reader, "idcard").place(person.id_card())
         elif person.via == "camera":
             self._show_frame(self.code_for(person))
         else:
@@ -164,12 +175,18 @@ class Table:
 
     def take_away(self, person: Person) -> None:
         if person.via == "card":
-            self.reader.lift()
+            self._device(self.reader, "idcard").lift()
         elif person.via == "camera":
             self._show_frame(None)
 
     def scan(self, text: str) -> None:
-        self.scanner.scan(text)
+        self._device(self.scanner, "scanner").scan(text)
+
+    @staticmethod
+    def _device(device: T | None, name: str) -> T:
+        if device is None:
+            raise RuntimeError(f"this table has no {name} (devices={name!r} not started)")
+        return device
 
     def card_code(self, text: str) -> str:
         """A command card's text signed for this table's site with the mock authority's operator key."""

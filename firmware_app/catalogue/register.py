@@ -1,0 +1,98 @@
+"""The paper register (混采检测登记表, firmware_app/register*.py) and the workbook's words for
+the same things. The paper is printed in zh-CN; the English is for the catalogue's readers."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # pool modes, single-tube reasons, code colours, ID types, how a person was entered
+    "register.pool.1": ("单采单检", "single sample, single test"),
+    "register.pool.10": ("10混1", "10 in 1"),
+    "register.pool.20": ("20混1", "20 in 1"),
+    "register.pool.household": ("一户一管", "one tube per household"),
+    "register.pool.single": ("单采单检（{reason}）", "single sample, single test ({reason})"),
+    "register.single.red_code": ("红码单管", "single tube: red code"),
+    "register.single.yellow_code": ("黄码单管", "single tube: yellow code"),
+    "register.single.key_person": ("重点人群单管", "single tube: key person"),
+    "register.colour.green": ("绿码", "green code"),
+    "register.colour.yellow": ("黄码", "yellow code"),
+    "register.colour.red": ("红码", "red code"),
+    "register.id_type.resident_id": ("身份证", "resident ID card"),
+    "register.id_type.passport": ("护照", "passport"),
+    "register.id_type.none": ("无证件", "no ID document"),
+    "register.source.idcard": ("读卡", "card read"),
+    "register.source.qr": ("扫码", "code scanned"),
+    "register.source.manual": ("手工录入", "typed in"),
+    "register.replace.broken": ("破损", "broken"),
+    "register.replace.spilled": ("洒漏", "spilled"),
+    "register.close.full": ("满管", "full"),
+    "register.close.manual": ("手动封管", "closed by hand"),
+    "register.close.end_of_queue": ("排队结束", "end of the queue"),
+    "register.close.end_of_shift": ("签退封管", "closed at sign-out"),
+    "register.close.mode_change": ("切换模式", "mode changed"),
+    # the page
+    "register.title": ("混采检测登记表", "pooled testing register"),
+    "register.doc_title": ("混采检测登记表 {site} {table} {days}", "pooled testing register {site} {table} {days}"),
+    "register.subtitle": ("采样点 {site}    采样台 {table}    日期 {days}    设备 {device}",
+                          "site {site}    table {table}    date {days}    device {device}"),
+    "register.days_sep": ("、", ", "),  # between days, between samplers
+    "register.footer": ("含完整身份证号与电话，仅供区指挥部流调使用，请妥善保管 · 生成于 {at} · 第 {page}/{pages} 页",
+                        "holds full ID numbers and phones, for the district command centre's tracing only; keep it "
+                        "safe · made {at} · page {page}/{pages}"),
+    "register.summary": ("共 {tubes} 管，{people} 人（不含作废 {voided} 人次；作废条目以删除线标出，拭子仍在管中）",
+                         "{tubes} tubes, {people} people ({voided} voided entries not counted; voided entries are "
+                         "struck through, their swabs are still in the tube)"),
+    # a tube's block
+    "register.tube": ("试管 {tube}", "tube {tube}"),
+    "register.moved_out": ("人员已转出", "people moved out"),
+    "register.tube_count": ("本管 {count} 人", "{count} people in this tube"),
+    "register.tube_voided": ("（另作废 {voided} 人次）", " (and {voided} voided)"),
+    "register.replaced": ("已替换", "replaced"),
+    "register.closed_at": ("{time}（{reason}）", "{time} ({reason})"),
+    "register.not_closed": ("未封管", "not closed"),
+    "register.not_boxed": ("未装箱", "not boxed"),
+    "register.tube_line": ("日期 {day}   开管 {opened}   封管 {closed}   采样人 {sampler}   转运箱 {box}",
+                           "date {day}   opened {opened}   closed {closed}   sampler {sampler}   box {box}"),
+    "register.replaces": ("替换{why}管 {tube}：原管人员已转入本管（备注“原管转入”），需重新采样",
+                          "replaces {why} tube {tube}: its people were moved into this tube (remark "
+                          "\"from the old tube\") and must be sampled again"),
+    "register.replaced_by": ("本管{why}，不送检：人员已全部转入新管 {tube}，见该管登记",
+                             "this tube {why}, not sent to the lab: every person moved to the new tube {tube}, "
+                             "see its entry"),
+    "register.sign_sampler": ("采样人签字：{blank}", "sampler's signature: {blank}"),
+    "register.sign_courier": ("转运人签字：{blank}", "courier's signature: {blank}"),
+    "register.sign_receiver": ("接收人签字：{blank}", "receiver's signature: {blank}"),
+    "register.courier": ("转运人：{courier}  {at}", "courier: {courier}  {at}"),
+    "register.handed_at": ("转运时间：{blank}", "handed over at: {blank}"),
+    "register.received_at": ("接收时间：{blank}", "received at: {blank}"),
+    # the people's columns
+    "register.col.n": ("序号", "no."),
+    "register.col.name": ("姓名", "name"),
+    "register.col.id_number": ("证件号码", "ID number"),
+    "register.col.id_type": ("证件", "ID"),
+    "register.col.phone": ("电话", "phone"),
+    "register.col.colour": ("码色", "code colour"),
+    "register.col.single": ("单管原因", "single tube because"),
+    "register.col.source": ("录入", "entered by"),
+    "register.col.time": ("时间", "time"),
+    "register.col.remark": ("备注", "remark"),
+    "register.no_id": ("（无）", "(none)"),
+    "register.remark.void": ("作废", "void"),
+    "register.remark.from_tube": ("原管转入", "from the old tube"),
+    "register.remark.duplicate": ("当日重复已确认", "same-day duplicate, confirmed"),
+    "register.remark.key_person": ("重点人群", "key person"),
+    # the boxes' summary
+    "register.boxes": ("转运箱交接汇总", "boxes handed over"),
+    "register.box_col.box": ("转运箱", "box"),
+    "register.box_col.closed": ("封箱时间", "closed at"),
+    "register.box_col.tubes": ("管数", "tubes"),
+    "register.box_col.people": ("人数(不含作废)", "people (voids not counted)"),
+    "register.box_col.courier": ("转运人", "courier"),
+    "register.box_col.handed": ("交接时间", "handed over at"),
+    "register.box_col.receiver": ("接收人签字", "receiver's signature"),
+    "register.box_not_closed": ("未封箱", "not closed"),
+    # refusals
+    "register.font_missing": ("找不到字体文件 {path}（{env}）", "font file {path} ({env}) not found"),
+    "register.no_font": ("找不到中文字体：请安装 fonts-wqy-microhei（sudo apt-get install fonts-wqy-microhei），"
+                         "或把 {env} 设为一个 .ttf/.ttc 文件",
+                         "no CJK font found: install the Debian package fonts-wqy-microhei (or set {env} to a "
+                         ".ttf/.ttc file)"),
+    "register.no_fpdf": ("缺少 fpdf2（{error}）：请重新安装 swabkiosk", "fpdf2 is not installed ({error}); reinstall swabkiosk"),
+}
