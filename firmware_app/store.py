@@ -33,13 +33,13 @@ from firmware_app.store_queries import _chunks, _marks
 from firmware_app.store_repair import repair as repair_store
 from firmware_app.store_reserve import Reservations, _bounded
 from firmware_app.store_schema import (
-    DB_NAME, HWM_NAME, INSERT_RECORD, HighWater, StoreCorrupt, StoreError, StoreFull,
+    DB_NAME, HWM_NAME, INSERT_RECORD, HighWater, StoreCorrupt, StoreError, StoreFull, StoreNotReady,
     StoreReadOnly, canonical, corrupt_error, db_error, meta_row, os_error, record_day, record_time, row_values,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "record_day", "record_time"]
+__all__ = ["Store", "StoreError", "StoreFull", "StoreReadOnly", "StoreCorrupt", "StoreNotReady", "record_day", "record_time"]
 
 PRUNE_BATCH = 5000
 PRUNE_EVERY_S = 3600.0
@@ -90,6 +90,7 @@ class Store(Reservations, StoreMeta):
             if not os.path.exists(self.path):
                 raise StoreError(*both("store_open.not_imported", path=self.data_dir), self.data_dir)
             self._conn = self._connect(True)
+            self._refuse_unmade()
         else:
             self._prepare_dirs()
             self._conn = self._connect(False)
@@ -125,6 +126,21 @@ class Store(Reservations, StoreMeta):
         self._committed = self._db_last_seq()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
         self._checkpointer.start()
+
+    def _refuse_unmade(self) -> None:
+        """A reader beside a daemon that is creating the database finds an empty file, or one with
+        no schema and nothing else: that is a store being made, not a damaged one (which would
+        send a technician to --repair)."""
+        assert self._conn is not None
+        try:
+            made = self._conn.execute("PRAGMA user_version").fetchone()[0] > 0
+            empty = self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        except sqlite3.Error:
+            return  # _check_open says what is wrong
+        if not made and empty:
+            self._conn.close()
+            self._conn = None
+            raise StoreNotReady(*both("store_open.being_created", path=self.data_dir), self.data_dir)
 
     def _prepare_dirs(self) -> None:
         self._lock_fd = prepare_dirs(self.data_dir, self.path)

@@ -51,6 +51,10 @@ class StoreReadOnly(StoreError):
     """The card or directory is read-only (or the store was opened read-only)."""
 
 
+class StoreNotReady(StoreError):
+    """Opened read-only while the daemon is creating the database (no schema yet): not damage."""
+
+
 class StoreCorrupt(StoreError):
     """The database is damaged: named in ``path``; see ``Store.repair``."""
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware_app.model import Lookups, sample_person_key
-from firmware_app.store import Store, StoreError, StoreReadOnly
+from firmware_app.store import Store, StoreCorrupt, StoreError, StoreNotReady, StoreReadOnly
 from firmware_app.store_schema import canonical
 from tests.store_fixtures import DEVICE, event, sample
 
@@ -352,3 +352,24 @@ def test_status_tube_and_facts_cost_the_same_at_10_and_at_60_days(tmp_path):
     finally:
         small.close()
         big.close()
+
+
+@pytest.mark.parametrize("made", ["empty file", "wal, no schema"])
+def test_a_reader_beside_a_store_being_created_is_told_to_wait_not_to_repair(tmp_path, made):
+    """`swabkiosk status` run while the daemon is creating kiosk.db found it "damaged, run --repair"."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kiosk.db").touch()
+    if made == "wal, no schema":
+        conn = sqlite3.connect(data / "kiosk.db")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.close()
+    with pytest.raises(StoreNotReady) as caught:
+        Store(str(data), read_only=True)
+    assert "正在创建" in caught.value.message and not isinstance(caught.value, StoreCorrupt)
+    assert sorted(os.listdir(data)) in (["kiosk.db"], ["kiosk.db", "kiosk.db-shm", "kiosk.db-wal"])
+    with Store(str(data)) as store:  # the daemon goes on making it: nothing was moved or marked
+        store.append([sample(1)])
+        assert store.reports() == []
+    with Store(str(data), read_only=True) as reader:
+        assert [r["seq"] for r in reader.iter_records()] == [1]
