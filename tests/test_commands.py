@@ -14,6 +14,7 @@ from firmware_app import commands
 from firmware_app.commands import Arg, Spec
 from firmware_app.model import Command
 from firmware_app.ui.server import UiServer
+from tests.broker import password_broker  # noqa: F401 (fixture)
 from tests.qr_fixtures import person_code
 from tests.station_fixtures import Table
 
@@ -163,3 +164,53 @@ def test_destructive_cards_wait_for_a_confirm_and_reject_drops_them():
     assert t.station.snapshot()["operator"] is not None  # held
     t.cmd("confirm")  # the screen's confirm button does it too
     assert t.station.snapshot()["operator"] is None
+
+
+def test_a_command_added_to_the_table_is_answered_over_mqtt(monkeypatch, password_broker, tmp_path):
+    """The real kiosk on a real broker: cmd/<name> of a command added to the table only is
+    validated by the table and answered on cmd/<name>/response by its handler (a shell one,
+    registered as the composition root registers push_config); a bad argument is refused by
+    the table's own check, before any handler."""
+    from urllib.parse import quote
+
+    from firmware_app import config
+    from firmware_app.daemon import Kiosk
+    from firmware_app.model import Show
+    from firmware_app.sdnotify import Notifier
+    from hw_mocks.table import Table as SimTable
+    from tests.broker import PASSWORDS, STATION_A, Collector
+    from tests.test_daemon_commands import ROOT, response
+
+    spec = Spec("toy_ring", "响铃", "ring the bell", (Arg("times", "int", required=True),), sources=("ui", "mqtt"),
+                handler="shell")
+    table = (*commands._TABLE, spec)
+    monkeypatch.setattr(commands, "_TABLE", table)
+    monkeypatch.setattr(commands, "COMMANDS", {s.name: s for s in table})
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    sim = SimTable(tmp_path / "table", devices=()).start()
+    station_file = tmp_path / "station.toml"
+    station_file.write_text(sim.station_file(str(tmp_path / "data"), broker=url))
+    kiosk = Kiosk(config.load(str(station_file)), use_ui=False, notifier=Notifier({}))
+    kiosk.start()
+    rang: list[Command] = []
+
+    def ring(command: Command) -> list:
+        rang.append(command)
+        return [Show("ok", "叮", f"ring {command.args['times']}")]
+
+    kiosk.runtime.shell_commands["toy_ring"] = ring
+    collector = Collector(password_broker.port)
+    try:
+        assert collector.wait_for(lambda c: any(t == ROOT + "availability" and p == b"online"
+                                                for t, p, _ in c.messages), 15)
+        collector.client.publish(ROOT + "cmd/toy_ring", json.dumps({"txn": "toy-1", "args": {"times": 3}}), qos=1)
+        answer = response(collector, "toy_ring", "toy-1")
+        assert answer["ok"] is True and answer["message"] == "叮"
+        assert rang == [Command("toy_ring", {"times": 3}, "mqtt", "toy-1")]
+        collector.client.publish(ROOT + "cmd/toy_ring", json.dumps({"txn": "toy-2", "args": {"times": "x"}}), qos=1)
+        refused = response(collector, "toy_ring", "toy-2")
+        assert refused["ok"] is False and "times" in refused["message_en"] and len(rang) == 1
+    finally:
+        collector.close()
+        kiosk.stop()
+        sim.stop()
