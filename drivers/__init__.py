@@ -8,7 +8,13 @@ for the technician panel (``raw``), and ``reason``, the technician's one line of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
+
 from firmware_app.model import DeviceError, DeviceName, DeviceStatus
+
+S = TypeVar("S")
 
 
 def said(words: tuple[str, str]) -> str:
@@ -33,3 +39,12 @@ def why(exc: BaseException, limit: int = 120) -> str:
     """An exception as the technician panel shows it: its text (or type), bounded."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def settings_of(cls: type[S], given: S | Mapping[str, Any]) -> S:
+    """A shell's settings as given, or built from its station-file table (``[devices.<name>]``;
+    keys the settings do not have are ignored)."""
+    if not isinstance(given, Mapping):
+        return given
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # S: a settings dataclass
+    return cls(**{k: v for k, v in given.items() if k in known})

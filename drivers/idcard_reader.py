@@ -10,19 +10,16 @@ recognised by the serial number select returns and not read again.
 
 from __future__ import annotations
 
-import argparse
-import json
 import queue
-import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import serial
 
-from drivers import idcard, said
+from drivers import idcard, said, settings_of
 from drivers.idcard import FrameError, Response
-from drivers.serial_port import SerialDevice, open_problem
+from drivers.serial_port import ProbeOutput, SerialDevice, probe_parser
 from firmware_app.catalogue import both, en, zh
 from firmware_app.model import CardRead, DeviceError, DeviceStatus, Event, mask_id, mask_name
 
@@ -41,19 +38,12 @@ class IdCardSettings:
     timeout_s: float = 2.0  # read base info: 0.5-1 s on the card's RF link
     set_rf_frame: bool = False  # send 61 FF 50 (max RF frame) at start-up, as some drivers do
 
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> IdCardSettings:
-        """From the station file's [devices.idcard] table (unknown keys ignored)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in m.items() if k in known})
-
 
 class IdCardReader(SerialDevice):
     device = "idcard"
 
     def __init__(self, settings: IdCardSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
-        if isinstance(settings, Mapping):
-            settings = IdCardSettings.from_mapping(settings)
+        settings = settings_of(IdCardSettings, settings)
         super().__init__(settings.port, settings.baud, on_event)
         self.settings = settings
         self._decoder = idcard.ResponseDecoder()
@@ -225,34 +215,20 @@ def _sw(answer: Response) -> str:
 
 
 def probe(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="swabkiosk probe idcard",
-                                 description="Wait for one ID card on the reader and show what was read (masked).")
-    ap.add_argument("port")
-    ap.add_argument("--baud", type=int, default=115200)
-    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a card (default 30)")
-    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    args = ap.parse_args(argv)
+    args = probe_parser("idcard", "Wait for one ID card on the reader and show what was read (masked).", 115200,
+                        "a card").parse_args(argv)
 
-    def done(code: int, result: dict[str, Any], human: str) -> int:
-        if args.json:
-            print(json.dumps({"device": "idcard", "port": args.port, **result}, ensure_ascii=False))
-        else:
-            print(human, file=sys.stdout if code == 0 else sys.stderr)
-        return code
-
-    if (problem := open_problem(args.port, args.baud)) is not None:
-        return done(2, {"ok": False, "error": "port", "message": problem},
-                    said(both("idcard.probe_port", problem=problem)))
+    out = ProbeOutput("idcard", args.port, args.baud, args.json)
+    if (refused := out.port_refused()) is not None:
+        return refused
 
     events: queue.Queue[Event] = queue.Queue()
     reader = IdCardReader(IdCardSettings(port=args.port, baud=args.baud), events.put)
     started = time.monotonic()
     deadline = started + args.timeout
     no_answer_by = started + COMMAND_TIMEOUT_S * (NO_ANSWER_LIMIT + 1) + 1.0
-    errors: list[str] = []
     answered = False
-    if not args.json:
-        print(said(both("idcard.probe_place", port=args.port, baud=args.baud, seconds=f"{args.timeout:g}")))
+    out.say(said(both("idcard.probe_place", port=args.port, baud=args.baud, seconds=f"{args.timeout:g}")))
     reader.start()
     try:
         while (now := time.monotonic()) < deadline and (answered or now < no_answer_by):
@@ -263,21 +239,19 @@ def probe(argv: list[str]) -> int:
             if isinstance(ev, DeviceStatus):
                 answered = ev.ok
             elif isinstance(ev, DeviceError):
-                errors.append(ev.reason)
-                if not args.json:
-                    print(f"  {ev.reason}", file=sys.stderr)
+                out.error(ev.reason)
             elif isinstance(ev, CardRead):
                 c = ev.card
                 card = {"name": mask_name(c.name), "id_number": mask_id(c.id_number), "gender": c.gender,
                         "nation": c.nation, "valid_to": c.valid_to, "photo_bytes": len(c.photo)}
                 ms = round((time.monotonic() - started) * 1000)
-                return done(0, {"ok": True, "card": card, "errors": errors, "elapsed_ms": ms},
-                            said(both("idcard.probe_read", name=card["name"], id_number=card["id_number"],
-                                      gender=c.gender, nation=c.nation, valid_to=c.valid_to, photo=len(c.photo))))
+                return out.done(0, {"ok": True, "card": card, "errors": out.errors, "elapsed_ms": ms},
+                                said(both("idcard.probe_read", name=card["name"], id_number=card["id_number"],
+                                          gender=c.gender, nation=c.nation, valid_to=c.valid_to, photo=len(c.photo))))
     finally:
         reader.stop()
     if not answered:
-        return done(1, {"ok": False, "error": "no_answer", "errors": errors},
-                    said(both("idcard.probe_no_answer", port=args.port, baud=args.baud)))
-    return done(1, {"ok": False, "error": "no_card", "errors": errors},
-                said(both("idcard.probe_no_card", seconds=f"{args.timeout:g}")))
+        return out.done(1, {"ok": False, "error": "no_answer", "errors": out.errors},
+                        said(both("idcard.probe_no_answer", port=args.port, baud=args.baud)))
+    return out.done(1, {"ok": False, "error": "no_card", "errors": out.errors},
+                    said(both("idcard.probe_no_card", seconds=f"{args.timeout:g}")))

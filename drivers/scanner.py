@@ -7,19 +7,16 @@ the pyserial shell emitting ``CodeScanned(text, "scanner")``. Command cards
 
 from __future__ import annotations
 
-import argparse
-import json
 import queue
 import re
-import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import serial
 
-from drivers import said
-from drivers.serial_port import SerialDevice, open_problem
+from drivers import said, settings_of
+from drivers.serial_port import ProbeOutput, SerialDevice, probe_parser
 from firmware_app.catalogue import both, en, zh
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Event
 
@@ -145,19 +142,12 @@ class ScannerSettings:
     suffix: str = ""
     encoding: str = "utf-8"
 
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, Any]) -> ScannerSettings:
-        """From the station file's [devices.scanner] table (unknown keys ignored)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in m.items() if k in known})
-
 
 class Scanner(SerialDevice):
     device = "scanner"
 
     def __init__(self, settings: ScannerSettings | Mapping[str, Any], on_event: Callable[[Event], None]) -> None:
-        if isinstance(settings, Mapping):
-            settings = ScannerSettings.from_mapping(settings)
+        settings = settings_of(ScannerSettings, settings)
         super().__init__(settings.port, settings.baud, on_event)
         self.settings = settings
         self._parser = LineParser(settings.terminator, settings.prefix, settings.suffix, settings.encoding)
@@ -212,36 +202,22 @@ def shown(text: str) -> str:
 
 
 def probe(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="swabkiosk probe scanner",
-                                 description="Wait for one scanned code and show it.")
-    ap.add_argument("port")
-    ap.add_argument("--baud", type=int, default=9600)
+    ap = probe_parser("scanner", "Wait for one scanned code and show it.", 9600, "a scan")
     ap.add_argument("--terminator", default="CR", type=str.upper, choices=sorted(TERMINATORS))
     ap.add_argument("--prefix", default="")
     ap.add_argument("--suffix", default="")
-    ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a scan (default 30)")
-    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = ap.parse_args(argv)
 
-    def done(code: int, result: dict[str, Any], human: str) -> int:
-        if args.json:
-            print(json.dumps({"device": "scanner", "port": args.port, **result}, ensure_ascii=False))
-        else:
-            print(human, file=sys.stdout if code == 0 else sys.stderr)
-        return code
-
-    if (problem := open_problem(args.port, args.baud)) is not None:
-        return done(2, {"ok": False, "error": "port", "message": problem},
-                    said(both("scanner.probe_port", problem=problem)))
+    out = ProbeOutput("scanner", args.port, args.baud, args.json)
+    if (refused := out.port_refused()) is not None:
+        return refused
 
     events: queue.Queue[Event] = queue.Queue()
     settings = ScannerSettings(port=args.port, baud=args.baud, terminator=args.terminator,
                                prefix=args.prefix, suffix=args.suffix)
     scanner = Scanner(settings, events.put)
-    errors: list[str] = []
-    if not args.json:
-        print(said(both("scanner.probe_scan", port=args.port, baud=args.baud, terminator=args.terminator,
-                        seconds=f"{args.timeout:g}")))
+    out.say(said(both("scanner.probe_scan", port=args.port, baud=args.baud, terminator=args.terminator,
+                      seconds=f"{args.timeout:g}")))
     started = time.monotonic()
     scanner.start()
     try:
@@ -251,18 +227,17 @@ def probe(argv: list[str]) -> int:
             except queue.Empty:
                 continue
             if isinstance(ev, DeviceError):
-                errors.append(ev.reason)
-                if not args.json:
-                    print(f"  {ev.reason}", file=sys.stderr)
+                out.error(ev.reason)
             elif isinstance(ev, DeviceStatus) and not ev.ok:
-                return done(1, {"ok": False, "error": "port", "message": ev.reason, "raw": ev.raw, "errors": errors},
-                            said((zh("scanner.probe_lost", reason=ev.zh), en("scanner.probe_lost", reason=ev.en)))
-                            + (f"\n  {ev.raw}" if ev.raw else ""))
+                return out.done(1, {"ok": False, "error": "port", "message": ev.reason, "raw": ev.raw,
+                                    "errors": out.errors},
+                                said((zh("scanner.probe_lost", reason=ev.zh), en("scanner.probe_lost", reason=ev.en)))
+                                + (f"\n  {ev.raw}" if ev.raw else ""))
             elif isinstance(ev, CodeScanned):
-                return done(0, {"ok": True, "code": shown(ev.text), "length": len(ev.text),
-                                "command_card": ev.text.startswith("SWABCMD:"), "errors": errors},
-                            said(both("scanner.probe_scanned", code=shown(ev.text))))
+                return out.done(0, {"ok": True, "code": shown(ev.text), "length": len(ev.text),
+                                    "command_card": ev.text.startswith("SWABCMD:"), "errors": out.errors},
+                                said(both("scanner.probe_scanned", code=shown(ev.text))))
     finally:
         scanner.stop()
-    return done(1, {"ok": False, "error": "no_scan", "errors": errors},
-                said(both("scanner.probe_nothing", seconds=f"{args.timeout:g}", terminator=args.terminator)))
+    return out.done(1, {"ok": False, "error": "no_scan", "errors": out.errors},
+                    said(both("scanner.probe_nothing", seconds=f"{args.timeout:g}", terminator=args.terminator)))

@@ -9,12 +9,15 @@ every ``REOPEN_S`` until the device is back (udev gives it the same path).
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import sys
 import termios
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Any, Callable
 
 import serial
 
@@ -121,6 +124,50 @@ def open_problem(port: str, baud: int) -> str | None:
         hint = f" ({en('device_error.port_in_use')})" if "lock" in str(exc).lower() else ""
         return f"{port}: {_why(exc)}{hint}"
     return None
+
+
+def probe_parser(device: DeviceName, description: str, baud: int, waits_for: str) -> argparse.ArgumentParser:
+    """``swabkiosk probe idcard|scanner PORT``: the arguments both take (a probe adds its own)."""
+    ap = argparse.ArgumentParser(prog=f"swabkiosk probe {device}", description=description)
+    ap.add_argument("port")
+    ap.add_argument("--baud", type=int, default=baud)
+    ap.add_argument("--timeout", type=float, default=30.0, help=f"seconds to wait for {waits_for} (default 30)")
+    ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return ap
+
+
+class ProbeOutput:
+    """What ``swabkiosk probe idcard|scanner`` print: the errors seen on the way (as they come,
+    unless --json) and one result at the end, as a JSON object on stdout or as the words for the
+    technician (stdout when it worked, stderr when not); its exit code is the probe's."""
+
+    def __init__(self, device: DeviceName, port: str, baud: int, as_json: bool) -> None:
+        self.device, self.port, self.baud, self.as_json = device, port, baud, as_json
+        self.errors: list[str] = []
+
+    def say(self, text: str) -> None:
+        if not self.as_json:
+            print(text)
+
+    def error(self, reason: str) -> None:
+        self.errors.append(reason)
+        if not self.as_json:
+            print(f"  {reason}", file=sys.stderr)
+
+    def done(self, code: int, result: dict[str, Any], human: str) -> int:
+        if self.as_json:
+            print(json.dumps({"device": self.device, "port": self.port, **result}, ensure_ascii=False))
+        else:
+            print(human, file=sys.stdout if code == 0 else sys.stderr)
+        return code
+
+    def port_refused(self) -> int | None:
+        """Exit code 2 with why the port cannot be opened right now; None when it can."""
+        problem = open_problem(self.port, self.baud)
+        if problem is None:
+            return None
+        return self.done(2, {"ok": False, "error": "port", "message": problem},
+                         drivers.said(both(f"{self.device}.probe_port", problem=problem)))
 
 
 _why = drivers.why

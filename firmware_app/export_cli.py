@@ -13,12 +13,11 @@ import os
 import re
 import sys
 import time
-import tomllib
 from typing import Any
 
 from firmware_app.catalogue import Lang, both, en, text, zh
 from firmware_app.store import Store, StoreError, record_day, record_time
-from firmware_app.store_cli_base import fail, open_store, parser, replacement, tube_chain, void_target
+from firmware_app.store_cli_base import fail, open_store, parser, replacement, station_text, tube_chain, void_target
 from firmware_app.textsafe import csv_cell
 
 LANGS: tuple[Lang, ...] = ("zh-CN", "en")
@@ -93,18 +92,6 @@ def _person_of(rec: dict[str, Any]) -> dict[str, Any]:
     return person if isinstance(person, dict) else rec
 
 
-def _site_name(args) -> str:
-    if args.site_name:
-        return args.site_name
-    if args.config:
-        try:
-            with open(args.config, "rb") as f:
-                return str(tomllib.load(f).get("station", {}).get("site_name", ""))
-        except (OSError, tomllib.TOMLDecodeError):
-            return ""
-    return ""
-
-
 def _days_of(records: list[dict]) -> list[str]:
     return sorted({d for d in map(record_day, records) if d})
 
@@ -157,6 +144,8 @@ def export(argv: list[str]) -> int:
         p.error(en("export.csv_days"))
     try:
         args.day = list(dict.fromkeys(parse_day(d) for d in args.day))
+        # read before any file is written: a station file that cannot be read stops the export whole
+        site_name = (args.site_name or station_text(args, "station", "site_name", "")) if args.xlsx or args.register else ""
         try:
             store = open_store(args)
         except StoreError as exc:
@@ -173,7 +162,7 @@ def export(argv: list[str]) -> int:
             done.append(args.csv)
         if args.xlsx or args.register:
             from firmware_app.register import RegisterError, build_register
-            reg = build_register(records, _site_name(args))
+            reg = build_register(records, site_name)
             if limit is not None:
                 reg = reg.only(limit)
             try:

@@ -6,15 +6,22 @@ from firmware_app/catalogue/codes.py; ``raw`` (codes only) is the failed check f
 from __future__ import annotations
 
 
-class QrError(ValueError):
+class Refused(ValueError):
+    """``reason`` (zh-CN) and ``reason_en`` for a person; ``str()`` is the English."""
+
+    def __init__(self, reason: str, reason_en: str):
+        super().__init__(reason_en)
+        self.reason = reason
+        self.reason_en = reason_en
+
+
+class QrError(Refused):
     """A code that must not be accepted; ``reason`` (zh) / ``reason_en`` for the screen."""
 
     code = "invalid"
 
     def __init__(self, reason: str, reason_en: str, raw: str = ""):
-        super().__init__(reason_en)
-        self.reason = reason
-        self.reason_en = reason_en
+        super().__init__(reason, reason_en)
         self.raw = raw  # for the technician: which check failed, the key id
 
 
@@ -48,10 +55,5 @@ class QrBadIdNumber(QrError):
     code = "bad_id_number"
 
 
-class KeyTextError(ValueError):
-    """A key that is not an Ed25519 key; ``reason`` (zh) / ``reason_en``; ``str()`` is the English."""
-
-    def __init__(self, reason: str, reason_en: str):
-        super().__init__(reason_en)
-        self.reason = reason
-        self.reason_en = reason_en
+class KeyTextError(Refused):
+    """A key that is not an Ed25519 key (not a QrError: a station file's fault, not a code's)."""

@@ -25,16 +25,28 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
+def station_text(args, section: str, key: str, default: str) -> str:
+    """One text of the station file ``--config`` names, for the commands beside the daemon
+    ([store] data_dir, [station] site_name); ``default`` when there is no --config or it does
+    not set the key. A file that cannot be read, or a value that is not text, stops the
+    command with what is wrong (and how to check the file)."""
+    if not args.config:
+        return default
+    try:
+        with open(args.config, "rb") as f:
+            table = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(lines("store.config_unreadable", path=args.config, problem=str(exc))) from None
+    part = table.get(section, {})
+    value = part.get(key, default) if isinstance(part, dict) else None
+    if not isinstance(value, str):
+        problem = f"{key} in [{section}] is not text" if isinstance(part, dict) else f"{section} is not a table"
+        raise SystemExit(lines("store.config_unreadable", path=args.config, problem=problem))
+    return value
+
+
 def data_dir(args) -> str:
-    if args.data_dir:
-        return args.data_dir
-    if args.config:
-        try:
-            with open(args.config, "rb") as f:
-                return tomllib.load(f).get("store", {}).get("data_dir", DEFAULT_DATA_DIR)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SystemExit(lines("store.config_unreadable", path=args.config, problem=str(exc))) from None
-    return DEFAULT_DATA_DIR
+    return args.data_dir or station_text(args, "store", "data_dir", DEFAULT_DATA_DIR)
 
 
 def open_store(args) -> Store:

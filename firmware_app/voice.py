@@ -53,3 +53,8 @@ class Speaker:
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as exc:
             log.warning("espeak-ng failed: %s", exc)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the prompt being spoken has ended (subprocess.TimeoutExpired after timeout)."""
+        if self._current is not None:
+            self._current.wait(timeout)

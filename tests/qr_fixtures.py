@@ -5,6 +5,9 @@ The seeds are public test values: these keys sign nothing real.
 
 from __future__ import annotations
 
+import base64
+import json
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware_app import qr
@@ -47,3 +50,20 @@ def person_code(
 
 def operator_code(cert_id="DG-V-0001", name="李志愿", issued_at=T0 - 30 * DAY, valid=365 * DAY, key=OPERATOR_KEY) -> str:
     return qr.issue_operator(key, cert_id=cert_id, name=name, issued_at=issued_at, expires_at=issued_at + valid)
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 4648 section 5), as docs/qr-payload.md writes body and signature."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def signed_text(body: bytes, key: Ed25519PrivateKey) -> str:
+    """``SWB1:<body>.<signature>`` for any body bytes, built from docs/qr-payload.md (not from
+    firmware_app.qr's own encoder): the Ed25519 signature is over the ASCII of ``SWB1:<body>``."""
+    signed = "SWB1:" + b64url(body)
+    return signed + "." + b64url(key.sign(signed.encode("ascii")))
+
+
+def sign_body(body: list, key: Ed25519PrivateKey) -> str:
+    """A code whose body is any JSON array, signed: for bodies the issuers would never write."""
+    return signed_text(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), key)

@@ -10,6 +10,7 @@ import pytest
 
 from drivers.idcard_reader import IdCardReader, IdCardSettings
 from drivers.scanner import Scanner, ScannerSettings
+from drivers.serial_port import open_problem
 from firmware_app.model import Event
 from hw_mocks.idcard_reader import SimIdCardReader
 from hw_mocks.scanner import SimScanner
@@ -54,6 +55,22 @@ def wait_until(pred: Callable[[], bool], timeout: float = WAIT_S, step: float = 
         if time.monotonic() > end:
             raise AssertionError("condition not met in time")
         time.sleep(step)
+
+
+def assert_running(device) -> None:
+    """The device's loop goes on: it holds its port (a probe cannot take it) and its heartbeat moves."""
+    assert open_problem(device.port, device.baud) is not None
+    first = device.heartbeat
+    wait_until(lambda: device.heartbeat > first)
+
+
+def assert_stopped(device, quiet_s: float = 0.3) -> None:
+    """What stop() leaves: the port free at once for another program (``swabkiosk probe`` opens it
+    exclusively) and nothing running: the heartbeat stays where it is."""
+    assert open_problem(device.port, device.baud) is None
+    beat = device.heartbeat
+    time.sleep(quiet_s)
+    assert device.heartbeat == beat
 
 
 def polls(sim: SimIdCardReader) -> int:

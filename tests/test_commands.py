@@ -13,8 +13,8 @@ from drivers.command_card import command_labels
 from firmware_app import commands
 from firmware_app.commands import Arg, Spec
 from firmware_app.model import Command
-from firmware_app.station import Station
 from firmware_app.ui.server import UiServer
+from tests.broker import password_broker  # noqa: F401 (fixture)
 from tests.qr_fixtures import person_code
 from tests.station_fixtures import Table
 
@@ -27,26 +27,48 @@ def test_docs_commands_md_is_generated_from_the_table():
 
 @pytest.fixture
 def toy(monkeypatch):
-    """A command added to the table only: nothing else is touched."""
+    """A command added to the table only: nothing else is touched (the table is a module-level
+    tuple and its index: the test adds the entry to both, as an edit of commands.py would)."""
     spec = Spec("toy_ring", "响铃", "ring the bell", (Arg("times", "int", required=True),), card_arg="times",
                 sources=("scanner", "ui", "mqtt"), cards=(("响铃三次", "ring thrice", "3"),))
     table = (*commands._TABLE, spec)
     monkeypatch.setattr(commands, "_TABLE", table)
     monkeypatch.setattr(commands, "COMMANDS", {s.name: s for s in table})
-    monkeypatch.setattr(Station, "_cmd_toy_ring", lambda self, c: self._show_("ok", "叮", f"ring {c.args['times']}"),
-                        raising=False)
     return spec
 
 
 def test_a_command_added_to_the_table_is_on_the_screen_the_card_mqtt_and_the_docs(toy):
-    assert "toy_ring" in [c["name"] for c in commands.for_source("ui")]  # the screen's list
-    assert "SWABCMD:toy_ring:3" in [label.qr for label in command_labels()]  # the printed card
-    assert commands.check("toy_ring", {"times": 3}, "mqtt") is toy  # the MQTT validator's check
-    assert "`toy_ring`" in commands.markdown()  # the docs
+    from firmware_app.uplink import validate_command
+
+    # the screen: listed with its argument by the real server, and a tap on it handed on as a command
+    got: list[Command] = []
+    ui = UiServer(port=0, on_command=got.append, provision_errors=None)
+    ui.start()
+    try:
+        with urllib.request.urlopen(f"{ui.url}api/commands", timeout=5) as r:
+            listed = {c["name"]: c for c in json.load(r)["commands"]}
+        assert "toy_ring" in listed and "times" in json.dumps(listed["toy_ring"], ensure_ascii=False)
+        assert _post(ui, {"name": "toy_ring", "args": {"times": 3}}) == 202
+        assert _post(ui, {"name": "toy_ring", "args": {}}) == 400  # its required argument, from the table
+        assert got == [Command("toy_ring", {"times": 3}, "ui")]
+    finally:
+        ui.stop()
+    # the printed card
+    [card] = [label for label in command_labels() if label.qr == "SWABCMD:toy_ring:3"]
+    assert any("响铃三次" in line for line in card.lines)
+    # MQTT: the uplink's validator takes it, with its argument checked by the table
+    command, txn, refusal = validate_command("toy_ring", b'{"txn": "t-1", "args": {"times": 3}}')
+    assert command == Command("toy_ring", {"times": 3}, "mqtt", "t-1") and txn == "t-1" and refusal == ("", "")
+    command, _, refusal = validate_command("toy_ring", b'{"txn": "t-2", "args": {"times": "x"}}')
+    assert command is None and "times" in refusal[1]
+    # the docs
+    assert "`toy_ring`" in commands.markdown() and "响铃" in commands.markdown()
+    # the station reads the scanned card as the new command (not "card not recognised"); what it
+    # does is a rule, and rules live in firmware_app/station/: the table only names it
     t = Table()
     t.sign_in()
-    t.card("SWABCMD:toy_ring:3")  # the station dispatches it from a scanned card
-    assert t.show.message_en == "ring 3"
+    t.card("SWABCMD:toy_ring:3")
+    assert "响铃" in t.show.message and t.show.message != "操作卡无法识别"
 
 
 def _post(ui: UiServer, body: dict) -> int:
@@ -142,3 +164,53 @@ def test_destructive_cards_wait_for_a_confirm_and_reject_drops_them():
     assert t.station.snapshot()["operator"] is not None  # held
     t.cmd("confirm")  # the screen's confirm button does it too
     assert t.station.snapshot()["operator"] is None
+
+
+def test_a_command_added_to_the_table_is_answered_over_mqtt(monkeypatch, password_broker, tmp_path):
+    """The real kiosk on a real broker: cmd/<name> of a command added to the table only is
+    validated by the table and answered on cmd/<name>/response by its handler (a shell one,
+    registered as the composition root registers push_config); a bad argument is refused by
+    the table's own check, before any handler."""
+    from urllib.parse import quote
+
+    from firmware_app import config
+    from firmware_app.daemon import Kiosk
+    from firmware_app.model import Show
+    from firmware_app.sdnotify import Notifier
+    from hw_mocks.table import Table as SimTable
+    from tests.broker import PASSWORDS, STATION_A, Collector
+    from tests.test_daemon_commands import ROOT, response
+
+    spec = Spec("toy_ring", "响铃", "ring the bell", (Arg("times", "int", required=True),), sources=("ui", "mqtt"),
+                handler="shell")
+    table = (*commands._TABLE, spec)
+    monkeypatch.setattr(commands, "_TABLE", table)
+    monkeypatch.setattr(commands, "COMMANDS", {s.name: s for s in table})
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    sim = SimTable(tmp_path / "table", devices=()).start()
+    station_file = tmp_path / "station.toml"
+    station_file.write_text(sim.station_file(str(tmp_path / "data"), broker=url))
+    kiosk = Kiosk(config.load(str(station_file)), use_ui=False, notifier=Notifier({}))
+    kiosk.start()
+    rang: list[Command] = []
+
+    def ring(command: Command) -> list:
+        rang.append(command)
+        return [Show("ok", "叮", f"ring {command.args['times']}")]
+
+    kiosk.runtime.shell_commands["toy_ring"] = ring
+    collector = Collector(password_broker.port)
+    try:
+        assert collector.wait_for(lambda c: any(t == ROOT + "availability" and p == b"online"
+                                                for t, p, _ in c.messages), 15)
+        collector.client.publish(ROOT + "cmd/toy_ring", json.dumps({"txn": "toy-1", "args": {"times": 3}}), qos=1)
+        answer = response(collector, "toy_ring", "toy-1")
+        assert answer["ok"] is True and answer["message"] == "叮"
+        assert rang == [Command("toy_ring", {"times": 3}, "mqtt", "toy-1")]
+        collector.client.publish(ROOT + "cmd/toy_ring", json.dumps({"txn": "toy-2", "args": {"times": "x"}}), qos=1)
+        refused = response(collector, "toy_ring", "toy-2")
+        assert refused["ok"] is False and "times" in refused["message_en"] and len(rang) == 1
+    finally:
+        collector.close()
+        kiosk.stop()
+        sim.stop()

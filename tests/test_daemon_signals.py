@@ -196,12 +196,33 @@ def test_a_burst_of_sigterms_always_stops_the_kiosk_cleanly(notify_socket, tmp_p
 HANDLER_INSIDE_A_LOCK = """
 import os, signal, sys, threading, time
 from firmware_app.daemon import stop_on_signals, wait_for
-stop = threading.Event()
+
+class Guarded(threading.Event):
+    # An Event whose lock the test can hold: set(), clear() and wait() take it, as
+    # threading.Event's own set/clear/wait take the Event's internal lock (is_set does not).
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def set(self):
+        with self.lock:
+            super().set()
+
+    def clear(self):
+        with self.lock:
+            super().clear()
+
+    def wait(self, timeout=None):
+        with self.lock:
+            pass
+        return super().wait(timeout)
+
+stop = Guarded()
 stop_on_signals(stop)
-# The main thread holds the Event's own lock, as it does while inside stop.set() (the moment a
+# The main thread holds the Event's lock, as it does while inside stop.set() (the moment a
 # second SIGTERM of a burst arrives). The handler runs right here, in this thread: if it took
 # that lock (stop.set() in the handler did) it would wait for itself forever.
-with stop._cond:
+with stop.lock:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(0.1)  # signal handlers run here, between bytecodes
 print("handler returned", flush=True)

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from district.db import MIGRATIONS, SCHEMA_VERSION, DistrictDB, parse_record
+from tests.broker import PASSWORDS, RECEIVER, STATION_A, password_broker  # noqa: F401 - fixture
 from tests.pg import fresh_database, postgres_url  # noqa: F401 - fixture
 from tests.store_fixtures import event, sample
 
@@ -122,38 +123,99 @@ def test_what_is_not_a_record_is_refused(payload):
     assert parse_record("swab/v1/a/b/c/records", payload) is None
 
 
-def test_reconcile_asks_each_gap_and_a_stuck_one_does_not_hold_back_the_next(tmp_path):
+class _Station:
+    """The station's side of cmd/resend on a real broker: logged in as the station (its ACL: read
+    its own cmd/+, write cmd/+/response), it keeps every request it is sent and answers when told."""
+
+    def __init__(self, broker):
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.asked: list[dict] = []
+        self.cond = threading.Condition()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=STATION_A, clean_session=True)
+        self.client.username_pw_set(STATION_A, PASSWORDS[STATION_A])
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"swab/v1/{STATION_A}/cmd/resend", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "the station could not subscribe"
+
+    def _on_message(self, client, userdata, msg):
+        with self.cond:
+            self.asked.append(json.loads(msg.payload))
+            self.cond.notify_all()
+
+    def wait_asked(self, n, timeout=20.0):
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.asked) >= n, timeout), self.asked
+            return list(self.asked)
+
+    def answer(self, request, data):
+        body = {"txn": request["txn"], "ok": True, "device_id": "gd-dg-0001-t03", "data": data}
+        self.client.publish(f"swab/v1/{STATION_A}/cmd/resend/response", json.dumps(body), qos=1).wait_for_publish(10)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_reconcile_asks_each_gap_and_a_stuck_one_does_not_hold_back_the_next(tmp_path, password_broker):
+    # the real receiver on the district listener of a real broker, the station on its own
+    import threading
+    import time
+
     from district.receiver import Receiver, ReceiverSettings
 
-    class FakeClient:
-        def __init__(self):
-            self.sent = []
-
-        def publish(self, topic, payload, qos=0):
-            self.sent.append((topic, json.loads(payload)))
-
-    d = DistrictDB(str(tmp_path / "r.db"))
+    path = str(tmp_path / "r.db")
+    d = DistrictDB(path)
     d.insert([_rec(s) for s in range(1, 80) if not (s == 10 or 50 <= s <= 60)],
              {"gd-dg-0001-t03": "dongguan/guancheng/t03"})
     d.set_status("gd-dg-0001-t03", "dongguan/guancheng/t03", {"watermark": {"last_seq": 79, "first_seq": 1},
                                                                "backlog": 0, "backlog_events": 0})
-    rx = Receiver(ReceiverSettings(broker="mqtt://x", db="", grace_s=0.0, retry_s=60.0))
-    rx._client = FakeClient()
-    rx._probe = []
-    rx.connected.set()
-    rx._reconcile(d)
-    rx._reconcile(d)  # 10 was asked and is not due again: the next gap goes
-    asked = [(m["args"]["from_seq"], m["args"]["to_seq"]) for _, m in rx._client.sent]
-    assert asked == [(10, 10), (50, 60)]
-    assert all(t == "swab/v1/dongguan/guancheng/t03/cmd/resend" for t, _ in rx._client.sent)
-    # the station answers that 10 is set aside (its broker refuses it): recorded, asked no more
-    txn = rx._client.sent[0][1]["txn"]
-    rx._on_resend_answer(d, json.dumps({"txn": txn, "ok": True, "device_id": "gd-dg-0001-t03",
-                                        "data": {"sent": 0, "set_aside": [10], "not_in_archive": [],
-                                                 "last_seq": 79, "first_seq": 1}}).encode())
-    st = d.stations()["gd-dg-0001-t03"]
-    assert st["open_gaps"] == [[50, 60]] and [10, 10] in st["unrecoverable"]
     d.close()
+    station = _Station(password_broker)
+    user, password = password_broker.district_login(RECEIVER)
+    rx = Receiver(ReceiverSettings(broker=f"mqtt://127.0.0.1:{password_broker.district_port}", db=path,
+                                   username=user, password=password, grace_s=0.0, retry_s=60.0, check_every_s=0.05))
+    runner = threading.Thread(target=rx.run, daemon=True)
+    runner.start()
+    try:
+        first, _ = station.wait_asked(2)  # 10 was asked and is not due again: the next gap goes
+        time.sleep(0.5)  # ten more checks: nothing is asked again before its retry delay (60 s)
+        asked = [(m["args"]["from_seq"], m["args"]["to_seq"]) for m in station.asked]
+        assert asked == [(10, 10), (50, 60)]
+        # the station answers that 10 is set aside (its broker refuses it): recorded, asked no more
+        station.answer(first, {"sent": 0, "set_aside": [10], "not_in_archive": [], "last_seq": 79, "first_seq": 1})
+        deadline = time.monotonic() + 10
+        while True:
+            with _Reader(path) as db:
+                st = db.stations()["gd-dg-0001-t03"]
+            if [10, 10] in st["unrecoverable"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert st["open_gaps"] == [[50, 60]] and [10, 10] in st["unrecoverable"]
+        time.sleep(0.3)
+        assert len(station.asked) == 2  # 10 is not asked again
+    finally:
+        rx.stop.set()
+        runner.join(10)
+        station.close()
+    assert not runner.is_alive()
+
+
+class _Reader:
+    def __init__(self, path):
+        self.db = DistrictDB(path)
+
+    def __enter__(self):
+        return self.db
+
+    def __exit__(self, *exc):
+        self.db.close()
 
 
 def test_alerts_are_records_too_so_they_leave_no_gap_and_are_listed(db):

@@ -55,11 +55,9 @@ def test_config_check_prints_problems_not_a_traceback(tmp_path):
 @pytest.mark.parametrize("text", ["ui = 5\n", "ui = [1]\n[ui.x]\n", "a = " + "[" * 2000 + "\n", "[ui]\nport = true\n",
                                   "\xff"])
 def test_the_refusal_screen_reads_its_port_from_any_broken_file(tmp_path, text):
-    from firmware_app import daemon
-
     f = tmp_path / "s.toml"
     f.write_bytes(text.encode("utf-8", "surrogatepass") if text != "\xff" else b"\xff\xfe")
-    assert daemon._ui_port_of(str(f)) in (None, 8080)
+    assert config.ui_port_of(str(f)) in (None, 8080)  # what `run` hands its refusal screen
 
 
 def test_identifiers_match_whole_a_final_line_break_is_refused():
@@ -121,16 +119,27 @@ def test_a_provisioned_list_nested_5000_deep_is_a_volunteer_list_error_not_recur
 
 
 def test_the_kiosk_starts_with_a_pushed_list_holding_pushed_as_a_list(tmp_path):
-    """The daemon's start-up handler takes OSError/ValueError: nothing else may escape."""
+    """The daemon's start-up handler takes OSError/ValueError: nothing else may escape. The
+    kiosk `run` builds starts (READY) and its station is up, with nobody able to sign in."""
     from firmware_app import daemon
+    from firmware_app.sdnotify import Notifier
+    from hw_mocks.table import Table
 
-    (tmp_path / "pushed").mkdir()
-    (tmp_path / "pushed" / "volunteers.json").write_text('{"volunteers": [], "pushed": []}')
-    kiosk = daemon.Kiosk.__new__(daemon.Kiosk)
-    kiosk.cfg = config.parse_text(GOOD.replace("[authority]", f'[volunteers]\nlist_file = "{tmp_path}/none.json"\n[authority]'),
-                                  allow_demo_keys=True)
-    kiosk.data_dir = str(tmp_path)
-    assert kiosk._make_station() is not None
+    table = Table(tmp_path / "table", devices=()).start()
+    data = tmp_path / "data"
+    (data / "pushed").mkdir(parents=True)
+    (data / "pushed" / "volunteers.json").write_text('{"volunteers": [], "pushed": []}')
+    text = table.station_file(str(data)).replace(str(table.dir / "volunteers.json"), str(tmp_path / "none.json"))
+    (tmp_path / "swabkiosk.toml").write_text(text)
+    kiosk = daemon.Kiosk(daemon.station_config(str(tmp_path / "swabkiosk.toml")), use_ui=False, notifier=Notifier({}))
+    try:
+        kiosk.start()
+        assert kiosk.ready_s is not None
+        snap = kiosk.runtime.call(kiosk.runtime.station.snapshot)
+        assert snap["operator"] is None
+    finally:
+        kiosk.stop()
+        table.stop()
 
 
 @pytest.mark.parametrize("entry, words", [
@@ -200,26 +209,26 @@ def test_the_exact_newline_name_block_is_refused():
                                           (2, 1795000000.0)])
 def test_a_signed_personal_body_with_true_false_where_the_format_says_integer_is_malformed(index, value):
     from firmware_app import qr
-    from tests.qr_fixtures import SAMPLING_KEY, T0
+    from tests.qr_fixtures import SAMPLING_KEY, T0, sign_body
 
     body = ["p", qr.key_id(SAMPLING_KEY.public_key()), T0, 4320, "张三", 0, "11010519491231002X", "13812345678", 0, 0]
     keys = qr.Keys.from_base64([qr.public_key_base64(SAMPLING_KEY.public_key())], [])
-    assert qr.verify(qr._sign(body, SAMPLING_KEY), keys, T0 + 60).colour == "green"
+    assert qr.verify(sign_body(body, SAMPLING_KEY), keys, T0 + 60).colour == "green"
     body[index] = value
     with pytest.raises(qr.QrMalformed):
-        qr.verify(qr._sign(body, SAMPLING_KEY), keys, T0 + 60)
+        qr.verify(sign_body(body, SAMPLING_KEY), keys, T0 + 60)
 
 
 @pytest.mark.parametrize("index", [2, 3])
 def test_a_signed_operator_body_with_true_for_a_time_is_malformed(index):
     from firmware_app import qr
-    from tests.qr_fixtures import OPERATOR_KEY, T0
+    from tests.qr_fixtures import OPERATOR_KEY, T0, sign_body
 
     body = ["o", qr.key_id(OPERATOR_KEY.public_key()), T0, 600, "DG-V-0001", "李志愿"]
     body[index] = True
     keys = qr.Keys.from_base64([], [qr.public_key_base64(OPERATOR_KEY.public_key())])
     with pytest.raises(qr.QrMalformed):
-        qr.verify(qr._sign(body, OPERATOR_KEY), keys, T0 + 1)
+        qr.verify(sign_body(body, OPERATOR_KEY), keys, T0 + 1)
 
 
 # ---------------------------------------------------------------- 13. scanner chunking
@@ -291,6 +300,7 @@ def test_the_mode_validator_refuses_an_unhashable_mode_with_a_value_error():
 # ---------------------------------------------------------------- 9. no full ID number leaves the station
 
 import datetime as _dt  # noqa: E402
+import unicodedata
 
 from firmware_app import idnumber, privacy  # noqa: E402
 from firmware_app.model import CommandResult, Say, Show  # noqa: E402
@@ -308,9 +318,18 @@ old_numbers = st.builds(lambda region, birth, seq: f"{region}{birth:%y%m%d}{seq:
 filler = st.text(st.sampled_from("管原因：,. -_0123456789Xx*：() abc١٢"), max_size=12)
 
 
+def _id_char(ch: str) -> str:
+    """One character as a reader of ID numbers takes it: a decimal digit of any script as its
+    ASCII digit, x/X (half- or full-width) as X, anything else as a break ("\0")."""
+    if ch in "xXＸｘ":
+        return "X"
+    digit = unicodedata.decimal(ch, None)
+    return str(digit) if digit is not None else "\0"
+
+
 def _surviving(text: str) -> list[str]:
     """Every valid 18-character ID number in text (digits of any script read as ASCII)."""
-    norm = "".join(privacy._ascii(ch) or "\0" for ch in text)
+    norm = "".join(_id_char(ch) for ch in text)
     return [norm[k:k + 18] for k in range(len(norm) - 17) if idnumber.is_valid(norm[k:k + 18], TODAY)]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from drivers.idcard_reader import IdCardReader, IdCardSettings
 from firmware_app.model import CardRead, DeviceError, DeviceStatus
 from hw_mocks.idcard_reader import LI_SI, ZHANG_SAN, SimIdCardReader, foreign_text_block
-from tests.serial_fixtures import POLL_MS, Events, idcard_driver, idcard_sim, polls, wait_until  # noqa: F401
+from tests.serial_fixtures import (POLL_MS, Events, assert_running, assert_stopped, idcard_driver, idcard_sim,  # noqa: F401
+                                   polls, wait_until)
 
 
 def ready(events: Events) -> None:
@@ -108,10 +110,14 @@ def test_reader_absent_at_start_comes_up_when_plugged(tmp_path):
         sim.plug()
         sim.place(ZHANG_SAN)
         assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+        reader.stop()
+        assert_stopped(reader)
+        asked = polls(sim)
+        time.sleep(0.3)
+        assert polls(sim) == asked  # the reader no longer talks to the device
     finally:
         reader.stop()
         sim.close()
-    assert reader._thread is None
 
 
 def test_bad_checksum_gives_a_clear_reason_and_no_crash(idcard_sim, idcard_driver):
@@ -122,7 +128,7 @@ def test_bad_checksum_gives_a_clear_reason_and_no_crash(idcard_sim, idcard_drive
     (err,) = events.wait_count(DeviceError, 1)
     assert "校验" in err.reason and "checksum" in err.reason
     assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
-    assert reader._thread.is_alive()
+    assert_running(reader)
 
 
 def test_garbage_on_the_line_does_not_stop_a_read(idcard_sim, idcard_driver):
@@ -207,11 +213,12 @@ def test_rf_frame_command_sent_at_start_when_configured(idcard_sim):
 def test_stop_joins_and_heartbeat_moves(idcard_sim, idcard_driver):
     reader, events = idcard_driver
     ready(events)
-    first = reader.heartbeat
-    wait_until(lambda: reader.heartbeat > first)
-    thread = reader._thread
+    assert_running(reader)
     reader.stop()
-    assert not thread.is_alive()
+    assert_stopped(reader)
+    asked = polls(idcard_sim)
+    time.sleep(0.3)
+    assert polls(idcard_sim) == asked
 
 
 # -- swabkiosk probe idcard ------------------------------------------------

@@ -183,10 +183,11 @@ def test_unplugged_printer_is_reported_and_printing_resumes_on_replug(transport,
     assert [x.barcode for x in mock.labels] == ["DG032611230004"]
 
 
-def test_slow_printer_is_reported_as_not_answering(printer_tcp, monkeypatch):
-    monkeypatch.setattr("drivers.printer.IO_TIMEOUT_S", 0.3)
+def test_slow_printer_is_reported_as_not_answering(printer_tcp):
+    from drivers.printer import IO_TIMEOUT_S
+
     mock, rec = printer_tcp, Recorder()
-    mock.slow = 1.0
+    mock.slow = IO_TIMEOUT_S + 1.0  # slower than the driver waits for a status answer
     p = make(mock, rec)
     p.start()
     try:

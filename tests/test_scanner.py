@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import struct
 import subprocess
 import sys
+import termios
+import time
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +23,8 @@ COMMANDS = printed_cards()
 from drivers.scanner import NEED_DATA, Line, LineError, LineParser, Scanner, ScannerSettings, shown
 from firmware_app.model import CodeScanned, DeviceError, DeviceStatus, Label
 from hw_mocks.scanner import SimScanner
-from tests.serial_fixtures import Events, scanner_driver, scanner_sim, wait_until  # noqa: F401
+from tests.serial_fixtures import (Events, assert_running, assert_stopped, scanner_driver, scanner_sim,  # noqa: F401
+                                   wait_until)
 
 
 def feed(parser: LineParser, *chunks: bytes) -> list:
@@ -31,6 +38,21 @@ def feed(parser: LineParser, *chunks: bytes) -> list:
 
 def texts(evs) -> list[str]:
     return [e.text for e in evs if isinstance(e, Line)]
+
+
+def held_while_feeding(parser: LineParser, chunk: bytes, times: int) -> tuple[int, list]:
+    """Feed ``chunk`` ``times`` times; the most memory (bytes, tracemalloc) the feeding ever
+    kept allocated beyond what it started with, and the events it gave."""
+    events: list = []
+    tracemalloc.start()
+    try:
+        base, most = tracemalloc.get_traced_memory()[0], 0
+        for _ in range(times):
+            events += feed(parser, chunk)
+            most = max(most, tracemalloc.get_traced_memory()[0] - base)
+    finally:
+        tracemalloc.stop()
+    return most, events
 
 
 # -- line parser -------------------------------------------------------------
@@ -63,9 +85,9 @@ def test_prefix_and_suffix_are_stripped_and_required():
 
 def test_over_long_line_is_dropped_once_and_memory_stays_bounded():
     p = LineParser("CR", max_line=100)
-    evs = feed(p, *[b"x" * 64] * 50)
+    held, evs = held_while_feeding(p, b"x" * 64, 20_000)  # 1.28 MB without a terminator
     assert [e.kind for e in evs] == ["too_long"]
-    assert len(p._buf) <= 101
+    assert held <= 4096, held  # what it keeps does not grow with what it was sent
     evs = feed(p, b"tail of the long one\rGOOD\r")
     assert texts(evs) == ["GOOD"]  # the tail never becomes a code
 
@@ -123,7 +145,16 @@ def test_random_bytes_give_typed_events_with_bounded_memory(data, term, max_line
             assert isinstance(ev, (Line, LineError))
             if isinstance(ev, Line):
                 assert len(ev.text.encode()) <= max_line
-        assert len(p._buf) <= max_line + 2 + 37
+
+
+@pytest.mark.parametrize("term, chunk", [
+    ("CR", b"x" * 4096), ("LF", b"A" * 4093 + b"\r\r\r"), ("CRLF", b"\r" * 4096),  # a CR never followed by LF
+    ("CRLF", b"y" * 4095 + b"\r"), ("TAB", b"\r\n" * 2048)])
+@pytest.mark.parametrize("max_line", [1, 200, 4096])
+def test_memory_stays_bounded_by_max_line_whatever_never_ends_a_line(term, chunk, max_line):
+    held, evs = held_while_feeding(LineParser(term, max_line=max_line), chunk, 1024)  # 4 MiB
+    assert [e.kind for e in evs] == ["too_long"]
+    assert held <= max_line + 2 * len(chunk) + 1024, held
 
 
 def test_shown_hides_what_may_be_personal():
@@ -201,11 +232,20 @@ def test_unplug_and_replug_loses_no_scan(scanner_sim, scanner_driver):
     assert [e.ok for e in events.of(DeviceStatus)] == [True, False, True]
 
 
+def waiting_on_the_line(sim) -> int:
+    """Bytes the device sent that the driver has not read yet (the pty's input queue, FIONREAD)."""
+    fd = os.open(os.path.realpath(sim.path), os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+    finally:
+        os.close(fd)
+
+
 def test_scan_cut_by_an_unplug_is_reported_not_delivered(scanner_sim, scanner_driver):
     _, events = scanner_driver
     events.wait_count(DeviceStatus, 1)
     scanner_sim.send(b"SWB1:cut-in-the-midd")
-    wait_until(lambda: scanner_driver[0]._parser.pending)
+    wait_until(lambda: waiting_on_the_line(scanner_sim) == 0)  # the driver has read the bytes
     scanner_sim.unplug()
     (err,) = events.wait_count(DeviceError, 1)
     assert "不完整" in err.reason and "incomplete" in err.reason
@@ -237,9 +277,12 @@ def test_garbage_then_a_good_scan(scanner_sim, scanner_driver):
 def test_stop_joins(scanner_sim, scanner_driver):
     scanner, events = scanner_driver
     events.wait_count(DeviceStatus, 1)
-    thread = scanner._thread
+    assert_running(scanner)
     scanner.stop()
-    assert not thread.is_alive()
+    assert_stopped(scanner)
+    scanner_sim.scan("AFTER")  # a code scanned after stop() reaches nobody
+    time.sleep(0.3)
+    assert events.of(CodeScanned) == []
 
 
 # -- swabkiosk probe scanner -------------------------------------------------

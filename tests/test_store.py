@@ -3,11 +3,13 @@ facts for the station, high-water marks, meta, and a model-based property test."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import stat
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -287,8 +289,47 @@ def test_store_matches_a_plain_dict_model(tmp_path_factory, ops):
         s.close()
 
 
-def _history(d, days: int) -> Store:
-    s = Store(d, durable=False)
+class _Steps:
+    """Counts the SQLite virtual-machine steps (a count, not a time) that the calling thread's
+    statements cost on every connection sqlite3.connect opened while ``opening()`` ran: the
+    store's own connections, found through the sqlite3 library rather than its attributes."""
+
+    def __init__(self) -> None:
+        self.n, self.thread = 0, None
+
+    def _tick(self) -> int:
+        if self.thread == threading.get_ident():  # the store's checkpoint helper is not counted
+            self.n += 1
+        return 0
+
+    @contextlib.contextmanager
+    def opening(self):
+        real = sqlite3.connect
+
+        def connect(*args, **kwargs):
+            conn = real(*args, **kwargs)
+            conn.set_progress_handler(self._tick, 10)
+            return conn
+
+        sqlite3.connect = connect
+        try:
+            yield
+        finally:
+            sqlite3.connect = real
+
+    def cost(self, fn) -> int:
+        self.n, self.thread = 0, threading.get_ident()
+        try:
+            fn()
+        finally:
+            self.thread = None
+        return self.n
+
+
+def _history(d, days: int) -> tuple[Store, _Steps]:
+    steps = _Steps()
+    with steps.opening():
+        s = Store(d, durable=False)
     seq = 0
     for day in range(days):
         batch = []
@@ -297,32 +338,16 @@ def _history(d, days: int) -> Store:
             batch.append(sample(seq, tube=f"D{day}T{p // 10}", person=p, at=T0 + day * 86400 + p))
         s.append(batch)
         s.ack([r["record_id"] for r in batch])
-    return s
-
-
-def _steps(store, fn) -> int:
-    """SQLite virtual-machine steps a call costs (a count, not a time)."""
-    n = 0
-
-    def tick():
-        nonlocal n
-        n += 1
-        return 0
-    store._conn.set_progress_handler(tick, 10)
-    try:
-        fn()
-    finally:
-        store._conn.set_progress_handler(None, 0)
-    return n
+    return s, steps
 
 
 def test_status_tube_and_facts_cost_the_same_at_10_and_at_60_days(tmp_path):
-    small, big = _history(tmp_path / "a", 10), _history(tmp_path / "b", 60)
+    (small, small_steps), (big, big_steps) = _history(tmp_path / "a", 10), _history(tmp_path / "b", 60)
     try:
         for fn in (lambda s: s.stats(), lambda s: s.tube_records("D5T3"),
                    lambda s: s.facts(Lookups(people=((sample_person_key(sample(1, person=4)), "2026-11-20"),),
                                              tubes=("D5T3", "NEW"), records=(rid(77),)))):
-            a, b = _steps(small, lambda: fn(small)), _steps(big, lambda: fn(big))
+            a, b = small_steps.cost(lambda: fn(small)), big_steps.cost(lambda: fn(big))
             assert a > 0 and b <= a * 1.3 + 50, (a, b)
     finally:
         small.close()

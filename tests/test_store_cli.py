@@ -130,3 +130,34 @@ def test_broken_station_file_is_a_clear_error(tmp_path):
     cfg.write_text("store = [broken")
     r = run("status", "--config", str(cfg), check=False)
     assert r.returncode != 0 and "cannot read the station file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_station_file_is_read_the_same_way_by_status_and_export(tmp_path):
+    # one reader of the station file's values for the commands beside the daemon
+    d = day_store(tmp_path / "data")
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[station]\nsite_name = "莞城体育馆"\n[store]\ndata_dir = "{d}"\n')
+    xlsx = tmp_path / "day.xlsx"
+    run("export", "--day", "2026-11-23", "--xlsx", str(xlsx), "--config", str(cfg))
+    from openpyxl import load_workbook
+
+    cells = [c.value for ws in load_workbook(xlsx) for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert any("莞城体育馆" in c for c in cells)
+    register = ["export", "--day", "2026-11-23", "--register", str(tmp_path / "r.pdf")]
+    store = f'[store]\ndata_dir = "{d}"\n'
+    for cmd, text, words in [
+        (["status"], "store = [broken", "cannot read the station file"),
+        (["status"], "store = 5\n", "store is not a table"),
+        (["status"], "[store]\ndata_dir = 5\n", "data_dir in [store] is not text"),
+        (register, "station = 5\n" + store, "station is not a table"),
+        (register, "[station]\nsite_name = 7\n" + store, "site_name in [station] is not text"),
+    ]:
+        cfg.write_text(text)
+        r = run(*cmd, "--config", str(cfg), check=False)
+        assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, (text, cmd, r.stderr)
+    assert not (tmp_path / "r.pdf").exists()
+    # --data-dir given: a station file that cannot be read still stops the export before it writes anything
+    cfg.write_text("station = 5\n")
+    r = run("export", "--day", "2026-11-23", "--register", str(tmp_path / "r.pdf"), "--data-dir", str(d),
+            "--config", str(cfg), check=False)
+    assert r.returncode != 0 and "station is not a table" in r.stderr and not (tmp_path / "r.pdf").exists()

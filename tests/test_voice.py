@@ -7,6 +7,7 @@ from __future__ import annotations
 import array
 import math
 import shutil
+import time
 import wave
 
 import pytest
@@ -26,7 +27,7 @@ def test_a_prompt_is_spoken_out_loud(tmp_path):
     out = tmp_path / "prompt.wav"
     speaker = Speaker(enabled=True, wav=str(out))
     speaker.say("二维码无效：签名无效，管 DG032611230007")
-    speaker._current.wait(timeout=30)
+    speaker.wait(timeout=30)
     with wave.open(str(out)) as w:
         assert w.getsampwidth() == 2 and w.getnframes() > w.getframerate() // 2  # over half a second of audio
         samples = array.array("h", w.readframes(w.getnframes()))
@@ -43,21 +44,55 @@ class _Quiet(Speaker):
         super().__init__(enabled=False)
 
 
-def test_unsent_records_warn_amber_then_red_and_are_spoken_once_each():
+def _sample(seq: int, age_s: float) -> dict:
+    at = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(time.time() - age_s))
+    return {"schema": "swab.record/1", "record_id": f"gd-dg-0001-t03-{seq:010d}", "seq": seq, "kind": "sample",
+            "device_id": "gd-dg-0001-t03", "at": at, "tube_id": "DG032611230001", "name": "张三",
+            "id_type": "none", "id_number": "", "phone": "13800000000"}
+
+
+def test_unsent_records_warn_amber_then_red_and_are_spoken_once_each(tmp_path):
+    # a real store whose oldest unsent record gets older step by step (a new, older record is
+    # stored first, then the ones before it are acknowledged), and the real runtime's snapshot
+    from firmware_app.station import Station
+    from firmware_app.store import Store
+    from tests.station_fixtures import VOLUNTEERS, make_config
+
     speaker = _Quiet()
-    rt = Runtime(None, lambda: None, speaker=speaker, unsent_minutes=(15, 60))
-    assert rt._unsent(None)["level"] == "ok"
-    assert rt._unsent(14 * 60)["level"] == "ok" and speaker.said == []
-    warn = rt._unsent(15 * 60 + 5)
-    assert warn == {"level": "warn", "oldest_min": 15, "warn_min": 15, "alarm_min": 60}
-    rt._unsent(20 * 60)
-    assert speaker.said == ["有记录15分钟未上传，请检查网络"]  # once, not every tick
-    assert rt._unsent(61 * 60)["level"] == "alarm"
-    rt._unsent(90 * 60)
-    assert speaker.said[1:] == ["记录已1小时1分钟未上传，请联系技术员"]
-    assert rt._unsent(None)["level"] == "ok"  # all sent: the next outage is spoken again
-    rt._unsent(16 * 60)
-    assert len(speaker.said) == 3
+    with Store(tmp_path / "data") as store:
+        cfg = make_config()
+        rt = Runtime(store, lambda: Station(cfg, VOLUNTEERS), speaker=speaker, unsent_minutes=(15, 60))
+        rt.start()
+        stored: list[str] = []
+
+        def unsent(age_s):
+            """The screen's unsent state once the oldest unsent record is age_s old (None: all sent)."""
+            older = list(stored)
+            stored.clear()
+            if age_s is not None:
+                record = _sample(store.last_seq() + 1, age_s)
+                store.append([record])
+                stored.append(record["record_id"])
+            store.ack(older)
+            minutes = None if age_s is None else int(age_s // 60)
+            assert rt.wait_for(lambda snap: snap.get("unsent", {}).get("oldest_min") == minutes, 10), rt.snapshot
+            return rt.snapshot["unsent"]
+
+        try:
+            assert unsent(None)["level"] == "ok"
+            assert unsent(14 * 60)["level"] == "ok" and speaker.said == []
+            warn = unsent(15 * 60 + 5)
+            assert warn == {"level": "warn", "oldest_min": 15, "warn_min": 15, "alarm_min": 60}
+            unsent(20 * 60)
+            assert speaker.said == ["有记录15分钟未上传，请检查网络"]  # once, not every tick
+            assert unsent(61 * 60)["level"] == "alarm"
+            unsent(90 * 60)
+            assert speaker.said[1:] == ["记录已1小时1分钟未上传，请联系技术员"]
+            assert unsent(None)["level"] == "ok"  # all sent: the next outage is spoken again
+            unsent(16 * 60)
+            assert len(speaker.said) == 3
+        finally:
+            rt.stop()
 
 
 def test_the_snapshot_carries_the_unsent_age_at_the_station_files_thresholds(tmp_path):
