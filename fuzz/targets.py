@@ -316,7 +316,7 @@ def _table():
         t.sign_in()
         for n in range(1, 4):
             t.scan(person(n), "camera")
-        _TABLE = (t.cfg, json.loads(json.dumps(t.rows)), list(t.records), t.now, t.shelf)
+        _TABLE = (t.cfg, json.dumps(t.rows), list(t.records), t.now, t.shelf)  # rows as JSON: encoded once
     return _TABLE
 
 
@@ -328,9 +328,9 @@ def command_card(data: bytes) -> None:
     from firmware_app.station import Station
     from tests.station_fixtures import VOLUNTEERS, handle
 
-    cfg, rows, records, now, shelf = _table()
+    cfg, rows_json, records, now, shelf = _table()
     station = Station(cfg, VOLUNTEERS)
-    station.restore(json.loads(json.dumps(rows)))
+    station.restore(json.loads(rows_json))  # a fresh copy of the stored rows for every input
     text = "SWABCMD:" + data.decode("utf-8", "replace")
     # the facts come from the table's real store; the step's own records are not stored
     effects = handle(station, CodeScanned(text, "scanner"), Now(now.at + 20, True), shelf)
