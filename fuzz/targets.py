@@ -26,9 +26,11 @@ class OracleError(AssertionError):
     """The parser answered, but wrongly."""
 
 
-def _check(condition: bool, what: str) -> None:
+def _check(condition: bool, what: str | Callable[[], str]) -> None:
+    """Raise OracleError(what) unless condition; a message costly to build (a repr of the
+    input) is given as a function, called only on failure (not for every input)."""
     if not condition:
-        raise OracleError(what)
+        raise OracleError(what() if callable(what) else what)
 
 
 # --------------------------------------------------------------------------- SAM frame codec
@@ -54,7 +56,7 @@ def sam_frames(data: bytes) -> None:
         for chunk in chunks:
             dec.receive_data(chunk)
             while (event := dec.next_event()) is not idcard.NEED_DATA:
-                _check(isinstance(event, (idcard.Response, idcard.FrameError)), f"unknown event {event!r}")
+                _check(isinstance(event, (idcard.Response, idcard.FrameError)), lambda: f"unknown event {event!r}")
                 if isinstance(event, idcard.Response):
                     out.append(event)
             _check(dec.pending <= len(stream), "decoder holds more than it was given")
@@ -125,7 +127,7 @@ def id_numbers(data: bytes) -> None:
         got = idnumber.validate(text, TODAY)
     except idnumber.IdNumberError:
         got = None
-    _check(got == expected, f"validate says {got!r}, GB 11643 says {expected!r} for {text!r}")
+    _check(got == expected, lambda: f"validate says {got!r}, GB 11643 says {expected!r} for {text!r}")
 
 
 # --------------------------------------------------------------------------- QR codes
