@@ -300,7 +300,7 @@ def test_digits_of_other_scripts_are_refused():
 
 def test_the_checksum_is_the_xor_of_every_byte_at_every_length():
     rng = random.Random(18)
-    for n in range(0, 1400):
+    for n in range(1400):
         body = bytes(rng.randrange(256) for _ in range(n))
         expected = 0
         for b in body:
