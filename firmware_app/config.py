@@ -145,23 +145,33 @@ def _dotted(path) -> str:
     return out
 
 
-def _find_line(text: str, key: str) -> int | None:
-    """Line of ``key`` (dotted, indices dropped) in the TOML text, else of its deepest section header."""
-    parts = re.sub(r"\[\d+\]", "", key).split(".") if key else []
-    table: list[str] = []
-    header_line, header_depth = None, 0
+def _find_line(lines: tuple[dict, dict], key: str) -> int | None:
+    """Line of ``key`` (dotted, indices dropped) in the TOML text (its ``_key_lines``), else of
+    its deepest section header."""
+    parts = tuple(re.sub(r"\[\d+\]", "", key).split(".")) if key else ()
+    keys, headers = lines
+    if parts in keys:
+        return keys[parts]
+    return next((headers[parts[:n]] for n in range(len(parts), 0, -1) if parts[:n] in headers), None)
+
+
+def _key_lines(text: str) -> tuple[dict, dict]:
+    """The first line of each dotted key and of each section header: read once per check, not
+    once per problem (a file with thousands of problems took seconds)."""
+    keys: dict[tuple, int] = {}
+    headers: dict[tuple, int] = {}
+    table: tuple = ()
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         header = re.match(r"^\[\s*([^\[\]]+?)\s*\]", line)
         if header:
-            table = [p.strip().strip('"') for p in header.group(1).split(".")]
-            if table == parts[: len(table)] and len(table) > header_depth:
-                header_line, header_depth = n, len(table)
+            table = tuple(p.strip().strip('"') for p in header.group(1).split("."))
+            headers.setdefault(table, n)
             continue
         m = re.match(r'^"?([A-Za-z0-9_-]+)"?\s*=', line)
-        if m and table + [m.group(1)] == parts:
-            return n
-    return header_line
+        if m:
+            keys.setdefault(table + (m.group(1),), n)
+    return keys, headers
 
 
 def _table(data: Any, *path: str) -> dict:
@@ -186,7 +196,9 @@ def _pattern_problem(pattern: str) -> tuple[str, str] | None:
 
 def _max_nesting(text: str, opening: str = "[{", closing: str = "]}") -> int:
     depth = deepest = 0
-    for ch in text:
+    # only the brackets, picked out by the regex engine: a Python step per character was most
+    # of the check's time on a long text (the fuzz run's station_file and pushed_files)
+    for ch in re.sub(f"[^{re.escape(opening + closing)}]+", "", text):
         if ch in opening:
             depth += 1
             deepest = max(deepest, depth)
@@ -302,9 +314,16 @@ def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dic
     data, problem = _parse_toml(text)
     if problem is not None:
         return [problem], None
-    the_schema = schema()
-    validator = _validator_class(jsonschema)(the_schema)
+    the_schema, validator = _checker(jsonschema)
     problems = []
+    lines: tuple[dict, dict] | None = None
+
+    def line_of(key: str) -> int | None:
+        nonlocal lines
+        if lines is None:
+            lines = _key_lines(text)
+        return _find_line(lines, key)
+
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         key = _dotted(err.absolute_path)
         message = err.message
@@ -312,21 +331,21 @@ def _check(text: str, allow_demo_keys: bool = False) -> tuple[list[Problem], dic
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             for name in extra:
                 full = f"{key}.{name}" if key else name
-                problems.append(Problem.of(full, _find_line(text, full), "config.unknown_key"))
+                problems.append(Problem.of(full, line_of(full), "config.unknown_key"))
             continue
         if err.validator == "required":
             missing = re.match(r"'([^']+)'", message)
             full = f"{key}.{missing.group(1)}" if key and missing else (missing.group(1) if missing else key)
-            problems.append(Problem.of(full, _find_line(text, key), "config.missing_key"))
+            problems.append(Problem.of(full, line_of(key), "config.missing_key"))
             continue
         if err.validator == "pattern":
-            problems.append(Problem.of(key, _find_line(text, key), "config.not_matching", value=repr(err.instance),
+            problems.append(Problem.of(key, line_of(key), "config.not_matching", value=repr(err.instance),
                                        pattern=err.validator_value))
             continue
         words = _SCHEMA_WORDS.get(str(err.validator), "config.schema_other")
-        problems.append(Problem.of(key, _find_line(text, key), words, detail=message))
+        problems.append(Problem.of(key, line_of(key), words, detail=message))
     for key, (message_zh, message_en) in _semantic(data, allow_demo_keys):
-        problems.append(Problem(key, _find_line(text, key), message_en, message_zh))
+        problems.append(Problem(key, line_of(key), message_en, message_zh))
     problems.sort(key=lambda p: (p.line or 0, p.key))
     return problems, (_fill_defaults(data, the_schema) if not problems else None)
 
@@ -349,6 +368,17 @@ def _parse_toml(text: str) -> tuple[dict, Problem | None]:
 
 
 _VALIDATOR = None
+_CHECKER = None
+
+
+def _checker(jsonschema):
+    """The schema and its validator, read and built once (neither is changed by a check):
+    reading and parsing the schema file for every check was a tenth of a check's time."""
+    global _CHECKER
+    if _CHECKER is None:
+        the_schema = schema()
+        _CHECKER = (the_schema, _validator_class(jsonschema)(the_schema))
+    return _CHECKER
 
 
 def _validator_class(jsonschema):

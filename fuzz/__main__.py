@@ -43,6 +43,7 @@ def replay(name: str) -> tuple[str, bool, str]:
 def run(name: str, seconds: int, runs: int, work: Path, keep: Path | None) -> tuple[str, bool, str]:
     scratch = (keep / name) if keep else work / name / "corpus"
     scratch.mkdir(parents=True, exist_ok=True)
+    before = len(list(scratch.iterdir()))
     artifacts = work / name
     artifacts.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "fuzz.run_one", name, f"-max_total_time={seconds}", "-timeout=10",
@@ -58,7 +59,10 @@ def run(name: str, seconds: int, runs: int, work: Path, keep: Path | None) -> tu
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", out)
     crashes = sorted(p.name for p in artifacts.glob("crash-*")) + sorted(p.name for p in artifacts.glob("timeout-*"))
     ok = proc.returncode == 0 and not crashes
-    summary = f"{execs[-1] if execs else '?'} executions in {time.monotonic() - started:.0f} s"
+    seconds_taken = time.monotonic() - started
+    rate = f"{int(execs[-1]) / seconds_taken:,.0f}/s" if execs else "?/s"
+    summary = (f"{execs[-1] if execs else '?'} executions in {seconds_taken:.0f} s ({rate}), "
+               f"{len(list(scratch.iterdir())) - before} new corpus entries, {len(crashes)} crashes")
     if not ok:
         tail = "\n".join(out.strip().splitlines()[-40:])
         summary += f"; FAILED (exit {proc.returncode}) {crashes}\n{tail}"

@@ -26,12 +26,21 @@ class OracleError(AssertionError):
     """The parser answered, but wrongly."""
 
 
-def _check(condition: bool, what: str) -> None:
+def _check(condition: bool, what: str | Callable[[], str]) -> None:
+    """Raise OracleError(what) unless condition; a message costly to build (a repr of the
+    input) is given as a function, called only on failure (not for every input)."""
     if not condition:
-        raise OracleError(what)
+        raise OracleError(what() if callable(what) else what)
 
 
 # --------------------------------------------------------------------------- SAM frame codec
+
+
+def _xor(body: bytes) -> int:
+    x = 0
+    for b in body:
+        x ^= b
+    return x
 
 
 def sam_frames(data: bytes) -> None:
@@ -47,7 +56,7 @@ def sam_frames(data: bytes) -> None:
         for chunk in chunks:
             dec.receive_data(chunk)
             while (event := dec.next_event()) is not idcard.NEED_DATA:
-                _check(isinstance(event, (idcard.Response, idcard.FrameError)), f"unknown event {event!r}")
+                _check(isinstance(event, (idcard.Response, idcard.FrameError)), lambda: f"unknown event {event!r}")
                 if isinstance(event, idcard.Response):
                     out.append(event)
             _check(dec.pending <= len(stream), "decoder holds more than it was given")
@@ -57,7 +66,7 @@ def sam_frames(data: bytes) -> None:
     for r in whole:
         body_len = 3 + len(r.data) + 1
         body = bytes([body_len >> 8, body_len & 0xFF, r.sw1, r.sw2, r.sw3]) + r.data
-        frame = idcard.PREAMBLE + body + bytes([idcard.checksum(body)])
+        frame = idcard.PREAMBLE + body + bytes([_xor(body)])  # not the codec's own checksum()
         _check(frame in stream, "a Response that is not a checksum-valid frame of the input")
         _check(idcard.MIN_LEN <= body_len <= idcard.MAX_LEN, "a Response whose LEN is out of bounds")
     split = decode([stream[:cut], stream[cut:]])
@@ -118,7 +127,7 @@ def id_numbers(data: bytes) -> None:
         got = idnumber.validate(text, TODAY)
     except idnumber.IdNumberError:
         got = None
-    _check(got == expected, f"validate says {got!r}, GB 11643 says {expected!r} for {text!r}")
+    _check(got == expected, lambda: f"validate says {got!r}, GB 11643 says {expected!r} for {text!r}")
 
 
 # --------------------------------------------------------------------------- QR codes
@@ -251,21 +260,27 @@ _DIR = None
 _PROVISIONED_LIST = '{"volunteers": [{"cert_id": "V1", "name": "李志愿", "expires": "2027-06-30"}]}'
 
 
-def _pushed_dir() -> str:
+def _pushed_dir() -> tuple[str, dict[bool, str], object]:
+    """The data dir (made once, its pushed/ emptied after each input), the provisioned files'
+    stamps and the provisioned config: none of them depends on the input, so they are made
+    once (parsing the provisioned station file for every input was half a run's time)."""
     global _DIR
     if _DIR is None:
-        _DIR = tempfile.mkdtemp(prefix="swabkiosk-fuzz-pushed-")
-        with open(os.path.join(_DIR, "volunteers.json"), "w", encoding="utf-8") as f:
+        d = tempfile.mkdtemp(prefix="swabkiosk-fuzz-pushed-")
+        with open(os.path.join(d, "volunteers.json"), "w", encoding="utf-8") as f:
             f.write(_PROVISIONED_LIST)
-        with open(os.path.join(_DIR, "station.toml"), "w", encoding="utf-8") as f:
+        with open(os.path.join(d, "station.toml"), "w", encoding="utf-8") as f:
             f.write(SEED_STATION)
+        stamps = {which: pushed.base_of(os.path.join(d, "station.toml" if which else "volunteers.json"))
+                  for which in (True, False)}
+        _DIR = (d, stamps, config.parse_text(SEED_STATION, allow_demo_keys=True))
     return _DIR
 
 
 def pushed_files(data: bytes) -> None:
     """Oracle: whatever sits in <data_dir>/pushed/, the kiosk starts: load_volunteers and
     effective_config return (never raise), and a pushed copy that is not used is set aside."""
-    d = _pushed_dir()
+    d, stamps, base_cfg = _pushed_dir()
     provisioned_list = os.path.join(d, "volunteers.json")
     provisioned_cfg = os.path.join(d, "station.toml")
     folder = os.path.join(d, pushed.DIR)
@@ -274,12 +289,11 @@ def pushed_files(data: bytes) -> None:
     name = pushed.CONFIG if which else pushed.VOLUNTEERS
     body = data[1:]
     if data[:1] in (b"s", b"c"):  # stamped with the right base: the pushed copy is really read
-        stamp = pushed.base_of(provisioned_cfg if which else provisioned_list)
+        stamp = stamps[which]
         body = (pushed.HEADER + stamp + "\n").encode() + body if which else body.replace(b"$BASE", stamp.encode())
     with open(os.path.join(folder, name), "wb") as f:
         f.write(body)
     if which:
-        base_cfg = config.parse_text(SEED_STATION, allow_demo_keys=True)
         got, _source = pushed.effective_config(base_cfg, provisioned_cfg, d)
         _check(isinstance(got, config.Config), "effective_config returned no config")
     else:
@@ -304,7 +318,7 @@ def _table():
         t.sign_in()
         for n in range(1, 4):
             t.scan(person(n), "camera")
-        _TABLE = (t.cfg, json.loads(json.dumps(t.rows)), list(t.records), t.now, t.shelf)
+        _TABLE = (t.cfg, json.dumps(t.rows), list(t.records), t.now, t.shelf)  # rows as JSON: encoded once
     return _TABLE
 
 
@@ -316,9 +330,9 @@ def command_card(data: bytes) -> None:
     from firmware_app.station import Station
     from tests.station_fixtures import VOLUNTEERS, handle
 
-    cfg, rows, records, now, shelf = _table()
+    cfg, rows_json, records, now, shelf = _table()
     station = Station(cfg, VOLUNTEERS)
-    station.restore(json.loads(json.dumps(rows)))
+    station.restore(json.loads(rows_json))  # a fresh copy of the stored rows for every input
     text = "SWABCMD:" + data.decode("utf-8", "replace")
     # the facts come from the table's real store; the step's own records are not stored
     effects = handle(station, CodeScanned(text, "scanner"), Now(now.at + 20, True), shelf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
@@ -295,3 +296,14 @@ def test_digits_of_other_scripts_are_refused():
         idcard.decode_text(block)
     with pytest.raises(idcard.CardDataError):
         idcard.decode_text(text_block(replace(ZHANG_SAN, nation="0¹")))
+
+
+def test_the_checksum_is_the_xor_of_every_byte_at_every_length():
+    rng = random.Random(18)
+    for n in range(1400):
+        body = bytes(rng.randrange(256) for _ in range(n))
+        expected = 0
+        for b in body:
+            expected ^= b
+        assert idcard.checksum(body) == expected, n
+    assert idcard.checksum(bytearray(b"\x00\x05\x00\x00\x90\xff")) == 0x05 ^ 0x90 ^ 0xFF
