@@ -51,7 +51,8 @@ def run(name: str, seconds: int, runs: int, work: Path, keep: Path | None) -> tu
     if runs:
         cmd.append(f"-runs={runs}")
     cmd += [str(scratch), str(CORPUS / name)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+           "SWABKIOSK_FUZZ_WORK": str(artifacts)}  # a target's scratch files go here, removed with it
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(HERE.parent), env=env,
                           timeout=seconds * 3 + 120)

@@ -8,10 +8,12 @@ Kept importable without atheris: the same functions run under hypothesis or on a
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 
@@ -266,7 +268,10 @@ def _pushed_dir() -> tuple[str, dict[bool, str], object]:
     once (parsing the provisioned station file for every input was half a run's time)."""
     global _DIR
     if _DIR is None:
-        d = tempfile.mkdtemp(prefix="swabkiosk-fuzz-pushed-")
+        # in the run's work dir (python -m fuzz removes it; atheris exits without atexit) or,
+        # replayed in a test process, removed at its exit: one was left in /tmp per run
+        d = tempfile.mkdtemp(prefix="swabkiosk-fuzz-pushed-", dir=os.environ.get("SWABKIOSK_FUZZ_WORK"))
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
         with open(os.path.join(d, "volunteers.json"), "w", encoding="utf-8") as f:
             f.write(_PROVISIONED_LIST)
         with open(os.path.join(d, "station.toml"), "w", encoding="utf-8") as f:
