@@ -17,8 +17,8 @@ from firmware_app.catalogue import both, en, zh
 from firmware_app.model import mask_id, mask_name
 from firmware_app.export_cli import export  # noqa: F401 (swabkiosk export: firmware_app/cli.py names it here)
 from firmware_app.store import Store, StoreError
-from firmware_app.store_cli_base import (data_dir, fail, label, lines, open_store, parser, replacement, tube_chain,
-                                         void_target, when)
+from firmware_app.store_cli_base import (broker_state, data_dir, fail, label, lines, open_store, parser,
+                                         replacement, tube_chain, void_target, when)
 
 def _age(seconds: float | None) -> str:
     if seconds is None:
@@ -31,34 +31,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
-
-
 # ---------------------------------------------------------------- status
-
-
-def broker_state(store: Store) -> dict[str, Any]:
-    """What the uplink last recorded, checked against whether its process still lives."""
-    up = store.get_meta("uplink") or {}
-    running = _pid_alive(up.get("pid"))
-    state = {
-        "connected": bool(up.get("connected")) and running,
-        "url": up.get("url", ""),
-        "since": up.get("since"),
-        "error": up.get("error", ""),
-        "error_en": up.get("error_en", ""),
-        "daemon_running": running,
-    }
-    if not up:
-        state.update(zip(("error", "error_en"), both("store.never_connected")))
-    elif not running:
-        state.update(zip(("error", "error_en"), both("store.daemon_not_running")))
-    return state
 
 
 def status(argv: list[str]) -> int:
@@ -83,8 +56,9 @@ def status(argv: list[str]) -> int:
         return 0
     b = broker
     since = en("store.status_since", when=when(b["since"]))
+    raw = f"\n    ({b['error_raw']})" if b["error_raw"] else ""  # the raw reason, for the technician
     link = (f"{label('store.status_connected')}  {b['url']}  ({since})" if b["connected"]
-            else f"{label('store.status_not_connected')}  {b['url']}\n    {b['error']}\n    {b['error_en']}")
+            else f"{label('store.status_not_connected')}  {b['url']}\n    {b['error']}\n    {b['error_en']}{raw}")
     free = f"{stats['free_bytes'] / 1e9:.1f} GB" if stats["free_bytes"] is not None else "—"
     people, events = label("store.unit_people"), label("store.unit_events")
     for key, value in (("store.status_store", out["data_dir"]),

@@ -1,12 +1,14 @@
-"""What `swabkiosk status`, `tube` and `export` share: the store they open (read-only), how a
-failure and a time are printed, and the tube chain a replacement links (store_cli.py,
-export_cli.py). Texts: firmware_app/catalogue/store.py.
+"""What `swabkiosk status`, `tube`, `export` and `doctor` share: the store they open (read-only),
+how a failure and a time are printed, the broker state the daemon's uplink recorded, and the
+tube chain a replacement links (store_cli.py, export_cli.py, doctor.py). Texts:
+firmware_app/catalogue/store.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import tomllib
@@ -14,6 +16,7 @@ from typing import Any
 
 from firmware_app.catalogue import both
 from firmware_app.store import Store, StoreError
+from firmware_app.textsafe import strip_controls
 
 DEFAULT_DATA_DIR = "/var/lib/swabkiosk"
 
@@ -80,6 +83,42 @@ def when(ts: float | str | None) -> str:
         return ts[:19].replace("T", " ")
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
+
+# ---------------------------------------------------------------- the uplink's state
+
+
+def pid_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:  # alive, another user's (the daemon runs as swabkiosk)
+        return True
+    except (OSError, TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def broker_state(store: Store) -> dict[str, Any]:
+    """What the uplink last recorded (meta ``uplink``), checked against whether its process still
+    lives: connected, since, the words (error, error_en) and the raw reason for the technician
+    (error_raw). A dead daemon's words are replaced, and its raw reason with them."""
+    up = store.get_meta("uplink") or {}
+    running = pid_alive(up.get("pid"))
+    state = {
+        "connected": bool(up.get("connected")) and running,
+        "url": up.get("url", ""),
+        "since": up.get("since"),
+        "error": up.get("error", ""),
+        "error_en": up.get("error_en", ""),
+        "error_raw": strip_controls(str(up.get("error_raw") or "")),  # a broker's text: no escapes reach a terminal
+        "daemon_running": running,
+    }
+    if not up:
+        state.update(zip(("error", "error_en"), both("store.never_connected")))
+    elif not running:
+        state.update(zip(("error", "error_en"), both("store.daemon_not_running")))
+    if not up or not running:
+        state["error_raw"] = ""
+    return state
 
 
 # ---------------------------------------------------------------- the tube chain

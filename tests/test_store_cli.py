@@ -63,6 +63,28 @@ def test_status_shows_a_dead_daemons_broker_state_as_not_connected(tmp_path):
     assert "Backlog" in text and "3 人 people" in text and "connected" in text
 
 
+def test_status_shows_the_raw_broker_reason_on_the_technicians_line(tmp_path):
+    """The uplink keeps the raw reason (TLS, paho, the address) apart from the volunteer's words."""
+    d = day_store(tmp_path / "data")
+    raw = "mqtts://broker.example:8883: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    state = {"connected": False, "url": "mqtts://broker.example:8883", "pid": os.getpid(), "since": time.time(),
+             "error": "无法验证服务器证书", "error_en": "Cannot verify the broker's certificate", "error_raw": raw}
+    with Store(d) as s:
+        s.set_meta("uplink", state)
+    assert json.loads(run("status", "--data-dir", str(d), "--json").stdout)["broker"]["error_raw"] == raw
+    text = run("status", "--data-dir", str(d)).stdout.splitlines()
+    at = text.index("    Cannot verify the broker's certificate")
+    assert text[at - 1] == "    无法验证服务器证书" and text[at + 1] == f"    ({raw})"
+    with Store(d) as s:  # a raw reason cannot carry a terminal escape in
+        s.set_meta("uplink", {**state, "error_raw": "refused\x1b[2J\nfake line"})
+    assert "    (refused[2Jfake line)" in run("status", "--data-dir", str(d)).stdout.splitlines()
+    with Store(d) as s:  # a dead daemon's raw reason goes with its words
+        s.set_meta("uplink", {**state, "pid": 2**22 + 1})
+    out = json.loads(run("status", "--data-dir", str(d), "--json").stdout)["broker"]
+    assert "not running" in out["error_en"] and out["error_raw"] == ""
+    assert raw not in run("status", "--data-dir", str(d)).stdout
+
+
 def test_status_works_beside_a_running_writer(tmp_path):
     d = day_store(tmp_path / "data")
     with Store(d):  # the daemon holds the store
