@@ -5,6 +5,10 @@ the ID-card reader must answer a SAM status command, the scanner's port must ope
 the printer must answer its status query with paper in, the camera must deliver
 frames. Then the broker (TCP, TLS and the login), the store (disk space, damage,
 backlog), the clock and the station file itself. Exit 1 when any check fails.
+
+The district broker makes the login the client id, so a test login IS the station's: beside
+a running kiosk (a writer holds the store's lock) doctor reports the kiosk's own connection
+from its store, read-only, and logs in only when the kiosk is stopped.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from firmware_app.catalogue import Lang, both, text
+from firmware_app.catalogue import Lang, both, en, text, zh
 from firmware_app.model import DeviceStatus
 
 DEFAULT_CONFIG = "/etc/swabkiosk/swabkiosk.toml"
@@ -40,13 +44,15 @@ class Check:
     fix: str = ""
     detail_zh: str = ""
     fix_zh: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)  # what the verdict rests on, for scripts (--json)
 
 
-def _check(name: str, status: str, key: str, fix: str = "", /, **values: Any) -> Check:
+def _check(name: str, status: str, key: str, fix: str = "", /, facts: dict[str, Any] | None = None,
+           **values: Any) -> Check:
     """A check whose verdict is catalogue ``key`` and whose fix is catalogue ``fix``, both with ``values``."""
     detail_zh, detail = both(key, **values)
     fix_zh, fix_en = both(fix, **values) if fix else ("", "")
-    return Check(name, status, detail, fix_en, detail_zh, fix_zh)
+    return Check(name, status, detail, fix_en, detail_zh, fix_zh, facts or {})
 
 
 # ------------------------------------------------------------------ devices
@@ -156,12 +162,62 @@ def check_camera(settings: Any) -> Check:
 # ------------------------------------------------------------------ broker
 
 
-def check_broker(cfg: Any) -> Check:
+def check_broker(cfg: Any, data_dir: str | None = None) -> Check:
+    """The broker. With ``data_dir``: a running kiosk's own connection, read from its store (no
+    login: it would throw the kiosk off the broker), or a stopped kiosk's test login. Without:
+    the test login."""
     from firmware_app.compose import uplink_settings
 
     settings = uplink_settings(cfg)
     if not settings.url:
         return _check("broker", "skip", "doctor.broker_off")
+    if data_dir is None:
+        return login_check(settings)
+    from firmware_app.store_files import writer_running
+
+    try:
+        running = writer_running(data_dir)
+    except OSError as exc:  # the lock file cannot be opened (not root?): do not risk a login
+        return _check("broker", "warn", "doctor.kiosk_unknown", "doctor.fix_as_root", where=data_dir,
+                      reason=exc.strerror or exc, facts={"kiosk": "unknown"})
+    if running:
+        return running_kiosk_broker(data_dir)
+    check = login_check(settings)
+    zh_words, en_words = (zh("doctor.kiosk_stopped", verdict=check.detail_zh),
+                          en("doctor.kiosk_stopped", verdict=check.detail))
+    check.detail_zh, check.detail, check.facts = zh_words, en_words, {"kiosk": "stopped", **check.facts}
+    return check
+
+
+def running_kiosk_broker(data_dir: str) -> Check:
+    """The running kiosk's broker state as its uplink recorded it (store meta), read-only."""
+    from firmware_app.store import Store, StoreError
+    from firmware_app.store_cli_base import broker_state, when
+
+    try:
+        with Store(data_dir, read_only=True) as store:
+            state, stats = broker_state(store), store.stats()
+    except StoreError as exc:
+        return _check("broker", "warn", "doctor.kiosk_unread", "doctor.fix_rerun", reason=exc.message_en,
+                      facts={"kiosk": "running"})
+    waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
+    url = state["url"]
+    facts = {"kiosk": "running", "waiting": waiting, **state, "url": ",".join(url) if isinstance(url, list) else url}
+    if not state["daemon_running"]:  # the lock is held, but this run's uplink has not written its state yet
+        return _check("broker", "warn", "doctor.kiosk_not_reported", "doctor.fix_rerun", facts=facts)
+    values = {"where": facts["url"], "since": when(state["since"]), "waiting": waiting}
+    if state["connected"]:
+        return _check("broker", "ok", "doctor.kiosk_connected", facts=facts, **values)
+    raw = state["error_raw"]
+    words_zh = zh("broker.with_raw", words=state["error"], raw=raw) if raw else state["error"]
+    words_en = en("broker.with_raw", words=state["error_en"], raw=raw) if raw else state["error_en"]
+    fix_zh, fix_en = both("doctor.fix_broker")
+    return Check("broker", "fail", en("doctor.kiosk_disconnected", error=words_en, **values), fix_en,
+                 zh("doctor.kiosk_disconnected", error=words_zh, **values), fix_zh, facts)
+
+
+def login_check(settings: Any) -> Check:
+    """One login as the station (a stopped kiosk's): TCP, TLS, the credentials."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from urllib.parse import urlsplit
@@ -175,7 +231,8 @@ def check_broker(cfg: Any) -> Check:
     fix = "doctor.fix_broker"
     # The district broker makes the login the client id (config/mosquitto/district.conf), so this
     # IS the station's session: keep it (clean_session=False) and acknowledge nothing (manual_ack),
-    # so commands queued for a stopped kiosk stay queued for it. A running kiosk is dropped once.
+    # so commands queued for a stopped kiosk stay queued for it. Never beside a running kiosk
+    # (check_broker): it would be dropped once.
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.device_id}-doctor", clean_session=False,
                          manual_ack=True)
     answer: dict[str, Any] = {}
@@ -309,7 +366,7 @@ def run_checks(config_path: str, data_dir: str | None = None) -> list[Check]:
             checks.append(check_serial(name, cfg.devices[name]))
         checks.append(check_printer(cfg.devices["printer"]))
         checks.append(check_camera(cfg.devices["camera"]))
-        checks.append(check_broker(cfg))
+        checks.append(check_broker(cfg, data_dir or cfg.store.data_dir))
     else:
         checks += [_check(n, "skip", "doctor.config_invalid") for n in ("idcard", "scanner", "printer", "camera",
                                                                          "broker")]

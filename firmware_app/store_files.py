@@ -16,6 +16,9 @@ from firmware_app.store_queries import _COLS
 from firmware_app.store_schema import StoreError, corrupt_error, db_error, migrate, os_error
 
 
+LOCK_NAME = "lock"  # in the data dir: flock held by the one writing process
+
+
 def text_factory(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
@@ -25,7 +28,7 @@ def prepare_dirs(data_dir: str, path: str) -> int:
     try:
         os.makedirs(data_dir, mode=DIR_MODE, exist_ok=True)
         os.chmod(data_dir, DIR_MODE)
-        lock_fd = os.open(os.path.join(data_dir, "lock"), os.O_RDWR | os.O_CREAT, FILE_MODE)
+        lock_fd = os.open(os.path.join(data_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, FILE_MODE)
     except OSError as exc:
         raise os_error(exc, data_dir) from exc
     try:
@@ -90,3 +93,20 @@ def check_open(conn: sqlite3.Connection, decode: Callable[[Any], Any]) -> None:
     for row in conn.execute(f"SELECT {_COLS} FROM records ORDER BY seq DESC LIMIT 50"):
         decode(row)
     conn.execute("SELECT count(*) FROM meta").fetchone()
+
+
+def writer_running(data_dir: str) -> bool:
+    """Whether a writing process (the daemon) holds ``data_dir``'s lock, for a reader beside it
+    (`doctor`): a shared lock tried on the lock file opened read-only (nothing is created) and let
+    go at once. OSError (e.g. no permission to open the lock file) is the caller's."""
+    try:
+        fd = os.open(os.path.join(data_dir, LOCK_NAME), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no writer ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing lets go of the shared lock
+    return False

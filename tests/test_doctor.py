@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from urllib.parse import quote
 
 import pytest
@@ -145,3 +146,109 @@ def test_every_verdict_is_given_in_zh_cn_first_and_in_english(tmp_path):
     line = next(ln for ln in human.stdout.splitlines() if ln.split()[1:2] == ["config"])
     assert line.index("个问题") < line.index("problem(s)")
     assert "项检查未通过" in human.stdout.splitlines()[-1]
+
+
+# ---------------------------------------------------------------- beside a running kiosk
+# The district broker makes the login the client id: a test login beside a running kiosk would
+# throw the kiosk off. So doctor reads the kiosk's own connection from its store instead.
+
+
+def uplink_state(data):
+    from firmware_app.store import Store, StoreError
+
+    try:
+        with Store(str(data), read_only=True) as store:
+            return store.get_meta("uplink") or {}
+    except StoreError:  # the kiosk is creating its store
+        return {}
+
+
+def status_json(data) -> dict:
+    out = subprocess.run([sys.executable, "-m", "firmware_app", "status", "--data-dir", str(data), "--json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(out.stdout)
+
+
+def station_logins(broker) -> int:
+    """How many times the station's login connected to the broker (its log, notice level)."""
+    return broker.log_path.read_text(errors="replace").count(f" as {STATION_A} ")
+
+
+def test_doctor_beside_a_running_kiosk_reads_its_connection_and_does_not_log_in(password_broker, tmp_path):
+    from firmware_app.catalogue import en
+    from tests.test_daemon_restart import start_kiosk, wait_until
+
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    table, path = table_file(tmp_path, broker=url)
+    data = tmp_path / "data"  # the station file's data dir: the kiosk's
+    kiosk = start_kiosk(data, password_broker, "--pace", "0.5")  # a person every 0.5 s, without end
+    try:
+        wait_until(lambda: uplink_state(data).get("connected"), 60, kiosk)
+        before, logins = uplink_state(data), station_logins(password_broker)
+        code, checks = doctor(path)
+        # the kiosk was not thrown off: no login of doctor's, the same connection since the same time
+        assert station_logins(password_broker) == logins == 1, password_broker.log_path.read_text()
+        assert "closing old connection" not in password_broker.log_path.read_text()
+        after = uplink_state(data)
+        assert after["connected"] is True and after["since"] == before["since"] and after["pid"] == kiosk.pid
+        broker = checks["broker"]
+        assert broker["status"] == "ok", broker
+        assert broker["detail"].startswith("kiosk running: its own connection to mqtt://127.0.0.1:")
+        assert "is up since" in broker["detail"] and "login accepted" not in broker["detail"]
+        assert broker["detail_zh"].startswith("采样程序正在运行：它自己的连接")
+        assert broker["facts"]["kiosk"] == "running" and broker["facts"]["connected"] is True
+        assert isinstance(broker["facts"]["waiting"], int)
+
+        password_broker.stop()  # the district broker goes down: the kiosk keeps registering, offline
+        wait_until(lambda: uplink_state(data).get("error_en") == en("broker.refused"), 60, kiosk)
+        wait_until(lambda: status_json(data)["backlog"] > 0, 30, kiosk)
+        code, checks = doctor(path)
+        status = status_json(data)
+        broker = checks["broker"]
+        assert code == 1 and broker["status"] == "fail" and broker["fix"] and broker["fix_zh"]
+        raw = f"mqtt://127.0.0.1:{password_broker.port}"  # the raw reason: where it was refused
+        assert broker["detail"].startswith("kiosk running: its own connection to mqtt://127.0.0.1:")
+        assert "is down since" in broker["detail"] and f"{en('broker.refused')} ({raw})" in broker["detail"]
+        assert broker["detail_zh"].startswith("采样程序正在运行") and f"（{raw}）" in broker["detail_zh"]
+        assert broker["facts"]["connected"] is False and broker["facts"]["error_raw"] == raw
+        # the backlog as the store had it while doctor ran (people keep coming: it only grows)
+        waiting = broker["facts"]["waiting"]
+        assert 0 < waiting <= status["backlog"] + status["backlog_events"]
+        assert f"; {waiting} waiting for the broker" in broker["detail"]
+    finally:
+        kiosk.terminate()
+        kiosk.wait(30)
+        table.stop()
+
+
+def test_doctor_on_a_stopped_kiosk_makes_the_test_login(password_broker, tmp_path):
+    from tests.test_daemon_restart import start_kiosk, wait_until
+
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    table, path = table_file(tmp_path, broker=url)
+    data = tmp_path / "data"
+    kiosk = start_kiosk(data, password_broker, "--people", "1")
+    try:
+        wait_until(lambda: uplink_state(data).get("connected"), 60, kiosk)
+        kiosk.terminate()
+        assert kiosk.wait(30) == 0
+        logins = station_logins(password_broker)
+        code, checks = doctor(path)
+        broker = checks["broker"]
+        assert broker["status"] == "ok" and broker["facts"] == {"kiosk": "stopped"}, broker
+        assert broker["detail"] == f"kiosk stopped: test login: mqtt://127.0.0.1:{password_broker.port}: " \
+                                   "reachable, login accepted"
+        assert broker["detail_zh"].startswith("采样程序未运行：测试登录：")
+        deadline = time.monotonic() + 5  # the broker logs the login it took
+        while station_logins(password_broker) == logins and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert station_logins(password_broker) == logins + 1
+        password_broker.stop()
+        code, checks = doctor(path)
+        assert code == 1 and checks["broker"]["status"] == "fail"
+        assert checks["broker"]["detail"].startswith("kiosk stopped: test login: ")
+        assert "refused" in checks["broker"]["detail"], checks["broker"]
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
+        table.stop()

@@ -58,6 +58,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "doctor.fix_broker": ("检查 [mqtt] url、网络和防火墙；证书（ca_file、cert_file、key_file）和 password_file",
                           "check [mqtt] url, network and firewall; certificates (ca_file, cert_file, key_file) "
                           "and password_file"),
+    # beside a running kiosk: its own connection, read from its store (no login of doctor's own)
+    "doctor.kiosk_connected": ("采样程序正在运行：它自己的连接 {where} 自 {since} 起在线（未另行登录）；{waiting} 条等待上传",
+                               "kiosk running: its own connection to {where} is up since {since} (no test login "
+                               "made); {waiting} waiting for the broker"),
+    "doctor.kiosk_disconnected": ("采样程序正在运行：它自己的连接 {where} 自 {since} 起中断：{error}（未另行登录）；"
+                                  "{waiting} 条等待上传",
+                                  "kiosk running: its own connection to {where} is down since {since}: {error} (no "
+                                  "test login made); {waiting} waiting for the broker"),
+    "doctor.kiosk_not_reported": ("采样程序正在运行（存储被占用）：它的上传程序尚未报告连接状态（刚启动？）；未另行登录",
+                                  "kiosk running (its store is in use): its uplink has not reported a broker state "
+                                  "yet (just started?); no test login made"),
+    "doctor.kiosk_unread": ("采样程序正在运行：无法读取它的连接状态（{reason}）；未另行登录",
+                            "kiosk running: its broker state cannot be read ({reason}); no test login made"),
+    "doctor.kiosk_unknown": ("无法判断采样程序是否在运行（{where}：{reason}），因此未测试登录",
+                             "cannot tell whether the kiosk is running ({where}: {reason}), so no test login made"),
+    "doctor.kiosk_stopped": ("采样程序未运行：测试登录：{verdict}", "kiosk stopped: test login: {verdict}"),
+    "doctor.fix_rerun": ("几秒后再运行 swabkiosk doctor；或查看 swabkiosk status",
+                         "run swabkiosk doctor again in a few seconds, or see swabkiosk status"),
+    "doctor.fix_as_root": ("以 root 运行：sudo swabkiosk doctor", "run it as root: sudo swabkiosk doctor"),
     "doctor.fix_login": ("与区平台核对 [mqtt] username 和 password_file（或客户端证书）",
                          "check [mqtt] username and password_file (or the client certificate) with the district"),
     # disk and store
