@@ -208,13 +208,13 @@ def test_doctor_beside_a_running_kiosk_reads_its_connection_and_does_not_log_in(
         assert code == 1 and broker["status"] == "fail" and broker["fix"] and broker["fix_zh"]
         raw = f"mqtt://127.0.0.1:{password_broker.port}"  # the raw reason: where it was refused
         assert broker["detail"].startswith("kiosk running: its own connection to mqtt://127.0.0.1:")
-        assert "is down since" in broker["detail"] and f"{en('broker.refused')} ({raw})" in broker["detail"]
+        assert "is down (last try " in broker["detail"] and f"{en('broker.refused')} ({raw})" in broker["detail"]
         assert broker["detail_zh"].startswith("采样程序正在运行") and f"（{raw}）" in broker["detail_zh"]
         assert broker["facts"]["connected"] is False and broker["facts"]["error_raw"] == raw
         # the backlog as the store had it while doctor ran (people keep coming: it only grows)
         waiting = broker["facts"]["waiting"]
         assert 0 < waiting <= status["backlog"] + status["backlog_events"]
-        assert f"; {waiting} waiting for the broker" in broker["detail"]
+        assert f"; {waiting} waiting for the broker (doctor did not log in)" in broker["detail"]
     finally:
         kiosk.terminate()
         kiosk.wait(30)
@@ -251,4 +251,30 @@ def test_doctor_on_a_stopped_kiosk_makes_the_test_login(password_broker, tmp_pat
     finally:
         if kiosk.poll() is None:
             kiosk.kill()
+        table.stop()
+
+
+def test_doctor_beside_a_writer_whose_uplink_has_not_reported_does_not_log_in(password_broker, tmp_path):
+    """The store's lock is held (a kiosk starting, before its uplink wrote a state): no login, a warning."""
+    from firmware_app.store import Store
+
+    url = f"mqtt://{quote(STATION_A, safe='')}:{PASSWORDS[STATION_A]}@127.0.0.1:{password_broker.port}"
+    table, path = table_file(tmp_path, broker=url)
+    try:
+        with Store(str(tmp_path / "data")) as store:  # the writer: holds the lock
+            store.set_meta("uplink", {"connected": True, "url": "mqtt://old", "pid": 2**22 + 1})  # a dead run's
+            code, checks = doctor(path)
+        broker = checks["broker"]
+        assert broker["status"] == "warn" and broker["fix"], broker
+        assert "kiosk running" in broker["detail"] and "has not reported" in broker["detail"]
+        assert broker["facts"]["kiosk"] == "running" and broker["facts"]["connected"] is False
+        assert station_logins(password_broker) == 0
+        code, checks = doctor(path)  # the writer is gone: the test login
+        assert checks["broker"]["detail"].startswith("kiosk stopped: test login: ")
+        assert checks["broker"]["status"] == "ok"
+        deadline = time.monotonic() + 5  # the broker logs it: the one login of the two runs
+        while station_logins(password_broker) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert station_logins(password_broker) == 1
+    finally:
         table.stop()

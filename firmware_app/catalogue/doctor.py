@@ -59,20 +59,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "check [mqtt] url, network and firewall; certificates (ca_file, cert_file, key_file) "
                           "and password_file"),
     # beside a running kiosk: its own connection, read from its store (no login of doctor's own)
-    "doctor.kiosk_connected": ("采样程序正在运行：它自己的连接 {where} 自 {since} 起在线（未另行登录）；{waiting} 条等待上传",
-                               "kiosk running: its own connection to {where} is up since {since} (no test login "
-                               "made); {waiting} waiting for the broker"),
-    "doctor.kiosk_disconnected": ("采样程序正在运行：它自己的连接 {where} 自 {since} 起中断：{error}（未另行登录）；"
-                                  "{waiting} 条等待上传",
-                                  "kiosk running: its own connection to {where} is down since {since}: {error} (no "
-                                  "test login made); {waiting} waiting for the broker"),
-    "doctor.kiosk_not_reported": ("采样程序正在运行（存储被占用）：它的上传程序尚未报告连接状态（刚启动？）；未另行登录",
+    "doctor.kiosk_connected": ("采样程序正在运行：它自己的连接 {where} 自 {since} 起在线；{waiting} 条等待上传"
+                               "（doctor 未登录：那会挤掉采样程序的连接）",
+                               "kiosk running: its own connection to {where} is up since {since}; {waiting} waiting "
+                               "for the broker (doctor did not log in: that would drop the kiosk's connection)"),
+    "doctor.kiosk_disconnected": ("采样程序正在运行：它自己的连接 {where} 中断（最近一次尝试 {since}）：{error}；"
+                                  "{waiting} 条等待上传（doctor 未登录）",
+                                  "kiosk running: its own connection to {where} is down (last try {since}): {error}; "
+                                  "{waiting} waiting for the broker (doctor did not log in)"),
+    "doctor.kiosk_not_reported": ("采样程序正在运行（存储被占用）：它的上传程序尚未报告连接状态（刚启动？）；doctor 未登录",
                                   "kiosk running (its store is in use): its uplink has not reported a broker state "
-                                  "yet (just started?); no test login made"),
-    "doctor.kiosk_unread": ("采样程序正在运行：无法读取它的连接状态（{reason}）；未另行登录",
-                            "kiosk running: its broker state cannot be read ({reason}); no test login made"),
-    "doctor.kiosk_unknown": ("无法判断采样程序是否在运行（{where}：{reason}），因此未测试登录",
-                             "cannot tell whether the kiosk is running ({where}: {reason}), so no test login made"),
+                                  "yet (just started?); doctor did not log in"),
+    "doctor.kiosk_unread": ("采样程序正在运行：无法读取它的连接状态（{reason}）；doctor 未登录",
+                            "kiosk running: its broker state cannot be read ({reason}); doctor did not log in"),
+    "doctor.kiosk_unknown": ("无法判断采样程序是否在运行（{where}：{reason}），因此 doctor 未登录",
+                             "cannot tell whether the kiosk is running ({where}: {reason}), so doctor did not log in"),
     "doctor.kiosk_stopped": ("采样程序未运行：测试登录：{verdict}", "kiosk stopped: test login: {verdict}"),
     "doctor.fix_rerun": ("几秒后再运行 swabkiosk doctor；或查看 swabkiosk status",
                          "run swabkiosk doctor again in a few seconds, or see swabkiosk status"),
