@@ -182,10 +182,10 @@ def check_broker(cfg: Any, data_dir: str | None = None) -> Check:
                       reason=exc.strerror or exc, facts={"kiosk": "unknown"})
     if running:
         return running_kiosk_broker(data_dir)
-    check = login_check(settings)
-    zh_words, en_words = (zh("doctor.kiosk_stopped", verdict=check.detail_zh),
-                          en("doctor.kiosk_stopped", verdict=check.detail))
-    check.detail_zh, check.detail, check.facts = zh_words, en_words, {"kiosk": "stopped", **check.facts}
+    check = login_check(settings)  # said as the stopped kiosk's test login
+    check.detail_zh, check.detail = (zh("doctor.kiosk_stopped", verdict=check.detail_zh),
+                                     en("doctor.kiosk_stopped", verdict=check.detail))
+    check.facts = {"kiosk": "stopped"}
     return check
 
 
@@ -201,11 +201,11 @@ def running_kiosk_broker(data_dir: str) -> Check:
         return _check("broker", "warn", "doctor.kiosk_unread", "doctor.fix_rerun", reason=exc.message_en,
                       facts={"kiosk": "running"})
     waiting = stats.get("backlog", 0) + stats.get("backlog_events", 0)
-    url = state["url"]
-    facts = {"kiosk": "running", "waiting": waiting, **state, "url": ",".join(url) if isinstance(url, list) else url}
+    url = ",".join(state["url"]) if isinstance(state["url"], list) else state["url"]  # a list: a cluster's nodes
+    facts = {"kiosk": "running", "waiting": waiting, **state, "url": url}
     if not state["daemon_running"]:  # the lock is held, but this run's uplink has not written its state yet
         return _check("broker", "warn", "doctor.kiosk_not_reported", "doctor.fix_rerun", facts=facts)
-    values = {"where": facts["url"], "since": when(state["since"]), "waiting": waiting}
+    values = {"where": url, "since": when(state["since"]), "waiting": waiting}
     if state["connected"]:
         return _check("broker", "ok", "doctor.kiosk_connected", facts=facts, **values)
     raw = state["error_raw"]
