@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from typing import Any, Callable
 from urllib.parse import quote
 
@@ -23,6 +24,23 @@ def text_factory(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+LOCK_WAIT_S = 0.25  # a reader's probe (doctor: writer_running) holds it for microseconds
+
+
+def _take_lock(lock_fd: int, data_dir: str) -> None:
+    """The writer's exclusive lock; a second writer is refused. A probe that holds the lock
+    shared for an instant is waited for, so a kiosk starting at that moment does not fail."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreError(*both("store_open.in_use", path=data_dir), data_dir) from None
+            time.sleep(0.01)
+
+
 def prepare_dirs(data_dir: str, path: str) -> int:
     """Make the data dir (0700) and the database file (0600) and take the writer's lock; its fd."""
     try:
@@ -32,10 +50,7 @@ def prepare_dirs(data_dir: str, path: str) -> int:
     except OSError as exc:
         raise os_error(exc, data_dir) from exc
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(*both("store_open.in_use", path=data_dir), data_dir) from None
+        _take_lock(lock_fd, data_dir)
         try:  # created 0600 here, so SQLite gives its -wal and -shm the same mode
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
         except OSError as exc:

@@ -373,3 +373,20 @@ def test_a_reader_beside_a_store_being_created_is_told_to_wait_not_to_repair(tmp
         assert store.reports() == []
     with Store(str(data), read_only=True) as reader:
         assert [r["seq"] for r in reader.iter_records()] == [1]
+
+
+def test_a_writer_starting_during_a_readers_lock_probe_is_not_refused(tmp_path):
+    """doctor's probe (store_files.writer_running) holds the writer's lock shared for an instant;
+    a kiosk starting at that moment waits for it instead of exiting "store in use"."""
+    import fcntl
+    import threading
+
+    with Store(tmp_path):
+        pass
+    fd = os.open(tmp_path / "lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    threading.Timer(0.05, lambda: os.close(fd)).start()
+    with Store(tmp_path) as store:
+        store.append([sample(1)])
+    with Store(tmp_path), pytest.raises(StoreError):
+        Store(tmp_path)  # a second writer is still refused
