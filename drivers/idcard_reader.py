@@ -10,6 +10,7 @@ recognised by the serial number select returns and not read again.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ MAX_ATTEMPTS = 3  # failed reads per placement before asking for the card to be 
 NO_ANSWER_LIMIT = 3  # unanswered commands in a row before the reader counts as down
 COMMAND_TIMEOUT_S = 0.5  # find / select / status answers come in a few ms
 FRAME_ERROR_GRACE_S = 0.2  # after a bad frame, wait this long for a good one behind it
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,6 +165,11 @@ class IdCardReader(SerialDevice):
             self.beat()  # a 2 s read is the loop working, not a hang
             event = self._decoder.next_event()
             if isinstance(event, Response):
+                if not event.answers(cmd):
+                    # an earlier command's answer, late past its timeout (a loaded machine):
+                    # not this one's, and not an error to show; keep waiting for the real one
+                    log.debug("idcard: dropped a late answer %r while waiting for %02X %02X", event, *cmd)
+                    continue
                 self._answered()
                 return event
             if isinstance(event, FrameError):

@@ -11,6 +11,7 @@ so a bug in the driver's codec is not mirrored by the simulator.
     reader.corrupt_reads = 1     # next read answer has a bad checksum
     reader.garbage = b"..."      # sent before the next answer
     reader.delay_s = 0.4         # slow answers
+    reader.hiccup = ((0x20, 0x02), 0.8)  # the next answer to select comes 0.8 s late, once
     reader.silent = True         # answers nothing
 """
 
@@ -108,6 +109,9 @@ class SimIdCardReader(PtyDevice):
         self.refind = refind
         self.three_lengths = three_lengths  # some models add a 0 fingerprint length to 30 01
         self.delay_s = 0.0
+        # (command, seconds): the next answer to that command is held back once, as when the
+        # machine under load does not run the reader's side for a while; answers behind it wait
+        self.hiccup: tuple[tuple[int, int], float] | None = None
         self.silent = False
         self.fail_reads = 0
         self.fail_sw3 = 0x41
@@ -182,13 +186,18 @@ class SimIdCardReader(PtyDevice):
             if x != chk or length < 3:
                 self._answer(frame(0x10))
                 continue
-            self._answer(self._handle(body[2], body[3], body[4:]))
+            self._answer(self._handle(body[2], body[3], body[4:]), (body[2], body[3]))
 
-    def _answer(self, answer: bytes) -> None:
+    def _answer(self, answer: bytes, cmd: tuple[int, int] | None = None) -> None:
         if self.silent:
             return
         if self.delay_s and self._unplugging.wait(self.delay_s):
             return
+        if self.hiccup is not None and self.hiccup[0] == cmd:
+            _, held = self.hiccup
+            self.hiccup = None
+            if self._unplugging.wait(held):
+                return
         if self.garbage:
             answer, self.garbage = self.garbage + answer, b""
         self.send(answer)
