@@ -192,8 +192,10 @@ class IdCardReader(SerialDevice):
             self._answered()
             return frame_error
         # Nothing, or only bytes that never formed a frame (a wrong baud rate looks like this).
+        # Down only after NO_ANSWER_LIMIT in a row, at start-up too: one answer late past its
+        # timeout on a loaded machine is a hiccup the next poll retries, not a reader to repair.
         self._unanswered += 1
-        if self._unanswered >= NO_ANSWER_LIMIT or self._ok is None:
+        if self._unanswered >= NO_ANSWER_LIMIT:
             self.status(False, both("idcard.no_answer"), f"no answer on {self.port} at {self.baud} baud")
         return garbage
 

@@ -216,6 +216,7 @@ def test_an_answer_late_past_its_timeout_is_retried_not_shown(tmp_path, late):
         seen = polls(sim)
         wait_until(lambda: polls(sim) >= seen + 10)
         assert events.of(DeviceError) == []
+        assert [s.ok for s in events.of(DeviceStatus)] == [True]  # one late answer is not a reader down
         assert len(events.of(CardRead)) == 1
         assert_running(reader)
     finally:
