@@ -29,6 +29,7 @@ MAX_ATTEMPTS = 3  # failed reads per placement before asking for the card to be 
 NO_ANSWER_LIMIT = 3  # unanswered commands in a row before the reader counts as down
 COMMAND_TIMEOUT_S = 0.5  # find / select / status answers come in a few ms
 FRAME_ERROR_GRACE_S = 0.2  # after a bad frame, wait this long for a good one behind it
+LATE_DRAINS = 2  # reads, past a command's deadline, of bytes already waiting (a 2,321-byte answer needs one)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class IdCardReader(SerialDevice):
         deadline = time.monotonic() + timeout
         frame_error: FrameError | None = None
         garbage: FrameError | None = None
+        drained = 0
         while not self.stopping:
             self.beat()  # a 2 s read is the loop working, not a hang
             event = self._decoder.next_event()
@@ -181,6 +183,14 @@ class IdCardReader(SerialDevice):
                 continue
             now = time.monotonic()
             if now >= deadline:
+                waiting = port.in_waiting
+                if waiting and drained < LATE_DRAINS:
+                    # bytes that came in time but were not read yet (this thread was not run
+                    # for a while: a loaded machine): read them before giving up, or a whole
+                    # answer waiting in the port would be reported as truncated or missing
+                    drained += 1
+                    self._decoder.receive_data(port.read(min(waiting, 4096)))
+                    continue
                 if self._decoder.pending and (lost := self._decoder.give_up()) is not None:
                     frame_error = frame_error or lost
                     continue  # rescan what is left for a whole frame

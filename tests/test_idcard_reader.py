@@ -245,6 +245,26 @@ def test_a_late_read_answer_is_never_shown_as_ok(tmp_path):
         sim.close()
 
 
+@pytest.mark.parametrize("late", [FIND, SELECT, READ], ids=["find", "select", "read"])
+def test_an_answer_that_came_while_the_kiosk_was_not_run_is_read_not_called_truncated(idcard_sim, late):
+    # The answer comes in time, but the driver's process is not run until past the command's
+    # deadline (the probe's process is stopped: a loaded machine): it is waiting in the port.
+    idcard_sim.place(LI_SI)
+    probe = subprocess.Popen([sys.executable, "-m", "firmware_app", "probe", "idcard", str(idcard_sim.path),
+                              "--json", "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        timeout_s = IdCardSettings().timeout_s if late == READ else COMMAND_TIMEOUT_S
+        idcard_sim.stall_host = (late, probe.pid, timeout_s + 0.5)
+        out, err = probe.communicate(timeout=60)
+    finally:
+        probe.kill()
+    assert idcard_sim.stall_host is None  # the stall did happen
+    result = json.loads(out)
+    assert result["ok"] and result["card"]["id_number"] == "110105********002X", err
+    assert result["errors"] == []  # not "读卡器数据不完整 / incomplete frame", not a retry
+    assert idcard_sim.commands.count(READ) == 1
+
+
 def test_silent_reader_is_reported_down_then_up(idcard_sim, idcard_driver):
     _, events = idcard_driver
     ready(events)
