@@ -292,12 +292,11 @@ def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_p
 
 
 def test_probe_prints_the_command_card(printer_tcp, capsys, tmp_path):
-    from drivers.command_card import command_card, command_labels
-    from drivers.printer import probe
-
     # The laminated card: an index label, then one QR label per command code.
     from cryptography.hazmat.primitives import serialization
 
+    from drivers.command_card import command_card, command_labels
+    from drivers.printer import probe
     from firmware_app import commands
     from tests.qr_fixtures import OPERATOR_KEY
 
@@ -372,8 +371,8 @@ def test_probe_waits_the_settle_it_is_given_after_each_label(printer_tcp, capsys
 
 
 def test_settle_s_from_the_station_file_is_the_shells_wait_after_a_label(printer_tcp):
-    from tests.station_fixtures import STATION_TOML
     from firmware_app import config
+    from tests.station_fixtures import STATION_TOML
 
     base = STATION_TOML.format(mode="10", source="print", box_capacity=50)
     assert config.parse_text(base, allow_demo_keys=True).devices["printer"]["settle_s"] == 1.0  # the default
