@@ -40,7 +40,7 @@ THUMB_STEP = 8  # subsample 1280x720 -> 160x90 for change detection
 CHANGE_LEVEL = 20  # grey levels; sensor noise (sigma ~3) stays far below
 CHANGE_PIXELS = 14  # changed thumbnail pixels (0.1%) that count as "the scene moved"
 IMAGE_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".bmp", ".npy")
-REOPEN_S = 5.0
+REOPEN_S = 5.0  # default of [devices.camera] reopen_s
 
 
 class Debouncer:
@@ -161,12 +161,14 @@ def open_source(source: str, fps: float, loop: bool = False):
 
 class Camera:
     """Device shell. ``settings`` is ``[devices.camera]``: source, decoder, fps
-    (and ``loop = true`` to replay a directory forever, for demos)."""
+    (and ``loop = true`` to replay a directory forever, for demos; ``reopen_s``, how
+    often a camera that is missing or lost is tried again)."""
 
     def __init__(self, settings: dict[str, Any], on_event: Callable[[Event], None]) -> None:
         self.source_name = settings.get("source", "picamera2")
         self.fps = float(settings.get("fps", 10))
         self.loop = bool(settings.get("loop", False))
+        self.reopen_s = float(settings.get("reopen_s", REOPEN_S))
         check_source(self.source_name)
         self.scanner = FrameScanner(make_decoder(settings.get("decoder", "zxing")))
         self._on_event = on_event
@@ -200,14 +202,14 @@ class Camera:
             except Exception as exc:  # no camera, no libcamera, empty directory
                 words = exc.words if isinstance(exc, SourceError) else both("camera.unavailable")
                 self._report(False, words, drivers.why(exc, 300))
-                self._stop.wait(REOPEN_S)
+                self._stop.wait(self.reopen_s)
                 continue
             self._report(True)
             try:
                 self._capture(source)
             except Exception as exc:  # the camera went away mid-stream
                 self._report(False, both("camera.lost"), drivers.why(exc, 300))
-                self._stop.wait(REOPEN_S)
+                self._stop.wait(self.reopen_s)
             finally:
                 try:
                     source.close()

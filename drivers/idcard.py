@@ -110,6 +110,16 @@ class Response:
             return both("idcard.card_status", code=f"{self.sw1:02X}{self.sw2:02X}")
         return status_reason(self.sw3)
 
+    def answers(self, cmd: tuple[int, int]) -> bool:
+        """Whether this can be the answer to ``cmd``. An answer names no command, and one that
+        came after its command timed out arrives while the host waits for the next one's. The
+        two success statuses tell them apart: 9F (card found) answers only find card, 90 (OK)
+        every other command; a success of the other kind is an earlier command's answer, never
+        this one's (a failure status may answer anything, and is taken as this one's)."""
+        if (self.sw1, self.sw2) != (0, 0) or self.sw3 not in (SW_OK, SW_CARD_FOUND):
+            return True
+        return (self.sw3 == SW_CARD_FOUND) == (cmd == FIND_CARD)
+
     def __repr__(self) -> str:  # never dump card data (names, photo) into logs
         return f"Response(sw={self.sw1:02X}{self.sw2:02X}{self.sw3:02X}, data={len(self.data)} bytes)"
 

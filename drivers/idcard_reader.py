@@ -10,6 +10,7 @@ recognised by the serial number select returns and not read again.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ MAX_ATTEMPTS = 3  # failed reads per placement before asking for the card to be 
 NO_ANSWER_LIMIT = 3  # unanswered commands in a row before the reader counts as down
 COMMAND_TIMEOUT_S = 0.5  # find / select / status answers come in a few ms
 FRAME_ERROR_GRACE_S = 0.2  # after a bad frame, wait this long for a good one behind it
+LATE_DRAINS = 2  # reads, past a command's deadline, of bytes already waiting (a 2,321-byte answer needs one)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,10 +162,16 @@ class IdCardReader(SerialDevice):
         deadline = time.monotonic() + timeout
         frame_error: FrameError | None = None
         garbage: FrameError | None = None
+        drained = 0
         while not self.stopping:
             self.beat()  # a 2 s read is the loop working, not a hang
             event = self._decoder.next_event()
             if isinstance(event, Response):
+                if not event.answers(cmd):
+                    # an earlier command's answer, late past its timeout (a loaded machine):
+                    # not this one's, and not an error to show; keep waiting for the real one
+                    log.debug("idcard: dropped a late answer %r while waiting for %02X %02X", event, *cmd)
+                    continue
                 self._answered()
                 return event
             if isinstance(event, FrameError):
@@ -173,6 +183,14 @@ class IdCardReader(SerialDevice):
                 continue
             now = time.monotonic()
             if now >= deadline:
+                waiting = port.in_waiting
+                if waiting and drained < LATE_DRAINS:
+                    # bytes that came in time but were not read yet (this thread was not run
+                    # for a while: a loaded machine): read them before giving up, or a whole
+                    # answer waiting in the port would be reported as truncated or missing
+                    drained += 1
+                    self._decoder.receive_data(port.read(min(waiting, 4096)))
+                    continue
                 if self._decoder.pending and (lost := self._decoder.give_up()) is not None:
                     frame_error = frame_error or lost
                     continue  # rescan what is left for a whole frame
@@ -184,8 +202,10 @@ class IdCardReader(SerialDevice):
             self._answered()
             return frame_error
         # Nothing, or only bytes that never formed a frame (a wrong baud rate looks like this).
+        # Down only after NO_ANSWER_LIMIT in a row, at start-up too: one answer late past its
+        # timeout on a loaded machine is a hiccup the next poll retries, not a reader to repair.
         self._unanswered += 1
-        if self._unanswered >= NO_ANSWER_LIMIT or self._ok is None:
+        if self._unanswered >= NO_ANSWER_LIMIT:
             self.status(False, both("idcard.no_answer"), f"no answer on {self.port} at {self.baud} baud")
         return garbage
 

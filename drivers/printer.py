@@ -34,6 +34,7 @@ POLL_S = 15.0  # status poll while idle, so "paper out" shows before it is neede
 IO_TIMEOUT_S = 3.0
 # DLE EOT is answered in real time, before buffered data has printed: ask the
 # after-print status once a 58 mm printer (50-90 mm/s) has fed a label out.
+# The default of [devices.printer] settle_s and of `swabkiosk probe printer --settle`.
 SETTLE_S = 1.0
 
 # What a printer can be, as catalogue keys (texts in firmware_app/catalogue/devices.py) ...
@@ -201,8 +202,8 @@ def doubt(ref: str, reason: tuple[str, str]) -> tuple[str, str]:
 
 class Printer:
     """Device shell. ``settings`` is ``[devices.printer]``: ``target`` and
-    optionally ``query_status`` (default true) and ``barcode`` ("printer", the
-    default, or "image": see drivers/escpos_label.py).
+    optionally ``query_status`` (default true), ``barcode`` ("printer", the
+    default, or "image": see drivers/escpos_label.py) and ``settle_s`` (SETTLE_S).
 
     ``save_pending(list_of_dicts)`` must store durably (e.g. Store.set_meta)
     and raise if it cannot; ``load_pending()`` returns what was saved. Both
@@ -217,7 +218,7 @@ class Printer:
                  load_pending: Callable[[], list[dict]] | None = None,
                  on_printed: Callable[[str, Label], None] | None = None,
                  save_sending: Callable[[list[dict]], None] | None = None,
-                 retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float = SETTLE_S) -> None:
+                 retry_s: float = RETRY_S, poll_s: float = POLL_S, settle_s: float | None = None) -> None:
         self.target = parse_target(settings["target"])
         # Printers (or USB-serial cables without RX) that never answer DLE EOT
         # would otherwise keep every label pending: `query_status = false`.
@@ -229,7 +230,9 @@ class Printer:
         self._save = save_pending or (lambda items: None)
         self._save_sending = save_sending or self._save
         self._on_printed = on_printed or (lambda ref, label: None)
-        self._retry_s, self._poll_s, self._settle_s = retry_s, poll_s, settle_s
+        self._retry_s, self._poll_s = retry_s, poll_s
+        # after-print wait: given here (tests, the simulator), else [devices.printer] settle_s
+        self._settle_s = float(settings.get("settle_s", SETTLE_S)) if settle_s is None else settle_s
         loaded = [Pending.from_dict(d) for d in (load_pending() if load_pending else [])]
         # labels that were being sent when the kiosk stopped: the volunteer decides (reprint or not)
         self._doubts = [p.ref for p in loaded if p.sending]

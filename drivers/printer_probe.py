@@ -25,8 +25,14 @@ def probe(argv: list[str]) -> int:
     ap.add_argument("--key", help="with --command-card: the operator (or district) Ed25519 private key that signs the "
                                   "cards (its public half in [authority] operator_keys)")
     ap.add_argument("--site", help="with --command-card: DISTRICT/SITE the cards work at, e.g. dongguan/guancheng")
+    ap.add_argument("--settle", type=float, default=printer.SETTLE_S, metavar="SECONDS",
+                    help="after each label, wait this long before asking the status again (the printer "
+                         f"answers at once, before the label has fed out; default {printer.SETTLE_S:g}, as "
+                         "[devices.printer] settle_s)")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
+    if args.settle < 0:
+        ap.error(said(both("printer.settle_negative", value=f"{args.settle:g}")))
     report: dict[str, Any] = {"target": args.target, "ok": False, "reason": "", "printed": []}
     try:
         target = printer.parse_target(args.target)
@@ -46,7 +52,7 @@ def probe(argv: list[str]) -> int:
                     break
                 data = escpos_label.render(label, mode)
                 dev._raw(data)
-                time.sleep(printer.SETTLE_S if target.reads_status else 0)  # see SETTLE_S
+                time.sleep(args.settle if target.reads_status else 0)  # see printer.SETTLE_S
                 ok, key = printer.read_status(dev, target)
                 report.update(ok=ok, reason=_said(key))
                 if ok:

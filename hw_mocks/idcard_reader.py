@@ -11,12 +11,16 @@ so a bug in the driver's codec is not mirrored by the simulator.
     reader.corrupt_reads = 1     # next read answer has a bad checksum
     reader.garbage = b"..."      # sent before the next answer
     reader.delay_s = 0.4         # slow answers
+    reader.hiccup = ((0x20, 0x02), 0.8)  # the next answer to select comes 0.8 s late, once
     reader.silent = True         # answers nothing
+    reader.stall_host = ((0x30, 0x01), pid, 2.5)  # the host process is not run while the read's answer comes
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import threading
 import time
 from firmware_app.model import IdCard
@@ -108,6 +112,13 @@ class SimIdCardReader(PtyDevice):
         self.refind = refind
         self.three_lengths = three_lengths  # some models add a 0 fingerprint length to 30 01
         self.delay_s = 0.0
+        # (command, seconds): the next answer to that command is held back once, as when the
+        # machine under load does not run the reader's side for a while; answers behind it wait
+        self.hiccup: tuple[tuple[int, int], float] | None = None
+        # (command, pid, seconds): once, while answering that command, the host process (a
+        # driver in another process, e.g. `swabkiosk probe idcard`) is stopped (SIGSTOP) for
+        # that long, as a loaded machine may not run it: the answer waits in its port
+        self.stall_host: tuple[tuple[int, int], int, float] | None = None
         self.silent = False
         self.fail_reads = 0
         self.fail_sw3 = 0x41
@@ -182,15 +193,31 @@ class SimIdCardReader(PtyDevice):
             if x != chk or length < 3:
                 self._answer(frame(0x10))
                 continue
-            self._answer(self._handle(body[2], body[3], body[4:]))
+            self._answer(self._handle(body[2], body[3], body[4:]), (body[2], body[3]))
 
-    def _answer(self, answer: bytes) -> None:
+    def _answer(self, answer: bytes, cmd: tuple[int, int] | None = None) -> None:
         if self.silent:
             return
         if self.delay_s and self._unplugging.wait(self.delay_s):
             return
+        if self.hiccup is not None and self.hiccup[0] == cmd:
+            _, held = self.hiccup
+            self.hiccup = None
+            if self._unplugging.wait(held):
+                return
         if self.garbage:
             answer, self.garbage = self.garbage + answer, b""
+        if self.stall_host is not None and self.stall_host[0] == cmd:
+            _, pid, seconds = self.stall_host
+            self.stall_host = None
+            time.sleep(0.1)  # the host is in its read loop, waiting for this answer
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                self.send(answer)
+                self._unplugging.wait(seconds)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            return
         self.send(answer)
 
     def _handle(self, cmd: int, para: int, data: bytes) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.camera import Camera, Debouncer, FrameScanner, check_source
+from drivers.camera import REOPEN_S, Camera, Debouncer, FrameScanner, check_source
 from drivers.qr_decode import DECODERS, make_decoder
 from firmware_app.model import CodeScanned, DeviceStatus
 from hw_mocks.camera import frame_set, render_frame, with_noise, write_frames
@@ -121,17 +122,18 @@ def test_camera_on_a_frame_directory_gives_one_event_for_thirty_frames(tmp_path)
     assert DeviceStatus("camera", True, "回放结束 / replay finished") in rec.events
 
 
-def test_camera_reports_a_missing_directory_once_and_opens_it_when_it_appears(tmp_path, monkeypatch):
-    monkeypatch.setattr("drivers.camera.REOPEN_S", 0.02)
+def test_camera_reports_a_missing_directory_once_and_opens_it_when_it_appears(tmp_path):
     frame, payload = frames("clean", 1)[0]
     rec = Recorder()
-    cam = Camera({"source": f"dir:{tmp_path}/cam", "fps": 100}, rec)
+    cam = Camera({"source": f"dir:{tmp_path}/cam", "fps": 100, "reopen_s": 0.02}, rec)  # [devices.camera] reopen_s
     cam.start()
     try:
         assert rec.wait_for(lambda ev: any(isinstance(e, DeviceStatus) and not e.ok for e in ev))
         write_frames(tmp_path / "new", [frame], fmt="npy")
         (tmp_path / "new").rename(tmp_path / "cam")  # retried several times meanwhile: reported once
+        appeared = time.monotonic()
         assert cam.finished.wait(10)
+        assert time.monotonic() - appeared < REOPEN_S - 1  # tried again every reopen_s, not every 5 s
     finally:
         cam.stop()
     statuses = collect(rec.events, DeviceStatus)
@@ -139,6 +141,19 @@ def test_camera_reports_a_missing_directory_once_and_opens_it_when_it_appears(tm
     assert statuses[1:] == [DeviceStatus("camera", True, ""),
                             DeviceStatus("camera", True, "回放结束 / replay finished")]
     assert collect(rec.events, CodeScanned) == [CodeScanned(payload, "camera")]
+
+
+def test_reopen_s_is_a_station_file_key_with_the_old_default():
+    from firmware_app import config
+    from tests.station_fixtures import STATION_TOML
+
+    base = STATION_TOML.format(mode="10", source="print", box_capacity=50)
+    assert config.parse_text(base, allow_demo_keys=True).devices["camera"]["reopen_s"] == REOPEN_S == 5.0
+    text = base + '\n[devices.camera]\nsource = "dir:/tmp/frames"\nreopen_s = 0.5\n'
+    assert config.parse_text(text, allow_demo_keys=True).devices["camera"]["reopen_s"] == 0.5
+    with pytest.raises(config.ConfigError) as bad:
+        config.parse_text(text.replace("reopen_s = 0.5", "reopen_s = 0"), allow_demo_keys=True)
+    assert "devices.camera.reopen_s" in str(bad.value)
 
 
 def test_grey_frames_of_any_source_format_replay(tmp_path):

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
-from drivers.idcard_reader import IdCardReader, IdCardSettings
+import pytest
+
+from drivers.idcard_reader import COMMAND_TIMEOUT_S, IdCardReader, IdCardSettings
 from firmware_app.model import CardRead, DeviceError, DeviceStatus
 from hw_mocks.idcard_reader import LI_SI, ZHANG_SAN, SimIdCardReader, foreign_text_block
 from tests.serial_fixtures import (POLL_MS, Events, assert_running, assert_stopped, idcard_driver, idcard_sim,  # noqa: F401
@@ -186,6 +188,81 @@ def test_slow_reader_still_reads(idcard_sim, idcard_driver):
     idcard_sim.delay_s = 0.3
     idcard_sim.place(ZHANG_SAN)
     assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+
+
+# The protocol's answers name no command: an answer that comes after its command timed out
+# (a machine under load did not run the reader's side in time) arrives while the driver waits
+# for the next command's answer. Taken for it, the select's "90 OK" was shown to the
+# volunteer as "身份证读卡器：操作成功，请重试" (test_simulate under load 6-8).
+SAM_STATUS, FIND, SELECT, READ = (0x11, 0xFF), (0x20, 0x01), (0x20, 0x02), (0x30, 0x01)
+
+
+@pytest.mark.parametrize("late", [SAM_STATUS, FIND, SELECT], ids=["sam-status", "find", "select"])
+def test_an_answer_late_past_its_timeout_is_retried_not_shown(tmp_path, late):
+    sim = SimIdCardReader(tmp_path / "idcard")
+    hiccup = (late, COMMAND_TIMEOUT_S + 0.3)
+    if late == SAM_STATUS:  # the first command of a session
+        sim.hiccup = hiccup
+    events = Events()
+    reader = IdCardReader(IdCardSettings(port=str(sim.path), poll_ms=POLL_MS), events)
+    reader.start()
+    try:
+        if late != SAM_STATUS:
+            ready(events)
+            sim.hiccup = hiccup
+        sim.place(ZHANG_SAN)
+        assert events.wait_count(CardRead, 1)[0].card == ZHANG_SAN
+        assert sim.hiccup is None  # the late answer did happen
+        seen = polls(sim)
+        wait_until(lambda: polls(sim) >= seen + 10)
+        assert events.of(DeviceError) == []
+        assert [s.ok for s in events.of(DeviceStatus)] == [True]  # one late answer is not a reader down
+        assert len(events.of(CardRead)) == 1
+        assert_running(reader)
+    finally:
+        reader.stop()
+        sim.close()
+
+
+def test_a_late_read_answer_is_never_shown_as_ok(tmp_path):
+    sim = SimIdCardReader(tmp_path / "idcard")
+    events = Events()
+    reader = IdCardReader(IdCardSettings(port=str(sim.path), poll_ms=POLL_MS, timeout_s=0.5), events)
+    reader.start()
+    try:
+        ready(events)
+        sim.refind = True  # a reader that lets the driver try again
+        sim.hiccup = (READ, 0.8)  # past the read's own timeout: the driver says so and reads again
+        sim.place(LI_SI)
+        assert events.wait_count(CardRead, 1)[0].card == LI_SI
+        seen = polls(sim)
+        wait_until(lambda: polls(sim) >= seen + 10)
+        reasons = [(e.zh, e.en) for e in events.of(DeviceError)]
+        assert reasons == [("读卡超时，请拿起身份证重新放好", "card read timed out: lift the card and place it again")]
+        assert len(events.of(CardRead)) == 1
+    finally:
+        reader.stop()
+        sim.close()
+
+
+@pytest.mark.parametrize("late", [FIND, SELECT, READ], ids=["find", "select", "read"])
+def test_an_answer_that_came_while_the_kiosk_was_not_run_is_read_not_called_truncated(idcard_sim, late):
+    # The answer comes in time, but the driver's process is not run until past the command's
+    # deadline (the probe's process is stopped: a loaded machine): it is waiting in the port.
+    idcard_sim.place(LI_SI)
+    probe = subprocess.Popen([sys.executable, "-m", "firmware_app", "probe", "idcard", str(idcard_sim.path),
+                              "--json", "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        timeout_s = IdCardSettings().timeout_s if late == READ else COMMAND_TIMEOUT_S
+        idcard_sim.stall_host = (late, probe.pid, timeout_s + 0.5)
+        out, err = probe.communicate(timeout=60)
+    finally:
+        probe.kill()
+    assert idcard_sim.stall_host is None  # the stall did happen
+    result = json.loads(out)
+    assert result["ok"] and result["card"]["id_number"] == "110105********002X", err
+    assert result["errors"] == []  # not "读卡器数据不完整 / incomplete frame", not a retry
+    assert idcard_sim.commands.count(READ) == 1
 
 
 def test_silent_reader_is_reported_down_then_up(idcard_sim, idcard_driver):

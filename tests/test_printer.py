@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -290,24 +291,23 @@ def test_printer_that_cannot_answer_status_can_be_told_not_to_be_asked(printer_p
     assert printer_pty.queries == 0 and label.barcode == "DG032611230006"
 
 
-def test_probe_prints_the_command_card(printer_tcp, monkeypatch, capsys, tmp_path):
-    from drivers.command_card import command_card, command_labels
-    from drivers.printer import probe
-
-    monkeypatch.setattr("drivers.printer.SETTLE_S", 0.0)
+def test_probe_prints_the_command_card(printer_tcp, capsys, tmp_path):
     # The laminated card: an index label, then one QR label per command code.
     from cryptography.hazmat.primitives import serialization
 
+    from drivers.command_card import command_card, command_labels
+    from drivers.printer import probe
     from firmware_app import commands
     from tests.qr_fixtures import OPERATOR_KEY
 
     key_file = tmp_path / "operator.pem"
     key_file.write_bytes(OPERATOR_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                     serialization.NoEncryption()))
-    assert probe([printer_tcp.target, "--command-card"]) == 1  # unsigned cards are not printed
+    assert probe([printer_tcp.target, "--command-card", "--settle", "0"]) == 1  # unsigned cards are not printed
     capsys.readouterr()
     index, codes = command_card("dongguan", "guancheng"), command_labels(OPERATOR_KEY, "dongguan", "guancheng")
-    assert probe([printer_tcp.target, "--command-card", "--key", str(key_file), "--site", "dongguan/guancheng"]) == 0
+    assert probe([printer_tcp.target, "--command-card", "--key", str(key_file), "--site", "dongguan/guancheng",
+                  "--settle", "0"]) == 0  # the mock has printed a label when it answers the status after it
     assert capsys.readouterr().out.count("printed command_card label") == 1 + len(codes)
     printed = printer_tcp.wait_for(1 + len(codes))
     assert [p.lines for p in printed] == [index.lines, *(c.lines for c in codes)]
@@ -352,3 +352,42 @@ def test_the_image_barcode_setting_prints_labels_the_mock_decodes(printer_tcp):
 def test_an_unknown_barcode_setting_is_refused():
     with pytest.raises(ValueError, match="barcode"):
         Printer({"target": "tcp://127.0.0.1:9", "barcode": "laser"}, Recorder())
+
+
+# -- the after-print wait is a setting: [devices.printer] settle_s, probe --settle -----------
+
+
+def test_probe_waits_the_settle_it_is_given_after_each_label(printer_tcp, capsys):
+    from drivers.printer import probe
+
+    assert probe([printer_tcp.target, "--test-label", "--json", "--settle", "0.4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["printed"]) == 2 and report["seconds"] >= 0.8  # two labels, 0.4 s after each
+    with pytest.raises(SystemExit) as refused:
+        probe([printer_tcp.target, "--test-label", "--settle", "-1"])
+    assert refused.value.code == 2
+    assert "--settle 不能是负数：-1 / --settle must not be negative: -1" in capsys.readouterr().err
+    assert len(printer_tcp.wait_for(2)) == 2  # nothing printed by the refused run
+
+
+def test_settle_s_from_the_station_file_is_the_shells_wait_after_a_label(printer_tcp):
+    from firmware_app import config
+    from tests.station_fixtures import STATION_TOML
+
+    base = STATION_TOML.format(mode="10", source="print", box_capacity=50)
+    assert config.parse_text(base, allow_demo_keys=True).devices["printer"]["settle_s"] == 1.0  # the default
+    text = base + f'\n[devices.printer]\ntarget = "{printer_tcp.target}"\nsettle_s = 1.6\n'
+    settings = config.parse_text(text, allow_demo_keys=True).devices["printer"]
+    with pytest.raises(config.ConfigError) as bad:
+        config.parse_text(text.replace("settle_s = 1.6", "settle_s = -1"), allow_demo_keys=True)
+    assert "devices.printer.settle_s" in str(bad.value)
+    refs, cond, on_printed = printed_sink()
+    p = Printer(settings, Recorder(), on_printed=on_printed)
+    p.start()
+    try:
+        t0 = time.monotonic()
+        p.print_label(tube(7), ref="DG032611230007")
+        assert wait_printed(refs, cond, 1)
+        assert time.monotonic() - t0 >= 1.6  # the status is asked 1.6 s after the label, not the default 1 s
+    finally:
+        p.stop()

@@ -128,6 +128,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "unknown printer target {target}: use serial:/dev/ttyUSB0[:baud], usb:VID:PID, "
                                "tcp://HOST[:9100] or file:/dev/usb/lp0"),
     "printer.barcode_mode": ("[devices.printer] barcode 只能是 {choices}", "[devices.printer] barcode must be one of {choices}"),
+    "printer.settle_negative": ("--settle 不能是负数：{value}", "--settle must not be negative: {value}"),
     "printer.barcode_ascii": ("条码只能含英文字母和数字：{text}", "barcode must be printable ASCII: {text}"),
     "printer.barcode_too_long": ("条码太长（{length} 个字符）", "barcode too long ({length} characters)"),
     "printer.no_command_card": ("命令卡模块未安装", "drivers.command_card is not available"),
