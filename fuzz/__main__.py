@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown target(s): {', '.join(sorted(unknown))}; known: {', '.join(names())}")
     if args.replay:
+        import logging
+
+        logging.disable(logging.CRITICAL)  # the parsers log every refusal they make
         results = [replay(name) for name in chosen]
     else:
         work = Path(tempfile.mkdtemp(prefix="swabkiosk-fuzz-"))
