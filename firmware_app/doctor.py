@@ -298,12 +298,15 @@ def check_store(data_dir: str) -> list[Check]:
     if not any(os.path.exists(os.path.join(data_dir, n)) for n in ("kiosk.db", "segments")):
         checks.append(_check("store", "ok", "doctor.store_empty", where=data_dir))
         return checks
-    from firmware_app.store_schema import StoreError
+    from firmware_app.store_schema import StoreError, StoreNotReady
     from firmware_app.store import Store
 
     try:
         with Store(data_dir, read_only=True) as store:
             stats = store.stats()
+    except StoreNotReady as exc:  # being made, or empty: not damage, nothing to repair
+        fix_zh, fix_en = both("doctor.fix_store_not_ready")
+        return checks + [Check("store", "warn", exc.message_en, fix_en, exc.message, fix_zh)]
     except StoreError as exc:
         fix_zh, fix_en = both("doctor.fix_repair")
         return checks + [Check("store", "fail", exc.message_en, fix_en, exc.message, fix_zh)]

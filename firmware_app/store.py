@@ -26,7 +26,7 @@ from typing import Any
 
 from firmware_app.catalogue import both
 from firmware_app.model import RECORD_KINDS
-from firmware_app.store_files import check_open, connect, connect_immutable, prepare_dirs
+from firmware_app.store_files import check_open, connect, connect_immutable, prepare_dirs, writer_running
 from firmware_app.store_legacy import import_legacy
 from firmware_app.store_meta import StoreMeta
 from firmware_app.store_queries import _chunks, _marks
@@ -140,7 +140,11 @@ class Store(Reservations, StoreMeta):
         if not made and empty:
             self._conn.close()
             self._conn = None
-            raise StoreNotReady(*both("store_open.being_created", path=self.data_dir), self.data_dir)
+            try:
+                key = "store_open.being_created" if writer_running(self.data_dir) else "store_open.not_made"
+            except OSError:
+                key = "store_open.being_created"
+            raise StoreNotReady(*both(key, path=self.data_dir), self.data_dir)
 
     def _prepare_dirs(self) -> None:
         self._lock_fd = prepare_dirs(self.data_dir, self.path)

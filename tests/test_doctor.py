@@ -278,3 +278,16 @@ def test_doctor_beside_a_writer_whose_uplink_has_not_reported_does_not_log_in(pa
         assert station_logins(password_broker) == 1
     finally:
         table.stop()
+
+
+def test_an_empty_store_is_a_warning_to_wait_not_advice_to_repair(tmp_path):
+    """A kiosk.db with no schema (a kiosk creating it, or one that never ran) is not damage:
+    doctor must not send the technician to `status --repair` (an outside review found it did)."""
+    from firmware_app import doctor
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kiosk.db").touch()
+    (store,) = [c for c in doctor.check_store(str(data)) if c.name == "store"]
+    assert store.status == "warn", store
+    assert "--repair" not in store.fix + store.fix_zh and "尚未建立" in store.detail_zh, store

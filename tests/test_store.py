@@ -364,10 +364,21 @@ def test_a_reader_beside_a_store_being_created_is_told_to_wait_not_to_repair(tmp
         conn = sqlite3.connect(data / "kiosk.db")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.close()
-    with pytest.raises(StoreNotReady) as caught:
+    with pytest.raises(StoreNotReady) as caught:  # no kiosk running: empty, made by `run`
         Store(str(data), read_only=True)
-    assert "正在创建" in caught.value.message and not isinstance(caught.value, StoreCorrupt)
-    assert sorted(os.listdir(data)) in (["kiosk.db"], ["kiosk.db", "kiosk.db-shm", "kiosk.db-wal"])
+    assert "尚未建立" in caught.value.message and "无需修复" in caught.value.message
+    assert not isinstance(caught.value, StoreCorrupt)
+    import fcntl
+
+    lock = os.open(data / "lock", os.O_RDWR | os.O_CREAT, 0o600)  # a daemon holding the writer's lock
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StoreNotReady) as caught:
+            Store(str(data), read_only=True)
+        assert "正在创建" in caught.value.message
+    finally:
+        os.close(lock)
+    assert sorted(os.listdir(data)) in (["kiosk.db", "lock"], ["kiosk.db", "kiosk.db-shm", "kiosk.db-wal", "lock"])
     with Store(str(data)) as store:  # the daemon goes on making it: nothing was moved or marked
         store.append([sample(1)])
         assert store.reports() == []

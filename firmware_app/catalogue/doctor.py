@@ -93,6 +93,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "doctor.store_lost": ("{what}：保留 {kept} 条，丢失 {lost} 条（{moved}）", "{what}: {kept} kept, {lost} lost ({moved})"),
     "doctor.store_oldest": ("（最早 {hours} 小时）", "(oldest {hours} h)"),
     "doctor.store_damage": ("损坏：{damage}", "damage: {damage}"),
+    "doctor.fix_store_not_ready": ("稍候再运行 doctor；采样程序未运行时先启动它（swabkiosk run 会建立数据库）",
+                                   "run doctor again in a moment; if the kiosk is not running, start it (swabkiosk run makes the store)"),
     "doctor.fix_repair": ("swabkiosk status --repair（损坏的文件会被移到一旁，绝不删除）",
                           "swabkiosk status --repair (damaged files are set aside, never deleted)"),
     # the clock

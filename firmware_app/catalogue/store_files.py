@@ -3,6 +3,8 @@ opened or written, for the technician (`status`, `export`, the daemon's start-up
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "store_open.not_found": ("没有找到数据目录：{path}", "No store found in {path}"),
+    "store_open.not_made": ("数据库为空，尚未建立（启动采样程序 swabkiosk run 时建立，无需修复）：{path}",
+                            "The store is empty and not made yet (swabkiosk run makes it; nothing to repair): {path}"),
     "store_open.being_created": ("数据库正在创建（采样程序刚启动），请稍后再试：{path}",
                                  "The store is being created (the kiosk has just started); try again in a moment: {path}"),
     "store_open.not_imported": ("数据尚未导入新格式（请先启动 swabkiosk run）：{path}",
