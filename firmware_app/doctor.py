@@ -328,6 +328,29 @@ def check_store(data_dir: str) -> list[Check]:
     return checks + [Check("store", "ok", joined(1), "", joined(0))]
 
 
+def check_volunteers(cfg: Any, data_dir: str) -> Check:
+    """The provisioned certified-volunteer list, read as the kiosk reads it (nothing is moved)."""
+    from firmware_app import pushed, volunteers
+
+    path = str(cfg.volunteers.get("list_file", ""))
+    has_push = os.path.exists(pushed.path(data_dir, pushed.VOLUNTEERS))
+    try:
+        people = volunteers.load(path) if path else {}
+    except volunteers.VolunteerListError as exc:
+        fix_zh, fix_en = both("doctor.fix_volunteers")
+        return Check("volunteers", "warn" if has_push else "fail",
+                     en("doctor.volunteers_bad", path=path, reason=exc.reason_en), fix_en,
+                     zh("doctor.volunteers_bad", path=path, reason=exc.reason), fix_zh)
+    except OSError as exc:
+        return _check("volunteers", "warn" if has_push else "fail", "doctor.volunteers_bad", "doctor.fix_volunteers",
+                      path=path, reason=exc.strerror or str(exc))
+    if not people and not has_push:
+        return _check("volunteers", "fail", "doctor.volunteers_none", "doctor.fix_volunteers", path=path)
+    return Check("volunteers", "ok",
+                 en("doctor.volunteers_ok", path=path, n=len(people), pushed=en("doctor.volunteers_pushed") if has_push else ""),
+                 "", zh("doctor.volunteers_ok", path=path, n=len(people), pushed=zh("doctor.volunteers_pushed") if has_push else ""))
+
+
 def check_clock() -> Check:
     from firmware_app import clock
 
@@ -370,6 +393,7 @@ def run_checks(config_path: str, data_dir: str | None = None) -> list[Check]:
         checks.append(check_printer(cfg.devices["printer"]))
         checks.append(check_camera(cfg.devices["camera"]))
         checks.append(check_broker(cfg, data_dir or cfg.store.data_dir))
+        checks.append(check_volunteers(cfg, data_dir or cfg.store.data_dir))
     else:
         checks += [_check(n, "skip", "doctor.config_invalid") for n in ("idcard", "scanner", "printer", "camera",
                                                                          "broker")]

@@ -291,3 +291,24 @@ def test_an_empty_store_is_a_warning_to_wait_not_advice_to_repair(tmp_path):
     (store,) = [c for c in doctor.check_store(str(data)) if c.name == "store"]
     assert store.status == "warn", store
     assert "--repair" not in store.fix + store.fix_zh and "尚未建立" in store.detail_zh, store
+
+
+def test_an_unusable_volunteer_list_is_a_failure_nobody_can_sign_in(tmp_path):
+    """An outside review: with volunteers.json = [] the log said "nobody can sign in" while
+    config check said OK and doctor said nothing."""
+    from types import SimpleNamespace
+
+    from firmware_app import doctor
+
+    data = tmp_path / "data"
+    data.mkdir()
+    listed = tmp_path / "volunteers.json"
+    cfg = SimpleNamespace(volunteers={"list_file": str(listed)})
+    verdicts = {}
+    for name, body in (("missing", None), ("not a list", "[]"), ("empty", '{"volunteers": []}')):
+        if body is not None:
+            listed.write_text(body)
+        verdicts[name] = doctor.check_volunteers(cfg, str(data))
+    for name, check in verdicts.items():
+        assert check.status == "fail" and "nobody can sign in" in check.detail, (name, check)
+        assert "没有人能签到" in check.detail_zh and check.fix, (name, check)
