@@ -75,6 +75,18 @@ def test_shift_records_give_service_time():
     assert t.show.level == "error" and len(t.samples()) == 1
 
 
+def test_signing_out_says_which_open_tube_it_closed_and_with_how_many():
+    """An outside review: sign-out closed the open tube with 2 people in it and said nothing of it."""
+    t = signed_in()
+    t.scan(person(1), "camera")
+    t.scan(person(2), "camera")
+    tube = t.samples()[0]["tube_id"]
+    t.cmd("sign_out")
+    assert t.show.level == "ok"
+    assert f"管 {tube} 已封管（2 人）" in t.show.message and "签退" in t.show.message
+    assert f"open tube {tube} was closed with 2 people" in t.show.message_en
+
+
 def test_a_second_operator_must_wait_for_sign_out():
     t = signed_in()
     t.scan(operator_code(cert_id="V1b", name="别人"))

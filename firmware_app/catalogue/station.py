@@ -52,6 +52,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "shift.nobody_signed_in": ("当前没有志愿者在岗", "nobody is signed in"),
     "shift.signed_out": ("{who} 已签退，本班服务时长 {hours}小时{minutes}分，采样 {people} 人",
                          "{who} signed out: {hours} h {minutes} min of service, {people} people"),
+    "shift.signed_out_closed": ("{who} 已签退，本班服务时长 {hours}小时{minutes}分，采样 {people} 人；"
+                                "未满的管 {tube} 已封管（{count} 人），下一班请开新管",
+                                "{who} signed out: {hours} h {minutes} min of service, {people} people; the open tube "
+                                "{tube} was closed with {count} people, the next shift opens a new one"),
     "shift.signed_out_spoken": ("已签退", "signed out"),
     "shift.mode_invalid": ("无效的混采模式：{mode}", "mode must be 1, 10, 20 or household, not {mode!r}"),
     "shift.mode_already": ("已是{mode}", "already in mode {mode}"),

@@ -115,7 +115,8 @@ class ShiftRules(Rules):
         if op is None:
             raise Refused(words("shift.nobody_signed_in"))
         self._pending = None
-        if self.state.table["tube"]:
+        closed = self.state.tube(self.state.table["tube"]) if self.state.table["tube"] else None
+        if closed is not None:
             self._close_tube("end_of_shift")
         duration = max(0, int(self._now.at - op["since"]))
         self._emit(
@@ -128,8 +129,12 @@ class ShiftRules(Rules):
             reason=reason,
         )
         hours, minutes = divmod(duration // 60, 60)
-        self._show_("ok", *words("shift.signed_out", who=Words(op["name"], op["cert_id"]), hours=hours, minutes=minutes,
-                                 people=op["people"]), duration_s=duration)
+        said = words("shift.signed_out", who=Words(op["name"], op["cert_id"]), hours=hours, minutes=minutes,
+                     people=op["people"])
+        if closed is not None and closed["count"]:  # the volunteer sees that the tube in hand is closed, and with how many
+            said = words("shift.signed_out_closed", who=Words(op["name"], op["cert_id"]), hours=hours,
+                         minutes=minutes, people=op["people"], tube=closed["id"], count=closed["count"])
+        self._show_("ok", *said, duration_s=duration)
         self._speak("shift.signed_out_spoken")
 
     def _cmd_sign_out(self, c: Command) -> None:
