@@ -69,6 +69,10 @@ def status(argv: list[str]) -> int:
                        ("store.status_broker", link),
                        ("store.status_free", free)):
         print(_pad(label(key), 24) + str(value))
+    days = sorted(stats.get("days", {}).items())[-7:]  # what export takes: the days this store holds
+    for n, (day, counts) in enumerate(days):
+        print(_pad(label("store.status_days") if n == 0 else "", 24)
+              + " / ".join(both("store.status_day", day=day, **counts)))
     for d in stats["damage"]:
         print(f"{label('store.status_damage')}: {d}  (swabkiosk status --repair)")
     for r in stats.get("reports", []):

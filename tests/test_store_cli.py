@@ -49,6 +49,16 @@ def test_status_json(tmp_path):
     assert out["oldest_unsent_age_s"] > 0 and out["last_ack_at"] > 0
 
 
+def test_status_lists_the_days_export_can_take(tmp_path):
+    """export's "no records of that day" points at `status` for the days the store holds: it lists them."""
+    d = day_store(tmp_path / "data")
+    out = json.loads(run("status", "--data-dir", str(d), "--json").stdout)["days"]
+    text = run("status", "--data-dir", str(d)).stdout
+    for day, counts in out.items():
+        assert f"{day}：{counts['people']} 人" in text and f"{day}: {counts['people']} people" in text, text
+    assert sorted(out) == ["2026-11-23", "2026-11-24"]
+
+
 def test_status_shows_a_dead_daemons_broker_state_as_not_connected(tmp_path):
     d = day_store(tmp_path / "data")
     with Store(d) as s:

@@ -38,6 +38,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "store.status_last_ack": ("最后确认", "Last ack"),
     "store.status_broker": ("服务器", "Broker"),
     "store.status_free": ("剩余空间", "Free space"),
+    "store.status_days": ("各日（最近 7 天）", "Days (last 7)"),
+    "store.status_day": ("{day}：{people} 人，{tubes} 管，{boxes} 箱", "{day}: {people} people, {tubes} tubes, {boxes} boxes"),
     "store.status_connected": ("已连接", "connected"),
     "store.status_not_connected": ("未连接", "NOT connected"),
     "store.status_since": ("自 {when}", "since {when}"),
