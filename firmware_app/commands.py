@@ -166,7 +166,8 @@ def check(name: Any, args: Any, source: str) -> Spec:
             raise CommandError("command.error.unknown_arg", key=Words(shown_key and f"：{shown_key}", repr(key)), name=name)
         if isinstance(value, float) and not math.isfinite(value) or not _ok_type(arg, value):
             choices = f" ({', '.join(arg.choices)})" if arg.choices else ""
-            raise CommandError("command.error.bad_arg", key=key, name=name, kind=arg.kind, choices=choices)
+            raise CommandError("command.error.bad_arg", key=key, name=Words(spec.zh, name),
+                               kind=words(f"command.kind.{arg.kind}"), choices=choices)
     for arg in spec.args:
         if arg.required and arg.name not in args:
             raise CommandError("command.error.missing_arg", arg=arg.name, name=name)

@@ -57,7 +57,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "command.error.args_not_object": ("参数必须是对象", "args must be an object"),
     # {key}: "：<key>" when it can be shown (zh; a key of other scripts is not), the key quoted (en)
     "command.error.unknown_arg": ("未知参数{key}（{name}）", "unknown argument {key} for {name}"),
-    "command.error.bad_arg": ("参数 {key} 无效（{name}，应为 {kind}）{choices}",
+    "command.kind.str": ("文字", "text"),
+    "command.kind.int": ("整数", "whole number"),
+    "command.kind.list": ("列表", "list"),
+    "command.kind.object": ("对象", "object"),
+    "command.kind.bool": ("是或否", "true/false"),
+    "command.error.bad_arg": ("参数 {key} 无效（{name}，应为{kind}）{choices}",
                               "argument {key!r} of {name} is not a valid {kind}{choices}"),
     "command.error.missing_arg": ("缺少参数：{arg}（{name}）", "{name} needs argument {arg!r}"),
     "command.error.card_unsigned": ("操作卡未签名（请使用本站点签发的操作卡）", "unsigned command card: use a card signed for this site"),
