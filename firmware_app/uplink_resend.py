@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
 
@@ -26,7 +27,7 @@ RESEND_MAX = 10_000  # seqs per cmd/resend
 RESEND_QUEUE = 4  # resends waiting at once; more are answered ok:false "busy"
 
 
-class Resends:
+class Resends(ABC):
     """The resend half of the uplink (a mixin of ``Uplink``, which sets these attributes)."""
 
     store: Store
@@ -39,14 +40,17 @@ class Resends:
     _state: dict[str, Any]
     _control: queue.Queue[tuple[str, bytes, bool]]
 
+    @abstractmethod
     def _refuse(self, name: str, txn: str | None, err: str, err_en: str) -> None:
-        raise NotImplementedError  # Uplink's
+        """Uplink's (uplink.py)."""
 
+    @abstractmethod
     def respond(self, result: CommandResult) -> None:
-        raise NotImplementedError  # Uplink's
+        """Uplink's (uplink.py)."""
 
+    @abstractmethod
     def wake(self) -> None:
-        raise NotImplementedError  # Uplink's
+        """Uplink's (uplink.py)."""
 
     def _resend_request(self, command: Command) -> None:
         lo, hi = command.args["from_seq"], command.args["to_seq"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 from firmware_app.store import Store, StoreError
@@ -32,7 +33,7 @@ def load_set_aside(store: Store) -> dict[int, dict]:
     return set_aside
 
 
-class SetAside:
+class SetAside(ABC):
     """The set-aside half of the uplink (a mixin of ``Uplink``, which sets these attributes)."""
 
     store: Store
@@ -42,8 +43,9 @@ class SetAside:
     _set_aside: dict[int, dict]
     _status_dirty: bool
 
+    @abstractmethod
     def _set_state(self, **changes: Any) -> None:
-        raise NotImplementedError  # Uplink's
+        """Uplink's (uplink.py)."""
 
     def _note_drop(self, conn: Connection) -> None:
         """A connection dropped with records in flight. A resend's records go again; the oldest record
