@@ -24,7 +24,8 @@ from firmware_app import __version__, config, pushed
 from firmware_app.config import Config
 from firmware_app.model import Event
 from firmware_app.push_commands import PushCommands
-from firmware_app.runtime import PENDING_LABELS, Runtime, Speaker
+from firmware_app.runtime import PENDING_LABELS, Runtime
+from firmware_app.voice import Speaker
 from firmware_app.sdnotify import Notifier, Watchdog
 from firmware_app.signals import stop_on_signals, wait_for
 from firmware_app.station import Station

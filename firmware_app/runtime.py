@@ -27,7 +27,7 @@ from typing import Any, Callable
 from firmware_app import clock
 from firmware_app.catalogue import both, en, zh
 from firmware_app.station import state as table_state
-from firmware_app.voice import Speaker, speakable  # noqa: F401 (Speaker: the runtime's voice, built by the composition root)
+from firmware_app.voice import Speaker
 from firmware_app.store_schema import StoreCorrupt
 from firmware_app.model import (NO_FACTS, CardRead, CodeScanned, Command, CommandResult, DeviceError, DeviceStatus,
                                 Effect, Event, Now, Persist, PrintLabel, Say, Show)

@@ -13,7 +13,8 @@ import wave
 import pytest
 
 from firmware_app.model import Command
-from firmware_app.runtime import Runtime, Speaker, speakable
+from firmware_app.runtime import Runtime
+from firmware_app.voice import Speaker, speakable
 
 
 def test_long_ids_are_read_as_their_last_four_digits():
