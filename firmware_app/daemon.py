@@ -24,13 +24,12 @@ from firmware_app import config, logsetup
 from firmware_app.catalogue import both, en
 from firmware_app.compose import (DEFAULT_DEVICE_STALE_S, DEVICE_SHELLS, DEVICE_STALE_S, UPLINK_STALE_S, Kiosk,
                                   open_store, serve, station_config, uplink_settings, version)
-from firmware_app.push_commands import locked_in
 from firmware_app.sdnotify import Notifier, Watchdog
 from firmware_app.signals import stop_on_signals, wait_for
 from firmware_app.ui import UiServer
 
 __all__ = ["DEFAULT_DEVICE_STALE_S", "DEVICE_SHELLS", "DEVICE_STALE_S", "EX_CONFIG", "UPLINK_STALE_S", "Kiosk",
-           "locked_in", "main", "open_store", "parse_args", "refuse", "serve", "station_config", "stop_on_signals",
+           "main", "open_store", "parse_args", "refuse", "serve", "station_config", "stop_on_signals",
            "uplink_settings", "version", "wait_for"]
 
 EX_CONFIG = 78

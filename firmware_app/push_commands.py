@@ -22,12 +22,6 @@ from firmware_app.store import Store
 log = logging.getLogger("swabkiosk.daemon")
 
 
-def locked_in(problems: list[str]) -> bool:
-    """Whether one of a refused push's problems is a change only provisioning may make."""
-    locked = en("daemon.push_locked")
-    return any(locked in p for p in problems)
-
-
 class PushCommands:
     """The two shell commands the runtime hands over (``Runtime.shell_commands``); an accepted
     volunteer list is saved for the next start before the district is answered."""
@@ -79,12 +73,11 @@ class PushCommands:
         text = push.body
         problems = [str(p) for p in config.check_text(text)] if isinstance(text, str) else \
             [en("daemon.push_body_not_text")]
-        if not problems:
-            locked = pushed.locked_changes(self.cfg.to_dict(), config.parse_text(text).to_dict())
-            if locked:
-                problems.append(" / ".join(both("daemon.push_locked")) + ": " + ", ".join(locked))
+        locked = [] if problems else pushed.locked_changes(self.cfg.to_dict(), config.parse_text(text).to_dict())
+        if locked:  # a change only provisioning may make
+            problems.append(" / ".join(both("daemon.push_locked")) + ": " + ", ".join(locked))
         if problems:
-            return self._refused(command, refused, problems, "invalid" if not locked_in(problems) else "locked")
+            return self._refused(command, refused, problems, "locked" if locked else "invalid")
         try:
             saved = pushed.save_config(self.data_dir, self.config_path, text)
             self.store.set_meta(signedpush.META_VERSION + "config", push.version)
